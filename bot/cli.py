@@ -1,0 +1,75 @@
+"""`python -m bot ask "QUESTION"`: the bot's exact pipeline, in a terminal."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import TextIO
+
+from rag.errors import DocentError, describe, new_error_id
+from rag.models import Answer
+from rag.runtime import open_core
+from rag.settings import Settings
+
+
+def _style(code: str, text: str, stream: TextIO) -> str:
+    return f"\033[{code}m{text}\033[0m" if stream.isatty() else text
+
+
+def format_answer(answer: Answer, stream: TextIO = sys.stdout) -> str:
+    lines = [answer.text, ""]
+    if answer.citations:
+        lines.append(_style("1", "Closest pages:" if answer.refused else "Sources:", stream))
+        for citation in answer.citations:
+            lines.append(f"  [{citation.number}] {citation.title}")
+            lines.append(f"      {_style('4', citation.url, stream)}")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+async def ask(settings: Settings, question: str, *, as_json: bool = False) -> int:
+    err = sys.stderr
+    out = sys.stdout
+
+    def status(message: str) -> None:
+        if not as_json:
+            print(_style("2", message, err), file=err, flush=True)
+
+    try:
+        async with open_core(settings, with_llm=True, status=status) as core:
+            assert core.pipeline is not None
+            started = time.perf_counter()
+            answer: Answer | None = None
+            async for update in core.pipeline.stream(question):
+                if update.answer is not None:
+                    answer = update.answer
+                elif err.isatty() and not as_json:
+                    label = "Searching the docs" if update.stage == "retrieving" else "Writing the answer"
+                    err.write(f"\r\033[K{_style('2', f'{label}… {len(update.text)} chars', err)}")
+                    err.flush()
+            assert answer is not None
+            if err.isatty() and not as_json:
+                err.write("\r\033[K")
+            if as_json:
+                print(json.dumps(_as_dict(answer)))
+                return 0
+            out.write(format_answer(answer, out))
+            out.flush()
+            status(f"Answered in {time.perf_counter() - started:.1f}s (request {answer.request_id}).")
+            return 0
+    except DocentError as exc:
+        error_id = new_error_id()
+        print(f"error: {describe(exc, error_id)}\n  {exc}", file=err)
+        return 1
+
+
+def _as_dict(answer: Answer) -> dict[str, object]:
+    return {
+        "question": answer.question,
+        "answer": answer.text,
+        "refused": answer.refused,
+        "sources": [{"number": c.number, "title": c.title, "url": c.url} for c in answer.citations],
+        "retrieved": [{"url": h.url, "score": round(h.score, 4)} for h in answer.hits],
+        "request_id": answer.request_id,
+        "timings_ms": {k: round(v, 1) for k, v in answer.timings_ms.items()},
+    }

@@ -1,0 +1,124 @@
+"""The Discord client: wiring, intents, command sync and the owned background indexer."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import discord
+import yarl
+from discord.ext import commands
+
+from indexer.runner import Indexer, IndexReport
+from indexer.sources import DocumentSource
+from rag.pipeline import AnswerPipeline
+from rag.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SourceFactory = Callable[[str | None], list[DocumentSource]]
+
+
+def point_at(settings: Settings) -> None:
+    """Talk to the configured Discord API and gateway (Discord itself, a compatible server, or a test fake)."""
+    discord.http.Route.BASE = settings.discord.api_base.rstrip("/")
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord.gateway_url)
+
+
+def make_intents() -> discord.Intents:
+    """Least privilege: mentions carry their content without the privileged message-content intent."""
+    intents = discord.Intents.none()
+    intents.guilds = True
+    intents.guild_messages = True
+    intents.dm_messages = True
+    return intents
+
+
+class DocentBot(commands.Bot):
+    def __init__(
+        self,
+        settings: Settings,
+        pipeline: AnswerPipeline,
+        indexer: Indexer,
+        sources: SourceFactory,
+        **options: Any,
+    ) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=make_intents(),
+            allowed_mentions=discord.AllowedMentions.none(),
+            help_command=None,
+            **options,
+        )
+        self.settings = settings
+        self.pipeline = pipeline
+        self.indexer = indexer
+        self.sources = sources
+        self.answer_slots = asyncio.Semaphore(settings.llm.max_concurrency)
+        self.last_index_report: IndexReport | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def setup_hook(self) -> None:
+        from bot.cogs.admin import AdminCog
+        from bot.cogs.ask import AskCog
+
+        await self.add_cog(AskCog(self))
+        await self.add_cog(AdminCog(self))
+        await self.sync_commands_if_changed()
+        if self.settings.indexer.schedule_minutes > 0:
+            self.spawn(self._periodic_index(), name="periodic-index")
+
+    def spawn(self, coro: Any, *, name: str) -> asyncio.Task[None]:
+        """Start a task the bot owns: kept until done, errors logged, cancelled on close."""
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                logger.error("task %s failed", t.get_name(), exc_info=t.exception())
+
+        task.add_done_callback(done)
+        return task
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await super().close()
+
+    async def _periodic_index(self) -> None:
+        interval = self.settings.indexer.schedule_minutes * 60
+        while True:
+            try:
+                self.last_index_report = await self.indexer.run(self.sources(None))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("periodic index run failed; next try in %.0f s", interval)
+            await asyncio.sleep(interval)
+
+    def _command_fingerprint(self, guild: discord.abc.Snowflake | None) -> str:
+        payload = [command.to_dict(self.tree) for command in self.tree.get_commands(guild=guild)]
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    async def sync_commands_if_changed(self, *, force: bool = False) -> bool:
+        """Sync deliberately: to the dev guild if set, else globally, and only when the command set changed."""
+        guild_id = self.settings.discord.dev_guild_id
+        guild = discord.Object(id=guild_id) if guild_id else None
+        if guild is not None:
+            self.tree.copy_global_to(guild=guild)
+        marker = self.settings.data_dir / f"commands-{guild_id or 'global'}.sha256"
+        fingerprint = self._command_fingerprint(guild)
+        if not force and marker.exists() and marker.read_text().strip() == fingerprint:
+            logger.info("slash commands unchanged; not syncing")
+            return False
+        synced = await self.tree.sync(guild=guild)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(fingerprint)
+        logger.info("synced %d slash commands to %s", len(synced), f"guild {guild_id}" if guild_id else "all guilds")
+        return True

@@ -1,0 +1,90 @@
+"""/reindex: admins refresh the docs index on demand, one run at a time."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from indexer.runner import IndexReport
+from rag.errors import describe, new_error_id
+
+if TYPE_CHECKING:
+    from bot.client import DocentBot
+
+logger = logging.getLogger(__name__)
+NO_PINGS = discord.AllowedMentions.none()
+
+
+def is_admin(member: discord.abc.User, admin_role_ids: list[int]) -> bool:
+    """Checked in the handler too: server admins can override a command's default permissions."""
+    if not isinstance(member, discord.Member):
+        return False
+    if member.guild_permissions.manage_guild or member.guild_permissions.administrator:
+        return True
+    return any(role.id in admin_role_ids for role in member.roles)
+
+
+class AdminCog(commands.Cog):
+    def __init__(self, bot: DocentBot) -> None:
+        self.bot = bot
+        self.progress: IndexReport | None = None
+
+    @app_commands.command(name="reindex", description="Refresh the docs index now (admins only).")
+    @app_commands.describe(source="Only this source id (default: all)")
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.guild_only()
+    async def reindex(self, interaction: discord.Interaction, source: str | None = None) -> None:
+        if not is_admin(interaction.user, self.bot.settings.discord.admin_role_ids):
+            await interaction.response.send_message(
+                "Only members with Manage Server (or a Docent admin role) can reindex.",
+                ephemeral=True,
+                allowed_mentions=NO_PINGS,
+            )
+            return
+        if self.bot.indexer.lock.locked():
+            seen = self.progress.pages_seen if self.progress else 0
+            await interaction.response.send_message(
+                f"A reindex is already running ({seen} pages read so far).", ephemeral=True, allowed_mentions=NO_PINGS
+            )
+            return
+        await interaction.response.defer(thinking=True)
+        last = 0.0
+
+        def on_progress(report: IndexReport) -> None:
+            nonlocal last
+            self.progress = report
+            if time.monotonic() - last >= 2:
+                last = time.monotonic()
+                self.bot.spawn(
+                    _edit(
+                        interaction, f"⏳ Reindexing… {report.pages_seen} pages read, {report.chunks_written} chunks"
+                    ),
+                    name="reindex-progress",
+                )
+
+        try:
+            sources = self.bot.sources(source)
+            if not sources:
+                await _edit(interaction, f"No configured source has id `{source}`.")
+                return
+            report = await self.bot.indexer.run(sources, progress=on_progress)
+            self.bot.last_index_report = report
+            await _edit(interaction, f"✅ Reindex done: {report.summary()}")
+        except Exception as exc:
+            error_id = new_error_id()
+            logger.exception("reindex failed (error id %s)", error_id)
+            await _edit(interaction, describe(exc, error_id))
+        finally:
+            self.progress = None
+
+
+async def _edit(interaction: discord.Interaction, content: str) -> None:
+    try:
+        await interaction.edit_original_response(content=content, allowed_mentions=NO_PINGS)
+    except discord.HTTPException as exc:
+        logger.warning("reindex progress edit failed: %s", exc)

@@ -1,0 +1,113 @@
+"""Index the configured docs sources (or one folder or site) into Milvus.
+
+python -m indexer                      # every configured source, once
+python -m indexer --dir PATH           # one local folder
+python -m indexer --url URL            # one website
+python -m indexer --watch              # repeat on the configured schedule
+python -m indexer --json               # last line: the run report as JSON
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+from indexer.build import folder_source_for, http_session, make_indexer, make_source
+from indexer.runner import IndexReport
+from rag.errors import DocentError
+from rag.logs import configure_logging
+from rag.runtime import open_core
+from rag.settings import FolderSource, Settings, WebsiteSource
+
+logger = logging.getLogger("indexer")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m indexer", description="Index docs into Milvus.")
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("--dir", type=Path, help="index one local folder of markdown/HTML")
+    target.add_argument("--url", help="index one website from this start URL")
+    target.add_argument("--source", help="index only the configured source with this id")
+    parser.add_argument("--base-url", default="", help="with --dir: URL prefix the pages are published under")
+    parser.add_argument("--flatten", action="store_true", help="with --base-url: publish a/b/x.md as <base-url>x.md")
+    parser.add_argument("--watch", action="store_true", help="repeat on the configured schedule")
+    parser.add_argument("--json", action="store_true", help="print the run report as JSON on the last line")
+    return parser.parse_args(argv)
+
+
+def choose_sources(args: argparse.Namespace, settings: Settings) -> list[FolderSource | WebsiteSource]:
+    if args.dir:
+        return [folder_source_for(args.dir, settings.indexer, args.base_url, args.flatten)]
+    if args.url:
+        return [WebsiteSource(start_url=args.url)]
+    configured = settings.indexer.sources
+    if args.source:
+        configured = [s for s in configured if s.source_id() == args.source]
+        if not configured:
+            raise DocentError(f"no configured source has id {args.source!r}")
+    return list(configured)
+
+
+def report_line(report: IndexReport) -> str:
+    keys = ("pages_new", "pages_changed", "pages_unchanged", "pages_removed", "pages_failed", "chunks_written")
+    data = {key: getattr(report, key) for key in keys}
+    data["seconds"] = round(report.seconds, 3)
+    data["failures"] = report.failures[:50]
+    data["sources_failed"] = report.sources_failed
+    return json.dumps(data)
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> int:
+    configs = choose_sources(args, settings)
+    if not configs:
+        print("No sources configured: pass --dir or --url, or add sources to config/sources.toml.", file=sys.stderr)
+        return 2
+    last = 0
+
+    def progress(report: IndexReport) -> None:
+        nonlocal last
+        if report.pages_seen - last >= 50:
+            last = report.pages_seen
+            print(f"  … {report.pages_seen} pages read, {report.chunks_written} chunks written", file=sys.stderr)
+
+    status = (lambda _: None) if args.json else (lambda msg: print(msg, file=sys.stderr))
+    async with open_core(settings, with_llm=False, status=status) as core, http_session(settings.indexer) as session:
+        indexer = make_indexer(settings, core.embedder, core.store)
+        while True:
+            sources = [make_source(config, settings.indexer, session) for config in configs]
+            report = await indexer.run(sources, progress=progress)
+            print(f"Indexed: {report.summary()}", file=sys.stderr)
+            for failure in report.failures[:20]:
+                print(f"  failed: {failure['page']}: {failure['reason']}", file=sys.stderr)
+            for failure in report.sources_failed:
+                print(f"  source unavailable: {failure['source']}: {failure['reason']}", file=sys.stderr)
+            if args.json:
+                print(report_line(report), flush=True)
+            if not args.watch or settings.indexer.schedule_minutes <= 0:
+                return 1 if report.sources_failed and len(report.sources_failed) == len(sources) else 0
+            await asyncio.sleep(settings.indexer.schedule_minutes * 60)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = Settings()
+    except Exception as exc:  # pydantic's message names the bad key
+        print(f"Invalid settings: {exc}", file=sys.stderr)
+        return 2
+    configure_logging("WARNING" if args.json else settings.log_level)
+    try:
+        return asyncio.run(run(args, settings))
+    except DocentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

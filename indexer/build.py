@@ -1,0 +1,58 @@
+"""Sources and the indexer built from settings, for every entry point that indexes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+
+from indexer.local import FolderDocs
+from indexer.runner import Indexer
+from indexer.sources import DocumentSource
+from indexer.web import WebsiteDocs
+from rag.embedder import Embedder
+from rag.settings import PROJECT_ROOT, FolderSource, IndexerSettings, Settings, WebsiteSource
+from rag.store import Store
+
+
+def resolve_folder(path: Path) -> Path:
+    """Relative folders in config files are relative to the project, not the current directory."""
+    path = path.expanduser()
+    return path if path.is_absolute() else (PROJECT_ROOT / path).resolve()
+
+
+def make_source(
+    config: FolderSource | WebsiteSource, settings: IndexerSettings, session: aiohttp.ClientSession
+) -> DocumentSource:
+    if isinstance(config, FolderSource):
+        config = config.model_copy(update={"path": resolve_folder(config.path)})
+        return FolderDocs(config, max_bytes=settings.max_page_bytes)
+    return WebsiteDocs(config, settings, session)
+
+
+def folder_source_for(path: Path, settings: IndexerSettings, base_url: str = "", flatten: bool = False) -> FolderSource:
+    """The configured source for this folder if there is one (so its id and URL mapping hold), else an ad-hoc one."""
+    target = path.expanduser().resolve()
+    for config in settings.sources:
+        if isinstance(config, FolderSource) and resolve_folder(config.path) == target:
+            if base_url:
+                return config.model_copy(update={"base_url": base_url, "flatten": flatten})
+            return config
+    return FolderSource(path=target, base_url=base_url, flatten=flatten)
+
+
+def make_indexer(settings: Settings, embedder: Embedder, store: Store) -> Indexer:
+    return Indexer(
+        embedder,
+        store,
+        overlap_tokens=settings.indexer.chunk_overlap_tokens,
+        upsert_batch=settings.indexer.upsert_batch,
+        embedding_model=settings.embedding.model,
+    )
+
+
+def http_session(settings: IndexerSettings) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        headers={"User-Agent": settings.user_agent},
+        timeout=aiohttp.ClientTimeout(total=settings.request_timeout_s),
+    )

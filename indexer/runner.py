@@ -1,0 +1,229 @@
+"""One indexing run: read sources, skip unchanged pages, embed and upsert the rest, prune the gone."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from indexer.chunking import Chunker, ChunkingConfig, page_hash
+from indexer.extract import extract_html, extract_markdown
+from indexer.sources import DocumentFailure, DocumentSource, RawDocument, SourceUnavailable
+from rag.embedder import Embedder
+from rag.errors import DocentError
+from rag.models import Chunk, Page, Section
+from rag.store import Store
+
+logger = logging.getLogger(__name__)
+_QUEUE_PAGES = 32
+
+
+@dataclass
+class IndexReport:
+    pages_new: int = 0
+    pages_changed: int = 0
+    pages_unchanged: int = 0
+    pages_removed: int = 0
+    pages_failed: int = 0
+    chunks_written: int = 0
+    seconds: float = 0.0
+    failures: list[dict[str, str]] = field(default_factory=list)
+    sources_failed: list[dict[str, str]] = field(default_factory=list)
+
+    def merge(self, other: IndexReport) -> None:
+        for name in ("pages_new", "pages_changed", "pages_unchanged", "pages_removed", "pages_failed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.chunks_written += other.chunks_written
+        self.failures.extend(other.failures)
+        self.sources_failed.extend(other.sources_failed)
+
+    @property
+    def pages_seen(self) -> int:
+        return self.pages_new + self.pages_changed + self.pages_unchanged + self.pages_failed
+
+    def as_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["seconds"] = round(self.seconds, 3)
+        return data
+
+    def summary(self) -> str:
+        text = (
+            f"{self.pages_new} new, {self.pages_changed} changed, {self.pages_unchanged} unchanged, "
+            f"{self.pages_removed} removed, {self.pages_failed} failed pages; "
+            f"{self.chunks_written} chunks written in {self.seconds:.1f}s"
+        )
+        if self.sources_failed:
+            text += f"; {len(self.sources_failed)} source(s) unavailable"
+        return text
+
+
+ProgressCallback = Callable[[IndexReport], None]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    page: Page
+    chunks: list[Chunk]
+    is_new: bool
+
+
+class Indexer:
+    """Runs sources one at a time into the store; owns the chunker and the embedding batches."""
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        store: Store,
+        *,
+        overlap_tokens: int = 32,
+        upsert_batch: int = 256,
+        embedding_model: str = "",
+    ) -> None:
+        self._embedder = embedder
+        self._store = store
+        self._chunker = Chunker(
+            ChunkingConfig(max_tokens=embedder.max_tokens, overlap_tokens=overlap_tokens), embedder.count_tokens
+        )
+        self._upsert_batch = upsert_batch
+        self._model_tag = embedding_model
+        self.lock = asyncio.Lock()
+
+    async def run(self, sources: list[DocumentSource], progress: ProgressCallback | None = None) -> IndexReport:
+        """Index every source; one failing source is reported and the others still run."""
+        async with self.lock:
+            started = time.perf_counter()
+            total = IndexReport()
+            await self._store.ensure_collection(self._embedder.dimension)
+            for source in sources:
+                try:
+                    report = await self._run_source(source, total, progress)
+                except SourceUnavailable as exc:
+                    logger.warning("source %s unavailable: %s", source.source_id, exc)
+                    report = IndexReport(sources_failed=[{"source": source.source_id, "reason": str(exc)}])
+                total.merge(report)
+            await self._store.flush()
+            total.seconds = time.perf_counter() - started
+            logger.info("index run done: %s", total.summary())
+            if progress:
+                progress(total)
+            return total
+
+    async def _run_source(
+        self, source: DocumentSource, total: IndexReport, progress: ProgressCallback | None
+    ) -> IndexReport:
+        report = IndexReport()
+        known = await self._store.page_hashes(source.source_id)
+        seen: set[str] = set()
+        queue: asyncio.Queue[_Prepared | None] = asyncio.Queue(maxsize=_QUEUE_PAGES)
+
+        def tick() -> None:
+            if progress:
+                snapshot = IndexReport()
+                snapshot.merge(total)
+                snapshot.merge(report)
+                progress(snapshot)
+
+        async def produce() -> None:
+            try:
+                async for item in source.documents():
+                    if item.page_id in seen:
+                        continue
+                    seen.add(item.page_id)
+                    if isinstance(item, DocumentFailure):
+                        self._fail(report, item.page_id, item.reason)
+                        continue
+                    prepared = await self._prepare(source, item, known)
+                    if isinstance(prepared, str):
+                        self._fail(report, item.page_id, prepared)
+                    elif prepared is None:
+                        report.pages_unchanged += 1
+                    else:
+                        await queue.put(prepared)
+                    if len(seen) % 25 == 0:
+                        tick()
+            finally:
+                await queue.put(None)
+
+        producer = asyncio.create_task(produce(), name=f"index-read:{source.source_id}")
+        try:
+            await self._consume(queue, report)
+            await producer  # re-raises SourceUnavailable: nothing is pruned then
+        finally:
+            if not producer.done():
+                producer.cancel()
+        gone = [page_id for page_id in known if page_id not in seen]
+        if gone:
+            await self._store.delete_pages(gone)
+            report.pages_removed = len(gone)
+        tick()
+        return report
+
+    async def _prepare(self, source: DocumentSource, doc: RawDocument, known: dict[str, str]) -> _Prepared | str | None:
+        """Extract and chunk one document off the loop: None if unchanged, a reason string if it failed."""
+        resolver = getattr(source, "resolve_include", None)
+
+        def work() -> _Prepared | str | None:
+            if doc.kind == "markdown":
+                extracted = extract_markdown(doc.content, path_hint=doc.page_id, include_resolver=resolver)
+            else:
+                extracted = extract_html(doc.content, doc.url)
+            sections = extracted.sections
+            if not any(section.text.strip() for section in sections):
+                if not extracted.title.strip() or not doc.content.strip():
+                    return "no text extracted"
+                # A title-only page (a stub, a deprecated page) is still findable by its title.
+                sections = (Section((), "", extracted.title),)
+            digest = page_hash(
+                self._model_tag,
+                doc.url,
+                extracted.title,
+                *(f"{s.anchor}\x01{' > '.join(s.headings)}\x01{s.text}" for s in sections),
+            )
+            if known.get(doc.page_id) == digest:
+                return None
+            page = Page(source.source_id, doc.page_id, doc.url, extracted.title, sections, digest)
+            return _Prepared(page, self._chunker.chunk_page(page), doc.page_id not in known)
+
+        try:
+            return await asyncio.to_thread(work)
+        except Exception as exc:  # one bad page never aborts the run
+            logger.warning("extracting %s failed", doc.page_id, exc_info=True)
+            return f"extraction failed: {type(exc).__name__}: {exc}"
+
+    async def _consume(self, queue: asyncio.Queue[_Prepared | None], report: IndexReport) -> None:
+        batch: list[_Prepared] = []
+        while (item := await queue.get()) is not None:
+            batch.append(item)
+            if sum(len(p.chunks) for p in batch) >= self._upsert_batch:
+                await self._write(batch, report)
+                batch = []
+        if batch:
+            await self._write(batch, report)
+
+    async def _write(self, batch: list[_Prepared], report: IndexReport) -> None:
+        """Embed and upsert a batch of pages, then drop each page's leftover tail chunks."""
+        chunks = [chunk for prepared in batch for chunk in prepared.chunks]
+        try:
+            vectors = await self._embedder.embed_passages([chunk.embed_text for chunk in chunks])
+            await self._store.upsert(chunks, vectors)
+            for prepared in batch:
+                if not prepared.is_new:
+                    await self._store.delete_page_tail(prepared.page.page_id, len(prepared.chunks))
+        except DocentError as exc:
+            for prepared in batch:
+                self._fail(report, prepared.page.page_id, str(exc))
+            raise
+        report.chunks_written += len(chunks)
+        for prepared in batch:
+            if prepared.is_new:
+                report.pages_new += 1
+            else:
+                report.pages_changed += 1
+
+    @staticmethod
+    def _fail(report: IndexReport, page_id: str, reason: str) -> None:
+        logger.warning("page %s failed: %s", page_id, reason)
+        report.pages_failed += 1
+        report.failures.append({"page": page_id, "reason": reason})

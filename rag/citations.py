@@ -1,0 +1,106 @@
+"""Turn raw model output into a safe answer whose citations come from retrieval only.
+
+The model is untrusted: it may cite numbers that do not exist, invent URLs, or
+echo ``@everyone`` from a docs page. Everything it says passes through here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from rag.models import Citation, Hit
+
+_MARKER = re.compile(
+    r"\s?\[\s*(?:(?:source|src|doc)s?\s*#?\s*)?(\d{1,3}(?:\s*[,;]\s*(?:(?:source|src|doc)s?\s*#?\s*)?\d{1,3})*)\s*\]",
+    re.IGNORECASE,
+)
+_MD_LINK = re.compile(r"!?\[([^\]\n]{0,300})\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+_BARE_URL = re.compile(r"<?\b(?:https?://|www\.)[^\s<>()\[\]]+>?", re.IGNORECASE)
+_MASS_MENTION = re.compile(r"@(everyone|here)\b", re.IGNORECASE)
+_USER_MENTION = re.compile(r"<(@[!&]?|#)(\d+)>")
+_TRAILING_SOURCES = re.compile(
+    r"\n+\s*(?:\*\*|__)?(?:sources|references|citations)(?:\*\*|__)?\s*:?(?:\*\*|__)?\s*\n(?:.*\n?)*\Z",
+    re.IGNORECASE,
+)
+ZWSP = "\u200b"
+
+
+def neutralize_mentions(text: str) -> str:
+    """Make mass and user mentions inert even where allowed_mentions is not applied (logs, CLI, embeds)."""
+    text = _MASS_MENTION.sub(lambda m: f"@{ZWSP}{m.group(1)}", text)
+    return _USER_MENTION.sub(lambda m: f"<{ZWSP}{m.group(1)}{m.group(2)}>", text)
+
+
+def _url_key(url: str) -> str:
+    return url.strip().rstrip("/").lower()
+
+
+def strip_foreign_urls(text: str, allowed: Sequence[str]) -> str:
+    """Keep links to retrieved sources, reduce other markdown links to their text, drop other bare URLs."""
+    keys = {_url_key(u) for u in allowed} | {_url_key(u.split("#", 1)[0]) for u in allowed}
+
+    def link(match: re.Match[str]) -> str:
+        label, url = match.group(1), match.group(2)
+        if match.group(0).startswith("!"):
+            return label
+        return match.group(0) if _url_key(url) in keys else label
+
+    text = _MD_LINK.sub(link, text)
+
+    def bare(match: re.Match[str]) -> str:
+        url = match.group(0).strip("<>").rstrip(".,;:!?'\"")
+        return match.group(0) if _url_key(url) in keys else ""
+
+    return _BARE_URL.sub(bare, text)
+
+
+def number_sources(hits: Sequence[Hit]) -> list[Citation]:
+    """The numbered source list given to the model: one number per distinct URL."""
+    citations: list[Citation] = []
+    seen: set[str] = set()
+    for hit in hits:
+        if hit.url in seen:
+            continue
+        seen.add(hit.url)
+        label = f"{hit.title} › {hit.heading}" if hit.heading else hit.title
+        citations.append(Citation(number=len(citations) + 1, title=label or hit.url, url=hit.url))
+    return citations
+
+
+def postprocess(raw: str, sources: Sequence[Citation], *, fallback_count: int = 3) -> tuple[str, list[Citation]]:
+    """Clean the model's text and renumber its citations 1..n in order of first use.
+
+    Out-of-range numbers vanish, duplicates of one URL merge, and when the model
+    cited nothing the first ``fallback_count`` sources are listed as consulted.
+    """
+    by_number = {c.number: c for c in sources}
+    text = _TRAILING_SOURCES.sub("", raw.strip())
+    text = neutralize_mentions(text)
+    text = strip_foreign_urls(text, [c.url for c in sources])
+
+    renumber: dict[str, int] = {}
+    cited: list[Citation] = []
+
+    def marker(match: re.Match[str]) -> str:
+        numbers = [int(n) for n in re.findall(r"\d+", match.group(1))]
+        out: list[int] = []
+        for number in numbers:
+            source = by_number.get(number)
+            if source is None:
+                continue
+            if source.url not in renumber:
+                renumber[source.url] = len(cited) + 1
+                cited.append(Citation(number=len(cited) + 1, title=source.title, url=source.url))
+            if renumber[source.url] not in out:
+                out.append(renumber[source.url])
+        lead = " " if match.group(0).startswith((" ", "\t")) and out else ""
+        return lead + "".join(f"[{n}]" for n in out)
+
+    text = _MARKER.sub(marker, text)
+    text = re.sub(r"[ \t]+([.,;:!?])", r"\1", text)
+    text = re.sub(r"[ \t]{2,}", " ", text)
+    text = re.sub(r"\n{3,}", "\n\n", text).strip()
+    if not cited:
+        cited = [Citation(i + 1, c.title, c.url) for i, c in enumerate(sources[:fallback_count])]
+    return text, cited

@@ -1,0 +1,84 @@
+"""Sentence embeddings, computed off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
+
+from rag.errors import ConfigError
+from rag.settings import EmbeddingSettings, resolve_embedding_model
+
+logger = logging.getLogger(__name__)
+
+
+class Embedder(Protocol):
+    dimension: int
+    max_tokens: int
+
+    async def embed_query(self, text: str) -> list[float]: ...
+
+    async def embed_passages(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model behind one worker thread.
+
+    One thread keeps torch from oversubscribing the cores it shares with the engine,
+    and batches are small so a question never waits long behind an indexing run.
+    """
+
+    def __init__(self, settings: EmbeddingSettings) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        if settings.threads:
+            import torch
+
+            torch.set_num_threads(settings.threads)
+        self._settings = settings
+        name = resolve_embedding_model(settings.model)
+        started = time.perf_counter()
+        try:
+            self._model = SentenceTransformer(name, device=settings.device)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"Cannot load embedding model {settings.model!r}: {exc}") from exc
+        self.dimension = int(self._model.get_embedding_dimension())
+        self.max_tokens = settings.max_tokens or int(self._model.max_seq_length or 256)
+        self._tokenizer = self._model.tokenizer
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
+        logger.info("embedding model %s loaded (%d-d) in %.1fs", name, self.dimension, time.perf_counter() - started)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
+
+    def _encode(self, texts: list[str]) -> list[list[float]]:
+        vectors = self._model.encode(
+            texts,
+            batch_size=self._settings.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return vectors.tolist()
+
+    async def _run(self, texts: list[str]) -> list[list[float]]:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._encode, texts)
+
+    async def embed_query(self, text: str) -> list[float]:
+        return (await self._run([self._settings.query_prefix + text]))[0]
+
+    async def embed_passages(self, texts: Sequence[str]) -> list[list[float]]:
+        prefix = self._settings.passage_prefix
+        out: list[list[float]] = []
+        step = self._settings.batch_size
+        for start in range(0, len(texts), step):
+            out.extend(await self._run([prefix + t for t in texts[start : start + step]]))
+        return out
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

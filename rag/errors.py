@@ -1,0 +1,52 @@
+"""The project's exceptions, and the one place that turns them into words for users."""
+
+from __future__ import annotations
+
+import secrets
+
+
+class DocentError(Exception):
+    """Base of everything we raise on purpose."""
+
+    user_message = "Something went wrong while answering."
+
+
+class BadQuestion(DocentError):
+    """The question cannot be answered as asked (empty, too long)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.user_message = message
+
+
+class StoreUnavailable(DocentError):
+    user_message = "The docs index is unavailable right now. Please try again in a minute."
+
+
+class EngineUnavailable(DocentError):
+    user_message = "The answer engine is unavailable right now. Please try again in a minute."
+
+
+class GenerationTimeout(DocentError):
+    user_message = "Answering took too long, so I stopped. Please try again or ask more specifically."
+
+
+class ConfigError(DocentError):
+    """Settings that cannot work; the message says which and why."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.user_message = message
+
+
+def new_error_id() -> str:
+    """A short id shown to the user and logged, so a report can be matched to the log."""
+    return secrets.token_hex(3)
+
+
+def describe(exc: BaseException, error_id: str) -> str:
+    """The single user-facing rendering of any failure."""
+    if isinstance(exc, BadQuestion):
+        return exc.user_message
+    message = exc.user_message if isinstance(exc, DocentError) else "Something went wrong while answering."
+    return f"{message} (error id `{error_id}`)"

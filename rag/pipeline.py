@@ -1,0 +1,141 @@
+"""The question path shared by the Discord bot and the CLI: retrieve, prompt, generate, cite."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from rag.citations import number_sources, postprocess
+from rag.embedder import Embedder
+from rag.errors import BadQuestion
+from rag.generator import Generator
+from rag.models import Answer, Citation, Hit
+from rag.prompt import Turn, build_messages
+from rag.settings import RetrievalSettings
+from rag.store import Store
+
+logger = logging.getLogger(__name__)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+REFUSAL = "I couldn't find this in the documentation, so I won't guess."
+MAX_HITS_PER_PAGE = 2
+
+
+@dataclass(frozen=True)
+class Update:
+    """A step of a streamed answer: ``text`` is the cleaned answer so far; ``answer`` is set once, at the end."""
+
+    stage: str
+    text: str = ""
+    answer: Answer | None = None
+
+
+def clean_question(question: str, max_chars: int) -> str:
+    """Normalise a user's question, or explain why it can't be answered as asked."""
+    text = _CONTROL.sub("", question or "")
+    text = re.sub(r"\s+", " ", text).strip()
+    if not text:
+        raise BadQuestion("Please ask a question about the docs, for example: how do I create an index?")
+    if len(text) > max_chars:
+        raise BadQuestion(
+            f"That question is {len(text):,} characters long; please keep it under {max_chars:,} "
+            "and ask about one thing at a time."
+        )
+    return text
+
+
+class AnswerPipeline:
+    def __init__(self, embedder: Embedder, store: Store, generator: Generator, settings: RetrievalSettings) -> None:
+        self._embedder = embedder
+        self._store = store
+        self._generator = generator
+        self._settings = settings
+
+    async def retrieve(self, query: str) -> tuple[list[Hit], dict[str, float]]:
+        """Top hits for a query, at most a couple per page so one page can't crowd out the rest."""
+        started = time.perf_counter()
+        vector = await self._embedder.embed_query(query)
+        embedded = time.perf_counter()
+        candidates = await self._store.search(vector, max(self._settings.candidates, self._settings.top_k))
+        searched = time.perf_counter()
+        per_page: dict[str, int] = {}
+        hits: list[Hit] = []
+        for hit in candidates:
+            if per_page.get(hit.page_id, 0) >= MAX_HITS_PER_PAGE:
+                continue
+            per_page[hit.page_id] = per_page.get(hit.page_id, 0) + 1
+            hits.append(hit)
+            if len(hits) >= self._settings.top_k:
+                break
+        timings = {"embed_ms": (embedded - started) * 1000, "search_ms": (searched - embedded) * 1000}
+        return hits, timings
+
+    def _fit_context(self, question: str, hits: list[Hit], history: Sequence[Turn]) -> tuple[list, list[Citation]]:
+        """Drop the weakest sources until the prompt fits the model's context window."""
+        while True:
+            sources = number_sources(hits)
+            messages = build_messages(
+                question, hits, sources, history=history, max_context_chars=self._settings.max_context_chars
+            )
+            if len(hits) <= 1 or self._generator.prompt_tokens(messages) <= self._generator.context_limit:
+                return messages, sources
+            hits = hits[:-1]
+
+    async def stream(
+        self, question: str, *, history: Sequence[Turn] = (), request_id: str | None = None
+    ) -> AsyncIterator[Update]:
+        request_id = request_id or uuid.uuid4().hex[:12]
+        started = time.perf_counter()
+        question = clean_question(question, self._settings.max_question_chars)
+        yield Update("retrieving")
+        query = " ".join([*(t.question for t in history[-2:]), question])
+        hits, timings = await self.retrieve(query)
+        best = hits[0].score if hits else 0.0
+        logger.info(
+            "request %s retrieved %d hits, best %.3f, in %.0f ms",
+            request_id,
+            len(hits),
+            best,
+            timings["embed_ms"] + timings["search_ms"],
+        )
+        if not hits or best < self._settings.min_score:
+            closest = number_sources(_distinct_pages(hits)[:3])
+            timings["total_ms"] = (time.perf_counter() - started) * 1000
+            text = REFUSAL + (" These pages are the closest I found:" if closest else "")
+            yield Update("done", text, Answer(question, text, tuple(closest), True, tuple(hits), request_id, timings))
+            return
+
+        messages, sources = self._fit_context(question, hits, history)
+        yield Update("generating")
+        generated = time.perf_counter()
+        raw = ""
+        async for raw in self._generator.stream(messages, request_id=request_id):
+            yield Update("generating", postprocess(raw, sources)[0])
+        text, cited = postprocess(raw, sources)
+        if not text:
+            text = "The model returned an empty answer; the pages below are the most relevant I found."
+        timings["generate_ms"] = (time.perf_counter() - generated) * 1000
+        timings["total_ms"] = (time.perf_counter() - started) * 1000
+        answer = Answer(question, text, tuple(cited), False, tuple(hits), request_id, timings)
+        logger.info("request %s answered in %.0f ms (%d citations)", request_id, timings["total_ms"], len(cited))
+        yield Update("done", text, answer)
+
+    async def ask(self, question: str, *, history: Sequence[Turn] = (), request_id: str | None = None) -> Answer:
+        async for update in self.stream(question, history=history, request_id=request_id):
+            if update.answer is not None:
+                return update.answer
+        raise AssertionError("stream ended without an answer")  # stream always ends with one
+
+
+def _distinct_pages(hits: Sequence[Hit]) -> list[Hit]:
+    """The best hit of each page, linked to the page rather than the section."""
+    seen: set[str] = set()
+    out: list[Hit] = []
+    for hit in hits:
+        if hit.page_id not in seen:
+            seen.add(hit.page_id)
+            out.append(Hit(hit.chunk_id, hit.page_id, hit.url.split("#", 1)[0], hit.title, "", hit.text, hit.score))
+    return out

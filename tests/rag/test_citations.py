@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from rag.citations import ZWSP, neutralize_mentions, number_sources, postprocess
+from rag.models import Citation, Hit
+
+SOURCES = [
+    Citation(1, "In-memory Index › HNSW", "https://milvus.io/docs/index.md#HNSW"),
+    Citation(2, "Manage Collections", "https://milvus.io/docs/manage-collections.md"),
+    Citation(3, "Metric Types", "https://milvus.io/docs/metric.md"),
+]
+
+
+def test_keeps_valid_numbers_and_renumbers_in_order_of_use() -> None:
+    text, cited = postprocess("HNSW builds a graph [3]. M sets the degree [1].", SOURCES)
+    assert text == "HNSW builds a graph [1]. M sets the degree [2]."
+    assert [c.url for c in cited] == [SOURCES[2].url, SOURCES[0].url]
+    assert [c.number for c in cited] == [1, 2]
+
+
+def test_drops_out_of_range_numbers() -> None:
+    text, cited = postprocess("Use efConstruction [7]. It matters [2][9].", SOURCES)
+    assert "[7]" not in text and "[9]" not in text
+    assert text == "Use efConstruction. It matters [1]."
+    assert [c.url for c in cited] == [SOURCES[1].url]
+
+
+def test_grouped_and_labelled_markers() -> None:
+    text, cited = postprocess("Both apply [1, 3] and [Source 2].", SOURCES)
+    assert text == "Both apply [1][2] and [3]."
+    assert len(cited) == 3
+
+
+def test_same_url_cited_twice_merges() -> None:
+    sources = [*SOURCES, Citation(4, "dup", SOURCES[0].url)]
+    text, cited = postprocess("A [1]. B [4].", sources)
+    assert text == "A [1]. B [1]."
+    assert len(cited) == 1
+
+
+def test_invented_urls_removed_source_urls_kept() -> None:
+    raw = (
+        "See https://evil.example.com/phish and [the docs](https://made.up/page) "
+        "or https://milvus.io/docs/metric.md [3]."
+    )
+    text, _ = postprocess(raw, SOURCES)
+    assert "evil.example.com" not in text
+    assert "made.up" not in text
+    assert "the docs" in text
+    assert "https://milvus.io/docs/metric.md" in text
+
+
+def test_www_and_image_links_removed() -> None:
+    text, _ = postprocess("Go to www.phish.io now ![x](https://img.example/a.png) [1]", SOURCES)
+    assert "phish" not in text and "img.example" not in text
+
+
+def test_everyone_and_user_mentions_neutralized() -> None:
+    text, _ = postprocess("@everyone look! @here <@123> <@&456> [1]", SOURCES)
+    assert "@everyone" not in text and "@here" not in text
+    assert "<@123>" not in text and "<@&456>" not in text
+    assert f"@{ZWSP}everyone" in text
+
+
+def test_no_citations_falls_back_to_top_sources() -> None:
+    text, cited = postprocess("HNSW is a graph index.", SOURCES, fallback_count=2)
+    assert text == "HNSW is a graph index."
+    assert [c.number for c in cited] == [1, 2]
+    assert [c.url for c in cited] == [SOURCES[0].url, SOURCES[1].url]
+
+
+def test_model_written_sources_section_is_dropped() -> None:
+    text, cited = postprocess("Answer [2].\n\nSources:\n[1] https://fake.example/x\n[2] foo", SOURCES)
+    assert text == "Answer [1]."
+    assert [c.url for c in cited] == [SOURCES[1].url]
+
+
+def test_number_sources_one_number_per_url() -> None:
+    hits = [
+        Hit("a", "p1", "https://x/1#a", "Page 1", "A", "t", 0.9),
+        Hit("b", "p1", "https://x/1#a", "Page 1", "A", "t2", 0.8),
+        Hit("c", "p2", "https://x/2", "Page 2", "", "t", 0.7),
+    ]
+    numbered = number_sources(hits)
+    assert [(c.number, c.title, c.url) for c in numbered] == [
+        (1, "Page 1 › A", "https://x/1#a"),
+        (2, "Page 2", "https://x/2"),
+    ]
+
+
+def test_neutralize_is_idempotent_for_plain_text() -> None:
+    assert neutralize_mentions("email me at a@b.c") == "email me at a@b.c"
