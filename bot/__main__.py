@@ -86,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # pydantic's message names the bad key
         print(f"Invalid settings: {exc}", file=sys.stderr)
         return 2
-    configure_logging("WARNING" if args.command == "ask" else settings.log_level)
+    if args.command == "ask":  # a terminal session: only our own progress lines, no library chatter
+        settings = settings.model_copy(update={"log_level": "ERROR"})
+    configure_logging(settings.log_level)
     try:
         if args.command == "ask":
             return asyncio.run(ask(settings, " ".join(args.question), as_json=args.json))

@@ -36,7 +36,7 @@ async def ask(settings: Settings, question: str, *, as_json: bool = False) -> in
             print(_style("2", message, err), file=err, flush=True)
 
     try:
-        async with open_core(settings, with_llm=True, status=status) as core:
+        async with open_core(settings, with_llm=True, require_index=True, status=status) as core:
             assert core.pipeline is not None
             started = time.perf_counter()
             answer: Answer | None = None
@@ -59,7 +59,8 @@ async def ask(settings: Settings, question: str, *, as_json: bool = False) -> in
             return 0
     except DocentError as exc:
         error_id = new_error_id()
-        print(f"error: {describe(exc, error_id)}\n  {exc}", file=err)
+        detail = f"\n  {exc}" if str(exc) != getattr(exc, "user_message", "") else ""
+        print(f"error: {describe(exc, error_id)}{detail}", file=err)
         return 1
 
 

@@ -23,6 +23,14 @@ class StoreUnavailable(DocentError):
     user_message = "The docs index is unavailable right now. Please try again in a minute."
 
 
+class IndexMissing(DocentError):
+    """Nothing has been indexed yet: an operator's job, said plainly."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.user_message = "No docs are indexed yet. An admin can run /reindex (or `python -m indexer`)."
+
+
 class EngineUnavailable(DocentError):
     user_message = "The answer engine is unavailable right now. Please try again in a minute."
 

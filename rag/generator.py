@@ -68,6 +68,10 @@ class VLLMGenerator:
     async def close(self) -> None:
         engine, self._engine = self._engine, None
         if engine is not None:
+            # Stop reading outputs first, or the reader logs the engine's own shutdown as a crash.
+            handler = getattr(engine, "output_handler", None)
+            if handler is not None:
+                handler.cancel()
             await asyncio.to_thread(engine.shutdown)
             # vLLM's finalizer shuts down again, and at interpreter exit that fails on torn-down globals.
             engine.shutdown = lambda timeout=None: None

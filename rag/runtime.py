@@ -32,8 +32,13 @@ def _quiet(_: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def open_core(settings: Settings, *, with_llm: bool, status: Status = _quiet) -> AsyncIterator[Core]:
-    """Embedder, store and (optionally) the LLM engine, plus the pipeline over them."""
+async def open_core(
+    settings: Settings, *, with_llm: bool, require_index: bool = False, status: Status = _quiet
+) -> AsyncIterator[Core]:
+    """Embedder, store and (optionally) the LLM engine, plus the pipeline over them.
+
+    ``require_index`` fails fast, before the slow engine start, when nothing is indexed yet.
+    """
     import asyncio
 
     prepare_process_env(settings)
@@ -48,6 +53,8 @@ async def open_core(settings: Settings, *, with_llm: bool, status: Status = _qui
         store = MilvusStore(settings.milvus_uri, settings.milvus)
         stack.push_async_callback(store.close)
         core = Core(settings, embedder, store)
+        if require_index:
+            await store.require_index()
         if with_llm:
             started = time.perf_counter()
             status(f"Starting the language model {settings.llm.model} (this can take a minute)…")

@@ -191,5 +191,11 @@ def prepare_process_env(settings: Settings) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if settings.llm.kv_cache_gb:
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, round(settings.llm.kv_cache_gb))))
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING" if settings.log_level.upper() != "DEBUG" else "DEBUG")
+    level = settings.log_level.upper()
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", level if level in ("DEBUG", "ERROR", "CRITICAL") else "WARNING")
     os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "1")
+    if level in ("ERROR", "CRITICAL"):  # quiet terminal use: no progress bars or library warnings
+        os.environ.setdefault("TQDM_DISABLE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("PYTHONWARNINGS", "ignore")

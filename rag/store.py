@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from rag.errors import ConfigError, StoreUnavailable
+from rag.errors import ConfigError, IndexMissing, StoreUnavailable
 from rag.models import Chunk, Hit
 from rag.settings import MilvusSettings
 
@@ -92,6 +92,7 @@ class MilvusStore:
         self._client: Any = None
         self._lock = threading.Lock()
         self._limiter = asyncio.Semaphore(8)
+        self._loaded_by: Any = None
 
     def _connect(self) -> Any:
         from pymilvus import MilvusClient
@@ -111,7 +112,7 @@ class MilvusStore:
         async with self._limiter:
             try:
                 return await asyncio.to_thread(run)
-            except ConfigError:
+            except (ConfigError, IndexMissing):
                 raise
             except Exception as exc:  # pymilvus raises many types (gRPC, MilvusException, OSError)
                 logger.warning("milvus %s failed: %s", what, exc)
@@ -230,6 +231,7 @@ class MilvusStore:
 
     async def search(self, vector: Sequence[float], limit: int) -> list[Hit]:
         def run(client: Any) -> list[Hit]:
+            self._ensure_loaded(client)
             results = client.search(
                 self._name,
                 data=[list(vector)],
@@ -252,6 +254,23 @@ class MilvusStore:
             ]
 
         return await self._call("search", run)
+
+    async def require_index(self) -> None:
+        """Raise IndexMissing unless the collection exists and holds chunks."""
+        await self._call("load", self._ensure_loaded)
+        if await self.count() == 0:
+            raise IndexMissing(f"The collection {self._name!r} is empty: run `python -m indexer`.")
+
+    def _ensure_loaded(self, client: Any) -> None:
+        """A fresh process finds the collection released: load it once (and say so if it doesn't exist)."""
+        if self._loaded_by is client:
+            return
+        if not client.has_collection(self._name):
+            raise IndexMissing(
+                f"No docs are indexed yet (collection {self._name!r} does not exist): run `python -m indexer`."
+            )
+        client.load_collection(self._name)
+        self._loaded_by = client
 
     async def flush(self) -> None:
         await self._call("flush", lambda client: client.flush(self._name))

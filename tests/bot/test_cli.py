@@ -1,0 +1,84 @@
+"""The command lines exactly as a person runs them: `python -m indexer` then `python -m bot ask`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CORPUS
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(args: list[str], env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, minilm_dir: str, tiny_model_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCENT_")}
+    env.update(
+        DOCENT_DATA_DIR=str(tmp_path / "data"),
+        DOCENT_MILVUS__URI=str(tmp_path / "milvus.db"),
+        DOCENT_EMBEDDING__MODEL=minilm_dir,
+        DOCENT_LLM__MODEL=str(tiny_model_dir),
+        DOCENT_LLM__KV_CACHE_GB="1",
+        DOCENT_LLM__MAX_TOKENS="32",
+        HF_HUB_OFFLINE="1",
+    )
+    return env
+
+
+def test_index_then_ask(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    if not CORPUS.is_dir():
+        pytest.skip("shared corpus not present")
+    docs = tmp_path / "docs"
+    for relative in ["reference/index.md", "reference/metric.md", "userGuide/manage-collections.md"]:
+        (docs / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(CORPUS / relative, docs / relative)
+    index_args = ["-m", "indexer", "--dir", str(docs), "--base-url", "https://milvus.io/docs/", "--flatten", "--json"]
+
+    first = run(index_args, cli_env)
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout.strip().splitlines()[-1])
+    assert report["pages_new"] == 3 and report["pages_failed"] == 0 and report["chunks_written"] > 3
+    assert {"pages_changed", "pages_unchanged", "pages_removed", "seconds"} <= set(report)
+
+    second = run(index_args, cli_env)
+    again = json.loads(second.stdout.strip().splitlines()[-1])
+    assert (again["pages_unchanged"], again["chunks_written"]) == (3, 0)
+
+    asked = run(["-m", "bot", "ask", "--json", "What do the parameters for HNSW mean?"], cli_env)
+    assert asked.returncode == 0, asked.stderr[-3000:]
+    answer = json.loads(asked.stdout.strip().splitlines()[-1])
+    assert answer["sources"], answer
+    assert any(s["url"].startswith("https://milvus.io/docs/index.md") for s in answer["sources"])
+    assert {s["url"] for s in answer["sources"]} <= {r["url"] for r in answer["retrieved"]}
+
+    pretty = run(["-m", "bot", "ask", "What do the parameters for HNSW mean?"], cli_env)
+    assert pretty.returncode == 0
+    assert "Sources:" in pretty.stdout and "https://milvus.io/docs/index.md" in pretty.stdout
+    assert "Loading the embedding model" in pretty.stderr
+
+
+def test_missing_token_is_one_clear_line(cli_env: dict[str, str]) -> None:
+    result = run(["-m", "bot"], cli_env, timeout=120)
+    assert result.returncode == 2
+    assert "DOCENT_DISCORD__TOKEN" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_indexer_with_no_such_folder_reports_it(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    result = run(["-m", "indexer", "--dir", str(tmp_path / "missing"), "--json"], cli_env)
+    assert result.returncode == 1
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["sources_failed"] and "does not exist" in report["sources_failed"][0]["reason"]
