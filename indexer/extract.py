@@ -169,22 +169,18 @@ _CONTENT_CONTAINERS: tuple[tuple[str, str], ...] = (
     ("class", "page-content"),
 )
 _LANG_CLASS = re.compile(r"^(?:language|lang|highlight|sourceCode)-([\w+#.-]+)$")
+_MAX_INDENT = 24  # deeper list nesting is flattened rather than indented further
 _BR_MARK = "\ue000"  # a hard line break that survives whitespace collapsing
 _ITEM_MARK = "\ue003"  # a list item boundary inside flattened text
 _BR_AROUND = re.compile(r" ?\ue000 ?")
 _HEADING_TRAIL = re.compile(r"(?:\s*[¶§🔗\u200b]|\s+#)+$")
 _TITLE_SEPARATOR = re.compile(r"\s+(?:[|–—·»]|::|-)\s+")
-_TAG_RE = re.compile(r"<[^>]*>")
-_STYLE_SCRIPT_RE = re.compile(r"<(script|style|noscript|template)\b.*?</\1\s*>", re.I | re.S)
+_TAG_RE = re.compile(r"<[^<>]*>")
 _INERT_OPEN = re.compile(r"<!--|<(script|style|svg|template|noscript)\b", re.I)
-_INERT_CLOSE = {
-    name: re.compile(rf"</{name}\s*>", re.I) for name in ("script", "style", "svg", "template", "noscript")
-}
-_VOID_TAG = re.compile(
-    r"<(area|base|br|col|embed|hr|img|input|link|meta|param|source|track|wbr)\b([^<>]*?)/?>", re.I
-)
+_INERT_CLOSE = {name: re.compile(rf"</{name}\s*>", re.I) for name in ("script", "style", "svg", "template", "noscript")}
+_VOID_TAG = re.compile(r"<(area|base|br|col|embed|hr|img|input|link|meta|param|source|track|wbr)\b([^<>]*?)/?>", re.I)
 _MARKED_SECTION = re.compile(r"<!\[(?!CDATA\[)")
-_TITLE_TAG_RE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.I | re.S)
+_TITLE_TAG_RE = re.compile(r"<title[^<>]*>([^<]*)</title\s*>", re.I)
 
 
 def _classes(tag: Tag) -> list[str]:
@@ -210,7 +206,14 @@ class _NoiseFilter:
     def _keep_header(self, tag: Tag) -> bool:
         # A <header> inside the article often holds the page's h1: keep it there, but not the
         # site banner of a page without a content container.
-        return not self._root_is_body and tag.find(_SPLIT_HEADINGS) is not None
+        if self._root_is_body:
+            return False
+        for seen, node in enumerate(tag.descendants):
+            if seen > 5000:  # a title header is small; don't rescan huge nested subtrees
+                return False
+            if isinstance(node, Tag) and node.name in _SPLIT_HEADINGS:
+                return True
+        return False
 
     def is_noise(self, tag: Tag) -> bool:
         name = tag.name
@@ -463,7 +466,7 @@ class _HtmlRenderer:
             if self._lists and ordered:
                 self._lists[-1][1] += 1
             marker = f"{number}." if ordered else "-"
-            indent = self._items[-1][1] if self._items else ""
+            indent = self._items[-1][1][:_MAX_INDENT] if self._items else ""
             self._items.append([f"{indent}{marker} ", indent + " " * (len(marker) + 1)])
             return True
         if name in _BLOCK_TAGS:
@@ -580,6 +583,7 @@ def _scan_document(soup: BeautifulSoup) -> tuple[Tag, list[str]]:
     """
     titles: list[str] = []
     og_titles: list[str] = []
+    seen_title = False
     mains: list[Tag] = []
     articles: list[Tag] = []
     role_mains: list[Tag] = []
@@ -587,7 +591,8 @@ def _scan_document(soup: BeautifulSoup) -> tuple[Tag, list[str]]:
     wanted = set(_CONTENT_CONTAINERS)
     for tag in soup.find_all(True):
         name = tag.name
-        if name == "title" and not titles and tag.find_parent("svg") is None:
+        if name == "title" and not seen_title:  # only the first: nested <title>s would be quadratic
+            seen_title = True
             text = _clean_title(tag.get_text())
             if text:
                 titles.append(_strip_site_suffix(text))
@@ -687,8 +692,14 @@ def _prepare_html(html: str) -> str:
         out.append(" ")
         pos = stop
     out.append(html[pos:])
+    html = "".join(out)
+    # A '<' after the last '>' can never close; html.parser rescans to the end for each one
+    # (quadratic on truncated or hostile input), so make them text.
+    last = html.rfind(">")
+    if html.find("<", last + 1) >= 0:
+        html = html[: last + 1] + html[last + 1 :].replace("<", "&lt;")
     # html.parser rejects IE conditional sections such as <![if !IE]>; show them as text instead.
-    return _VOID_TAG.sub(r"<\1\2/>", _MARKED_SECTION.sub("&lt;![", "".join(out)))
+    return _VOID_TAG.sub(r"<\1\2/>", _MARKED_SECTION.sub("&lt;![", html))
 
 
 def _extract_html(html: str, url: str) -> Extracted:
@@ -705,8 +716,7 @@ def _plain_fallback(html: str, url: str) -> Extracted:
         m = _TITLE_TAG_RE.search(html)
         title = _clean_title(html_lib.unescape(_TAG_RE.sub("", m.group(1)))) if m else ""
         title = _strip_site_suffix(title) if title else (_title_from_url(url) or FALLBACK_TITLE)
-        body = _STYLE_SCRIPT_RE.sub(" ", html)
-        text = _clean_title(html_lib.unescape(_TAG_RE.sub(" ", body)))
+        text = _clean_title(html_lib.unescape(_TAG_RE.sub(" ", _prepare_html(html))))
         return Extracted(title, (Section((), "", text),) if text else ())
     except Exception:  # the contract is to never raise
         logger.warning("plain-text fallback failed for %s", url or "<html>", exc_info=True)
@@ -741,16 +751,19 @@ _MAX_RESCANS = 50
 _FENCE_OPEN = re.compile(r"^\s*(`{3,}|~{3,})(.*)$")
 _FENCE_CLOSE = re.compile(r"^\s*(`{3,}|~{3,})\s*$")
 _RAW_OPEN = re.compile(r"^\s*<(pre|style|script)\b", re.I)
-_TEMPLATE_LINE = re.compile(r"^\s*\{\{\s*([^{}]*?)\s*\}\}\s*$")
+_RAW_CLOSE = {name: re.compile(rf"</{name}", re.I) for name in ("pre", "style", "script")}
+_TEMPLATE_LINE = re.compile(r"^\s*\{\{([^{}]*)\}\}\s*$")
 _INCLUDE_PATH = re.compile(r"[\w./\-]+")
 _INCLUDE_EXT = re.compile(r"\.(?:md|mdx|markdown|txt|html?)$", re.I)
-_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t]*$")
+_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*))?$")
+_MAX_HEADING_CHARS = 300
 _HTML_HEADING = re.compile(r"^\s{0,3}<h([1-6])\b([^>]*)>(.*?)</h\1\s*>\s*$", re.I)
 _ID_ATTR = re.compile(r"""\bid\s*=\s*["']([^"']+)["']""", re.I)
 _A_ANCHOR = re.compile(r"""<a\s[^>]*?\b(?:name|id)\s*=\s*["']([^"']+)["']""", re.I)
 _CUSTOM_ID = re.compile(r"\s*\{\s*:?\s*#([^\s}]+)[^}]*\}\s*$")
 _CLOSING_HASHES = re.compile(r"(?:^|[ \t]+)#+[ \t]*$")
-_INLINE_CODE = re.compile(r"(?<!`)(`+)(?!`)((?:(?!\n[ \t]*\n).)+?)(?<!`)\1(?!`)", re.S)
+_BACKTICKS = re.compile(r"`+")
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
 _MD_IMAGE = re.compile(r"!\[[^\]\n]*\]\([^)\n]*\)")
 _MD_LINK = re.compile(
     r"\[((?:[^\[\]\n]|\n(?![ \t]*\n))*(?:\[[^\[\]\n]*\][^\[\]\n]*)*)\]"
@@ -762,9 +775,8 @@ _AUTOLINK = re.compile(r"<((?:https?|ftp|mailto):[^<>\s]+)>", re.I)
 _EMPHASIS = re.compile(r"(\*{1,3}|_{2,3})(?=\S)(.+?)(?<=\S)\1")
 _MD_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
 _PLACEHOLDER = re.compile("\ue001(\\d+)\ue002")
-_HTML_TABLE = re.compile(r"<table\b.*?</table\s*>", re.I | re.S)
 _TAB_SWITCHER = re.compile(
-    r"""<div\b[^>]*>\s*(?:<a\b[^>]*\bhref\s*=\s*["']#[^"']*["'][^>]*>[^<]*</a>\s*)+</div\s*>""", re.I
+    r"""<div\b[^<>]*>\s*(?:<a\b[^<>]*\bhref\s*=\s*["']#[^"'<>]*["'][^<>]*>[^<]*</a>\s*)+</div\s*>""", re.I
 )
 _ANY_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)(?:\s[^<>]*)?/?>")
 _INLINE_HTML_TAGS = frozenset(
@@ -777,9 +789,7 @@ _BLOCK_HTML_TAGS = frozenset(
     "footer form h1 h2 h3 h4 h5 h6 header hr main nav ol p section summary table tbody td tfoot th "
     "thead tr ul caption colgroup col".split()
 )
-_HTML_BLOCK_START = re.compile(
-    r"^ {0,3}</?(?:" + "|".join(sorted(_BLOCK_HTML_TAGS | {"li"})) + r")(?:\s|/?>|$)", re.I
-)
+_HTML_BLOCK_START = re.compile(r"^ {0,3}</?(?:" + "|".join(sorted(_BLOCK_HTML_TAGS | {"li"})) + r")(?:\s|/?>|$)", re.I)
 _FRONT_KEY = re.compile(r"^[\w.-]+\s*[:=]")
 
 
@@ -840,7 +850,7 @@ def _scan_once(lines: list[str], ignore: set[tuple[str, int]]) -> tuple[list[tup
     out: list[tuple[str, str]] = []
     fence: tuple[str, int, int] | None = None  # char, length, opening line
     comment_start = -1
-    raw: tuple[str, str, int] | None = None  # kind, closing tag, opening line
+    raw: tuple[str, str, int] | None = None  # kind ("pre" or "drop"), tag name, opening line
     for i, line in enumerate(lines):
         if fence is not None:
             out.append(("code", line))
@@ -857,7 +867,8 @@ def _scan_once(lines: list[str], ignore: set[tuple[str, int]]) -> tuple[list[tup
             if not line.strip():
                 continue
         if raw is not None:
-            end = line.lower().find(raw[1])
+            found = _RAW_CLOSE[raw[1]].search(line)
+            end = found.start() if found else -1
             if end < 0:
                 if raw[0] == "pre":
                     out.append(("pre", line))
@@ -876,10 +887,10 @@ def _scan_once(lines: list[str], ignore: set[tuple[str, int]]) -> tuple[list[tup
         m = _RAW_OPEN.match(line)
         if m and ("raw", i) not in ignore:
             kind = m.group(1).lower()
-            close = f"</{kind}"
-            end = line.lower().find(close)
+            found = _RAW_CLOSE[kind].search(line)
+            end = found.start() if found else -1
             if end < 0:
-                raw = ("pre" if kind == "pre" else "drop", close, i)
+                raw = ("pre" if kind == "pre" else "drop", kind, i)
                 if kind == "pre":
                     out.append(("pre", line))
                 continue
@@ -890,7 +901,7 @@ def _scan_once(lines: list[str], ignore: set[tuple[str, int]]) -> tuple[list[tup
                 continue
             line = rest
         if "<!--" in line:
-            line = re.sub(r"<!--.*?-->", "", line)
+            line = _drop_closed_comments(line)
             start = line.find("<!--")
             if start >= 0:
                 if ("comment", i) in ignore:
@@ -932,6 +943,90 @@ def _scan(lines: list[str]) -> list[tuple[str, str]]:
     return out
 
 
+def _drop_closed_comments(line: str) -> str:
+    """Remove complete ``<!-- -->`` comments from a line (linear: no regex backtracking)."""
+    out: list[str] = []
+    pos = 0
+    while True:
+        start = line.find("<!--", pos)
+        if start < 0:
+            break
+        end = line.find("-->", start + 4)
+        if end < 0:
+            break
+        out.append(line[pos:start])
+        pos = end + 3
+    out.append(line[pos:])
+    return "".join(out)
+
+
+def _code_spans(text: str, replace: Callable[[str], str]) -> str:
+    """Replace each inline code span (CommonMark: equal-length backtick runs within a paragraph).
+
+    Done by hand in linear time; a regex over many unmatched backticks is quadratic.
+    """
+    if "`" not in text:
+        return text
+    out: list[str] = []
+    pos = block_start = 0
+    for para in _BLANK_LINE.finditer(text + "\n\n"):
+        block_end = min(para.start(), len(text))
+        runs = [(m.start(), m.end()) for m in _BACKTICKS.finditer(text, block_start, block_end)]
+        block_start = para.end()
+        by_len: dict[int, list[int]] = {}
+        for i, (start, end) in enumerate(runs):
+            by_len.setdefault(end - start, []).append(i)
+        cursor = {length: 0 for length in by_len}
+        i = 0
+        while i < len(runs):
+            start, end = runs[i]
+            length = end - start
+            queue = by_len[length]
+            k = cursor[length]
+            while k < len(queue) and queue[k] <= i:
+                k += 1
+            cursor[length] = k
+            if k == len(queue):
+                i += 1
+                continue
+            close = runs[queue[k]]
+            out.append(text[pos:start])
+            out.append(replace(text[start : close[1]]))
+            pos = close[1]
+            i = queue[k] + 1
+        if para.end() >= len(text):
+            break
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _replace_elements(text: str, name: str, replace: Callable[[str], str]) -> str:
+    """Replace each balanced ``<name>...</name>`` element in markdown prose, in linear time."""
+    opener = re.compile(rf"<{name}\b", re.I)
+    if not opener.search(text):
+        return text
+    tags = re.compile(rf"<(/?){name}\b[^<>]*>?", re.I)
+    out: list[str] = []
+    pos = 0
+    while True:
+        m = opener.search(text, pos)
+        if m is None:
+            break
+        depth, end = 0, -1
+        for tag in tags.finditer(text, m.start()):
+            depth += -1 if tag.group(1) else 1
+            if depth == 0:
+                end = tag.end()
+                break
+        if end < 0:
+            break  # unclosed: leave the rest alone
+        out.append(text[pos : m.start()])
+        out.append(replace(text[m.start() : end]))
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
 def _looks_like_include(target: str) -> bool:
     return bool(_INCLUDE_PATH.fullmatch(target)) and ("/" in target or bool(_INCLUDE_EXT.search(target)))
 
@@ -945,16 +1040,14 @@ def _resolve(resolver: IncludeResolver, target: str) -> str | None:
     return fragment if isinstance(fragment, str) else None
 
 
-def _expand(
-    text: str, resolver: IncludeResolver | None, depth: int, chain: tuple[str, ...]
-) -> list[tuple[str, str]]:
+def _expand(text: str, resolver: IncludeResolver | None, depth: int, chain: tuple[str, ...]) -> list[tuple[str, str]]:
     """Scan one document and splice in its ``{{path}}`` includes (depth-limited, cycle-safe)."""
     out: list[tuple[str, str]] = []
     for kind, line in _scan(text.split("\n")):
         if kind == "text" and "{{" in line:
             m = _TEMPLATE_LINE.match(line)
             if m:
-                target = m.group(1)
+                target = m.group(1).strip()
                 if (
                     resolver is not None
                     and _looks_like_include(target)
@@ -978,11 +1071,12 @@ def _strip_inline_markdown(text: str) -> str:
     text = _MD_REF_LINK.sub(r"\1", text)
     if "<" in text:
         text = _ANY_TAG.sub(
-            lambda m: "" if m.group(2).lower() in _INLINE_HTML_TAGS | _BLOCK_HTML_TAGS | {"code", "br", "img"}
-            else m.group(0),
+            lambda m: (
+                "" if m.group(2).lower() in _INLINE_HTML_TAGS | _BLOCK_HTML_TAGS | {"code", "br", "img"} else m.group(0)
+            ),
             text,
         )
-    text = _INLINE_CODE.sub(lambda m: m.group(2).strip(), text)
+    text = _code_spans(text, lambda span: span.strip("`").strip())
     text = _EMPHASIS.sub(r"\2", text)
     text = _MD_ESCAPE.sub(r"\1", text)
     if "&" in text:
@@ -996,7 +1090,7 @@ def _markdown_heading(line: str) -> tuple[int, str, str] | None:
     m = _ATX.match(line)
     if m:
         level = len(m.group(1))
-        raw = _CLOSING_HASHES.sub("", m.group(2) or "")
+        raw = _CLOSING_HASHES.sub("", (m.group(2) or "")[: _MAX_HEADING_CHARS * 2].rstrip())
     else:
         if "<h" not in line and "<H" not in line:
             return None
@@ -1004,7 +1098,7 @@ def _markdown_heading(line: str) -> tuple[int, str, str] | None:
         if not m:
             return None
         level = int(m.group(1))
-        raw = m.group(3)
+        raw = m.group(3)[: _MAX_HEADING_CHARS * 2]
         ident = _ID_ATTR.search(m.group(2))
         anchor = ident.group(1).strip() if ident else ""
     custom = _CUSTOM_ID.search(raw)
@@ -1060,15 +1154,16 @@ def _clean_markdown_prose(text: str) -> str:
     """Markdown prose made plain: HTML and links reduced to text; inline code left untouched."""
     protected: list[str] = []
 
-    def protect(m: re.Match[str]) -> str:
-        protected.append(m.group(0))
+    def protect(span: str) -> str:
+        protected.append(span)
         return f"\ue001{len(protected) - 1}\ue002"
 
-    text = _INLINE_CODE.sub(protect, text)
+    text = _code_spans(text, protect)
     if "<" in text:
         text = _dedent_html_blocks(text)
-        text = _STYLE_SCRIPT_RE.sub("", text)
-        text = _HTML_TABLE.sub(lambda m: "\n\n" + _render_html_snippet(m.group(0)) + "\n\n", text)
+        for name in ("script", "style"):
+            text = _replace_elements(text, name, lambda _: "")
+        text = _replace_elements(text, "table", lambda block: "\n\n" + protect(_html_table(block)) + "\n\n")
         text = _TAB_SWITCHER.sub("", text)
         text = _AUTOLINK.sub(r"\1", text)
         text = _ANY_TAG.sub(lambda m: _html_tag_to_text(m, _in_table_row(m.string, m.start())), text)
@@ -1086,6 +1181,14 @@ def _clean_markdown_prose(text: str) -> str:
         text = _PLACEHOLDER.sub(lambda m: protected[int(m.group(1))], text)
     text = "\n".join(line.rstrip() for line in text.split("\n"))
     return re.sub(r"\n{3,}", "\n\n", text).strip("\n")
+
+
+def _html_table(block: str) -> str:
+    """An HTML table from markdown as pipe rows; cells may still hold markdown links."""
+    rendered = _render_html_snippet(block)
+    if "](" in rendered:
+        rendered = _MD_LINK.sub(r"\1", _MD_IMAGE.sub("", rendered))
+    return rendered
 
 
 def _pre_block(lines: list[str]) -> str:
@@ -1161,9 +1264,7 @@ def _stem(path_hint: str) -> str:
         return ""
 
 
-def extract_markdown(
-    text: str, *, path_hint: str = "", include_resolver: IncludeResolver | None = None
-) -> Extracted:
+def extract_markdown(text: str, *, path_hint: str = "", include_resolver: IncludeResolver | None = None) -> Extracted:
     """Markdown (with front matter, includes and inline HTML) as title plus sections; never raises."""
     try:
         return _extract_markdown(text, path_hint, include_resolver)

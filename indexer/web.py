@@ -65,9 +65,7 @@ def normalise_url(url: str) -> str | None:
     query = ""
     if parts.query:
         pairs = parse_qsl(parts.query, keep_blank_values=True)
-        kept = [
-            (k, v) for k, v in pairs if not (k.lower().startswith("utm_") or k.lower() in TRACKING_PARAMS)
-        ]
+        kept = [(k, v) for k, v in pairs if not (k.lower().startswith("utm_") or k.lower() in TRACKING_PARAMS)]
         query = parts.query if len(kept) == len(pairs) else urlencode(kept)
     return urlunsplit((scheme, netloc, parts.path or "/", query, ""))
 
@@ -223,11 +221,7 @@ class WebsiteDocs:
         try:
             while produced < max_pages and (frontier or in_flight):
                 # Reserving a slot per in-flight page keeps yielded+failed within max_pages.
-                while (
-                    frontier
-                    and len(in_flight) < self.settings.concurrency
-                    and produced + len(in_flight) < max_pages
-                ):
+                while frontier and len(in_flight) < self.settings.concurrency and produced + len(in_flight) < max_pages:
                     in_flight.add(asyncio.create_task(self._process_page(frontier.popleft())))
                 done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
@@ -318,18 +312,12 @@ class WebsiteDocs:
         """RFC 9309: 4xx means no rules; an unreachable robots.txt means we may not crawl now."""
         url = f"{self.scope.origin}/robots.txt"
         parser = RobotFileParser(url)
-        fetched = await self._fetch(
-            url, allowed=self.scope.same_origin, limit=ROBOTS_MAX_BYTES, truncate=True
-        )
+        fetched = await self._fetch(url, allowed=self.scope.same_origin, limit=ROBOTS_MAX_BYTES, truncate=True)
         if fetched.outcome == "ok":
             parser.parse(_decode(fetched.body, fetched.charset).splitlines())
             return parser
-        if fetched.outcome == "failed" and (
-            fetched.status == 0 or fetched.status >= 500 or fetched.status == 429
-        ):
-            raise SourceUnavailable(
-                f"{self.source_id}: robots.txt at {url} is unreachable ({fetched.reason})"
-            )
+        if fetched.outcome == "failed" and (fetched.status == 0 or fetched.status >= 500 or fetched.status == 429):
+            raise SourceUnavailable(f"{self.source_id}: robots.txt at {url} is unreachable ({fetched.reason})")
         logger.info(
             "%s: no usable robots.txt at %s (%s); allowing all",
             self.source_id,
@@ -353,9 +341,7 @@ class WebsiteDocs:
         for candidate in candidates:
             url = resolve_url(robots_url, candidate)
             if url is None or not self.scope.same_origin(url):
-                logger.warning(
-                    "%s: ignoring sitemap %s: not on %s", self.source_id, candidate, self.scope.origin
-                )
+                logger.warning("%s: ignoring sitemap %s: not on %s", self.source_id, candidate, self.scope.origin)
             elif url not in roots:
                 roots.append(url)
         if not roots and not self.config.sitemap_url:
@@ -377,9 +363,7 @@ class WebsiteDocs:
             if url in visited:
                 continue
             visited.add(url)
-            fetched = await self._fetch(
-                url, allowed=self.scope.same_origin, limit=self.settings.max_page_bytes
-            )
+            fetched = await self._fetch(url, allowed=self.scope.same_origin, limit=self.settings.max_page_bytes)
             if fetched.outcome != "ok":
                 log = logger.info if fetched.outcome == "gone" else logger.warning
                 log("%s: sitemap %s not read (%s)", self.source_id, url, fetched.reason or fetched.outcome)
@@ -469,9 +453,7 @@ class WebsiteDocs:
                     if status in REDIRECT_STATUSES:
                         location = resp.headers.get("Location")
                         if not location:
-                            return _Fetched(
-                                "failed", url, status, reason=f"HTTP {status} without Location"
-                            ), None
+                            return _Fetched("failed", url, status, reason=f"HTTP {status} without Location"), None
                         return _Fetched("ok", url, status), location
                     if status in GONE_STATUSES:
                         logger.debug("%s: %s is gone (HTTP %d)", self.source_id, url, status)
@@ -503,9 +485,7 @@ class WebsiteDocs:
                 delay = self._backoff_s * 2**attempt
                 if retry_after is not None:
                     delay = max(delay, min(retry_after, self._max_retry_after_s))
-                logger.debug(
-                    "%s: %s failed (%s); retry %d in %.2fs", self.source_id, url, reason, attempt + 1, delay
-                )
+                logger.debug("%s: %s failed (%s); retry %d in %.2fs", self.source_id, url, reason, attempt + 1, delay)
                 await asyncio.sleep(delay)
         return _Fetched("failed", url, status, reason=reason), None
 

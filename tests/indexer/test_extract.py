@@ -78,9 +78,22 @@ def test_html_keeps_main_content_and_drops_chrome() -> None:
     assert "Docent runs anywhere Python runs. See the guide." in text
     assert "Pull the image with `docker pull`." in text
     for noise in (
-        "SCRIPT-TEXT", "color: red", "Skip to content", "Site Logo", "SIDEBAR-LINK", "BREADCRUMB",
-        "TOC-ENTRY", "SEARCH-BUTTON", "EDIT-THIS-PAGE", "ASIDE-TEXT", "FOOTER-TEXT", "COOKIE-TEXT",
-        "NOSCRIPT-TEXT", "¶", "https://", "diagram",
+        "SCRIPT-TEXT",
+        "color: red",
+        "Skip to content",
+        "Site Logo",
+        "SIDEBAR-LINK",
+        "BREADCRUMB",
+        "TOC-ENTRY",
+        "SEARCH-BUTTON",
+        "EDIT-THIS-PAGE",
+        "ASIDE-TEXT",
+        "FOOTER-TEXT",
+        "COOKIE-TEXT",
+        "NOSCRIPT-TEXT",
+        "¶",
+        "https://",
+        "diagram",
     ):
         assert noise not in text, noise
 
@@ -123,7 +136,7 @@ def test_html_content_section_named_navigation_survives() -> None:
         ("<p>x</p>", "https://docs.example.org/guide/getting-started.html", "getting-started"),
         ("<p>x</p>", "https://docs.example.org/guide/", "guide"),
         ("<p>x</p>", "", FALLBACK_TITLE),
-        ('<svg><title>Icon</title></svg><p>x</p>', "", FALLBACK_TITLE),
+        ("<svg><title>Icon</title></svg><p>x</p>", "", FALLBACK_TITLE),
     ],
 )
 def test_html_title_fallbacks(html: str, url: str, title: str) -> None:
@@ -190,8 +203,7 @@ def test_html_lists_render_as_markdown() -> None:
       <ol start="3"><li>three</li><li>four</li></ol></article>"""
     text = all_text(extract_html(html))
     assert text == (
-        "- First item\n- Second\n  1. one\n  2. two\n     - deep\n- Para item\n  continued"
-        "\n\n3. three\n4. four"
+        "- First item\n- Second\n  1. one\n  2. two\n     - deep\n- Para item\n  continued\n\n3. three\n4. four"
     )
 
 
@@ -202,9 +214,7 @@ def test_html_tables_render_as_pipe_rows() -> None:
       <tr><td>PORT</td><td><ul><li>8080</li><li>or 80</li></ul></td></tr>
       <tr><td>   </td><td></td></tr></tbody></table></article>"""
     text = all_text(extract_html(html))
-    assert text == (
-        "Options\n\n| Name | Default |\n|---|---|\n| `TOKEN` | a \\| b |\n| PORT | 8080; or 80 |"
-    )
+    assert text == ("Options\n\n| Name | Default |\n|---|---|\n| `TOKEN` | a \\| b |\n| PORT | 8080; or 80 |")
 
 
 def test_html_layout_table_with_code_is_walked_not_flattened() -> None:
@@ -258,10 +268,12 @@ def test_html_deeply_nested_divs_do_not_crash() -> None:
 
 
 def test_html_large_page_is_fast() -> None:
+    prose = "Docent indexes documentation pages and answers questions with citations. " * 3
     unit = (
-        '<h2 id="s{i}">Section {i}</h2><p>Some <b>bold</b> text with <a href="#">a link</a> and '
-        "<code>code</code>.</p><pre>line one<br>line two</pre><ul><li>a</li><li>b<br>c</li></ul>"
-        "<table><tr><th>k</th><th>v</th></tr><tr><td>1</td><td>2</td></tr></table>\n"
+        f'<h2 id="s{{i}}">Section {{i}}</h2><p>{prose}Some <b>bold</b> text with <a href="#">a link</a> '
+        f"and <code>code</code>.</p><p>{prose}</p><pre>line one<br>line two</pre>"
+        "<ul><li>first item</li><li>second<br>item</li></ul>"
+        "<table><tr><th>key</th><th>value</th></tr><tr><td>1</td><td>2</td></tr></table>\n"
     )
     body = "".join(unit.format(i=i) for i in range(2_000_000 // len(unit)))
     html = f"<html><body><nav>menu</nav><main>{body}</main></body></html>"
@@ -269,7 +281,22 @@ def test_html_large_page_is_fast() -> None:
     extracted = extract_html(html)
     elapsed = time.perf_counter() - start
     assert len(extracted.sections) == 2_000_000 // len(unit)
-    assert elapsed < 8, elapsed  # ~1.5 s on a laptop; generous for CI
+    assert elapsed < 8, elapsed  # about a second here; generous for slow CI
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<div " * 50_000,  # no '>' anywhere: html.parser alone would rescan to the end for each '<'
+        "<title>" * 20_000,
+        "<ul><li>" * 10_000 + "deep item",
+        "<br>" * 50_000 + "<p>after breaks</p>",
+    ],
+)
+def test_html_hostile_input_stays_fast(html: str) -> None:
+    start = time.perf_counter()
+    extract_html(html)
+    assert time.perf_counter() - start < 5
 
 
 # --------------------------------------------------------------------------- markdown
@@ -490,13 +517,46 @@ def test_markdown_heading_cleanup_and_duplicate_slugs() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "   ", "---", "---\ntitle: x", "```", "<!--", "#", "# ", "{{a.md}}", "<pre>", "\x00", "\ufffd" * 50,
-     "<table><tr><td>", "[unclosed](link", "\r\n# Windows\r\n\r\nline\r\n"],
+    [
+        "",
+        "   ",
+        "---",
+        "---\ntitle: x",
+        "```",
+        "<!--",
+        "#",
+        "# ",
+        "{{a.md}}",
+        "<pre>",
+        "\x00",
+        "\ufffd" * 50,
+        "<table><tr><td>",
+        "[unclosed](link",
+        "\r\n# Windows\r\n\r\nline\r\n",
+    ],
 )
 def test_markdown_odd_input_never_raises(text: str) -> None:
     extracted = extract_markdown(text, include_resolver=lambda p: None)
     assert extracted.title
     assert all(s.text.strip() for s in extracted.sections)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "` `` " * 50_000,  # unmatched single backticks inside one long paragraph
+        "# " + "*a " * 50_000,  # emphasis markers in a huge heading
+        "<div " * 50_000,
+        "<table>" * 20_000,
+        "<!--" * 50_000,
+        "{{" + " " * 100_000 + "x",
+        "# a" + " " * 100_000 + "b",
+    ],
+)
+def test_markdown_hostile_input_stays_fast(text: str) -> None:
+    start = time.perf_counter()
+    extract_markdown(text)
+    assert time.perf_counter() - start < 5
 
 
 def test_markdown_crlf_and_bom() -> None:

@@ -319,9 +319,7 @@ async def test_in_scope_redirect_uses_final_url_once(site: Site, session: aiohtt
     assert not failures
 
 
-async def test_redirect_out_of_scope_is_skipped_not_failed(
-    site: Site, session: aiohttp.ClientSession
-) -> None:
+async def test_redirect_out_of_scope_is_skipped_not_failed(site: Site, session: aiohttp.ClientSession) -> None:
     site.routes["/docs/"] = html_page("Index", "away", "to-blog")
     source = make_source(site, session)
     _docs, failures = await collect(source)
@@ -378,9 +376,7 @@ async def test_timeout_becomes_failure(site: Site, session: aiohttp.ClientSessio
 
     site.routes["/docs/"] = html_page("Index", "slow")
     site.routes["/docs/slow"] = slow
-    docs, failures = await collect(
-        make_source(site, session, make_settings(request_timeout_s=0.2, retries=1))
-    )
+    docs, failures = await collect(make_source(site, session, make_settings(request_timeout_s=0.2, retries=1)))
 
     assert site.url("/docs/") in docs
     assert failures[site.url("/docs/slow")].reason == "timeout"
@@ -388,9 +384,7 @@ async def test_timeout_becomes_failure(site: Site, session: aiohttp.ClientSessio
 
 
 @pytest.mark.parametrize("with_length", [True, False])
-async def test_page_over_max_bytes_is_a_failure(
-    site: Site, session: aiohttp.ClientSession, with_length: bool
-) -> None:
+async def test_page_over_max_bytes_is_a_failure(site: Site, session: aiohttp.ClientSession, with_length: bool) -> None:
     big = raw(b"<html>" + b"x" * 200_000, "text/html") if with_length else streamed_big_page
     site.routes["/docs/"] = html_page("Index", "big")
     site.routes["/docs/big"] = big
@@ -400,12 +394,8 @@ async def test_page_over_max_bytes_is_a_failure(
     assert site.url("/docs/big") not in docs
 
 
-async def test_only_html_becomes_documents_and_charset_is_used(
-    site: Site, session: aiohttp.ClientSession
-) -> None:
-    site.routes["/docs/"] = html_page(
-        "Index", "latin", "nocharset", "xhtml", "manual.pdf", "data.json", "logo.png"
-    )
+async def test_only_html_becomes_documents_and_charset_is_used(site: Site, session: aiohttp.ClientSession) -> None:
+    site.routes["/docs/"] = html_page("Index", "latin", "nocharset", "xhtml", "manual.pdf", "data.json", "logo.png")
     site.routes["/docs/latin"] = raw("<p>café</p>".encode("latin-1"), "text/html; charset=iso-8859-1")
     site.routes["/docs/nocharset"] = raw(b"<p>caf\xe9</p>", "text/html")
     site.routes["/docs/xhtml"] = raw(b"<html><p>x</p></html>", "application/xhtml+xml")
@@ -426,9 +416,7 @@ async def test_only_html_becomes_documents_and_charset_is_used(
 
 async def test_robots_rules_for_our_user_agent(site: Site, session: aiohttp.ClientSession) -> None:
     # A group naming us replaces the * group, so /docs/private/ is allowed for us but /docs/b is not.
-    site.routes["/robots.txt"] = text(
-        "User-agent: DocentTest\nDisallow: /docs/b\n\nUser-agent: *\nDisallow: /\n"
-    )
+    site.routes["/robots.txt"] = text("User-agent: DocentTest\nDisallow: /docs/b\n\nUser-agent: *\nDisallow: /\n")
     site.routes["/docs/"] = html_page("Index", "a", "b", "private/secret")
     site.routes["/sitemap.xml"] = status(404)
     source = make_source(site, session)
@@ -448,9 +436,7 @@ async def test_missing_robots_allows_all(site: Site, session: aiohttp.ClientSess
     assert site.url("/docs/private/also") in docs
 
 
-async def test_robots_redirect_into_disallowed_page_is_skipped(
-    site: Site, session: aiohttp.ClientSession
-) -> None:
+async def test_robots_redirect_into_disallowed_page_is_skipped(site: Site, session: aiohttp.ClientSession) -> None:
     site.routes["/docs/"] = html_page("Index", "hidden")
     site.routes["/docs/hidden"] = redirect("/docs/private/secret")
     site.routes["/sitemap.xml"] = status(404)
@@ -461,9 +447,7 @@ async def test_robots_redirect_into_disallowed_page_is_skipped(
     assert site.hits("/docs/private/secret") == 0
 
 
-async def test_unreachable_robots_makes_source_unavailable(
-    site: Site, session: aiohttp.ClientSession
-) -> None:
+async def test_unreachable_robots_makes_source_unavailable(site: Site, session: aiohttp.ClientSession) -> None:
     site.routes["/robots.txt"] = status(503)
     with pytest.raises(SourceUnavailable, match=r"robots\.txt"):
         await collect(make_source(site, session))
@@ -480,9 +464,7 @@ async def test_sitemap_only_when_crawl_is_off(site: Site, session: aiohttp.Clien
     assert site.hits("/docs/b") == 0  # linked from pages, but links are not followed
 
 
-async def test_sitemap_index_is_followed_with_a_depth_limit(
-    site: Site, session: aiohttp.ClientSession
-) -> None:
+async def test_sitemap_index_is_followed_with_a_depth_limit(site: Site, session: aiohttp.ClientSession) -> None:
     site.routes.update(
         {
             "/sitemap.xml": sitemap_index(
@@ -505,9 +487,7 @@ async def test_sitemap_index_is_followed_with_a_depth_limit(
     assert source.crawl_stats.sitemap_urls == 3
 
 
-async def test_gzipped_sitemap_and_robots_declared_sitemap(
-    site: Site, session: aiohttp.ClientSession
-) -> None:
+async def test_gzipped_sitemap_and_robots_declared_sitemap(site: Site, session: aiohttp.ClientSession) -> None:
     site.routes["/robots.txt"] = text("User-agent: *\nDisallow:\n\nSitemap: /maps/pages.xml.gz\n")
     port = site.url("/").split(":")[2].rstrip("/")
     xml = f"<urlset><url><loc>http://127.0.0.1:{port}/docs/sitemap-only</loc></url></urlset>"
@@ -593,9 +573,7 @@ async def test_closing_early_cancels_in_flight_fetches(site: Site, session: aioh
     assert ours() == []
 
 
-async def test_sitemap_caps(
-    site: Site, session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_sitemap_caps(site: Site, session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(web_source, "MAX_SITEMAP_FILES", 3)
     monkeypatch.setattr(web_source, "MAX_SITEMAP_URLS", 3)
     site.routes.update(
@@ -659,9 +637,9 @@ def test_scope_defaults_to_start_folder() -> None:
     assert not scope.contains("https://x.org/docs/v1/a")
     assert not scope.contains("http://x.org/docs/v2/a")
     assert not scope.contains("https://y.org/docs/v2/a")
-    assert Scope.for_source(
-        WebsiteSource(start_url="https://x.org/docs/", path_prefix="/docs/api/")
-    ).contains("https://x.org/docs/api/z")
+    assert Scope.for_source(WebsiteSource(start_url="https://x.org/docs/", path_prefix="/docs/api/")).contains(
+        "https://x.org/docs/api/z"
+    )
 
 
 def test_extract_links_resolves_against_base() -> None:
@@ -681,9 +659,7 @@ def test_parse_sitemap_kinds() -> None:
         "urlset",
         ["https://x.org/a"],
     )
-    assert parse_sitemap(
-        b"<sitemapindex><sitemap><loc>https://x.org/s.xml</loc></sitemap></sitemapindex>"
-    ) == (
+    assert parse_sitemap(b"<sitemapindex><sitemap><loc>https://x.org/s.xml</loc></sitemap></sitemapindex>") == (
         "index",
         ["https://x.org/s.xml"],
     )

@@ -1,0 +1,239 @@
+"""The fake Discord must be real enough for the real discord.py: these tests drive a real ``commands.Bot`` through it.
+
+If one of these breaks after a discord.py upgrade, the e2e tests built on the fake can no longer be trusted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import discord
+import pytest
+from discord import app_commands
+from discord.ext import commands
+
+from tests.bot.fake_discord import FakeDiscord, pending_discordpy_tasks
+
+ALICE = 600000000000000001
+NO_PINGS = discord.AllowedMentions.none()
+
+
+class Panel(discord.ui.View):
+    def __init__(self) -> None:
+        super().__init__(timeout=60)
+
+    @discord.ui.button(label="Confirm", custom_id="confirm")
+    async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button[Panel]) -> None:
+        await interaction.response.edit_message(content=f"confirmed by {interaction.user.mention}", view=None)
+        self.stop()  # also cancels the view's timeout task, so nothing is left pending
+
+
+class EchoBot(commands.Bot):
+    """A minimal bot shaped like Docent: mention -> quiet reply; slash commands that defer, edit and follow up."""
+
+    def __init__(self) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True
+        intents.guild_messages = True
+        super().__init__(
+            command_prefix=commands.when_mentioned, intents=intents, help_command=None, guild_ready_timeout=0.1
+        )
+        self.seen: list[str] = []
+        self.errors: list[BaseException] = []
+        self.tree.on_error = self._on_tree_error  # type: ignore[method-assign]
+
+        @self.tree.command(name="ping", description="Defer, then edit, then follow up.")
+        async def ping(interaction: discord.Interaction, text: str) -> None:
+            await interaction.response.defer(thinking=True)
+            await interaction.edit_original_response(content=f"pong: {text}", allowed_mentions=NO_PINGS)
+            await interaction.followup.send("and a followup", allowed_mentions=NO_PINGS)
+
+        @self.tree.command(name="quick", description="Defer, then only a followup.")
+        async def quick(interaction: discord.Interaction) -> None:
+            await interaction.response.defer(thinking=True, ephemeral=True)
+            await interaction.followup.send("done", ephemeral=True)
+
+        @self.tree.command(name="panel", description="A message with a button.")
+        async def panel(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message("Pick one", view=Panel())
+
+    async def _on_tree_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        self.errors.append(error)
+
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author.bot:
+            return
+        self.seen.append(message.content)
+        assert self.user is not None
+        if self.user not in message.mentions:
+            return
+        await message.add_reaction("👀")
+        await message.channel.typing()
+        question = re.sub(r"<@!?\d+>", "", message.content).strip()
+        reply = await message.reply(f"you asked: {question}", allowed_mentions=NO_PINGS)
+        if "thread" in question:
+            thread = await reply.create_thread(name="Follow-up")
+            await thread.send("more in here", allowed_mentions=NO_PINGS)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    async with FakeDiscord() as fake:
+        fake.add_member(ALICE, "alice")
+        yield fake
+    assert not fake.errors, fake.errors
+    assert not fake.unhandled, fake.unhandled
+
+
+@pytest.fixture
+async def bot(fake: FakeDiscord) -> AsyncIterator[EchoBot]:
+    bot = EchoBot()
+    real_api = discord.http.Route.BASE
+    async with fake.run_bot(bot):
+        assert fake.api_base == discord.http.Route.BASE
+        yield bot
+    assert bot.is_closed() and not bot.errors
+    assert not pending_discordpy_tasks()
+    assert real_api == discord.http.Route.BASE
+
+
+async def test_bot_connects_and_sees_the_guild(fake: FakeDiscord, bot: EchoBot) -> None:
+    guild = bot.get_guild(fake.guild_id)
+    assert guild is not None and guild.name == "Fake Guild"
+    assert guild.get_channel(fake.channel_id) is not None
+    assert guild.me.guild_permissions.send_messages
+    assert fake.identify is not None and fake.identify["intents"] == bot.intents.value
+    assert [r.path for r in fake.requests[:2]] == ["/users/@me", "/oauth2/applications/@me"]
+
+
+async def test_mention_gets_a_quiet_reply(fake: FakeDiscord, bot: EchoBot) -> None:
+    unseen = await fake.user_says(ALICE, "chatter the bot may not read")
+    asked = await fake.user_says(ALICE, "how do I index?", mention_bot=True)
+
+    reply = await fake.wait_for_message(lambda m: m.reply_to == asked)
+
+    assert reply.content == "you asked: how do I index?"
+    assert reply.allowed_mentions == {"parse": []}
+    assert not reply.pings and not fake.any_pings()
+    assert reply.payload["type"] == 19 and reply.payload["message_reference"]["message_id"] == str(asked)
+    assert fake.user_messages[asked].reactions == [("👀", fake.bot_user_id)]
+    assert fake.calls("POST", f"/channels/{fake.channel_id}/typing")
+    # Without the message-content intent Discord blanks messages that do not mention the bot.
+    assert bot.seen == ["", f"<@{fake.bot_user_id}> how do I index?"]
+    assert not any(m.reply_to == unseen for m in fake.messages.values())
+
+
+async def test_replies_to_the_bot_are_readable_only_when_they_ping_it(fake: FakeDiscord, bot: EchoBot) -> None:
+    asked = await fake.user_says(ALICE, "first question", mention_bot=True)
+    answer = await fake.wait_for_message(lambda m: m.reply_to == asked)
+
+    await fake.user_says(ALICE, "quiet reply", reply_to=answer.id, ping_reply=False)
+    loud = await fake.user_says(ALICE, "loud reply", reply_to=answer.id)
+    await fake.wait_for_message(lambda m: m.reply_to == loud)
+
+    # A reply that pings puts the bot in `mentions`, which is what exempts it from the missing content intent.
+    assert bot.seen[1:] == ["", "loud reply"]
+
+
+async def test_reply_can_start_a_thread(fake: FakeDiscord, bot: EchoBot) -> None:
+    await fake.user_says(ALICE, "open a thread please", mention_bot=True)
+
+    in_thread = await fake.wait_for_message(lambda m: m.content == "more in here")
+
+    reply = fake.channel_messages()[0]
+    assert reply.thread_id == in_thread.channel_id == reply.id  # Discord: a message's thread shares its id
+    assert fake.channels[in_thread.channel_id]["type"] == 11
+    await fake.wait_for(lambda: bot.get_channel(in_thread.channel_id) is not None)
+    assert isinstance(bot.get_channel(in_thread.channel_id), discord.Thread)
+
+
+async def test_slash_defers_then_edits_then_follows_up(fake: FakeDiscord, bot: EchoBot) -> None:
+    await bot.tree.sync()
+    ix = await fake.slash("ping", {"text": "hi"}, user_id=ALICE)
+
+    await fake.wait_for(lambda: ix.followups)
+
+    assert ix.payload["data"]["id"] == fake.synced_commands()[0]["id"]
+    assert ix.callback is not None and ix.callback.type == 5 and ix.deferred
+    assert ix.response_latency is not None and ix.response_latency < 3
+    original = ix.original
+    assert original is not None
+    assert original.contents == ["", "pong: hi"] and ix.final_content == "pong: hi"
+    assert not original.loading and not original.ephemeral
+    assert [m.content for m in ix.followups] == ["and a followup"]
+    assert ix.all_contents == ["pong: hi", "and a followup"]
+    assert ix.deferred_at is not None and original.edited_at is not None
+    assert ix.deferred_at <= original.edited_at <= ix.followups[0].created_at
+    assert all(m.allowed_mentions == {"parse": []} for m in [original, *ix.followups])
+
+
+async def test_first_followup_after_defer_replaces_the_thinking_message(fake: FakeDiscord, bot: EchoBot) -> None:
+    await bot.tree.sync()
+    ix = await fake.slash("quick", {}, user_id=ALICE)
+
+    await fake.wait_for(lambda: ix.followup_ids)
+
+    assert ix.followup_ids == [ix.original_message_id]
+    assert ix.final_content == "done" and ix.ephemeral
+    assert ix.original is not None and ix.original.ephemeral
+
+
+async def test_button_click_runs_the_view_callback(fake: FakeDiscord, bot: EchoBot) -> None:
+    await bot.tree.sync()
+    ix = await fake.slash("panel", user_id=ALICE)
+    await fake.wait_for(lambda: ix.original)
+    assert ix.original is not None and ix.callback is not None and ix.callback.type == 4
+
+    click = await fake.click(ix.original.id, "confirm", user_id=ALICE)
+    await fake.wait_for(lambda: click.responded)
+
+    assert click.callback is not None and click.callback.type == 7
+    assert click.original is ix.original
+    assert ix.original.contents == ["Pick one", f"confirmed by <@{ALICE}>"]
+    assert ix.original.components == []
+    assert ix.original.pings.users == {ALICE}  # no allowed_mentions on that edit: the mention would ping
+
+
+async def test_tree_sync_stores_commands_with_stable_ids(fake: FakeDiscord, bot: EchoBot) -> None:
+    guild = discord.Object(id=fake.guild_id)
+    bot.tree.copy_global_to(guild=guild)
+
+    synced = await bot.tree.sync(guild=guild)
+    again = await bot.tree.sync(guild=guild)
+
+    assert sorted(c.name for c in synced) == ["panel", "ping", "quick"]
+    assert {c.name: c.id for c in synced} == {c.name: c.id for c in again}
+    assert all(c["guild_id"] == str(fake.guild_id) for c in fake.synced_commands(fake.guild_id))
+    assert fake.synced_commands() == []
+    fetched = await bot.tree.fetch_commands(guild=guild)
+    assert {c.id for c in fetched} == {c.id for c in synced}
+    ping = next(c for c in fake.synced_commands(fake.guild_id) if c["name"] == "ping")
+    assert ping["options"][0]["name"] == "text" and ping["options"][0]["type"] == 3
+
+    ix = await fake.slash("ping", {"text": "guild"}, user_id=ALICE)  # carries guild_id: found among guild commands
+    await fake.wait_for(lambda: ix.followups)
+    assert ix.final_content == "pong: guild"
+
+
+async def test_rate_limited_send_is_retried(fake: FakeDiscord, bot: EchoBot) -> None:
+    fake.rate_limit_once("POST", "/channels/*/messages", retry_after=0.05)
+    asked = await fake.user_says(ALICE, "still there?", mention_bot=True)
+
+    await fake.wait_for_message(lambda m: m.reply_to == asked)
+
+    assert [r.status for r in fake.calls("POST", "/channels/*/messages")] == [429, 200]
+
+
+async def test_late_interaction_response_is_rejected(fake: FakeDiscord, bot: EchoBot) -> None:
+    await bot.tree.sync()
+    fake.interaction_deadline = 0.0  # every callback is "too late"
+    ix = await fake.slash("ping", {"text": "slow"}, user_id=ALICE)
+
+    await fake.wait_for(lambda: bot.errors)
+
+    assert not ix.responded and [r.status for r in ix.rejected] == [404]
+    error = bot.errors[0]
+    assert isinstance(error, app_commands.CommandInvokeError)
+    assert isinstance(error.original, discord.NotFound) and error.original.code == 10062
+    bot.errors.clear()  # expected; the fixture fails on any other
