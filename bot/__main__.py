@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
 import signal
 import sys
@@ -21,6 +23,7 @@ from bot.client import DocentBot, point_at
 from indexer.build import http_session, make_indexer, make_source
 from indexer.sources import DocumentSource
 from rag.errors import ConfigError, DocentError
+from rag.feedback import FeedbackStore
 from rag.logs import configure_logging
 from rag.runtime import open_core
 from rag.settings import Settings
@@ -48,7 +51,8 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
             return [make_source(config, settings.indexer, session) for config in configs]
 
         await core.store.ensure_collection(core.embedder.dimension)
-        bot = DocentBot(settings, core.pipeline, indexer, sources)  # type: ignore[arg-type]
+        feedback = FeedbackStore(settings.data_dir / "feedback.sqlite3")
+        bot = DocentBot(settings, core.pipeline, indexer, sources, feedback)  # type: ignore[arg-type]
         if sync_only:
             settings.indexer.schedule_minutes = 0
         loop = asyncio.get_running_loop()
@@ -66,9 +70,25 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
             print("error: Discord rejected the bot token (DOCENT_DISCORD__TOKEN).", file=sys.stderr)
             return 2
         except discord.PrivilegedIntentsRequired:
-            print("error: the bot asked for an intent not enabled in the Developer Portal.", file=sys.stderr)
+            print(
+                "error: the Message Content intent is off in the Developer Portal but "
+                "bot.thread_followups_without_mention needs it.",
+                file=sys.stderr,
+            )
             return 2
+        finally:
+            feedback.close()
     logger.info("bot stopped")
+    return 0
+
+
+async def print_report(settings: Settings, *, as_json: bool) -> int:
+    store = FeedbackStore(settings.data_dir / "feedback.sqlite3")
+    try:
+        report = await store.report(limit=20)
+    finally:
+        store.close()
+    print(json.dumps(dataclasses.asdict(report)) if as_json else report.as_text(limit=20))
     return 0
 
 
@@ -80,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     ask_parser.add_argument("--json", action="store_true", help="print the answer as one JSON object")
     commands.add_parser("run", help="run the Discord bot (the default)")
     commands.add_parser("sync", help="sync slash commands to Discord now")
+    report_parser = commands.add_parser("report", help="feedback report: top questions, gaps, disliked answers")
+    report_parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     args = parser.parse_args(argv)
     try:
         settings = Settings()
@@ -92,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "ask":
             return asyncio.run(ask(settings, " ".join(args.question), as_json=args.json))
+        if args.command == "report":
+            return asyncio.run(print_report(settings, as_json=args.json))
         return asyncio.run(run_bot(settings, sync_only=args.command == "sync"))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

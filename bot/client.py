@@ -13,8 +13,13 @@ import discord
 import yarl
 from discord.ext import commands
 
+from bot.admission import Admission
+from bot.conversations import Conversations
+from bot.replies import NO_PINGS
 from indexer.runner import Indexer, IndexReport
 from indexer.sources import DocumentSource
+from rag.errors import describe, new_error_id
+from rag.feedback import FeedbackStore
 from rag.pipeline import AnswerPipeline
 from rag.settings import Settings
 
@@ -29,12 +34,14 @@ def point_at(settings: Settings) -> None:
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord.gateway_url)
 
 
-def make_intents() -> discord.Intents:
-    """Least privilege: mentions carry their content without the privileged message-content intent."""
+def make_intents(settings: Settings) -> discord.Intents:
+    """Least privilege: mentions and DMs carry their text without the privileged Message Content intent;
+    it is requested only to answer un-mentioned follow-ups in the bot's threads."""
     intents = discord.Intents.none()
     intents.guilds = True
     intents.guild_messages = True
     intents.dm_messages = True
+    intents.message_content = settings.bot.thread_followups_without_mention
     return intents
 
 
@@ -45,11 +52,12 @@ class DocentBot(commands.Bot):
         pipeline: AnswerPipeline,
         indexer: Indexer,
         sources: SourceFactory,
+        feedback: FeedbackStore,
         **options: Any,
     ) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
-            intents=make_intents(),
+            intents=make_intents(settings),
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
             **options,
@@ -58,19 +66,50 @@ class DocentBot(commands.Bot):
         self.pipeline = pipeline
         self.indexer = indexer
         self.sources = sources
-        self.answer_slots = asyncio.Semaphore(settings.llm.max_concurrency)
+        self.feedback = feedback
+        self.admission = Admission(
+            concurrency=settings.bot.max_concurrent_answers,
+            max_queue=settings.bot.max_queue,
+            cooldown_s=settings.bot.user_cooldown_s,
+        )
+        self.conversations = Conversations(max_turns=settings.bot.history_turns)
         self.last_index_report: IndexReport | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def setup_hook(self) -> None:
         from bot.cogs.admin import AdminCog
         from bot.cogs.ask import AskCog
+        from bot.cogs.feedback import FeedbackCog, VoteButton
 
         await self.add_cog(AskCog(self))
         await self.add_cog(AdminCog(self))
+        await self.add_cog(FeedbackCog(self))
+        self.add_dynamic_items(VoteButton)
+        self.tree.on_error = self.on_app_command_error
         await self.sync_commands_if_changed()
         if self.settings.indexer.schedule_minutes > 0:
             self.spawn(self._periodic_index(), name="periodic-index")
+
+    async def on_app_command_error(
+        self, interaction: discord.Interaction, error: discord.app_commands.AppCommandError
+    ) -> None:
+        """The last resort for a failing command: one friendly line with an id that is also logged."""
+        error_id = new_error_id()
+        original = getattr(error, "original", error)
+        logger.error(
+            "command %s failed (error id %s)",
+            interaction.command and interaction.command.name,
+            error_id,
+            exc_info=original,
+        )
+        message = describe(original, error_id)
+        try:
+            if interaction.response.is_done():
+                await interaction.edit_original_response(content=message, allowed_mentions=NO_PINGS)
+            else:
+                await interaction.response.send_message(message, ephemeral=True, allowed_mentions=NO_PINGS)
+        except discord.HTTPException:
+            logger.warning("could not tell the user about error %s", error_id)
 
     def spawn(self, coro: Any, *, name: str) -> asyncio.Task[None]:
         """Start a task the bot owns: kept until done, errors logged, cancelled on close."""

@@ -89,12 +89,21 @@ class Indexer:
         self._upsert_batch = upsert_batch
         self._model_tag = embedding_model
         self.lock = asyncio.Lock()
+        self.progress: IndexReport | None = None
 
     async def run(self, sources: list[DocumentSource], progress: ProgressCallback | None = None) -> IndexReport:
         """Index every source; one failing source is reported and the others still run."""
         async with self.lock:
             started = time.perf_counter()
             total = IndexReport()
+            self.progress = total
+            caller = progress
+
+            def progress(report: IndexReport) -> None:
+                self.progress = report  # readable by anyone who finds the lock taken
+                if caller:
+                    caller(report)
+
             await self._store.ensure_collection(self._embedder.dimension)
             for source in sources:
                 try:
@@ -106,8 +115,8 @@ class Indexer:
             await self._store.flush()
             total.seconds = time.perf_counter() - started
             logger.info("index run done: %s", total.summary())
-            if progress:
-                progress(total)
+            progress(total)
+            self.progress = None
             return total
 
     async def _run_source(

@@ -39,6 +39,10 @@ class GenerationTimeout(DocentError):
     user_message = "Answering took too long, so I stopped. Please try again or ask more specifically."
 
 
+class Overloaded(DocentError):
+    user_message = "I'm answering a lot of questions right now. Please ask again in a minute."
+
+
 class ConfigError(DocentError):
     """Settings that cannot work; the message says which and why."""
 

@@ -119,8 +119,16 @@ class IndexerSettings(BaseModel):
 
 
 class BotSettings(BaseModel):
-    reply_in_thread: bool = False
-    edit_interval_s: float = Field(1.2, ge=0.2)
+    reply_in_thread: bool = Field(False, description="Answer each mention in a new thread (else as a reply).")
+    thread_followups_without_mention: bool = Field(
+        False, description="Answer un-mentioned messages in the bot's threads (needs the Message Content intent)."
+    )
+    edit_interval_s: float = Field(1.2, ge=0.2, description="Streaming edits at most this often.")
+    max_concurrent_answers: int = Field(4, ge=1)
+    max_queue: int = Field(50, ge=0, description="Questions waiting beyond this are turned away politely.")
+    user_cooldown_s: float = Field(8.0, ge=0, description="Minimum time between one user's questions.")
+    history_turns: int = Field(3, ge=0, description="Earlier turns of a thread or reply chain used as context.")
+    direct_messages: Literal["answer", "refuse"] = "answer"
 
 
 class Settings(BaseSettings):

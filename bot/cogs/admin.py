@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import time
 from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from indexer.runner import IndexReport
+from bot.replies import NO_PINGS
 from rag.errors import describe, new_error_id
 
 if TYPE_CHECKING:
     from bot.client import DocentBot
 
 logger = logging.getLogger(__name__)
-NO_PINGS = discord.AllowedMentions.none()
+PROGRESS_EVERY_S = 2.0
 
 
 def is_admin(member: discord.abc.User, admin_role_ids: list[int]) -> bool:
@@ -32,7 +32,6 @@ def is_admin(member: discord.abc.User, admin_role_ids: list[int]) -> bool:
 class AdminCog(commands.Cog):
     def __init__(self, bot: DocentBot) -> None:
         self.bot = bot
-        self.progress: IndexReport | None = None
 
     @app_commands.command(name="reindex", description="Refresh the docs index now (admins only).")
     @app_commands.describe(source="Only this source id (default: all)")
@@ -47,40 +46,40 @@ class AdminCog(commands.Cog):
             )
             return
         if self.bot.indexer.lock.locked():
-            seen = self.progress.pages_seen if self.progress else 0
+            progress = self.bot.indexer.progress
+            seen = progress.pages_seen if progress else 0
             await interaction.response.send_message(
                 f"A reindex is already running ({seen} pages read so far).", ephemeral=True, allowed_mentions=NO_PINGS
             )
             return
         await interaction.response.defer(thinking=True)
-        last = 0.0
+        sources = self.bot.sources(source)
+        if not sources:
+            await _edit(interaction, f"No configured source has id `{source}`.")
+            return
 
-        def on_progress(report: IndexReport) -> None:
-            nonlocal last
-            self.progress = report
-            if time.monotonic() - last >= 2:
-                last = time.monotonic()
-                self.bot.spawn(
-                    _edit(
-                        interaction, f"⏳ Reindexing… {report.pages_seen} pages read, {report.chunks_written} chunks"
-                    ),
-                    name="reindex-progress",
-                )
-
+        pump = asyncio.create_task(self._pump_progress(interaction), name="reindex-progress")
         try:
-            sources = self.bot.sources(source)
-            if not sources:
-                await _edit(interaction, f"No configured source has id `{source}`.")
-                return
-            report = await self.bot.indexer.run(sources, progress=on_progress)
+            report = await self.bot.indexer.run(sources)
             self.bot.last_index_report = report
+            pump.cancel()
+            await asyncio.gather(pump, return_exceptions=True)
             await _edit(interaction, f"✅ Reindex done: {report.summary()}")
         except Exception as exc:
             error_id = new_error_id()
             logger.exception("reindex failed (error id %s)", error_id)
+            pump.cancel()
+            await asyncio.gather(pump, return_exceptions=True)
             await _edit(interaction, describe(exc, error_id))
-        finally:
-            self.progress = None
+
+    async def _pump_progress(self, interaction: discord.Interaction) -> None:
+        """Edit progress into the response every couple of seconds (one edit in flight at a time)."""
+        while True:
+            await asyncio.sleep(PROGRESS_EVERY_S)
+            report = self.bot.indexer.progress
+            if report is not None:
+                done = f"{report.pages_seen} pages read, {report.chunks_written} chunks written"
+                await _edit(interaction, f"⏳ Reindexing… {done}")
 
 
 async def _edit(interaction: discord.Interaction, content: str) -> None:

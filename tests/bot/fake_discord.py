@@ -543,7 +543,7 @@ class FakeDiscord:
         client: ClientT,
         *,
         token: str = "fake-token",
-        timeout: float = 10,  # noqa: ASYNC109
+        timeout: float = 10,
     ) -> AsyncIterator[ClientT]:
         """Start ``client`` against the fake, wait until it is ready, and on exit close it and await its task.
 
@@ -572,7 +572,7 @@ class FakeDiscord:
                 finally:
                     self._bot_tasks.remove(task)
 
-    async def wait_ready(self, timeout: float = 10) -> None:  # noqa: ASYNC109
+    async def wait_ready(self, timeout: float = 10) -> None:
         """Until the bot has identified and been sent READY + GUILD_CREATE (``client.wait_until_ready`` is later)."""
         await asyncio.wait_for(self._ready.wait(), timeout)
 
@@ -581,7 +581,7 @@ class FakeDiscord:
     async def wait_for(
         self,
         predicate: Callable[[], T],
-        timeout: float = 10,  # noqa: ASYNC109
+        timeout: float = 10,
         *,
         what: str = "",
         poll: float = 0.02,
@@ -612,7 +612,7 @@ class FakeDiscord:
         *,
         channel_id: int | None = None,
         after: int | None = None,
-        timeout: float = 10,  # noqa: ASYNC109
+        timeout: float = 10,
     ) -> MessageRecord:
         """The first bot message (in creation order) matching; ``after`` skips messages with ids up to that one."""
 

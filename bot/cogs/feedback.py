@@ -1,0 +1,79 @@
+"""Helpful / not helpful buttons on answers (they keep working after a restart) and the admin /feedback report."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.cogs.admin import is_admin
+from bot.render import split_message
+from bot.replies import NO_PINGS
+
+if TYPE_CHECKING:
+    from bot.client import DocentBot
+
+logger = logging.getLogger(__name__)
+
+
+class VoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"docent:vote:(?P<vote>up|down):(?P<id>\w+)"):
+    """A button whose custom id carries the answer id and the vote, so no view state must survive restarts."""
+
+    def __init__(self, answer_id: str, helpful: bool) -> None:
+        self.answer_id = answer_id
+        self.helpful = helpful
+        super().__init__(
+            discord.ui.Button(
+                label="Helpful" if helpful else "Not helpful",
+                emoji="👍" if helpful else "👎",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"docent:vote:{'up' if helpful else 'down'}:{answer_id}",
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button[Any], match: re.Match[str], /
+    ) -> VoteButton:
+        return cls(match["id"], match["vote"] == "up")
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot: DocentBot = interaction.client  # type: ignore[assignment]
+        recorded = await bot.feedback.vote(self.answer_id, interaction.user.id, self.helpful)
+        text = "Thanks for the feedback!" if recorded else "That answer is too old to rate."
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
+        logger.info("feedback %s on %s", "up" if self.helpful else "down", self.answer_id)
+
+
+def feedback_view(answer_id: str) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(VoteButton(answer_id, True))
+    view.add_item(VoteButton(answer_id, False))
+    return view
+
+
+class FeedbackCog(commands.Cog):
+    def __init__(self, bot: DocentBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="feedback", description="Top questions, gaps in the docs and disliked answers.")
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.guild_only()
+    async def feedback(self, interaction: discord.Interaction) -> None:
+        if not is_admin(interaction.user, self.bot.settings.discord.admin_role_ids):
+            await interaction.response.send_message(
+                "Only members with Manage Server (or a Docent admin role) can see the feedback report.",
+                ephemeral=True,
+                allowed_mentions=NO_PINGS,
+            )
+            return
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        report = await self.bot.feedback.report()
+        parts = split_message(report.as_text())
+        await interaction.edit_original_response(content=parts[0], allowed_mentions=NO_PINGS)
+        for part in parts[1:]:
+            await interaction.followup.send(part, ephemeral=True, allowed_mentions=NO_PINGS)

@@ -1,0 +1,38 @@
+"""Short conversation memory: which answer a reply or a thread continues."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from rag.prompt import Turn
+
+
+class Conversations:
+    """Bounded in-memory map from a bot message or thread to the turns so far.
+
+    Kept in memory on purpose: follow-ups are minutes apart, and after a restart a new
+    question simply starts a new conversation.
+    """
+
+    def __init__(self, max_items: int = 5000, max_turns: int = 3) -> None:
+        self._by_key: OrderedDict[int, tuple[Turn, ...]] = OrderedDict()
+        self._max_items = max_items
+        self._max_turns = max_turns
+
+    def history(self, key: int | None) -> tuple[Turn, ...]:
+        if key is None or key not in self._by_key:
+            return ()
+        self._by_key.move_to_end(key)
+        return self._by_key[key]
+
+    def knows(self, key: int | None) -> bool:
+        return key is not None and key in self._by_key
+
+    def remember(self, keys: list[int], history: tuple[Turn, ...], turn: Turn) -> None:
+        """Store the conversation including ``turn`` under each key (answer messages, the thread)."""
+        turns = (*history, turn)[-self._max_turns :] if self._max_turns else ()
+        for key in keys:
+            self._by_key[key] = turns
+            self._by_key.move_to_end(key)
+        while len(self._by_key) > self._max_items:
+            self._by_key.popitem(last=False)
