@@ -16,6 +16,7 @@ import logging
 import signal
 import sys
 
+import aiohttp
 import discord
 
 from bot.cli import ask
@@ -31,6 +32,25 @@ from rag.settings import Settings
 logger = logging.getLogger("bot")
 
 
+async def check_token(api_base: str, token: str) -> str | None:
+    """Ask Discord whether the token is valid before spending a minute loading models; None means fine."""
+    url = api_base.rstrip("/") + "/users/@me"
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session,
+            session.get(url, headers={"Authorization": f"Bot {token}"}) as response,
+        ):
+            if response.status == 401:
+                return (
+                    "Discord rejected the bot token (DOCENT_DISCORD__TOKEN). Copy it again from the Developer Portal."
+                )
+            if response.status >= 400:
+                return f"Discord answered {response.status} when checking the bot token."
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return f"cannot reach Discord at {api_base}: {exc or type(exc).__name__}"
+    return None
+
+
 async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
     if settings.discord.token is None or not settings.discord.token.get_secret_value().strip():
         print(
@@ -40,6 +60,11 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
         )
         return 2
     point_at(settings)
+    token = settings.discord.token.get_secret_value().strip()
+    problem = await check_token(settings.discord.api_base, token)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     async with (
         open_core(settings, with_llm=not sync_only, status=logger.info) as core,
         http_session(settings.indexer) as session,
@@ -62,10 +87,10 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
         try:
             async with bot:
                 if sync_only:
-                    await bot.login(settings.discord.token.get_secret_value())
+                    await bot.login(token)
                     await bot.sync_commands_if_changed(force=True)
                     return 0
-                await bot.start(settings.discord.token.get_secret_value())
+                await bot.start(token)
         except discord.LoginFailure:
             print("error: Discord rejected the bot token (DOCENT_DISCORD__TOKEN).", file=sys.stderr)
             return 2
