@@ -23,7 +23,7 @@ from bot.cli import ask
 from bot.client import DocentBot, point_at
 from indexer.build import http_session, make_indexer, make_source
 from indexer.sources import DocumentSource
-from rag.errors import ConfigError, DocentError
+from rag.entry import load_settings, run_command
 from rag.feedback import FeedbackStore
 from rag.logs import configure_logging
 from rag.runtime import open_core
@@ -128,28 +128,17 @@ def main(argv: list[str] | None = None) -> int:
     report_parser = commands.add_parser("report", help="feedback report: top questions, gaps, disliked answers")
     report_parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     args = parser.parse_args(argv)
-    try:
-        settings = Settings()
-    except Exception as exc:  # pydantic's message names the bad key
-        print(f"Invalid settings: {exc}", file=sys.stderr)
+    settings = load_settings()
+    if settings is None:
         return 2
     if args.command == "ask":  # a terminal session: only our own progress lines, no library chatter
         settings = settings.model_copy(update={"log_level": "ERROR"})
     configure_logging(settings.log_level)
-    try:
-        if args.command == "ask":
-            return asyncio.run(ask(settings, " ".join(args.question), as_json=args.json))
-        if args.command == "report":
-            return asyncio.run(print_report(settings, as_json=args.json))
-        return asyncio.run(run_bot(settings, sync_only=args.command == "sync"))
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except DocentError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    if args.command == "ask":
+        return run_command(ask(settings, " ".join(args.question), as_json=args.json))
+    if args.command == "report":
+        return run_command(print_report(settings, as_json=args.json))
+    return run_command(run_bot(settings, sync_only=args.command == "sync"))
 
 
 if __name__ == "__main__":

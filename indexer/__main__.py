@@ -18,7 +18,8 @@ from pathlib import Path
 
 from indexer.build import folder_source_for, http_session, make_indexer, make_source
 from indexer.runner import IndexReport
-from rag.errors import DocentError
+from rag.entry import load_settings, run_command
+from rag.errors import ConfigError
 from rag.logs import configure_logging
 from rag.runtime import open_core
 from rag.settings import FolderSource, Settings, WebsiteSource
@@ -48,7 +49,7 @@ def choose_sources(args: argparse.Namespace, settings: Settings) -> list[FolderS
     if args.source:
         configured = [s for s in configured if s.source_id() == args.source]
         if not configured:
-            raise DocentError(f"no configured source has id {args.source!r}")
+            raise ConfigError(f"no configured source has id {args.source!r}")
     return list(configured)
 
 
@@ -94,19 +95,11 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        settings = Settings()
-    except Exception as exc:  # pydantic's message names the bad key
-        print(f"Invalid settings: {exc}", file=sys.stderr)
+    settings = load_settings()
+    if settings is None:
         return 2
     configure_logging("WARNING" if args.json else settings.log_level)
-    try:
-        return asyncio.run(run(args, settings))
-    except DocentError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    return run_command(run(args, settings))
 
 
 if __name__ == "__main__":

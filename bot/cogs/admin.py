@@ -29,6 +29,18 @@ def is_admin(member: discord.abc.User, admin_role_ids: list[int]) -> bool:
     return any(role.id in admin_role_ids for role in member.roles)
 
 
+async def refused_unless_admin(interaction: discord.Interaction, admin_role_ids: list[int], action: str) -> bool:
+    """Tell a non-admin, privately, that ``action`` is for admins; True if they were refused."""
+    if is_admin(interaction.user, admin_role_ids):
+        return False
+    await interaction.response.send_message(
+        f"Only members with Manage Server (or a Docent admin role) can {action}.",
+        ephemeral=True,
+        allowed_mentions=NO_PINGS,
+    )
+    return True
+
+
 class AdminCog(commands.Cog):
     def __init__(self, bot: DocentBot) -> None:
         self.bot = bot
@@ -38,12 +50,7 @@ class AdminCog(commands.Cog):
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.guild_only()
     async def reindex(self, interaction: discord.Interaction, source: str | None = None) -> None:
-        if not is_admin(interaction.user, self.bot.settings.discord.admin_role_ids):
-            await interaction.response.send_message(
-                "Only members with Manage Server (or a Docent admin role) can reindex.",
-                ephemeral=True,
-                allowed_mentions=NO_PINGS,
-            )
+        if await refused_unless_admin(interaction, self.bot.settings.discord.admin_role_ids, "reindex"):
             return
         if self.bot.indexer.lock.locked():
             progress = self.bot.indexer.progress

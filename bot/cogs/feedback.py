@@ -10,7 +10,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cogs.admin import is_admin
+from bot.cogs.admin import refused_unless_admin
 from bot.render import split_message
 from bot.replies import NO_PINGS
 
@@ -64,12 +64,7 @@ class FeedbackCog(commands.Cog):
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.guild_only()
     async def feedback(self, interaction: discord.Interaction) -> None:
-        if not is_admin(interaction.user, self.bot.settings.discord.admin_role_ids):
-            await interaction.response.send_message(
-                "Only members with Manage Server (or a Docent admin role) can see the feedback report.",
-                ephemeral=True,
-                allowed_mentions=NO_PINGS,
-            )
+        if await refused_unless_admin(interaction, self.bot.settings.discord.admin_role_ids, "see the feedback report"):
             return
         await interaction.response.defer(thinking=True, ephemeral=True)
         report = await self.bot.feedback.report()
