@@ -99,7 +99,11 @@ class VLLMGenerator:
             raise EngineUnavailable("engine is closed")
         request_id = request_id or uuid.uuid4().hex
         prompt = {"prompt_token_ids": self._render(messages)}
-        params = SamplingParams(max_tokens=self._settings.max_tokens, temperature=self._settings.temperature)
+        params = SamplingParams(
+            max_tokens=self._settings.max_tokens,
+            temperature=self._settings.temperature,
+            ignore_eos=self._settings.ignore_eos,
+        )
         finished = False
         started = time.perf_counter()
         deadline = started + self._settings.timeout_s

@@ -65,7 +65,7 @@ class LLMSettings(BaseModel):
     max_tokens: int = Field(384, ge=1)
     temperature: float = Field(0.1, ge=0)
     timeout_s: float = Field(120.0, gt=0)
-    max_concurrency: int = Field(8, ge=1)
+    ignore_eos: bool = Field(False, description="Always generate max_tokens (benchmarks and tests only).")
 
 
 class RetrievalSettings(BaseModel):

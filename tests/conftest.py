@@ -57,6 +57,22 @@ def make_settings(tmp_path: Path, minilm_dir: str) -> Callable[..., Settings]:
     return build
 
 
+@pytest.fixture
+def process_env(tmp_path: Path, minilm_dir: str, tiny_model_dir: Path) -> dict[str, str]:
+    """Environment for running ``python -m bot`` / ``python -m indexer`` as a subprocess, isolated in tmp_path."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCENT_")}
+    env.update(
+        DOCENT_DATA_DIR=str(tmp_path / "data"),
+        DOCENT_MILVUS__URI=str(tmp_path / "milvus.db"),
+        DOCENT_EMBEDDING__MODEL=minilm_dir,
+        DOCENT_LLM__MODEL=str(tiny_model_dir),
+        DOCENT_LLM__KV_CACHE_GB="1",
+        DOCENT_LLM__MAX_TOKENS="32",
+        HF_HUB_OFFLINE="1",
+    )
+    return env
+
+
 @pytest.fixture(scope="session")
 def embedder(minilm_dir: str) -> SentenceTransformerEmbedder:
     from rag.settings import EmbeddingSettings

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -24,18 +23,8 @@ def run(args: list[str], env: dict[str, str], timeout: float = 600) -> subproces
 
 
 @pytest.fixture
-def cli_env(tmp_path: Path, minilm_dir: str, tiny_model_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCENT_")}
-    env.update(
-        DOCENT_DATA_DIR=str(tmp_path / "data"),
-        DOCENT_MILVUS__URI=str(tmp_path / "milvus.db"),
-        DOCENT_EMBEDDING__MODEL=minilm_dir,
-        DOCENT_LLM__MODEL=str(tiny_model_dir),
-        DOCENT_LLM__KV_CACHE_GB="1",
-        DOCENT_LLM__MAX_TOKENS="32",
-        HF_HUB_OFFLINE="1",
-    )
-    return env
+def cli_env(process_env: dict[str, str]) -> dict[str, str]:
+    return process_env
 
 
 def test_index_then_ask(tmp_path: Path, cli_env: dict[str, str]) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 from pathlib import Path
@@ -18,25 +17,18 @@ ROOT = Path(__file__).resolve().parents[2]
 ALICE = 600000000000000001
 
 
-def bot_env(tmp_path: Path, fake: FakeDiscord, minilm_dir: str, tiny_model_dir: Path, docs: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCENT_")}
-    env.update(
-        DOCENT_DISCORD__TOKEN="fake-token",
-        DOCENT_DISCORD__API_BASE=fake.api_base,
-        DOCENT_DISCORD__GATEWAY_URL=fake.gateway_url,
-        DOCENT_DATA_DIR=str(tmp_path / "data"),
-        DOCENT_MILVUS__URI=str(tmp_path / "milvus.db"),
-        DOCENT_EMBEDDING__MODEL=minilm_dir,
-        DOCENT_LLM__MODEL=str(tiny_model_dir),
-        DOCENT_LLM__KV_CACHE_GB="1",
-        DOCENT_LLM__MAX_TOKENS="24",
-        DOCENT_INDEXER__SOURCES=json.dumps(
+def bot_env(process_env: dict[str, str], fake: FakeDiscord, docs: Path) -> dict[str, str]:
+    return {
+        **process_env,
+        "DOCENT_DISCORD__TOKEN": "fake-token",
+        "DOCENT_DISCORD__API_BASE": fake.api_base,
+        "DOCENT_DISCORD__GATEWAY_URL": fake.gateway_url,
+        "DOCENT_LLM__MAX_TOKENS": "24",
+        "DOCENT_INDEXER__SOURCES": json.dumps(
             [{"type": "folder", "id": "docs", "path": str(docs), "base_url": "https://docs.example/"}]
         ),
-        DOCENT_INDEXER__SCHEDULE_MINUTES="60",
-        HF_HUB_OFFLINE="1",
-    )
-    return env
+        "DOCENT_INDEXER__SCHEDULE_MINUTES": "60",
+    }
 
 
 async def wait_for_log(log: Path, needle: str, timeout: float) -> None:
@@ -53,10 +45,10 @@ async def start_bot(env: dict[str, str], log: Path) -> asyncio.subprocess.Proces
         return await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", cwd=ROOT, env=env, stderr=sink)
 
 
-async def test_rejected_token_is_one_clear_line(tmp_path: Path, minilm_dir: str, tiny_model_dir: Path) -> None:
+async def test_rejected_token_is_one_clear_line(tmp_path: Path, process_env: dict[str, str]) -> None:
     async with FakeDiscord() as fake:
         fake.inject("GET", "/users/@me", status=401, times=5)
-        env = bot_env(tmp_path, fake, minilm_dir, tiny_model_dir, tmp_path)
+        env = bot_env(process_env, fake, tmp_path)
         log = tmp_path / "bot.log"
         proc = await start_bot(env, log)
         await asyncio.wait_for(proc.wait(), 60)
@@ -66,14 +58,14 @@ async def test_rejected_token_is_one_clear_line(tmp_path: Path, minilm_dir: str,
     assert "fake-token" not in text
 
 
-async def test_runs_indexes_answers_and_stops_on_sigterm(tmp_path: Path, minilm_dir: str, tiny_model_dir: Path) -> None:
+async def test_runs_indexes_answers_and_stops_on_sigterm(tmp_path: Path, process_env: dict[str, str]) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "hnsw.md").write_text("# HNSW\n\nHNSW is a graph index; M is the node degree.\n")
     (docs / "install.md").write_text("# Install\n\nRun docker compose up -d to start Milvus.\n")
     async with FakeDiscord() as fake:
         fake.add_member(ALICE, "alice")
-        env = bot_env(tmp_path, fake, minilm_dir, tiny_model_dir, docs)
+        env = bot_env(process_env, fake, docs)
         log = tmp_path / "bot.log"
         proc = await start_bot(env, log)
         try:

@@ -38,7 +38,9 @@ async def test_concurrent_requests_all_complete(generator: VLLMGenerator) -> Non
 
 
 async def test_timeout_raises_and_engine_keeps_serving(generator: VLLMGenerator) -> None:
-    slow = generator.with_settings(LLMSettings(model="x", max_tokens=4000, timeout_s=0.05, max_model_len=4096))
+    slow = generator.with_settings(
+        LLMSettings(model="x", max_tokens=4000, timeout_s=0.05, max_model_len=4096, ignore_eos=True)
+    )
     with pytest.raises(GenerationTimeout):
         async for _ in slow.stream(MESSAGES, request_id="t-timeout"):
             await asyncio.sleep(0.02)
@@ -47,7 +49,9 @@ async def test_timeout_raises_and_engine_keeps_serving(generator: VLLMGenerator)
 
 
 async def test_cancelling_the_caller_aborts_the_request(generator: VLLMGenerator) -> None:
-    long = generator.with_settings(LLMSettings(model="x", max_tokens=3000, timeout_s=60, max_model_len=4096))
+    long = generator.with_settings(
+        LLMSettings(model="x", max_tokens=3000, timeout_s=60, max_model_len=4096, ignore_eos=True)
+    )
     started = asyncio.Event()
 
     async def consume() -> None:
