@@ -64,14 +64,8 @@ def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
         size += len(line) + 1
         if marker:
             fence = None if fence is not None else line.strip()
-    fence_open = fence
-    fence = None
     if current:
-        body = "\n".join(current).rstrip("\n")
-        if fence_open is not None:
-            body += "\n```"
-        if body.strip():
-            parts.append(body)
+        emit()  # closes a code block left open at the end
     return parts
 
 

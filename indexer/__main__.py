@@ -54,11 +54,8 @@ def choose_sources(args: argparse.Namespace, settings: Settings) -> list[FolderS
 
 
 def report_line(report: IndexReport) -> str:
-    keys = ("pages_new", "pages_changed", "pages_unchanged", "pages_removed", "pages_failed", "chunks_written")
-    data = {key: getattr(report, key) for key in keys}
-    data["seconds"] = round(report.seconds, 3)
+    data = report.as_dict()
     data["failures"] = report.failures[:50]
-    data["sources_failed"] = report.sources_failed
     return json.dumps(data)
 
 

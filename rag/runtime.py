@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -39,8 +40,6 @@ async def open_core(
 
     ``require_index`` fails fast, before the slow engine start, when nothing is indexed yet.
     """
-    import asyncio
-
     prepare_process_env(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     async with contextlib.AsyncExitStack() as stack:
