@@ -47,6 +47,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     from rag.feedback import FeedbackStore
     from rag.generator import VLLMGenerator
     from rag.pipeline import AnswerPipeline
+    from rag.retrieval import Retriever
     from rag.settings import FolderSource, Settings, prepare_process_env, resolve_embedding_model
     from rag.store import MilvusStore
     from rag.tiny_model import write_tiny_model
@@ -79,7 +80,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     report = await indexer.run([FolderDocs(source)])
     generator = await VLLMGenerator.start(settings.llm)
     feedback = FeedbackStore(settings.data_dir / "feedback.sqlite3")
-    pipeline = AnswerPipeline(embedder, store, generator, settings.retrieval)
+    pipeline = AnswerPipeline(Retriever(embedder, store, settings.retrieval), generator, settings.retrieval)
     bot = DocentBot(settings, pipeline, indexer, lambda _id: [], feedback, guild_ready_timeout=0.1)
     users = [700000000000000000 + i for i in range(args.questions)]
     deferral: list[float] = []

@@ -73,11 +73,16 @@ class SentenceTransformerEmbedder:
         return (await self._run([self._settings.query_prefix + text]))[0]
 
     async def embed_passages(self, texts: Sequence[str]) -> list[list[float]]:
+        """Vectors in input order; encoded shortest first so each batch pads little, one batch per call so a
+        question waiting for the embedding thread waits for one batch at most."""
         prefix = self._settings.passage_prefix
-        out: list[list[float]] = []
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out: list[list[float]] = [[] for _ in texts]
         step = self._settings.batch_size
-        for start in range(0, len(texts), step):
-            out.extend(await self._run([prefix + t for t in texts[start : start + step]]))
+        for start in range(0, len(order), step):
+            batch = order[start : start + step]
+            for i, vector in zip(batch, await self._run([prefix + texts[i] for i in batch]), strict=True):
+                out[i] = vector
         return out
 
     def close(self) -> None:

@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+def with_context(title: str, heading: str, text: str) -> str:
+    context = " > ".join(part for part in (title, heading) if part)
+    return f"{context}\n\n{text}" if context else text
+
+
 @dataclass(frozen=True)
 class Section:
     """A run of page text under one heading path."""
@@ -41,8 +46,7 @@ class Chunk:
     @property
     def embed_text(self) -> str:
         """What the embedding sees: the page title and heading give a chunk its context."""
-        context = " > ".join(part for part in (self.title, self.heading) if part)
-        return f"{context}\n\n{self.text}" if context else self.text
+        return with_context(self.title, self.heading, self.text)
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,12 @@ class Hit:
     heading: str
     text: str
     score: float
+    similarity: float = 0.0  # dense cosine to the query, whatever ranked the hit
+
+    @property
+    def context_text(self) -> str:
+        """The passage as it was embedded, for a reranker to read."""
+        return with_context(self.title, self.heading, self.text)
 
 
 @dataclass(frozen=True)

@@ -7,21 +7,19 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rag.citations import number_sources, postprocess
-from rag.embedder import Embedder
 from rag.errors import BadQuestion
 from rag.generator import Generator
 from rag.models import Answer, Citation, Hit
 from rag.prompt import Turn, build_messages
+from rag.retrieval import Retriever
 from rag.settings import RetrievalSettings
-from rag.store import Store
 
 logger = logging.getLogger(__name__)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 REFUSAL = "I couldn't find this in the documentation, so I won't guess."
-MAX_HITS_PER_PAGE = 2
 
 
 @dataclass(frozen=True)
@@ -48,30 +46,10 @@ def clean_question(question: str, max_chars: int) -> str:
 
 
 class AnswerPipeline:
-    def __init__(self, embedder: Embedder, store: Store, generator: Generator, settings: RetrievalSettings) -> None:
-        self._embedder = embedder
-        self._store = store
+    def __init__(self, retriever: Retriever, generator: Generator, settings: RetrievalSettings) -> None:
+        self.retriever = retriever
         self._generator = generator
         self._settings = settings
-
-    async def retrieve(self, query: str) -> tuple[list[Hit], dict[str, float]]:
-        """Top hits for a query, at most a couple per page so one page can't crowd out the rest."""
-        started = time.perf_counter()
-        vector = await self._embedder.embed_query(query)
-        embedded = time.perf_counter()
-        candidates = await self._store.search(vector, max(self._settings.candidates, self._settings.top_k))
-        searched = time.perf_counter()
-        per_page: dict[str, int] = {}
-        hits: list[Hit] = []
-        for hit in candidates:
-            if per_page.get(hit.page_id, 0) >= MAX_HITS_PER_PAGE:
-                continue
-            per_page[hit.page_id] = per_page.get(hit.page_id, 0) + 1
-            hits.append(hit)
-            if len(hits) >= self._settings.top_k:
-                break
-        timings = {"embed_ms": (embedded - started) * 1000, "search_ms": (searched - embedded) * 1000}
-        return hits, timings
 
     def _fit_context(self, question: str, hits: list[Hit], history: Sequence[Turn]) -> tuple[list, list[Citation]]:
         """Drop the weakest sources until the prompt fits the model's context window."""
@@ -91,17 +69,17 @@ class AnswerPipeline:
         started = time.perf_counter()
         question = clean_question(question, self._settings.max_question_chars)
         yield Update("retrieving")
-        query = " ".join([*(t.question for t in history[-2:]), question])
-        hits, timings = await self.retrieve(query)
-        best = hits[0].score if hits else 0.0
+        retrieval = await self.retriever.retrieve(question, [turn.question for turn in history])
+        hits, timings = list(retrieval.hits), dict(retrieval.timings_ms)
         logger.info(
-            "request %s retrieved %d hits, best %.3f, in %.0f ms",
+            "request %s retrieved %d hits from %d pages, confidence %.3f, in %.0f ms",
             request_id,
             len(hits),
-            best,
-            timings["embed_ms"] + timings["search_ms"],
+            len(retrieval.pages),
+            retrieval.confidence,
+            sum(timings.values()),
         )
-        if not hits or best < self._settings.min_score:
+        if not hits or retrieval.confidence < self._settings.min_score:
             closest = number_sources(_distinct_pages(hits)[:3])
             timings["total_ms"] = (time.perf_counter() - started) * 1000
             text = REFUSAL + (" These pages are the closest I found:" if closest else "")
@@ -137,5 +115,5 @@ def _distinct_pages(hits: Sequence[Hit]) -> list[Hit]:
     for hit in hits:
         if hit.page_id not in seen:
             seen.add(hit.page_id)
-            out.append(Hit(hit.chunk_id, hit.page_id, hit.url.split("#", 1)[0], hit.title, "", hit.text, hit.score))
+            out.append(replace(hit, url=hit.url.split("#", 1)[0], heading=""))
     return out

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from rag.embedder import SentenceTransformerEmbedder
 from rag.generator import VLLMGenerator
 from rag.pipeline import AnswerPipeline
+from rag.rerank import CrossEncoderReranker
+from rag.retrieval import Retriever
 from rag.settings import Settings, prepare_process_env
 from rag.store import MilvusStore
 
@@ -24,6 +26,7 @@ class Core:
     settings: Settings
     embedder: SentenceTransformerEmbedder
     store: MilvusStore
+    retriever: Retriever
     generator: VLLMGenerator | None = None
     pipeline: AnswerPipeline | None = None
 
@@ -51,7 +54,14 @@ async def open_core(
 
         store = MilvusStore(settings.milvus_uri, settings.milvus)
         stack.push_async_callback(store.close)
-        core = Core(settings, embedder, store)
+        reranker = None
+        if settings.retrieval.rerank_model:
+            status("Loading the rerank model…")
+            reranker = await asyncio.to_thread(
+                CrossEncoderReranker, settings.retrieval.rerank_model, device=settings.embedding.device
+            )
+            stack.callback(reranker.close)
+        core = Core(settings, embedder, store, Retriever(embedder, store, settings.retrieval, reranker))
         if require_index:
             await store.require_index()
         if with_llm:
@@ -59,5 +69,5 @@ async def open_core(
             status(f"Starting the language model {settings.llm.model} (this can take a minute)…")
             core.generator = await stack.enter_async_context(await VLLMGenerator.start(settings.llm))
             status(f"Language model ready ({time.perf_counter() - started:.1f}s).")
-            core.pipeline = AnswerPipeline(embedder, store, core.generator, settings.retrieval)
+            core.pipeline = AnswerPipeline(core.retriever, core.generator, settings.retrieval)
         yield core

@@ -69,9 +69,22 @@ class LLMSettings(BaseModel):
 
 
 class RetrievalSettings(BaseModel):
-    top_k: int = Field(5, ge=1, le=50)
-    candidates: int = Field(20, ge=1, le=200, description="Chunks fetched before page de-duplication.")
-    min_score: float = Field(0.35, description="Below this best score the docs are taken not to cover the question.")
+    mode: Literal["hybrid", "dense"] = Field(
+        "hybrid", description="hybrid: dense vectors and BM25 fused by reciprocal rank; dense: vectors only."
+    )
+    top_k: int = Field(5, ge=1, le=50, description="Distinct pages retrieved for the prompt and the sources.")
+    chunks_per_page: int = Field(2, ge=1, le=10, description="Passages of one page given to the model at most.")
+    candidates: int = Field(30, ge=1, le=200, description="Chunks fetched from each search before page ranking.")
+    rrf_k: int = Field(20, ge=1, description="Reciprocal-rank-fusion constant: larger flattens rank differences.")
+    page_bonus: float = Field(
+        0.3, ge=0, le=1, description="Weight of a page's 2nd, 3rd... matching chunks in its score (geometric)."
+    )
+    history_questions: int = Field(1, ge=0, description="Earlier questions of a conversation added to the query.")
+    rerank_model: str = Field("", description="Cross-encoder (hub name or folder) to rerank candidates; empty: off.")
+    rerank_candidates: int = Field(30, ge=1, le=200, description="Top fused chunks the cross-encoder rescores.")
+    min_score: float = Field(
+        0.34, description="Best passage cosine below which the docs are taken not to cover the question."
+    )
     max_question_chars: int = Field(2000, ge=10)
     max_context_chars: int = Field(6000, ge=500)
 

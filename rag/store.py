@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from rag.errors import ConfigError, IndexMissing, StoreUnavailable
+from rag.lexical import lexical_text
 from rag.models import Chunk, Hit
 from rag.settings import MilvusSettings
 
@@ -26,10 +27,12 @@ _LIMITS = {
     "title": 1024,
     "heading": 2048,
     "text": 65535,
+    "lexical": 65535,
     "page_hash": 64,
 }
 _QUERY_WINDOW = 16384  # Milvus caps offset + limit of one query at this
-_OUTPUT = ["id", "page_id", "url", "title", "heading", "text"]
+_OUTPUT = ["id", "page_id", "url", "title", "heading", "text", "vector"]
+SCHEMA_FIELDS = frozenset("id source_id page_id ordinal url title heading text lexical page_hash vector sparse".split())
 
 
 class _LiteNoise(logging.Filter):
@@ -56,7 +59,9 @@ class Store(Protocol):
 
     async def delete_pages(self, page_ids: Iterable[str]) -> None: ...
 
-    async def search(self, vector: Sequence[float], limit: int) -> list[Hit]: ...
+    async def search(self, vector: Sequence[float], limit: int, *, lexical: str = "", rrf_k: int = 60) -> list[Hit]:
+        """Nearest chunks; with ``lexical`` terms, dense and BM25 results fused by reciprocal rank."""
+        ...
 
     async def flush(self) -> None: ...
 
@@ -125,6 +130,12 @@ class MilvusStore:
             if client.has_collection(self._name):
                 fields = client.describe_collection(self._name)["fields"]
                 dims = {f["name"]: f.get("params", {}).get("dim") for f in fields}
+                if set(dims) != SCHEMA_FIELDS:
+                    # The index is derived data: rebuild it in the current layout from the sources.
+                    logger.warning("collection %s has an older layout; recreating it for a full re-index", self._name)
+                    client.drop_collection(self._name)
+                    self._loaded_by = None
+                    return run(client)
                 if int(dims.get("vector") or 0) != dimension:
                     raise ConfigError(
                         f"Collection {self._name!r} holds {dims.get('vector')}-d vectors but the embedding model "
@@ -150,16 +161,17 @@ class MilvusStore:
         schema.add_field("url", DataType.VARCHAR, max_length=_LIMITS["url"])
         schema.add_field("title", DataType.VARCHAR, max_length=_LIMITS["title"])
         schema.add_field("heading", DataType.VARCHAR, max_length=_LIMITS["heading"])
-        schema.add_field("text", DataType.VARCHAR, max_length=_LIMITS["text"], enable_analyzer=True)
+        schema.add_field("text", DataType.VARCHAR, max_length=_LIMITS["text"])
+        schema.add_field("lexical", DataType.VARCHAR, max_length=_LIMITS["lexical"], enable_analyzer=True)
         schema.add_field("page_hash", DataType.VARCHAR, max_length=_LIMITS["page_hash"])
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
         schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-        # Full-text (BM25) over the chunk text, ready for hybrid search.
+        # Full-text (BM25) over stemmed title, headings and text (rag.lexical), for hybrid search.
         schema.add_function(
             Function(
-                name="text_bm25",
+                name="lexical_bm25",
                 function_type=FunctionType.BM25,
-                input_field_names=["text"],
+                input_field_names=["lexical"],
                 output_field_names=["sparse"],
             )
         )
@@ -211,6 +223,7 @@ class MilvusStore:
                 "title": _fit("title", c.title),
                 "heading": _fit("heading", c.heading),
                 "text": _fit("text", c.text),
+                "lexical": _fit("lexical", lexical_text(c.embed_text)),
                 "page_hash": _fit("page_hash", c.content_hash),
                 "vector": list(v),
             }
@@ -229,31 +242,55 @@ class MilvusStore:
             expr = f"page_id in {literal_list(ids[start : start + 500])}"
             await self._call("delete", lambda client, expr=expr: client.delete(self._name, filter=expr))
 
-    async def search(self, vector: Sequence[float], limit: int) -> list[Hit]:
+    async def search(self, vector: Sequence[float], limit: int, *, lexical: str = "", rrf_k: int = 60) -> list[Hit]:
+        """Nearest chunks; with ``lexical`` terms, dense and BM25 results fused by reciprocal rank.
+
+        ``Hit.similarity`` is always the dense cosine, computed from the returned vectors, so confidence does
+        not depend on the fusion (whose scores are ranks) or on BM25 (whose scores Lite returns negated).
+        """
+        from pymilvus import AnnSearchRequest, RRFRanker
+
+        query = list(vector)
+        dense_params = {"metric_type": self._settings.metric}
+
         def run(client: Any) -> list[Hit]:
             self._ensure_loaded(client)
-            results = client.search(
-                self._name,
-                data=[list(vector)],
-                anns_field="vector",
-                limit=limit,
-                output_fields=_OUTPUT,
-                search_params={"metric_type": self._settings.metric},
-            )
-            return [
-                Hit(
-                    chunk_id=row["id"],
-                    page_id=row["entity"]["page_id"],
-                    url=row["entity"]["url"],
-                    title=row["entity"]["title"],
-                    heading=row["entity"]["heading"],
-                    text=row["entity"]["text"],
-                    score=float(row["distance"]),
+            if lexical.strip():
+                requests = [
+                    AnnSearchRequest([query], "vector", dense_params, limit),
+                    AnnSearchRequest([lexical], "sparse", {"metric_type": "BM25"}, limit),
+                ]
+                results = client.hybrid_search(
+                    self._name, requests, RRFRanker(rrf_k), limit=limit, output_fields=_OUTPUT
                 )
-                for row in results[0]
-            ]
+            else:
+                results = client.search(
+                    self._name,
+                    data=[query],
+                    anns_field="vector",
+                    limit=limit,
+                    output_fields=_OUTPUT,
+                    search_params=dense_params,
+                )
+            return [_hit(row, query) for row in results[0]]
 
         return await self._call("search", run)
+
+    async def scan(self, fields: Sequence[str], expr: str = "") -> list[dict[str, Any]]:
+        """Every row matching ``expr`` (all rows when empty), paged past Milvus' query window."""
+
+        def run(client: Any) -> list[dict[str, Any]]:
+            self._ensure_loaded(client)
+            rows: list[dict[str, Any]] = []
+            iterator = client.query_iterator(self._name, batch_size=2048, filter=expr, output_fields=list(fields))
+            try:
+                while batch := iterator.next():
+                    rows.extend(batch)
+            finally:
+                iterator.close()
+            return rows
+
+        return await self._call("scan", run)
 
     async def require_index(self) -> None:
         """Raise IndexMissing unless the collection exists and holds chunks."""
@@ -285,6 +322,21 @@ class MilvusStore:
     async def close(self) -> None:
         with self._lock:
             self._client = _drop(self._client)
+
+
+def _hit(row: dict[str, Any], query: list[float]) -> Hit:
+    entity = row["entity"]
+    similarity = sum(a * b for a, b in zip(entity["vector"], query, strict=True))
+    return Hit(
+        chunk_id=row["id"],
+        page_id=entity["page_id"],
+        url=entity["url"],
+        title=entity["title"],
+        heading=entity["heading"],
+        text=entity["text"],
+        score=float(row["distance"]),
+        similarity=float(similarity),
+    )
 
 
 def literal_list(values: Sequence[str]) -> str:

@@ -23,6 +23,7 @@ from rag.errors import StoreUnavailable
 from rag.feedback import FeedbackStore
 from rag.models import Hit
 from rag.pipeline import AnswerPipeline
+from rag.retrieval import Retriever
 from rag.settings import FolderSource, Settings
 from rag.store import MilvusStore
 from tests.bot.fake_discord import FakeDiscord, InteractionRecord, MessageRecord, pending_discordpy_tasks
@@ -65,11 +66,11 @@ class FailingStore:
         self.inner = inner
         self.fail_next = 0
 
-    async def search(self, vector: Sequence[float], limit: int) -> list[Hit]:
+    async def search(self, vector: Sequence[float], limit: int, **options: Any) -> list[Hit]:
         if self.fail_next:
             self.fail_next -= 1
             raise StoreUnavailable("milvus search failed: connection refused (injected)")
-        return await self.inner.search(vector, limit)
+        return await self.inner.search(vector, limit, **options)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -121,7 +122,8 @@ async def harness_factory(
         source = FolderSource(id="docs", path=docs, base_url="https://milvus.io/docs/")
         indexer: Indexer = make_indexer(settings, embedder, store)
         await indexer.run([FolderDocs(source)])
-        pipeline = AnswerPipeline(embedder, store, generator_override or generator, settings.retrieval)
+        retriever = Retriever(embedder, store, settings.retrieval)
+        pipeline = AnswerPipeline(retriever, generator_override or generator, settings.retrieval)
         feedback = FeedbackStore(settings.data_dir / "feedback.sqlite3")
         bot = DocentBot(
             settings, pipeline, indexer, lambda _id: [FolderDocs(source)], feedback, guild_ready_timeout=0.1
@@ -254,7 +256,7 @@ async def test_store_failure_gives_a_friendly_error_and_the_next_question_works(
 async def test_thread_follow_up_uses_the_earlier_turn(harness_factory) -> None:
     h = await harness_factory(bot={"reply_in_thread": True})
     follow_up = "which parameters control it at query time?"
-    alone, _ = await h.bot.pipeline.retrieve(follow_up)
+    alone = (await h.bot.pipeline.retriever.retrieve(follow_up)).hits
 
     asked = await h.fake.user_says(ALICE, "How does IVF_FLAT work?", mention_bot=True)
     await h.fake.wait_for(lambda: h.fake.user_messages[asked].thread_id, what="a thread for the question")

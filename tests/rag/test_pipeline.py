@@ -11,6 +11,7 @@ from indexer.runner import Indexer
 from rag.errors import BadQuestion, StoreUnavailable
 from rag.pipeline import REFUSAL, AnswerPipeline, clean_question
 from rag.prompt import Turn
+from rag.retrieval import Retriever
 from rag.settings import FolderSource, MilvusSettings, RetrievalSettings
 from rag.store import MilvusStore
 
@@ -40,7 +41,8 @@ async def indexed_store(tmp_path: Path, embedder, store) -> MilvusStore:
 
 
 def pipeline(embedder, store, generator, **retrieval: object) -> AnswerPipeline:
-    return AnswerPipeline(embedder, store, generator, RetrievalSettings(**retrieval))
+    settings = RetrievalSettings(**retrieval)
+    return AnswerPipeline(Retriever(embedder, store, settings), generator, settings)
 
 
 async def test_answer_cites_only_retrieved_sources(embedder, indexed_store, generator) -> None:

@@ -1,0 +1,206 @@
+"""Indexing throughput, the embedding model's raw encode limit, and retrieval latency at 1x and Nx corpus size.
+
+    python -m bench.retrieval [--docs DIR] [--scale 10] [--out bench/results/retrieval.json]
+
+Everything runs in one process on a fresh temporary Milvus Lite, with the configured (DOCENT_*) settings:
+1. a full index of DIR, then an unchanged re-index (pages/s, chunks/s, peak RSS);
+2. the raw encode throughput of the same chunk texts in one ``SentenceTransformer.encode`` call, which is the
+   physical limit of indexing on this machine;
+3. retrieval latency (embed + search, the production ``Retriever``) for the dev-set questions, at the corpus
+   size and with the corpus duplicated ``--scale`` times (same vectors, new page ids; nothing re-embedded).
+Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT.parent / "shared" / "corpora" / "milvus-docs"
+QUESTIONS = [ROOT / "bench" / "devset" / "milvus_questions.jsonl", ROOT / "bench" / "devset" / "out_of_scope.jsonl"]
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def summarise(latencies: list[float]) -> dict[str, float]:
+    from rag.eval import percentile
+
+    return {
+        "p50_ms": round(statistics.median(latencies), 1),
+        "p95_ms": round(percentile(latencies, 95), 1),
+        "max_ms": round(max(latencies), 1),
+    }
+
+
+async def latency(retriever: Any, questions: list[Any], rounds: int) -> dict[str, Any]:
+    for question in questions[:5]:  # warm-up
+        await retriever.retrieve(question.text, question.history)
+    total, embed, search = [], [], []
+    for _ in range(rounds):
+        for question in questions:
+            started = time.perf_counter()
+            result = await retriever.retrieve(question.text, question.history)
+            total.append((time.perf_counter() - started) * 1000)
+            embed.append(result.timings_ms["embed_ms"])
+            search.append(result.timings_ms["search_ms"])
+    return {
+        **summarise(total),
+        "embed_p50_ms": round(statistics.median(embed), 1),
+        "search_p50_ms": round(statistics.median(search), 1),
+        "search_p95_ms": round(sorted(search)[int(0.95 * (len(search) - 1))], 1),
+        "samples": len(total),
+    }
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from indexer.local import FolderDocs
+    from indexer.runner import Indexer
+    from rag.embedder import SentenceTransformerEmbedder
+    from rag.eval import load_questions
+    from rag.models import Chunk, with_context
+    from rag.retrieval import Retriever
+    from rag.settings import FolderSource, Settings, prepare_process_env
+    from rag.store import MilvusStore
+
+    work = Path(tempfile.mkdtemp(prefix="docent-bench-retrieval-"))
+    settings = Settings(data_dir=work, milvus={"uri": str(work / "milvus.db")})
+    prepare_process_env(settings)
+    embedder = SentenceTransformerEmbedder(settings.embedding)
+    store = MilvusStore(settings.milvus_uri, settings.milvus)
+    indexer = Indexer(
+        embedder,
+        store,
+        overlap_tokens=settings.indexer.chunk_overlap_tokens,
+        upsert_batch=settings.indexer.upsert_batch,
+        embedding_model=settings.embedding.model,
+    )
+    source = FolderDocs(FolderSource(id="bench", path=args.docs))
+    results: dict[str, Any] = {"corpus": str(args.docs), "embedding_model": settings.embedding.model}
+    try:
+        print("full index…", file=sys.stderr)
+        full = await indexer.run([source])
+        pages = full.pages_new + full.pages_changed
+        results["full_index"] = {
+            "pages": pages,
+            "chunks": full.chunks_written,
+            "seconds": round(full.seconds, 2),
+            "pages_per_s": round(pages / full.seconds, 2),
+            "chunks_per_s": round(full.chunks_written / full.seconds, 2),
+            "peak_rss_mb": round(peak_rss_mb()),
+        }
+        print("unchanged re-index…", file=sys.stderr)
+        again = await indexer.run([source])
+        results["unchanged_reindex"] = {
+            "pages": again.pages_unchanged,
+            "chunks_written": again.chunks_written,
+            "seconds": round(again.seconds, 2),
+            "pages_per_s": round(again.pages_unchanged / max(again.seconds, 1e-9), 1),
+            "fraction_of_full": round(again.seconds / full.seconds, 4),
+        }
+
+        rows = await store.scan(["id", "source_id", "page_id", "ordinal", "url", "title", "heading", "text", "vector"])
+        texts = [with_context(r["title"], r["heading"], r["text"]) for r in rows]
+        print(f"raw encode of {len(texts)} chunks…", file=sys.stderr)
+        model = embedder._model  # the same loaded model, called directly: no executor, no batching of ours
+        started = time.perf_counter()
+        model.encode(texts, batch_size=settings.embedding.batch_size, normalize_embeddings=True)
+        seconds = time.perf_counter() - started
+        raw = len(texts) / seconds
+        results["raw_encode"] = {"chunks": len(texts), "seconds": round(seconds, 2), "chunks_per_s": round(raw, 2)}
+        results["full_index"]["fraction_of_raw_encode"] = round(results["full_index"]["chunks_per_s"] / raw, 3)
+
+        questions = load_questions([p for p in QUESTIONS if p.exists()])
+        retriever = Retriever(embedder, store, settings.retrieval)
+        print(f"retrieval latency at 1x ({len(rows)} chunks)…", file=sys.stderr)
+        results["latency_1x"] = {"chunks": len(rows), **await latency(retriever, questions, args.rounds)}
+
+        scaled = MilvusStore(settings.milvus_uri, settings.milvus.model_copy(update={"collection": "scaled"}))
+        await scaled.ensure_collection(embedder.dimension)
+        print(f"building the {args.scale}x collection…", file=sys.stderr)
+        for copy in range(args.scale):
+            chunks = [
+                Chunk(
+                    f"{r['id'][:30]}{copy:04d}",
+                    r["source_id"],
+                    f"{r['page_id']}#copy{copy}" if copy else r["page_id"],
+                    r["ordinal"],
+                    r["url"],
+                    r["title"],
+                    r["heading"],
+                    r["text"],
+                    "",
+                )
+                for r in rows
+            ]
+            for start in range(0, len(chunks), 1024):
+                batch = chunks[start : start + 1024]
+                await scaled.upsert(batch, [r["vector"] for r in rows[start : start + 1024]])
+        await scaled.flush()
+        count = await scaled.count()
+        print(f"retrieval latency at {args.scale}x ({count} chunks)…", file=sys.stderr)
+        retriever = Retriever(embedder, scaled, settings.retrieval)
+        results[f"latency_{args.scale}x"] = {"chunks": count, **await latency(retriever, questions, 1)}
+        await scaled.close()
+        results["peak_rss_mb"] = round(peak_rss_mb())
+    finally:
+        await store.close()
+        embedder.close()
+    return results
+
+
+def print_table(results: dict[str, Any], scale: int) -> None:
+    full, again, raw = results["full_index"], results["unchanged_reindex"], results["raw_encode"]
+    print(f"{'measure':<44} {'value':>12}")
+    print("-" * 57)
+    lines = [
+        ("full index: pages / chunks", f"{full['pages']} / {full['chunks']}"),
+        ("full index: seconds", f"{full['seconds']:.1f}"),
+        ("full index: pages/s", f"{full['pages_per_s']:.2f}"),
+        ("full index: chunks/s", f"{full['chunks_per_s']:.1f}"),
+        ("raw encode: chunks/s (same chunks)", f"{raw['chunks_per_s']:.1f}"),
+        ("full index / raw encode", f"{full['fraction_of_raw_encode']:.0%}"),
+        ("full index: peak RSS (MB)", f"{full['peak_rss_mb']}"),
+        ("unchanged re-index: seconds", f"{again['seconds']:.2f}"),
+        ("unchanged re-index / full index", f"{again['fraction_of_full']:.2%}"),
+    ]
+    for name in ("latency_1x", f"latency_{scale}x"):
+        data = results[name]
+        label = f"retrieval {name.split('_')[1]} ({data['chunks']} chunks)"
+        lines.append((f"{label}: p50 / p95 ms", f"{data['p50_ms']:.0f} / {data['p95_ms']:.0f}"))
+        lines.append((f"{label}: embed / search p50 ms", f"{data['embed_p50_ms']:.0f} / {data['search_p50_ms']:.0f}"))
+    for name, value in lines:
+        print(f"{name:<44} {value:>12}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.retrieval", description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=Path, default=CORPUS)
+    parser.add_argument("--scale", type=int, default=10, help="corpus copies for the scaled latency run")
+    parser.add_argument("--rounds", type=int, default=2, help="passes over the questions at 1x")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "retrieval.json")
+    args = parser.parse_args()
+    from rag.logs import configure_logging
+
+    configure_logging("WARNING")
+    results = asyncio.run(run(args))
+    print_table(results, args.scale)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(f"\nwritten to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
