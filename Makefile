@@ -9,8 +9,10 @@ TORCH_INDEX_URL ?=
 PIP := $(BIN)/python -m pip
 STAMP := $(VENV)/.docent-setup
 TINY_MODEL ?= .data/tiny-model
+CORPUS ?= ../shared/corpora/milvus-docs
+DEVSET := bench/devset
 
-.PHONY: setup run test test-fast lint index ask tiny-model clean
+.PHONY: setup run test test-fast lint index ask tiny-model eval bench clean
 
 setup: $(STAMP)
 
@@ -44,6 +46,16 @@ index: setup
 
 ask: setup
 	$(BIN)/python -m bot ask "$(Q)"
+
+# Retrieval quality on the dev set, with the reference recipe and each technique side by side.
+eval: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m rag.eval --docs $(CORPUS) --questions $(DEVSET)/milvus_questions.jsonl \
+		--questions $(DEVSET)/out_of_scope.jsonl --baseline reference --ablations --calibrate \
+		--json-out bench/results/eval.json
+
+# Indexing throughput, raw encode limit, retrieval latency at 1x and 10x.
+bench: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.retrieval --docs $(CORPUS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -45,7 +45,16 @@ class _LiteNoise(logging.Filter):
         )
 
 
+class _IteratorNoise(logging.Filter):
+    """Lite has no MVCC timestamp to give query iterators; pymilvus warns and uses a client-side one, which is
+    exactly right for a single-process database."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "failed to get mvccTs" not in record.getMessage()
+
+
 logging.getLogger("grpc._server").addFilter(_LiteNoise())
+logging.getLogger("pymilvus.client.iterator.query_iterator").addFilter(_IteratorNoise())
 
 
 class Store(Protocol):
