@@ -66,8 +66,8 @@ async def latency(retriever: Any, questions: list[Any], rounds: int) -> dict[str
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from indexer.build import make_indexer
     from indexer.local import FolderDocs
-    from indexer.runner import Indexer
     from rag.embedder import SentenceTransformerEmbedder
     from rag.eval import load_questions
     from rag.models import Chunk, with_context
@@ -80,13 +80,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     prepare_process_env(settings)
     embedder = SentenceTransformerEmbedder(settings.embedding)
     store = MilvusStore(settings.milvus_uri, settings.milvus)
-    indexer = Indexer(
-        embedder,
-        store,
-        overlap_tokens=settings.indexer.chunk_overlap_tokens,
-        upsert_batch=settings.indexer.upsert_batch,
-        embedding_model=settings.embedding.model,
-    )
+    indexer = make_indexer(settings, embedder, store)
     source = FolderDocs(FolderSource(id="bench", path=args.docs))
     results: dict[str, Any] = {"corpus": str(args.docs), "embedding_model": settings.embedding.model}
     try:

@@ -7,6 +7,7 @@ from pathlib import Path
 import aiohttp
 
 from indexer.local import FolderDocs
+from indexer.manifest import IndexManifest
 from indexer.runner import Indexer
 from indexer.sources import DocumentSource
 from indexer.web import WebsiteDocs
@@ -41,13 +42,17 @@ def folder_source_for(path: Path, settings: IndexerSettings, base_url: str = "",
     return FolderSource(path=target, base_url=base_url, flatten=flatten)
 
 
-def make_indexer(settings: Settings, embedder: Embedder, store: Store) -> Indexer:
+def make_indexer(settings: Settings, embedder: Embedder, store: Store, *, collection: str = "") -> Indexer:
+    """The indexer with its durable record (``<data_dir>/index-record.sqlite3``) for this collection."""
+    manifest = IndexManifest(settings.data_dir / "index-record.sqlite3", collection or settings.milvus.collection)
     return Indexer(
         embedder,
         store,
         overlap_tokens=settings.indexer.chunk_overlap_tokens,
         upsert_batch=settings.indexer.upsert_batch,
         embedding_model=settings.embedding.model,
+        manifest=manifest,
+        max_prune_fraction=settings.indexer.max_prune_fraction,
     )
 
 

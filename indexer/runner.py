@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 from indexer.chunking import Chunker, ChunkingConfig, page_hash
 from indexer.extract import extract_html, extract_markdown
+from indexer.manifest import IndexManifest, PageRecord
 from indexer.sources import DocumentFailure, DocumentSource, RawDocument, SourceUnavailable
 from rag.embedder import Embedder
 from rag.errors import DocentError
@@ -27,17 +28,27 @@ class IndexReport:
     pages_unchanged: int = 0
     pages_removed: int = 0
     pages_failed: int = 0
+    pages_repaired: int = 0
     chunks_written: int = 0
     seconds: float = 0.0
     failures: list[dict[str, str]] = field(default_factory=list)
     sources_failed: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def merge(self, other: IndexReport) -> None:
-        for name in ("pages_new", "pages_changed", "pages_unchanged", "pages_removed", "pages_failed"):
+        for name in (
+            "pages_new",
+            "pages_changed",
+            "pages_unchanged",
+            "pages_removed",
+            "pages_failed",
+            "pages_repaired",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.chunks_written += other.chunks_written
         self.failures.extend(other.failures)
         self.sources_failed.extend(other.sources_failed)
+        self.warnings.extend(other.warnings)
 
     @property
     def pages_seen(self) -> int:
@@ -54,8 +65,12 @@ class IndexReport:
             f"{self.pages_removed} removed, {self.pages_failed} failed pages; "
             f"{self.chunks_written} chunks written in {self.seconds:.1f}s"
         )
+        if self.pages_repaired:
+            text += f"; {self.pages_repaired} pages repaired (store and record disagreed)"
         if self.sources_failed:
             text += f"; {len(self.sources_failed)} source(s) unavailable"
+        if self.warnings:
+            text += "; " + "; ".join(self.warnings)
         return text
 
 
@@ -80,6 +95,8 @@ class Indexer:
         overlap_tokens: int = 32,
         upsert_batch: int = 256,
         embedding_model: str = "",
+        manifest: IndexManifest | None = None,
+        max_prune_fraction: float = 1.0,
     ) -> None:
         self._embedder = embedder
         self._store = store
@@ -88,6 +105,8 @@ class Indexer:
         )
         self._upsert_batch = upsert_batch
         self._model_tag = embedding_model
+        self._manifest = manifest
+        self._max_prune_fraction = max_prune_fraction
         self.lock = asyncio.Lock()
         self.progress: IndexReport | None = None
 
@@ -105,6 +124,8 @@ class Indexer:
                     caller(report)
 
             await self._store.ensure_collection(self._embedder.dimension)
+            if self._manifest is not None:
+                total.pages_repaired = await self.reconcile()
             for source in sources:
                 try:
                     report = await self._run_source(source, total, progress)
@@ -123,7 +144,10 @@ class Indexer:
         self, source: DocumentSource, total: IndexReport, progress: ProgressCallback | None
     ) -> IndexReport:
         report = IndexReport()
-        known = await self._store.page_hashes(source.source_id)
+        if self._manifest is not None:
+            known = await self._manifest.hashes(source.source_id)
+        else:
+            known = await self._store.page_hashes(source.source_id)
         seen: set[str] = set()
         queue: asyncio.Queue[_Prepared | None] = asyncio.Queue(maxsize=_QUEUE_PAGES)
 
@@ -163,8 +187,18 @@ class Indexer:
             if not producer.done():
                 producer.cancel()
         gone = [page_id for page_id in known if page_id not in seen]
-        if gone:
-            await self._store.delete_pages(gone)
+        if gone and len(known) >= 10 and len(gone) > self._max_prune_fraction * len(known):
+            # A listing that lost most pages is more likely a broken sitemap than a docs purge: keep them.
+            warning = (
+                f"{source.source_id}: {len(gone)} of {len(known)} known pages are missing from the listing; "
+                "kept them (raise indexer.max_prune_fraction if the docs really shrank)"
+            )
+            logger.warning(warning)
+            report.warnings.append(warning)
+        elif gone:
+            await self._store.delete_pages(gone, source_id=source.source_id)
+            if self._manifest is not None:
+                await self._manifest.forget(gone, source.source_id)
             report.pages_removed = len(gone)
         tick()
         return report
@@ -220,6 +254,10 @@ class Indexer:
             for prepared in batch:
                 if not prepared.is_new:
                     await self._store.delete_page_tail(prepared.page.page_id, len(prepared.chunks))
+            if self._manifest is not None:  # only once the store holds the pages: the record never over-claims
+                await self._manifest.record(
+                    PageRecord(p.page.source_id, p.page.page_id, p.page.content_hash, len(p.chunks)) for p in batch
+                )
         except DocentError as exc:
             for prepared in batch:
                 self._fail(report, prepared.page.page_id, str(exc))
@@ -230,6 +268,44 @@ class Indexer:
                 report.pages_new += 1
             else:
                 report.pages_changed += 1
+
+    async def reconcile(self) -> int:
+        """Make the store agree with the durable record; returns how many pages were sent back for indexing.
+
+        A page whose chunk count in the store differs from the record (rows lost by the store, a write cut off
+        by a crash) is deleted from both and so re-indexed from scratch by this run; rows of pages the record
+        doesn't know (a crash before the record was written) are deleted. An empty record over a filled store
+        (an existing index, a new data dir) is rebuilt from the store rather than trusted blindly.
+        """
+        assert self._manifest is not None
+        rows = await self._store.scan(["source_id", "page_id", "ordinal", "page_hash"])
+        counts: dict[tuple[str, str], int] = {}
+        hashes: dict[tuple[str, str], str] = {}
+        for row in rows:
+            key = (row["source_id"], row["page_id"])
+            counts[key] = counts.get(key, 0) + 1
+            if row["ordinal"] == 0:
+                hashes[key] = row["page_hash"]
+        records = await self._manifest.pages()
+        if not records and counts:
+            adopted = [PageRecord(s, p, hashes.get((s, p), ""), n) for (s, p), n in counts.items()]
+            await self._manifest.record(adopted)
+            logger.warning("index record was empty: adopted %d pages from the store", len(adopted))
+            return 0
+        recorded = {(r.source_id, r.page_id): r.chunks for r in records}
+        broken = [key for key, chunks in recorded.items() if counts.get(key, 0) != chunks]
+        orphans = [key for key in counts if key not in recorded]
+        for source_id, page_id in broken + orphans:
+            await self._store.delete_pages([page_id], source_id=source_id)
+        for source_id, page_id in broken:
+            await self._manifest.forget([page_id], source_id)
+        if broken or orphans:
+            logger.warning(
+                "store and index record disagreed: %d pages will be re-indexed, %d unrecorded pages removed",
+                len(broken),
+                len(orphans),
+            )
+        return len(broken)
 
     @staticmethod
     def _fail(report: IndexReport, page_id: str, reason: str) -> None:

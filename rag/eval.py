@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from indexer.build import make_indexer
 from indexer.chunking import CHUNKER_VERSION, chunk_id
 from indexer.local import FolderDocs
-from indexer.runner import Indexer
 from rag.embedder import Embedder, SentenceTransformerEmbedder
 from rag.entry import load_settings, run_command
 from rag.lexical import LEXICAL_VERSION
@@ -174,12 +174,8 @@ class EvalIndex:
         done = self.root / f"{name}.json"
         if not done.exists():
             print(f"Indexing {self.docs} into {self.uri} ({name}); later runs reuse it…", file=sys.stderr)
-            indexer = Indexer(
-                self.embedder,
-                store,
-                overlap_tokens=settings.indexer.chunk_overlap_tokens,
-                upsert_batch=settings.indexer.upsert_batch,
-                embedding_model=settings.embedding.model,
+            indexer = make_indexer(
+                settings.model_copy(update={"data_dir": self.root}), self.embedder, store, collection=name
             )
             report = await indexer.run([FolderDocs(FolderSource(id="eval", path=self.docs))])
             print(f"Indexed: {report.summary()}", file=sys.stderr)

@@ -129,6 +129,9 @@ class IndexerSettings(BaseModel):
     user_agent: str = "DocentBot/0.1 (+docs indexer)"
     chunk_overlap_tokens: int = Field(32, ge=0)
     upsert_batch: int = Field(256, ge=1)
+    max_prune_fraction: float = Field(
+        0.5, gt=0, le=1, description="A run that finds more of a source's pages gone than this keeps them all."
+    )
 
 
 class BotSettings(BaseModel):

@@ -66,7 +66,9 @@ class Store(Protocol):
 
     async def delete_page_tail(self, page_id: str, keep: int) -> None: ...
 
-    async def delete_pages(self, page_ids: Iterable[str]) -> None: ...
+    async def delete_pages(self, page_ids: Iterable[str], *, source_id: str | None = None) -> None: ...
+
+    async def scan(self, fields: Sequence[str], expr: str = "") -> list[dict[str, Any]]: ...
 
     async def search(self, vector: Sequence[float], limit: int, *, lexical: str = "", rrf_k: int = 60) -> list[Hit]:
         """Nearest chunks; with ``lexical`` terms, dense and BM25 results fused by reciprocal rank."""
@@ -245,10 +247,11 @@ class MilvusStore:
         expr = f"page_id == {literal(page_id)} and ordinal >= {int(keep)}"
         await self._call("delete", lambda client: client.delete(self._name, filter=expr))
 
-    async def delete_pages(self, page_ids: Iterable[str]) -> None:
+    async def delete_pages(self, page_ids: Iterable[str], *, source_id: str | None = None) -> None:
         ids = list(page_ids)
+        scope = f"source_id == {literal(source_id)} and " if source_id is not None else ""
         for start in range(0, len(ids), 500):
-            expr = f"page_id in {literal_list(ids[start : start + 500])}"
+            expr = f"{scope}page_id in {literal_list(ids[start : start + 500])}"
             await self._call("delete", lambda client, expr=expr: client.delete(self._name, filter=expr))
 
     async def search(self, vector: Sequence[float], limit: int, *, lexical: str = "", rrf_k: int = 60) -> list[Hit]:

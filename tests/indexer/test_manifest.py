@@ -1,0 +1,156 @@
+"""The durable index record: the store is checked against it, repaired, and survives a SIGKILL mid-run."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from indexer.build import make_indexer
+from indexer.local import FolderDocs
+from indexer.manifest import IndexManifest
+from rag.models import Chunk
+from rag.settings import FolderSource, Settings
+from rag.store import MilvusStore
+from tests.conftest import CORPUS
+
+pytestmark = pytest.mark.integration
+
+
+def write_docs(root: Path, count: int) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    for n in range(count):
+        (root / f"page{n:02d}.md").write_text(
+            f"# Page {n}\n\nIntro to topic {n}.\n\n## Details\n\nDetails of topic {n}.\n\n## More\n\nMore on {n}.\n"
+        )
+
+
+async def store_pages(store: MilvusStore) -> Counter[str]:
+    return Counter(row["page_id"] for row in await store.scan(["page_id"]))
+
+
+async def assert_consistent(store: MilvusStore, manifest: IndexManifest, pages: int) -> None:
+    """Every recorded page has exactly its chunks, with ordinals 0..n-1, and nothing else is stored."""
+    rows = await store.scan(["source_id", "page_id", "ordinal"])
+    keys = [(r["source_id"], r["page_id"], r["ordinal"]) for r in rows]
+    assert len(keys) == len(set(keys)), "no duplicate chunks"
+    records = {(r.source_id, r.page_id): r.chunks for r in await manifest.pages()}
+    assert len(records) == pages
+    found = Counter((s, p) for s, p, _ in keys)
+    assert found == Counter(records), "the store holds exactly what the record says"
+    for (source_id, page_id), chunks in records.items():
+        assert sorted(o for s, p, o in keys if (s, p) == (source_id, page_id)) == list(range(chunks))
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+async def test_rows_lost_by_the_store_are_detected_and_reindexed(tmp_path: Path, settings, embedder, store) -> None:
+    docs = tmp_path / "docs"
+    write_docs(docs, 4)
+    source = FolderDocs(FolderSource(id="docs", path=docs))
+    indexer = make_indexer(settings, embedder, store)
+    first = await indexer.run([source])
+    assert first.pages_new == 4 and first.pages_repaired == 0
+    manifest = IndexManifest(settings.data_dir / "index-record.sqlite3", settings.milvus.collection)
+    before = await store_pages(store)
+
+    await store.delete_page_tail("page01.md", 1)  # Lite "forgets" all but the first chunk of one page
+    stray = Chunk("stray", "docs", "ghost.md", 0, "u", "t", "", "text", "h")  # rows nobody recorded
+    await store.upsert([stray], [await embedder.embed_query("ghost")])
+    await store.flush()
+
+    again = await indexer.run([source])
+    assert again.pages_repaired == 1 and again.pages_changed + again.pages_new == 1
+    assert again.pages_unchanged == 3
+    assert await store_pages(store) == before
+    await assert_consistent(store, manifest, 4)
+
+
+async def test_an_empty_record_adopts_an_existing_index(tmp_path: Path, settings, embedder, store) -> None:
+    docs = tmp_path / "docs"
+    write_docs(docs, 3)
+    source = FolderDocs(FolderSource(id="docs", path=docs))
+    await make_indexer(settings, embedder, store).run([source])
+    (settings.data_dir / "index-record.sqlite3").unlink()  # a new data dir over a server-side index
+
+    again = await make_indexer(settings, embedder, store).run([source])
+    assert again.pages_unchanged == 3 and again.chunks_written == 0, "adopted, not re-embedded"
+    manifest = IndexManifest(settings.data_dir / "index-record.sqlite3", settings.milvus.collection)
+    await assert_consistent(store, manifest, 3)
+
+
+async def test_a_listing_that_lost_most_pages_prunes_nothing(tmp_path: Path, make_settings, embedder, store) -> None:
+    docs = tmp_path / "docs"
+    write_docs(docs, 12)
+    source = FolderDocs(FolderSource(id="docs", path=docs))
+    settings = make_settings()
+    await make_indexer(settings, embedder, store).run([source])
+    for n in range(8):
+        (docs / f"page{n:02d}.md").unlink()
+
+    kept = await make_indexer(settings, embedder, store).run([source])
+    assert kept.pages_removed == 0 and "kept them" in kept.summary()
+    assert len(await store_pages(store)) == 12
+
+    trusting = make_settings(indexer={"max_prune_fraction": 1.0})
+    pruned = await make_indexer(trusting, embedder, store).run([source])
+    assert pruned.pages_removed == 8 and len(await store_pages(store)) == 4
+
+
+def kill_mid_run_then_finish(command: list[str], env: dict[str, str], record: Path, logs: Path) -> tuple[int, int]:
+    """SIGKILL an indexer once it has recorded a few pages, then run it again to the end; (recorded, exit code)."""
+    with open(logs / "killed.log", "wb") as log:
+        victim = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+        deadline = time.monotonic() + 300
+        recorded = 0
+        while time.monotonic() < deadline and victim.poll() is None:
+            if record.exists():
+                with contextlib.closing(sqlite3.connect(record)) as db:
+                    recorded = db.execute("SELECT COUNT(*) FROM pages").fetchone()[0]
+                if recorded >= 3:
+                    break
+            time.sleep(0.2)
+        assert victim.poll() is None, "the run finished before it could be interrupted"
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait(timeout=30)
+    with open(logs / "after.log", "wb") as log:
+        after = subprocess.run(command, env=env, stdout=log, stderr=log, timeout=600)
+    return recorded, after.returncode
+
+
+@pytest.mark.slow
+async def test_sigkill_mid_index_then_the_next_run_completes_consistently(
+    tmp_path: Path, process_env: dict[str, str], make_settings
+) -> None:
+    docs = tmp_path / "docs"
+    shutil.copytree(CORPUS / "reference", docs)  # ~50 real pages: long enough a run to interrupt
+    record = tmp_path / "data" / "index-record.sqlite3"
+    command = [sys.executable, "-m", "indexer", "--dir", str(docs)]
+    env = {**process_env, "DOCENT_INDEXER__UPSERT_BATCH": "16"}
+
+    recorded, code = await asyncio.to_thread(kill_mid_run_then_finish, command, env, record, tmp_path)
+    total = len(list(docs.rglob("*.md")))
+    assert 3 <= recorded < total
+    assert code == 0, (tmp_path / "after.log").read_text()[-2000:]
+
+    settings = make_settings()
+    store = MilvusStore(settings.milvus_uri, settings.milvus)
+    try:
+        manifest = IndexManifest(record, settings.milvus.collection)
+        await assert_consistent(store, manifest, total)
+    finally:
+        await store.close()
