@@ -19,8 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "corpora" / "milvus-docs"
+from bench.common import ROOT, bench_settings, corpus_source
+from rag.eval import percentile
+
 QUESTIONS = [
     "What do the parameters for HNSW mean?",
     "How do I install Milvus with Docker Compose?",
@@ -33,12 +34,6 @@ QUESTIONS = [
 ]
 
 
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
 async def run(args: argparse.Namespace) -> dict[str, object]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from bot.client import DocentBot
@@ -48,34 +43,18 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     from rag.generator import VLLMGenerator
     from rag.pipeline import AnswerPipeline
     from rag.retrieval import Retriever
-    from rag.settings import FolderSource, Settings, prepare_process_env, resolve_embedding_model
+    from rag.settings import prepare_process_env
     from rag.store import MilvusStore
-    from rag.tiny_model import write_tiny_model
     from tests.bot.fake_discord import FakeDiscord
 
     work = Path(tempfile.mkdtemp(prefix="docent-bench-"))
-    settings = Settings(
-        data_dir=work / "data",
-        milvus={"uri": str(work / "milvus.db")},
-        embedding={"model": resolve_embedding_model("packaged:all-MiniLM-L6-v2"), "threads": 1},
-        llm={"model": str(write_tiny_model(work / "tiny")), "max_tokens": 64, "kv_cache_gb": 1},
-        bot={"user_cooldown_s": 0, "max_concurrent_answers": args.concurrency},
-        indexer={"sources": [], "schedule_minutes": 0},
-        log_level="ERROR",
-    )
+    settings = bench_settings(work, bot={"user_cooldown_s": 0, "max_concurrent_answers": args.concurrency})
     prepare_process_env(settings)
     from rag.embedder import SentenceTransformerEmbedder
 
     embedder = SentenceTransformerEmbedder(settings.embedding)
     store = MilvusStore(settings.milvus_uri, settings.milvus)
-    source = FolderSource(id="milvus-docs", path=CORPUS, base_url="https://milvus.io/docs/", flatten=True)
-    if args.pages:
-        subset = work / "docs"
-        for path in sorted(CORPUS.rglob("*.md"))[: args.pages]:
-            target = subset / path.relative_to(CORPUS)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(path.read_bytes())
-        source = source.model_copy(update={"path": subset})
+    source = corpus_source(work, args.pages)
     indexer = make_indexer(settings, embedder, store)
     report = await indexer.run([FolderDocs(source)])
     generator = await VLLMGenerator.start(settings.llm)

@@ -25,9 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "corpora" / "milvus-docs"
-QUESTIONS = [ROOT / "bench" / "devset" / "milvus_questions.jsonl", ROOT / "bench" / "devset" / "out_of_scope.jsonl"]
+from bench.common import CORPUS, DEVSET, ROOT
+
+QUESTIONS = [DEVSET / "milvus_questions.jsonl", DEVSET / "out_of_scope.jsonl"]
 
 
 def peak_rss_mb() -> float:

@@ -21,11 +21,13 @@ import discord
 
 from bot.cli import ask
 from bot.client import DocentBot, point_at
+from bot.ops import OpsServer
 from indexer.build import http_session, make_indexer, make_source
 from indexer.sources import DocumentSource
 from rag.entry import load_settings, run_command
 from rag.feedback import FeedbackStore
 from rag.logs import configure_logging
+from rag.metrics import Metrics
 from rag.runtime import open_core
 from rag.settings import Settings
 
@@ -69,7 +71,8 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
         open_core(settings, with_llm=not sync_only, status=logger.info) as core,
         http_session(settings.indexer) as session,
     ):
-        indexer = make_indexer(settings, core.embedder, core.store)
+        metrics = Metrics()
+        indexer = make_indexer(settings, core.embedder, core.store, metrics=metrics)
 
         def sources(source_id: str | None) -> list[DocumentSource]:
             configs = [c for c in settings.indexer.sources if source_id in (None, c.source_id())]
@@ -77,7 +80,7 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
 
         await core.store.ensure_collection(core.embedder.dimension)
         feedback = FeedbackStore(settings.data_dir / "feedback.sqlite3")
-        bot = DocentBot(settings, core.pipeline, indexer, sources, feedback)  # type: ignore[arg-type]
+        bot = DocentBot(settings, core.pipeline, indexer, sources, feedback, metrics=metrics)  # type: ignore[arg-type]
         if sync_only:
             settings.indexer.schedule_minutes = 0
         loop = asyncio.get_running_loop()
@@ -85,11 +88,14 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
         try:
-            async with bot:
+            async with contextlib.AsyncExitStack() as stack:
+                await stack.enter_async_context(bot)
                 if sync_only:
                     await bot.login(token)
                     await bot.sync_commands_if_changed(force=True)
                     return 0
+                if settings.ops.metrics_enabled:
+                    await stack.enter_async_context(OpsServer(settings.ops, metrics, bot.health))
                 await bot.start(token)
         except discord.LoginFailure:
             print("error: Discord rejected the bot token (DOCENT_DISCORD__TOKEN).", file=sys.stderr)

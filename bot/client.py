@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +22,7 @@ from indexer.runner import Indexer, IndexReport
 from indexer.sources import DocumentSource
 from rag.errors import describe, new_error_id
 from rag.feedback import FeedbackStore
+from rag.metrics import Metrics
 from rag.pipeline import AnswerPipeline
 from rag.settings import Settings
 
@@ -53,6 +56,8 @@ class DocentBot(commands.Bot):
         indexer: Indexer,
         sources: SourceFactory,
         feedback: FeedbackStore,
+        *,
+        metrics: Metrics | None = None,
         **options: Any,
     ) -> None:
         super().__init__(
@@ -67,6 +72,7 @@ class DocentBot(commands.Bot):
         self.indexer = indexer
         self.sources = sources
         self.feedback = feedback
+        self.metrics = metrics or Metrics()
         self.admission = Admission(
             concurrency=settings.bot.max_concurrent_answers,
             max_queue=settings.bot.max_queue,
@@ -110,6 +116,21 @@ class DocentBot(commands.Bot):
                 await interaction.response.send_message(message, ephemeral=True, allowed_mentions=NO_PINGS)
         except discord.HTTPException:
             logger.warning("could not tell the user about error %s", error_id)
+
+    def health(self) -> dict[str, Any]:
+        """What /healthz reports: ok only when connected to Discord and the engine is alive."""
+        ready = self.is_ready() and not self.is_closed()
+        engine = self.pipeline.healthy()
+        last = self.metrics.last_index
+        return {
+            "status": "ok" if ready and engine else "unhealthy",
+            "discord_ready": ready,
+            "gateway_latency_ms": round(self.latency * 1000, 1) if ready and math.isfinite(self.latency) else None,
+            "engine_alive": engine,
+            "indexing": self.indexer.lock.locked(),
+            "last_index_run": None if last is None else dataclasses.asdict(last),
+            "queue": self.admission.waiting,
+        }
 
     def spawn(self, coro: Any, *, name: str) -> asyncio.Task[None]:
         """Start a task the bot owns: kept until done, errors logged, cancelled on close."""

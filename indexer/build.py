@@ -12,6 +12,7 @@ from indexer.runner import Indexer
 from indexer.sources import DocumentSource
 from indexer.web import WebsiteDocs
 from rag.embedder import Embedder
+from rag.metrics import Metrics
 from rag.settings import PROJECT_ROOT, FolderSource, IndexerSettings, Settings, WebsiteSource
 from rag.store import Store
 
@@ -42,7 +43,9 @@ def folder_source_for(path: Path, settings: IndexerSettings, base_url: str = "",
     return FolderSource(path=target, base_url=base_url, flatten=flatten)
 
 
-def make_indexer(settings: Settings, embedder: Embedder, store: Store, *, collection: str = "") -> Indexer:
+def make_indexer(
+    settings: Settings, embedder: Embedder, store: Store, *, collection: str = "", metrics: Metrics | None = None
+) -> Indexer:
     """The indexer with its durable record (``<data_dir>/index-record.sqlite3``) for this collection."""
     manifest = IndexManifest(settings.data_dir / "index-record.sqlite3", collection or settings.milvus.collection)
     return Indexer(
@@ -53,6 +56,7 @@ def make_indexer(settings: Settings, embedder: Embedder, store: Store, *, collec
         embedding_model=settings.embedding.model,
         manifest=manifest,
         max_prune_fraction=settings.indexer.max_prune_fraction,
+        metrics=metrics,
     )
 
 

@@ -14,6 +14,7 @@ from indexer.manifest import IndexManifest, PageRecord
 from indexer.sources import DocumentFailure, DocumentSource, RawDocument, SourceUnavailable
 from rag.embedder import Embedder
 from rag.errors import DocentError
+from rag.metrics import Metrics
 from rag.models import Chunk, Page, Section
 from rag.store import Store
 
@@ -97,6 +98,7 @@ class Indexer:
         embedding_model: str = "",
         manifest: IndexManifest | None = None,
         max_prune_fraction: float = 1.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self._embedder = embedder
         self._store = store
@@ -107,11 +109,27 @@ class Indexer:
         self._model_tag = embedding_model
         self._manifest = manifest
         self._max_prune_fraction = max_prune_fraction
+        self._metrics = metrics
         self.lock = asyncio.Lock()
         self.progress: IndexReport | None = None
 
     async def run(self, sources: list[DocumentSource], progress: ProgressCallback | None = None) -> IndexReport:
         """Index every source; one failing source is reported and the others still run."""
+        try:
+            report = await self._run(sources, progress)
+        except DocentError as exc:
+            if self._metrics is not None:
+                self._metrics.index_failed(exc)
+            raise
+        if self._metrics is not None:
+            try:
+                chunks: int | None = await self._store.count()
+            except DocentError:
+                chunks = None
+            self._metrics.index_run(report, chunks)
+        return report
+
+    async def _run(self, sources: list[DocumentSource], progress: ProgressCallback | None) -> IndexReport:
         async with self.lock:
             started = time.perf_counter()
             total = IndexReport()

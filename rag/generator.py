@@ -23,7 +23,11 @@ class Generator(Protocol):
 
     def unfinished_requests(self) -> int:
         """Requests the engine still holds (aborted ones leave at once)."""
-        return int(self._engine.get_num_unfinished_requests()) if self._engine is not None else 0
+        ...
+
+    def healthy(self) -> bool:
+        """False once the engine has stopped or died."""
+        ...
 
     def prompt_tokens(self, messages: Messages) -> int: ...
 
@@ -88,6 +92,9 @@ class VLLMGenerator:
     def unfinished_requests(self) -> int:
         """Requests the engine still holds (aborted ones leave at once)."""
         return int(self._engine.get_num_unfinished_requests()) if self._engine is not None else 0
+
+    def healthy(self) -> bool:
+        return self._engine is not None and not bool(getattr(self._engine, "errored", False))
 
     def prompt_tokens(self, messages: Messages) -> int:
         return len(self._render(messages))

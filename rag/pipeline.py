@@ -51,6 +51,9 @@ class AnswerPipeline:
         self._generator = generator
         self._settings = settings
 
+    def healthy(self) -> bool:
+        return self._generator.healthy()
+
     def _fit_context(self, question: str, hits: list[Hit], history: Sequence[Turn]) -> tuple[list, list[Citation]]:
         """Drop the weakest sources until the prompt fits the model's context window."""
         while True:

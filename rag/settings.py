@@ -27,44 +27,48 @@ PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
 
 
 class DiscordSettings(BaseModel):
-    token: SecretStr | None = None
-    api_base: str = "https://discord.com/api/v10"
-    gateway_url: str = "wss://gateway.discord.gg/"
+    token: SecretStr | None = Field(None, description="Bot token from the Developer Portal (secret; never logged).")
+    api_base: str = Field("https://discord.com/api/v10", description="REST base, for Discord-compatible servers.")
+    gateway_url: str = Field("wss://gateway.discord.gg/", description="Gateway URL, for Discord-compatible servers.")
     dev_guild_id: int | None = Field(None, description="Sync slash commands to this guild only (development).")
-    admin_role_ids: list[int] = Field(default_factory=list)
+    admin_role_ids: list[int] = Field(
+        default_factory=list, description="Roles allowed to /reindex and /feedback besides Manage Server."
+    )
 
 
 class MilvusSettings(BaseModel):
     uri: str = Field("", description="Milvus Lite path or server URI; empty means <data_dir>/milvus.db.")
-    token: SecretStr | None = None
-    collection: str = "docent_chunks"
-    index_type: Literal["FLAT", "HNSW", "IVF_FLAT", "AUTOINDEX"] = "FLAT"
-    metric: Literal["COSINE", "IP"] = "COSINE"
-    timeout_s: float = 30.0
+    token: SecretStr | None = Field(None, description="Milvus server token (user:password or API key).")
+    collection: str = Field("docent_chunks", description="Collection holding the chunks.")
+    index_type: Literal["FLAT", "HNSW", "IVF_FLAT", "AUTOINDEX"] = Field(
+        "FLAT", description="Vector index: FLAT is exact and fast to ~10k chunks; HNSW beyond."
+    )
+    metric: Literal["COSINE", "IP"] = Field("COSINE", description="Vector similarity metric.")
+    timeout_s: float = Field(30.0, description="Timeout of each Milvus call.")
 
 
 class EmbeddingSettings(BaseModel):
     model: str = Field(PACKAGED_MINILM, description="Hub name or local directory of a sentence-transformers model.")
-    device: str = "cpu"
-    batch_size: int = Field(32, ge=1)
+    device: str = Field("cpu", description="torch device for the embedding model (cpu, cuda).")
+    batch_size: int = Field(32, ge=1, description="Passages per encode call while indexing.")
     threads: int = Field(0, ge=0, description="torch intra-op threads; 0 keeps torch's default.")
-    query_prefix: str = ""
-    passage_prefix: str = ""
+    query_prefix: str = Field("", description="Prepended to questions (e5/bge-style models want one).")
+    passage_prefix: str = Field("", description="Prepended to passages when indexing.")
     max_tokens: int = Field(0, ge=0, description="Chunk token budget; 0 uses the model's max_seq_length.")
 
 
 class LLMSettings(BaseModel):
-    model: str = "Qwen/Qwen2.5-1.5B-Instruct"
-    dtype: str = "auto"
-    max_model_len: int = Field(4096, ge=256)
-    gpu_memory_utilization: float = Field(0.85, gt=0, le=1)
+    model: str = Field("Qwen/Qwen2.5-1.5B-Instruct", description="Hub name or local folder of the chat model.")
+    dtype: str = Field("auto", description="Weights dtype for vLLM.")
+    max_model_len: int = Field(4096, ge=256, description="Context window the engine is sized for.")
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="Share of GPU memory vLLM may use.")
     kv_cache_gb: float | None = Field(
         None, gt=0, description="KV cache size in GiB; unset lets vLLM size it (GPU memory utilization / CPU default)."
     )
-    enforce_eager: bool = True
-    max_tokens: int = Field(384, ge=1)
-    temperature: float = Field(0.1, ge=0)
-    timeout_s: float = Field(120.0, gt=0)
+    enforce_eager: bool = Field(True, description="Skip CUDA graph capture: faster start, slightly slower steps.")
+    max_tokens: int = Field(384, ge=1, description="Longest answer, in tokens.")
+    temperature: float = Field(0.1, ge=0, description="Sampling temperature; low keeps answers close to sources.")
+    timeout_s: float = Field(120.0, gt=0, description="An answer taking longer is abandoned with a message.")
     ignore_eos: bool = Field(False, description="Always generate max_tokens (benchmarks and tests only).")
 
 
@@ -85,8 +89,8 @@ class RetrievalSettings(BaseModel):
     min_score: float = Field(
         0.34, description="Best passage cosine below which the docs are taken not to cover the question."
     )
-    max_question_chars: int = Field(2000, ge=10)
-    max_context_chars: int = Field(6000, ge=500)
+    max_question_chars: int = Field(2000, ge=10, description="Longer questions are refused with a message.")
+    max_context_chars: int = Field(6000, ge=500, description="Budget of source text put into the prompt.")
 
 
 class FolderSource(BaseModel):
@@ -96,7 +100,10 @@ class FolderSource(BaseModel):
     base_url: str = Field("", description="URL prefix a page is published under, e.g. https://milvus.io/docs/")
     flatten: bool = Field(False, description="Publish a/b/page.md as <base_url>page.md (no folders).")
     strip_suffix: bool = Field(False, description="Drop .md/.html from published URLs.")
-    include: list[str] = Field(default_factory=lambda: ["**/*.md", "**/*.markdown", "**/*.html", "**/*.htm"])
+    include: list[str] = Field(
+        default_factory=lambda: ["**/*.md", "**/*.markdown", "**/*.html", "**/*.htm"],
+        description="Glob patterns (relative paths) to index.",
+    )
     exclude: list[str] = Field(default_factory=list, description="Glob patterns (relative paths) to skip.")
 
     def source_id(self) -> str:
@@ -109,7 +116,7 @@ class WebsiteSource(BaseModel):
     start_url: str
     sitemap_url: str = Field("", description="Defaults to <scheme>://<host>/sitemap.xml.")
     path_prefix: str = Field("", description="Only URLs under this path are indexed; defaults to start_url's folder.")
-    max_pages: int = Field(2000, ge=1)
+    max_pages: int = Field(2000, ge=1, description="Crawl stops after this many pages.")
     crawl: bool = Field(True, description="Follow links from pages as well as the sitemap.")
 
     def source_id(self) -> str:
@@ -120,15 +127,19 @@ SourceConfig = Annotated[FolderSource | WebsiteSource, Field(discriminator="type
 
 
 class IndexerSettings(BaseModel):
-    sources: list[SourceConfig] = Field(default_factory=list)
+    sources: list[SourceConfig] = Field(
+        default_factory=list, description="Docs to index: folders and websites (see config/sources.toml)."
+    )
     schedule_minutes: float = Field(360.0, ge=0, description="Periodic re-index; 0 disables it.")
-    concurrency: int = Field(4, ge=1)
-    request_timeout_s: float = Field(20.0, gt=0)
-    retries: int = Field(2, ge=0)
-    max_page_bytes: int = Field(5_000_000, ge=1024)
-    user_agent: str = "DocentBot/0.1 (+docs indexer)"
-    chunk_overlap_tokens: int = Field(32, ge=0)
-    upsert_batch: int = Field(256, ge=1)
+    concurrency: int = Field(4, ge=1, description="Pages fetched at once when crawling.")
+    request_timeout_s: float = Field(20.0, gt=0, description="Timeout of one HTTP request.")
+    retries: int = Field(2, ge=0, description="Retries of a failed fetch (with backoff, honouring Retry-After).")
+    max_page_bytes: int = Field(5_000_000, ge=1024, description="Larger pages and files are skipped.")
+    user_agent: str = Field(
+        "DocentBot/0.1 (+docs indexer)", description="Sent with every request; robots.txt applies to it."
+    )
+    chunk_overlap_tokens: int = Field(32, ge=0, description="Tokens repeated between consecutive chunks of a section.")
+    upsert_batch: int = Field(256, ge=1, description="Chunks embedded and written per batch.")
     max_prune_fraction: float = Field(
         0.5, gt=0, le=1, description="A run that finds more of a source's pages gone than this keeps them all."
     )
@@ -140,11 +151,17 @@ class BotSettings(BaseModel):
         False, description="Answer un-mentioned messages in the bot's threads (needs the Message Content intent)."
     )
     edit_interval_s: float = Field(1.2, ge=0.2, description="Streaming edits at most this often.")
-    max_concurrent_answers: int = Field(4, ge=1)
+    max_concurrent_answers: int = Field(4, ge=1, description="Questions answered at once; others queue.")
     max_queue: int = Field(50, ge=0, description="Questions waiting beyond this are turned away politely.")
     user_cooldown_s: float = Field(8.0, ge=0, description="Minimum time between one user's questions.")
     history_turns: int = Field(3, ge=0, description="Earlier turns of a thread or reply chain used as context.")
-    direct_messages: Literal["answer", "refuse"] = "answer"
+    direct_messages: Literal["answer", "refuse"] = Field("answer", description="Answer DMs, or refuse politely.")
+
+
+class OpsSettings(BaseModel):
+    metrics_enabled: bool = Field(True, description="Serve /healthz and Prometheus /metrics while the bot runs.")
+    host: str = Field("127.0.0.1", description="Address the health and metrics server listens on.")
+    port: int = Field(9108, ge=0, le=65535, description="Port of the health and metrics server (0: any free port).")
 
 
 class Settings(BaseSettings):
@@ -158,8 +175,8 @@ class Settings(BaseSettings):
         toml_file=[CONFIG_DIR / "settings.toml", CONFIG_DIR / "sources.toml"],
     )
 
-    data_dir: Path = DEFAULT_DATA_DIR
-    log_level: str = "INFO"
+    data_dir: Path = Field(DEFAULT_DATA_DIR, description="Milvus Lite database, index record, feedback, markers.")
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
     discord: DiscordSettings = DiscordSettings()
     milvus: MilvusSettings = MilvusSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
@@ -167,6 +184,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = RetrievalSettings()
     indexer: IndexerSettings = IndexerSettings()
     bot: BotSettings = BotSettings()
+    ops: OpsSettings = OpsSettings()
 
     @field_validator("data_dir")
     @classmethod

@@ -145,6 +145,7 @@ class AskCog(commands.Cog):
             ids = [await replier.edit(parts[0], view=view if len(parts) == 1 else None)]
             for index, part in enumerate(parts[1:], start=2):
                 ids.append(await replier.send(part, view=view if index == len(parts) else None))
+            self.bot.metrics.answered(answer, time.monotonic() - started)
             logger.info(
                 "request %s answered in %.0f ms (%d parts, %d sources, refused=%s)",
                 request_id,
@@ -155,6 +156,7 @@ class AskCog(commands.Cog):
             )
             return answer, [i for i in ids if i is not None]
         except Exception as exc:  # one failed question must never take the bot down
+            self.bot.metrics.failed(exc)
             error_id = new_error_id()
             if isinstance(exc, BadQuestion):
                 logger.info("request %s refused: %s", request_id, exc)

@@ -44,6 +44,8 @@ class VoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"doce
     async def callback(self, interaction: discord.Interaction) -> None:
         bot: DocentBot = interaction.client  # type: ignore[assignment]
         recorded = await bot.feedback.vote(self.answer_id, interaction.user.id, self.helpful)
+        if recorded:
+            bot.metrics.vote(self.helpful)
         text = "Thanks for the feedback!" if recorded else "That answer is too old to rate."
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
         logger.info("feedback %s on %s", "up" if self.helpful else "down", self.answer_id)

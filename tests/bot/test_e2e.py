@@ -12,19 +12,22 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from bot.client import DocentBot
 from bot.cogs import admin as admin_cog
+from bot.ops import OpsServer
 from indexer.build import make_indexer
 from indexer.local import FolderDocs
 from indexer.runner import Indexer
 from rag.errors import StoreUnavailable
 from rag.feedback import FeedbackStore
+from rag.metrics import Metrics
 from rag.models import Hit
 from rag.pipeline import AnswerPipeline
 from rag.retrieval import Retriever
-from rag.settings import FolderSource, Settings
+from rag.settings import FolderSource, OpsSettings, Settings
 from rag.store import MilvusStore
 from tests.bot.fake_discord import FakeDiscord, InteractionRecord, MessageRecord, pending_discordpy_tasks
 
@@ -120,13 +123,20 @@ async def harness_factory(
         inner = MilvusStore(settings.milvus_uri, settings.milvus)
         store = FailingStore(inner)
         source = FolderSource(id="docs", path=docs, base_url="https://milvus.io/docs/")
-        indexer: Indexer = make_indexer(settings, embedder, store)
+        metrics = Metrics()
+        indexer: Indexer = make_indexer(settings, embedder, store, metrics=metrics)
         await indexer.run([FolderDocs(source)])
         retriever = Retriever(embedder, store, settings.retrieval)
         pipeline = AnswerPipeline(retriever, generator_override or generator, settings.retrieval)
         feedback = FeedbackStore(settings.data_dir / "feedback.sqlite3")
         bot = DocentBot(
-            settings, pipeline, indexer, lambda _id: [FolderDocs(source)], feedback, guild_ready_timeout=0.1
+            settings,
+            pipeline,
+            indexer,
+            lambda _id: [FolderDocs(source)],
+            feedback,
+            metrics=metrics,
+            guild_ready_timeout=0.1,
         )
         fake = FakeDiscord()
         await fake.start()
@@ -289,6 +299,39 @@ async def test_feedback_buttons_are_recorded_and_reported(harness_factory) -> No
     denied = await h.fake.slash("feedback", {}, user_id=ALICE)
     await h.fake.wait_for(lambda: denied.responded)
     assert "Manage Server" in (denied.final_content or "")
+
+
+async def test_health_and_metrics_follow_what_the_bot_does(harness_factory) -> None:
+    h = await harness_factory()
+    async with OpsServer(OpsSettings(port=0), h.bot.metrics, h.bot.health) as ops, aiohttp.ClientSession() as http:
+        base = f"http://127.0.0.1:{ops.port}"
+        async with http.get(f"{base}/healthz") as response:
+            health = await response.json()
+            assert response.status == 200, health
+        assert health["discord_ready"] and health["engine_alive"] and health["last_index_run"]["ok"]
+
+        asked = await h.fake.user_says(ALICE, "How do I install Milvus?", mention_bot=True)
+        reply = await h.reply_to(asked)
+        up = next(c["custom_id"] for row in reply.components for c in row["components"] if ":up:" in c["custom_id"])
+        click = await h.fake.click(reply.id, up, user_id=BOB)
+        await h.fake.wait_for(lambda: click.responded, what="the vote acknowledgement")
+        empty = await h.fake.user_says(BOB, "   ", mention_bot=True)
+        await h.fake.wait_for_message(lambda m: m.reply_to == empty and "Please ask" in m.content)
+
+        async with http.get(f"{base}/metrics") as response:
+            assert response.status == 200
+            text = await response.text()
+        assert 'docent_questions_total{outcome="answered"} 1.0' in text
+        assert 'docent_questions_total{outcome="bad_question"} 1.0' in text
+        assert 'docent_feedback_total{vote="up"} 1.0' in text
+        assert "docent_answer_seconds_count 1.0" in text
+        assert 'docent_index_runs_total{result="ok"} 1.0' in text
+        chunks = next(line for line in text.splitlines() if line.startswith("docent_index_chunks "))
+        assert float(chunks.split()[1]) == await h.store.count() > 0
+
+        await h.bot.close()
+        async with http.get(f"{base}/healthz") as response:
+            assert response.status == 503 and not (await response.json())["discord_ready"]
 
 
 async def test_bad_questions_get_polite_answers(harness_factory) -> None:
