@@ -110,7 +110,7 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
         finally:
             feedback.close()
     logger.info("bot stopped")
-    return 0
+    return bot.exit_code
 
 
 async def print_report(settings: Settings, *, as_json: bool) -> int:

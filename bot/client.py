@@ -48,6 +48,10 @@ def make_intents(settings: Settings) -> discord.Intents:
     return intents
 
 
+ENGINE_DIED = 3  # exit code: the engine died and the process should be restarted
+ENGINE_CHECK_S = 2.0
+
+
 class DocentBot(commands.Bot):
     def __init__(
         self,
@@ -80,6 +84,8 @@ class DocentBot(commands.Bot):
         )
         self.conversations = Conversations(max_turns=settings.bot.history_turns)
         self.last_index_report: IndexReport | None = None
+        self.exit_code = 0
+        self._closing: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def setup_hook(self) -> None:
@@ -95,6 +101,8 @@ class DocentBot(commands.Bot):
         await self.sync_commands_if_changed()
         if self.settings.indexer.schedule_minutes > 0:
             self.spawn(self._periodic_index(), name="periodic-index")
+        if self.pipeline is not None:
+            self.spawn(self._watch_engine(), name="engine-watchdog")
 
     async def on_app_command_error(
         self, interaction: discord.Interaction, error: discord.app_commands.AppCommandError
@@ -120,7 +128,7 @@ class DocentBot(commands.Bot):
     def health(self) -> dict[str, Any]:
         """What /healthz reports: ok only when connected to Discord and the engine is alive."""
         ready = self.is_ready() and not self.is_closed()
-        engine = self.pipeline.healthy()
+        engine = self.pipeline is not None and self.pipeline.healthy()
         last = self.metrics.last_index
         return {
             "status": "ok" if ready and engine else "unhealthy",
@@ -150,6 +158,19 @@ class DocentBot(commands.Bot):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await super().close()
+
+    async def _watch_engine(self) -> None:
+        """A dead vLLM engine can't be revived in-process: exit with ENGINE_DIED so the supervisor
+        (Docker's restart policy, systemd) starts a fresh process. Until then answers fail fast."""
+        while True:
+            await asyncio.sleep(ENGINE_CHECK_S)
+            if not self.pipeline.healthy():
+                logger.error(
+                    "the language model engine died; exiting (code %d) for the supervisor to restart", ENGINE_DIED
+                )
+                self.exit_code = ENGINE_DIED
+                self._closing = asyncio.get_running_loop().create_task(self.close())
+                return
 
     async def _periodic_index(self) -> None:
         interval = self.settings.indexer.schedule_minutes * 60

@@ -102,8 +102,8 @@ class VLLMGenerator:
     async def stream(self, messages: Messages, *, request_id: str | None = None) -> AsyncIterator[str]:
         from vllm import SamplingParams
 
-        if self._engine is None:
-            raise EngineUnavailable("engine is closed")
+        if not self.healthy():  # fail fast: a dead engine would only time out
+            raise EngineUnavailable("the engine is closed or dead")
         request_id = request_id or uuid.uuid4().hex
         prompt = {"prompt_token_ids": self._render(messages)}
         params = SamplingParams(

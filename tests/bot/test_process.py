@@ -90,3 +90,39 @@ async def test_runs_indexes_answers_and_stops_on_sigterm(tmp_path: Path, process
     assert "bot stopped" in text
     assert "Traceback" not in text, text[-4000:]
     assert "fake-token" not in text
+
+
+async def test_engine_death_fails_fast_then_exits_for_the_supervisor(
+    tmp_path: Path, process_env: dict[str, str]
+) -> None:
+    """Killing vLLM's engine-core process: questions get a clear message, then the bot exits with code 3."""
+    import psutil
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "hnsw.md").write_text("# HNSW\n\nHNSW is a graph index; M is the node degree.\n")
+    async with FakeDiscord() as fake:
+        fake.add_member(ALICE, "alice")
+        env = bot_env(process_env, fake, docs)
+        log = tmp_path / "bot.log"
+        proc = await start_bot(env, log)
+        try:
+            await wait_for_log(log, "index run done", timeout=300)
+            await fake.wait_ready(timeout=60)
+            children = psutil.Process(proc.pid).children(recursive=True)
+            engines = [c for c in children if "EngineCore" in " ".join(c.cmdline()) + c.name()] or children
+            assert engines, "the engine runs in a child process"
+            for child in engines:
+                child.kill()
+            asked = await fake.user_says(ALICE, "what is HNSW?", mention_bot=True)
+            await asyncio.wait_for(proc.wait(), 90)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    text = log.read_text(errors="replace")
+    assert proc.returncode == 3, text[-4000:]
+    assert "engine died" in text
+    replies = [m for m in fake.messages.values() if m.reply_to == asked]
+    assert all("unavailable" in m.content or "🔎" in m.content for m in replies), [m.content for m in replies]
+    assert "fake-token" not in text
