@@ -39,6 +39,7 @@ MAX_SITEMAP_FILES = 100
 MAX_SITEMAP_URLS = 50_000
 ROBOTS_MAX_BYTES = 512 * 1024  # RFC 9309: parse at least the first 500 KiB
 READ_CHUNK = 64 * 1024
+MAX_QUERY_VARIANTS = 20  # query-string variants of one path crawled at most (crawler traps)
 TRACKING_PARAMS = frozenset({"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "_ga", "ref_src"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -122,6 +123,7 @@ class CrawlStats:
     skipped_non_html: int = 0
     duplicates: int = 0
     sitemap_urls: int = 0
+    skipped_traps: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -178,6 +180,7 @@ class WebsiteDocs:
         self._timeout = aiohttp.ClientTimeout(total=settings.request_timeout_s)
         self._robots: RobotFileParser | None = None
         self._seen: set[str] = set()
+        self._query_variants: dict[str, int] = {}
         if not self.scope.contains(self.start_url):
             logger.warning(
                 "start_url %s is outside path_prefix %s; only the sitemap can list pages",
@@ -191,6 +194,7 @@ class WebsiteDocs:
         """Sitemap first, then the start page, then a bounded BFS over in-scope links."""
         self.crawl_stats = stats = CrawlStats()
         self._seen = set()
+        self._query_variants = {}
         self._robots = await self._load_robots()
         sitemap_urls, sitemap_ok = await self._read_sitemaps()
         stats.sitemap_urls = len(sitemap_urls)
@@ -255,6 +259,13 @@ class WebsiteDocs:
             logger.debug("robots.txt disallows %s", url)
             self.crawl_stats.skipped_robots += 1
             return False
+        parts = urlsplit(url)
+        if parts.query:  # calendars, faceted search: endless ?month=… variants of one page
+            path = parts.path
+            self._query_variants[path] = self._query_variants.get(path, 0) + 1
+            if self._query_variants[path] > MAX_QUERY_VARIANTS:
+                self.crawl_stats.skipped_traps += 1
+                return False
         return True
 
     def _account(self, result: _PageResult, frontier: deque[str]) -> RawDocument | DocumentFailure | None:

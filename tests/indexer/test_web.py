@@ -291,6 +291,7 @@ async def test_crawl_yields_in_scope_html_pages(site: Site, session: aiohttp.Cli
         "skipped_non_html": 2,
         "duplicates": 1,  # /docs/old -> /docs/new, which was already queued
         "sitemap_urls": 5,
+        "skipped_traps": 0,
     }
     assert site.user_agents == {UA}
 
@@ -669,3 +670,43 @@ def test_parse_sitemap_kinds() -> None:
     )
     with pytest.raises(ValueError, match="entities"):
         parse_sitemap(b'<!DOCTYPE x [<!ENTITY a "b">]><urlset/>')
+
+
+async def test_calendar_style_endless_links_are_cut_off(site: Site, session: aiohttp.ClientSession) -> None:
+    async def calendar(request: web.Request) -> web.StreamResponse:
+        month = int(request.query.get("month", "0"))
+        body = f"<html><body><h1>Month {month}</h1><a href='calendar?month={month + 1}'>next</a></body></html>"
+        return web.Response(text=body, content_type="text/html")
+
+    site.routes["/docs/"] = html_page("Index", "calendar")
+    site.routes["/docs/calendar"] = calendar
+    source = make_source(site, session)
+    docs, failures = await collect(source)
+
+    assert not failures
+    assert site.hits("/docs/calendar") == web_source.MAX_QUERY_VARIANTS + 1  # the bare path, then 20 variants
+    assert source.crawl_stats.skipped_traps == 1 and site.url("/docs/calendar?month=20") in docs
+
+
+async def test_a_20_mb_page_is_skipped_without_reading_it_all(site: Site, session: aiohttp.ClientSession) -> None:
+    sent = 0
+
+    async def huge(request: web.Request) -> web.StreamResponse:
+        nonlocal sent
+        resp = web.StreamResponse(headers={"Content-Type": "text/html"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            for _ in range(20 * 16):  # 20 MB in 64 KB writes
+                await resp.write(b"<p>" + b"y" * 65_530 + b"</p>")
+                sent += 65_537
+            await resp.write_eof()
+        return resp
+
+    site.routes["/docs/"] = html_page("Index", "huge")
+    site.routes["/docs/huge"] = huge
+    docs, failures = await collect(make_source(site, session, make_settings(max_page_bytes=5_000_000)))
+
+    assert failures[site.url("/docs/huge")].reason == "too large"
+    assert site.url("/docs/") in docs
+    assert sent < 20_000_000, "the download stopped early"
