@@ -1,10 +1,11 @@
-"""Who may ask now: a per-user cooldown, a global concurrency limit and a bounded queue."""
+"""Who may ask now: a per-user cooldown, a per-server rate, a global concurrency limit and a bounded queue."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 
 from rag.errors import Overloaded
@@ -12,28 +13,46 @@ from rag.errors import Overloaded
 
 class Admission:
     def __init__(
-        self, *, concurrency: int, max_queue: int, cooldown_s: float, clock: Callable[[], float] = time.monotonic
+        self,
+        *,
+        concurrency: int,
+        max_queue: int,
+        cooldown_s: float,
+        guild_per_minute: int = 0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._slots = asyncio.Semaphore(concurrency)
         self._max_queue = max_queue
         self._cooldown_s = cooldown_s
         self._clock = clock
         self._last_question: dict[int, float] = {}
+        self._guild_per_minute = guild_per_minute
+        self._guild_recent: dict[int, deque[float]] = {}
         self.waiting = 0
         self.running = 0
         self.peak_waiting = 0
 
-    def cooldown_left(self, user_id: int) -> float:
-        """Seconds until this user may ask again; 0 admits the question and starts their cooldown."""
+    def refusal(self, user_id: int, guild_id: int | None = None) -> str | None:
+        """Why this question can't be taken now (a message for the user), or None: admitted and counted."""
         now = self._clock()
         last = self._last_question.get(user_id)
         if last is not None and now - last < self._cooldown_s:
-            return self._cooldown_s - (now - last)
+            return f"⏳ Please wait {self._cooldown_s - (now - last):.0f}s before asking again."
+        recent = self._guild_recent.setdefault(guild_id, deque()) if guild_id and self._guild_per_minute else None
+        if recent is not None:
+            while recent and now - recent[0] >= 60:
+                recent.popleft()
+            if len(recent) >= self._guild_per_minute:
+                return (
+                    f"⏳ This server has asked {self._guild_per_minute} questions in the last minute; "
+                    f"please try again in {60 - (now - recent[0]):.0f}s."
+                )
+            recent.append(now)
         self._last_question[user_id] = now
         if len(self._last_question) > 10_000:  # forget users whose cooldown ended long ago
             horizon = now - self._cooldown_s
             self._last_question = {u: t for u, t in self._last_question.items() if t > horizon}
-        return 0.0
+        return None
 
     @property
     def must_wait(self) -> bool:

@@ -81,6 +81,7 @@ class DocentBot(commands.Bot):
             concurrency=settings.bot.max_concurrent_answers,
             max_queue=settings.bot.max_queue,
             cooldown_s=settings.bot.user_cooldown_s,
+            guild_per_minute=settings.bot.guild_questions_per_minute,
         )
         self.conversations = Conversations(max_turns=settings.bot.history_turns)
         self.last_index_report: IndexReport | None = None

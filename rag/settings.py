@@ -154,6 +154,9 @@ class BotSettings(BaseModel):
     max_concurrent_answers: int = Field(4, ge=1, description="Questions answered at once; others queue.")
     max_queue: int = Field(50, ge=0, description="Questions waiting beyond this are turned away politely.")
     user_cooldown_s: float = Field(8.0, ge=0, description="Minimum time between one user's questions.")
+    guild_questions_per_minute: int = Field(
+        30, ge=0, description="Questions one server may ask per minute (sliding window); 0: no limit."
+    )
     history_turns: int = Field(3, ge=0, description="Earlier turns of a thread or reply chain used as context.")
     direct_messages: Literal["answer", "refuse"] = Field("answer", description="Answer DMs, or refuse politely.")
 

@@ -70,14 +70,9 @@ class AskCog(commands.Cog):
             question_hint = "I can't read replies that don't mention me. Mention me (or turn the reply ping on)."
             await message.reply(question_hint, mention_author=False, allowed_mentions=NO_PINGS)
             return
-        wait = self.bot.admission.cooldown_left(message.author.id)
-        if wait:
-            await message.reply(
-                f"⏳ Please wait {wait:.0f}s before asking again.",
-                mention_author=False,
-                allowed_mentions=NO_PINGS,
-                delete_after=max(5.0, wait),
-            )
+        refusal = self.bot.admission.refusal(message.author.id, message.guild.id if message.guild else None)
+        if refusal:
+            await message.reply(refusal, mention_author=False, allowed_mentions=NO_PINGS, delete_after=15)
             return
 
         thread_id = message.channel.id if isinstance(message.channel, discord.Thread) else None
@@ -101,11 +96,9 @@ class AskCog(commands.Cog):
     @app_commands.command(name="ask", description="Ask a question about the docs.")
     @app_commands.describe(question="What do you want to know?", private="Show the answer only to you")
     async def ask(self, interaction: discord.Interaction, question: str, private: bool = False) -> None:
-        wait = self.bot.admission.cooldown_left(interaction.user.id)
-        if wait:
-            await interaction.response.send_message(
-                f"⏳ Please wait {wait:.0f}s before asking again.", ephemeral=True, allowed_mentions=NO_PINGS
-            )
+        refusal = self.bot.admission.refusal(interaction.user.id, interaction.guild_id)
+        if refusal:
+            await interaction.response.send_message(refusal, ephemeral=True, allowed_mentions=NO_PINGS)
             return
         await interaction.response.defer(thinking=True, ephemeral=private)
         await self.answer(question, InteractionReplier(interaction, ephemeral=private), user_id=interaction.user.id)
