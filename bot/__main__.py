@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "ask":  # a terminal session: only our own progress lines, no library chatter
         settings = settings.model_copy(update={"log_level": "ERROR"})
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     if args.command == "ask":
         return run_command(ask(settings, " ".join(args.question), as_json=args.json))
     if args.command == "report":

@@ -180,6 +180,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(DEFAULT_DATA_DIR, description="Milvus Lite database, index record, feedback, markers.")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    log_format: Literal["text", "json"] = Field("text", description="text for terminals, json for log collectors.")
     discord: DiscordSettings = DiscordSettings()
     milvus: MilvusSettings = MilvusSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()

@@ -15,6 +15,7 @@ from discord.ext import commands
 from bot.cogs.feedback import feedback_view
 from bot.render import MESSAGE_LIMIT, format_answer, split_message
 from bot.replies import NO_PINGS, InteractionReplier, MessageReplier, Replier, edit_quietly
+from rag import logs
 from rag.errors import BadQuestion, describe, new_error_id
 from rag.models import Answer
 from rag.prompt import Turn
@@ -116,6 +117,7 @@ class AskCog(commands.Cog):
         request_id = uuid.uuid4().hex[:12]
         interval = self.bot.settings.bot.edit_interval_s
         started = time.monotonic()
+        context = logs.request_id.set(request_id)
         try:
             if self.bot.admission.must_wait:
                 ahead = self.bot.admission.waiting + 1
@@ -157,6 +159,8 @@ class AskCog(commands.Cog):
                 logger.exception("request %s failed (error id %s)", request_id, error_id)
             await edit_quietly(replier, describe(exc, error_id))
             return None, []
+        finally:
+            logs.request_id.reset(context)
 
 
 def _thread_name(question: str) -> str:
