@@ -710,3 +710,29 @@ async def test_a_20_mb_page_is_skipped_without_reading_it_all(site: Site, sessio
     assert failures[site.url("/docs/huge")].reason == "too large"
     assert site.url("/docs/") in docs
     assert sent < 20_000_000, "the download stopped early"
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://localhost:{port}/docs/secret",  # the same server under another name
+        "http://127.0.0.2:{port}/docs/secret",  # loopback
+        "http://10.0.0.1/admin",  # a private address
+        "http://169.254.169.254/latest/meta-data/",  # cloud metadata
+        "file:///etc/passwd",
+    ],
+)
+async def test_redirects_to_private_or_loopback_addresses_are_never_followed(
+    site: Site, session: aiohttp.ClientSession, target: str
+) -> None:
+    assert site.server is not None
+    location = target.format(port=site.server.port)
+    site.routes["/docs/"] = html_page("Index", "jump")
+    site.routes["/docs/jump"] = redirect(location, 302)
+    source = make_source(site, session)
+    docs, failures = await collect(source)
+
+    assert not failures and site.url("/docs/") in docs
+    assert site.hits("/docs/jump") == 1
+    assert site.client_urls and all(url.startswith(site.url("/")) for url in site.client_urls), site.client_urls
+    assert site.hits("/docs/secret") == 0

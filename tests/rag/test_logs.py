@@ -11,6 +11,8 @@ from rag import logs
 
 def test_json_lines_with_request_id_and_exception() -> None:
     stream = io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
     logs.configure_logging("INFO", "json")
     handler = logging.getLogger().handlers[0]
     handler.setStream(stream)
@@ -27,7 +29,8 @@ def test_json_lines_with_request_id_and_exception() -> None:
             logs.request_id.reset(token)
         log.warning("outside a request")
     finally:
-        logs.configure_logging("INFO")
+        root.handlers[:], level = saved
+        root.setLevel(level)
     first, second, third = (json.loads(line) for line in stream.getvalue().splitlines())
     assert first["message"] == "answered in 42 ms" and first["request_id"] == "abc123def456"
     assert first["level"] == "INFO" and first["logger"] == "docent.test" and first["ts"].endswith("Z")
