@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
+from typing import Any, Protocol
 
 from rag.errors import ConfigError
 from rag.settings import EmbeddingSettings, resolve_embedding_model
@@ -49,12 +51,12 @@ class SentenceTransformerEmbedder:
             raise ConfigError(f"Cannot load embedding model {settings.model!r}: {exc}") from exc
         self.dimension = int(self._model.get_embedding_dimension())
         self.max_tokens = settings.max_tokens or int(self._model.max_seq_length or 256)
-        self._tokenizer = self._model.tokenizer
+        self._count = _token_counter(self._model.tokenizer)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
         logger.info("embedding model %s loaded (%d-d) in %.1fs", name, self.dimension, time.perf_counter() - started)
 
     def count_tokens(self, text: str) -> int:
-        return len(self._tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
+        return self._count(text)
 
     def _encode(self, texts: list[str]) -> list[list[float]]:
         vectors = self._model.encode(
@@ -87,3 +89,27 @@ class SentenceTransformerEmbedder:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _token_counter(tokenizer: Any) -> Callable[[str], int]:
+    """Token counts from a private copy of the tokenizer.
+
+    Chunking counts tokens in worker threads while the embedding thread encodes. A Hugging Face tokenizer
+    call reconfigures truncation and padding on the shared Rust object, so sharing one between the two
+    races and corrupts batches ("Unable to create tensor"). The copy is never reconfigured after this.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        from tokenizers import Tokenizer
+
+        counter = Tokenizer.from_str(backend.to_str())
+        counter.no_truncation()
+        counter.no_padding()
+        return lambda text: len(counter.encode(text, add_special_tokens=False).ids)
+    private, lock = copy.deepcopy(tokenizer), threading.Lock()
+
+    def count(text: str) -> int:
+        with lock:
+            return len(private(text, add_special_tokens=False, truncation=False)["input_ids"])
+
+    return count
