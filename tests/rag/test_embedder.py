@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 
 async def test_counting_tokens_while_encoding_never_corrupts_a_batch(embedder) -> None:
     """A tokenizer shared with the encoding thread failed about one encode in six ("Unable to create
-    tensor"); 200 encodes catch that in most runs."""With a shared Hugging Face tokenizer this failed about one encode in six; 200 encodes catch it most runs ("Unable to create tensor")."""
+    tensor"); 200 encodes catch that in most runs."""
     stop = threading.Event()
     counted: list[int] = []
 
