@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import ROOT, bench_settings, corpus_source
+from bench.common import ROOT, bench_settings, corpus_source, write_results
 from rag.eval import percentile
 
 QUESTIONS = [
@@ -120,10 +119,7 @@ def main() -> None:
         f"\n{result['questions']} questions, concurrency {result['concurrency']}, "
         f"{result['pages_indexed']} pages, peak queue {result['peak_queue']}, wall {result['wall_s']:.1f}s"
     )
-    out = ROOT / "bench" / "results" / "bot_latency.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {out.relative_to(ROOT)}")
+    write_results(ROOT / "bench" / "results" / "bot_latency.json", result)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
@@ -20,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import DEVSET, ROOT, bench_settings, corpus_source
+from bench.common import DEVSET, ROOT, bench_settings, corpus_source, write_results
 from rag.eval import load_questions, percentile
 
 
@@ -122,9 +121,7 @@ def main() -> None:
         f"{con['p50_ms']:>9.0f}{con['p95_ms']:>9.0f}{con['peak_engine_queue']:>12}"
     )
     print(f"\nall {con['answered']} answered; concurrent is {result['speedup']:.1f}x faster than one at a time")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(f"written to {args.out}")
+    write_results(args.out, result)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import resource
 import statistics
@@ -25,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import CORPUS, DEVSET, ROOT
+from bench.common import CORPUS, DEVSET, ROOT, write_results
 
 QUESTIONS = [DEVSET / "milvus_questions.jsonl", DEVSET / "out_of_scope.jsonl"]
 
@@ -191,9 +190,7 @@ def main() -> None:
     configure_logging("WARNING")
     results = asyncio.run(run(args))
     print_table(results, args.scale)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    print(f"\nwritten to {args.out}")
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":

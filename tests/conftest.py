@@ -100,3 +100,15 @@ async def generator(tiny_model_dir: Path) -> AsyncIterator[Any]:
     engine = await VLLMGenerator.start(settings)
     yield engine
     await engine.close()
+
+
+async def index_pages(root: Path, pages: dict[str, str], embedder: Any, store: MilvusStore, **source: Any) -> Any:
+    """Write ``pages`` (relative path -> text) under ``root`` and index them as one folder source."""
+    from indexer.local import FolderDocs
+    from indexer.runner import Indexer
+    from rag.settings import FolderSource
+
+    for name, text in pages.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return await Indexer(embedder, store).run([FolderDocs(FolderSource(id="docs", path=root, **source))])

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -45,6 +47,32 @@ async def start_bot(env: dict[str, str], log: Path) -> asyncio.subprocess.Proces
         return await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", cwd=ROOT, env=env, stderr=sink)
 
 
+@contextlib.asynccontextmanager
+async def running_bot(
+    tmp_path: Path, process_env: dict[str, str], pages: dict[str, str]
+) -> AsyncIterator[tuple[FakeDiscord, asyncio.subprocess.Process, Path]]:
+    """A real ``python -m bot`` over ``pages``, connected to a fake Discord and done with its first index run."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in pages.items():
+        (docs / name).write_text(text)
+    async with FakeDiscord() as fake:
+        fake.add_member(ALICE, "alice")
+        log = tmp_path / "bot.log"
+        proc = await start_bot(bot_env(process_env, fake, docs), log)
+        try:
+            await wait_for_log(log, "index run done", timeout=300)
+            await fake.wait_ready(timeout=60)
+            yield fake, proc, log
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+
+HNSW_PAGE = {"hnsw.md": "# HNSW\n\nHNSW is a graph index; M is the node degree.\n"}
+
+
 async def test_rejected_token_is_one_clear_line(tmp_path: Path, process_env: dict[str, str]) -> None:
     async with FakeDiscord() as fake:
         fake.inject("GET", "/users/@me", status=401, times=5)
@@ -59,32 +87,16 @@ async def test_rejected_token_is_one_clear_line(tmp_path: Path, process_env: dic
 
 
 async def test_runs_indexes_answers_and_stops_on_sigterm(tmp_path: Path, process_env: dict[str, str]) -> None:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "hnsw.md").write_text("# HNSW\n\nHNSW is a graph index; M is the node degree.\n")
-    (docs / "install.md").write_text("# Install\n\nRun docker compose up -d to start Milvus.\n")
-    async with FakeDiscord() as fake:
-        fake.add_member(ALICE, "alice")
-        env = bot_env(process_env, fake, docs)
-        log = tmp_path / "bot.log"
-        proc = await start_bot(env, log)
-        try:
-            await wait_for_log(log, "index run done", timeout=300)
-            await fake.wait_ready(timeout=60)
-            assert fake.synced_commands(), "slash commands synced at first start"
-            asked = await fake.user_says(ALICE, "what is HNSW?", mention_bot=True)
-            reply = await fake.wait_for_message(
-                lambda m: m.reply_to == asked and "AI-generated" in m.content, timeout=120
-            )
-            assert "https://docs.example/hnsw.md" in reply.content
-            assert reply.allowed_mentions is not None and reply.allowed_mentions["parse"] == [] and not reply.pings
+    pages = {**HNSW_PAGE, "install.md": "# Install\n\nRun docker compose up -d to start Milvus.\n"}
+    async with running_bot(tmp_path, process_env, pages) as (fake, proc, log):
+        assert fake.synced_commands(), "slash commands synced at first start"
+        asked = await fake.user_says(ALICE, "what is HNSW?", mention_bot=True)
+        reply = await fake.wait_for_message(lambda m: m.reply_to == asked and "AI-generated" in m.content, timeout=120)
+        assert "https://docs.example/hnsw.md" in reply.content
+        assert reply.allowed_mentions is not None and reply.allowed_mentions["parse"] == [] and not reply.pings
 
-            proc.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(proc.wait(), 90)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 90)
     text = log.read_text(errors="replace")
     assert proc.returncode == 0, text[-4000:]
     assert "bot stopped" in text
@@ -98,28 +110,14 @@ async def test_engine_death_fails_fast_then_exits_for_the_supervisor(
     """Killing vLLM's engine-core process: questions get a clear message, then the bot exits with code 3."""
     import psutil
 
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "hnsw.md").write_text("# HNSW\n\nHNSW is a graph index; M is the node degree.\n")
-    async with FakeDiscord() as fake:
-        fake.add_member(ALICE, "alice")
-        env = bot_env(process_env, fake, docs)
-        log = tmp_path / "bot.log"
-        proc = await start_bot(env, log)
-        try:
-            await wait_for_log(log, "index run done", timeout=300)
-            await fake.wait_ready(timeout=60)
-            children = psutil.Process(proc.pid).children(recursive=True)
-            engines = [c for c in children if "EngineCore" in " ".join(c.cmdline()) + c.name()] or children
-            assert engines, "the engine runs in a child process"
-            for child in engines:
-                child.kill()
-            asked = await fake.user_says(ALICE, "what is HNSW?", mention_bot=True)
-            await asyncio.wait_for(proc.wait(), 90)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+    async with running_bot(tmp_path, process_env, HNSW_PAGE) as (fake, proc, log):
+        children = psutil.Process(proc.pid).children(recursive=True)
+        engines = [c for c in children if "EngineCore" in " ".join(c.cmdline()) + c.name()] or children
+        assert engines, "the engine runs in a child process"
+        for child in engines:
+            child.kill()
+        asked = await fake.user_says(ALICE, "what is HNSW?", mention_bot=True)
+        await asyncio.wait_for(proc.wait(), 90)
     text = log.read_text(errors="replace")
     assert proc.returncode == 3, text[-4000:]
     assert "engine died" in text

@@ -6,14 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from indexer.local import FolderDocs
-from indexer.runner import Indexer
 from rag.errors import BadQuestion, StoreUnavailable
 from rag.pipeline import REFUSAL, AnswerPipeline, clean_question
 from rag.prompt import Turn
 from rag.retrieval import Retriever
-from rag.settings import FolderSource, MilvusSettings, RetrievalSettings
+from rag.settings import MilvusSettings, RetrievalSettings
 from rag.store import MilvusStore
+from tests.conftest import index_pages
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -30,12 +29,7 @@ DOCS = {
 
 @pytest.fixture
 async def indexed_store(tmp_path: Path, embedder, store) -> MilvusStore:
-    root = tmp_path / "docs"
-    root.mkdir()
-    for name, text in DOCS.items():
-        (root / name).write_text(text)
-    source = FolderDocs(FolderSource(id="docs", path=root, base_url="https://milvus.io/docs/"))
-    report = await Indexer(embedder, store).run([source])
+    report = await index_pages(tmp_path / "docs", DOCS, embedder, store, base_url="https://milvus.io/docs/")
     assert report.pages_new == 3
     return store
 

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from indexer.local import FolderDocs
-from indexer.runner import Indexer
 from rag.lexical import lexical_text
 from rag.models import Hit
 from rag.rerank import CrossEncoderReranker
 from rag.retrieval import Retriever, rank_pages, search_query
-from rag.settings import FolderSource, RetrievalSettings, Settings
+from rag.settings import RetrievalSettings, Settings
 from rag.store import SCHEMA_FIELDS, MilvusStore
+from tests.conftest import index_pages
 
 
 def hit(page: str, score: float, n: int = 0) -> Hit:
@@ -47,11 +46,7 @@ DOCS = {
 
 @pytest.fixture
 async def docs_store(tmp_path: Path, embedder, store) -> MilvusStore:
-    root = tmp_path / "docs"
-    root.mkdir()
-    for name, text in DOCS.items():
-        (root / name).write_text(text)
-    await Indexer(embedder, store).run([FolderDocs(FolderSource(id="docs", path=root))])
+    await index_pages(tmp_path / "docs", DOCS, embedder, store)
     return store
 
 
