@@ -271,7 +271,8 @@ class Indexer:
             await self._store.upsert(chunks, vectors)
             for prepared in batch:
                 if not prepared.is_new:
-                    await self._store.delete_page_tail(prepared.page.page_id, len(prepared.chunks))
+                    page = prepared.page
+                    await self._store.delete_page_tail(page.page_id, len(prepared.chunks), source_id=page.source_id)
             if self._manifest is not None:  # only once the store holds the pages: the record never over-claims
                 await self._manifest.record(
                     PageRecord(p.page.source_id, p.page.page_id, p.page.content_hash, len(p.chunks)) for p in batch
@@ -313,10 +314,10 @@ class Indexer:
         recorded = {(r.source_id, r.page_id): r.chunks for r in records}
         broken = [key for key, chunks in recorded.items() if counts.get(key, 0) != chunks]
         orphans = [key for key in counts if key not in recorded]
-        for source_id, page_id in broken + orphans:
-            await self._store.delete_pages([page_id], source_id=source_id)
-        for source_id, page_id in broken:
-            await self._manifest.forget([page_id], source_id)
+        for source_id, page_ids in _by_source(broken + orphans).items():
+            await self._store.delete_pages(page_ids, source_id=source_id)
+        for source_id, page_ids in _by_source(broken).items():
+            await self._manifest.forget(page_ids, source_id)
         if broken or orphans:
             logger.warning(
                 "store and index record disagreed: %d pages will be re-indexed, %d unrecorded pages removed",
@@ -330,3 +331,10 @@ class Indexer:
         logger.warning("page %s failed: %s", page_id, reason)
         report.pages_failed += 1
         report.failures.append({"page": page_id, "reason": reason})
+
+
+def _by_source(keys: list[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for source_id, page_id in keys:
+        grouped.setdefault(source_id, []).append(page_id)
+    return grouped

@@ -46,12 +46,12 @@ def rank_pages(hits: Sequence[Hit], *, top_k: int, per_page: int, bonus: float) 
     groups: dict[str, list[Hit]] = {}
     for hit in hits:
         groups.setdefault(hit.page_id, []).append(hit)
-    scored = []
-    for order, chunks in enumerate(groups.values()):
-        score = sum(chunk.score * bonus**i for i, chunk in enumerate(chunks))
-        scored.append((-score, order, chunks))
-    scored.sort(key=lambda item: (item[0], item[1]))
-    return [chunk for _, _, chunks in scored[:top_k] for chunk in chunks[:per_page]]
+
+    def page_score(chunks: list[Hit]) -> float:
+        return sum(chunk.score * bonus**i for i, chunk in enumerate(chunks))
+
+    ranked = sorted(groups.values(), key=page_score, reverse=True)  # stable: ties keep first-seen order
+    return [chunk for chunks in ranked[:top_k] for chunk in chunks[:per_page]]
 
 
 class Retriever:

@@ -60,11 +60,14 @@ logging.getLogger("pymilvus.client.iterator.query_iterator").addFilter(_Iterator
 class Store(Protocol):
     async def ensure_collection(self, dimension: int) -> None: ...
 
-    async def page_hashes(self, source_id: str) -> dict[str, str]: ...
+    async def page_hashes(self, source_id: str) -> dict[str, str]:
+        """page_id -> content hash of every page of a source (one row per page: ordinal 0)."""
+        rows = await self.scan(["page_id", "page_hash"], f"source_id == {literal(source_id)} and ordinal == 0")
+        return {row["page_id"]: row["page_hash"] for row in rows}
 
     async def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None: ...
 
-    async def delete_page_tail(self, page_id: str, keep: int) -> None: ...
+    async def delete_page_tail(self, page_id: str, keep: int, *, source_id: str | None = None) -> None: ...
 
     async def delete_pages(self, page_ids: Iterable[str], *, source_id: str | None = None) -> None: ...
 
@@ -242,9 +245,10 @@ class MilvusStore:
         ]
         await self._call("upsert", lambda client: client.upsert(self._name, rows))
 
-    async def delete_page_tail(self, page_id: str, keep: int) -> None:
+    async def delete_page_tail(self, page_id: str, keep: int, *, source_id: str | None = None) -> None:
         """Drop a page's chunks from ordinal ``keep`` on: what is left after it shrank."""
-        expr = f"page_id == {literal(page_id)} and ordinal >= {int(keep)}"
+        scope = f"source_id == {literal(source_id)} and " if source_id is not None else ""
+        expr = f"{scope}page_id == {literal(page_id)} and ordinal >= {int(keep)}"
         await self._call("delete", lambda client: client.delete(self._name, filter=expr))
 
     async def delete_pages(self, page_ids: Iterable[str], *, source_id: str | None = None) -> None:
@@ -293,8 +297,11 @@ class MilvusStore:
 
         def run(client: Any) -> list[dict[str, Any]]:
             self._ensure_loaded(client)
-            rows: list[dict[str, Any]] = []
-            iterator = client.query_iterator(self._name, batch_size=2048, filter=expr, output_fields=list(fields))
+            rows = client.query(self._name, filter=expr, output_fields=list(fields), limit=_QUERY_WINDOW)
+            if len(rows) < _QUERY_WINDOW:  # it all fit in one query
+                return rows
+            rows = []
+            iterator = client.query_iterator(self._name, batch_size=4096, filter=expr, output_fields=list(fields))
             try:
                 while batch := iterator.next():
                     rows.extend(batch)
