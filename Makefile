@@ -49,7 +49,7 @@ ask: setup
 
 # Retrieval quality on the dev set, with the reference recipe and each technique side by side.
 eval: setup
-	HF_HUB_OFFLINE=1 $(BIN)/python -m rag.eval --docs $(CORPUS) --questions $(DEVSET)/milvus_questions.jsonl \
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.eval --docs $(CORPUS) --questions $(DEVSET)/milvus_questions.jsonl \
 		--questions $(DEVSET)/out_of_scope.jsonl --baseline reference --ablations --calibrate \
 		--json-out bench/results/eval.json
 

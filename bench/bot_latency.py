@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from bench.common import ROOT, bench_settings, corpus_source, write_results
-from rag.eval import percentile
+from bench.eval import percentile
 
 QUESTIONS = [
     "What do the parameters for HNSW mean?",

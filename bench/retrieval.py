@@ -34,7 +34,7 @@ def peak_rss_mb() -> float:
 
 
 def summarise(latencies: list[float]) -> dict[str, float]:
-    from rag.eval import percentile
+    from bench.eval import percentile
 
     return {
         "p50_ms": round(statistics.median(latencies), 1),
@@ -65,10 +65,10 @@ async def latency(retriever: Any, questions: list[Any], rounds: int) -> dict[str
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from bench.eval import load_questions
     from indexer.build import make_indexer
     from indexer.local import FolderDocs
     from rag.embedder import SentenceTransformerEmbedder
-    from rag.eval import load_questions
     from rag.models import Chunk, with_context
     from rag.retrieval import Retriever
     from rag.settings import FolderSource, Settings, prepare_process_env

@@ -18,11 +18,12 @@ from discord.ext import commands
 from bot.admission import Admission
 from bot.conversations import Conversations
 from bot.replies import NO_PINGS
-from indexer.runner import Indexer, IndexReport
+from indexer.runner import Indexer
 from indexer.sources import DocumentSource
 from rag.errors import describe, new_error_id
 from rag.feedback import FeedbackStore
 from rag.metrics import Metrics
+from rag.models import IndexReport
 from rag.pipeline import AnswerPipeline
 from rag.settings import Settings
 

@@ -17,10 +17,10 @@ import sys
 from pathlib import Path
 
 from indexer.build import folder_source_for, http_session, make_indexer, make_source
-from indexer.runner import IndexReport
 from rag.entry import load_settings, run_command
 from rag.errors import ConfigError
 from rag.logs import configure_logging
+from rag.models import IndexReport
 from rag.runtime import open_core
 from rag.settings import FolderSource, Settings, WebsiteSource
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 from indexer.chunking import Chunker, ChunkingConfig, page_hash
 from indexer.extract import extract_html, extract_markdown
@@ -15,64 +15,11 @@ from indexer.sources import DocumentFailure, DocumentSource, RawDocument, Source
 from rag.embedder import Embedder
 from rag.errors import DocentError
 from rag.metrics import Metrics
-from rag.models import Chunk, Page, Section
+from rag.models import Chunk, IndexReport, Page, Section
 from rag.store import Store
 
 logger = logging.getLogger(__name__)
 _QUEUE_PAGES = 32
-
-
-@dataclass
-class IndexReport:
-    pages_new: int = 0
-    pages_changed: int = 0
-    pages_unchanged: int = 0
-    pages_removed: int = 0
-    pages_failed: int = 0
-    pages_repaired: int = 0
-    chunks_written: int = 0
-    seconds: float = 0.0
-    failures: list[dict[str, str]] = field(default_factory=list)
-    sources_failed: list[dict[str, str]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    def merge(self, other: IndexReport) -> None:
-        for name in (
-            "pages_new",
-            "pages_changed",
-            "pages_unchanged",
-            "pages_removed",
-            "pages_failed",
-            "pages_repaired",
-        ):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.chunks_written += other.chunks_written
-        self.failures.extend(other.failures)
-        self.sources_failed.extend(other.sources_failed)
-        self.warnings.extend(other.warnings)
-
-    @property
-    def pages_seen(self) -> int:
-        return self.pages_new + self.pages_changed + self.pages_unchanged + self.pages_failed
-
-    def as_dict(self) -> dict[str, object]:
-        data = asdict(self)
-        data["seconds"] = round(self.seconds, 3)
-        return data
-
-    def summary(self) -> str:
-        text = (
-            f"{self.pages_new} new, {self.pages_changed} changed, {self.pages_unchanged} unchanged, "
-            f"{self.pages_removed} removed, {self.pages_failed} failed pages; "
-            f"{self.chunks_written} chunks written in {self.seconds:.1f}s"
-        )
-        if self.pages_repaired:
-            text += f"; {self.pages_repaired} pages repaired (store and record disagreed)"
-        if self.sources_failed:
-            text += f"; {len(self.sources_failed)} source(s) unavailable"
-        if self.warnings:
-            text += "; " + "; ".join(self.warnings)
-        return text
 
 
 ProgressCallback = Callable[[IndexReport], None]

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from rag.errors import BadQuestion, DocentError, Overloaded
-from rag.models import Answer
-
-if TYPE_CHECKING:  # the indexer depends on rag, not the other way round
-    from indexer.runner import IndexReport
+from rag.models import Answer, IndexReport
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120)
 

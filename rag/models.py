@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 
 def with_context(title: str, heading: str, text: str) -> str:
@@ -82,3 +82,56 @@ class Answer:
     hits: tuple[Hit, ...] = field(default=(), repr=False)
     request_id: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict, compare=False)
+
+
+@dataclass
+class IndexReport:
+    pages_new: int = 0
+    pages_changed: int = 0
+    pages_unchanged: int = 0
+    pages_removed: int = 0
+    pages_failed: int = 0
+    pages_repaired: int = 0
+    chunks_written: int = 0
+    seconds: float = 0.0
+    failures: list[dict[str, str]] = field(default_factory=list)
+    sources_failed: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def merge(self, other: IndexReport) -> None:
+        for name in (
+            "pages_new",
+            "pages_changed",
+            "pages_unchanged",
+            "pages_removed",
+            "pages_failed",
+            "pages_repaired",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.chunks_written += other.chunks_written
+        self.failures.extend(other.failures)
+        self.sources_failed.extend(other.sources_failed)
+        self.warnings.extend(other.warnings)
+
+    @property
+    def pages_seen(self) -> int:
+        return self.pages_new + self.pages_changed + self.pages_unchanged + self.pages_failed
+
+    def as_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["seconds"] = round(self.seconds, 3)
+        return data
+
+    def summary(self) -> str:
+        text = (
+            f"{self.pages_new} new, {self.pages_changed} changed, {self.pages_unchanged} unchanged, "
+            f"{self.pages_removed} removed, {self.pages_failed} failed pages; "
+            f"{self.chunks_written} chunks written in {self.seconds:.1f}s"
+        )
+        if self.pages_repaired:
+            text += f"; {self.pages_repaired} pages repaired (store and record disagreed)"
+        if self.sources_failed:
+            text += f"; {len(self.sources_failed)} source(s) unavailable"
+        if self.warnings:
+            text += "; " + "; ".join(self.warnings)
+        return text

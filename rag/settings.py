@@ -34,6 +34,9 @@ class DiscordSettings(BaseModel):
     admin_role_ids: list[int] = Field(
         default_factory=list, description="Roles allowed to /reindex and /feedback besides Manage Server."
     )
+    allowed_guild_ids: list[int] = Field(
+        default_factory=list, description="Servers the bot may stay in; it leaves any other. Empty: any server."
+    )
 
 
 class MilvusSettings(BaseModel):
@@ -143,6 +146,14 @@ class IndexerSettings(BaseModel):
     max_prune_fraction: float = Field(
         0.5, gt=0, le=1, description="A run that finds more of a source's pages gone than this keeps them all."
     )
+    max_requests: int = Field(
+        10_000, ge=1, description="HTTP requests one website source may make per run (404s and redirects count)."
+    )
+    max_frontier: int = Field(50_000, ge=1, description="URLs waiting to be crawled at most.")
+    max_links_per_page: int = Field(1_000, ge=1, description="Links taken from one page at most.")
+    allow_private_addresses: bool = Field(
+        False, description="Crawl hosts that resolve to loopback, private or link-local addresses (intranet docs)."
+    )
 
 
 class BotSettings(BaseModel):
@@ -159,6 +170,7 @@ class BotSettings(BaseModel):
     )
     history_turns: int = Field(3, ge=0, description="Earlier turns of a thread or reply chain used as context.")
     direct_messages: Literal["answer", "refuse"] = Field("answer", description="Answer DMs, or refuse politely.")
+    reindex_cooldown_s: float = Field(300.0, ge=0, description="Minimum time between two /reindex runs of one server.")
 
 
 class OpsSettings(BaseModel):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.eval import Outcome, Question, Scores, load_questions
+from bench.eval import Outcome, Question, Scores, load_questions
 from tests.conftest import CORPUS
 
 DEVSET = Path(__file__).resolve().parents[2] / "bench" / "devset"
@@ -67,7 +67,7 @@ def test_eval_cli_reports_ranks_and_ends_with_a_json_line(tmp_path: Path, proces
         {"question": "best pizza in naples", "gold_sources": []},
     ]
     questions.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    command = [sys.executable, "-m", "rag.eval", "--docs", str(docs), "--questions", str(questions)]
+    command = [sys.executable, "-m", "bench.eval", "--docs", str(docs), "--questions", str(questions)]
 
     first = subprocess.run(
         [*command, "--baseline", "reference", "--ablations", "--calibrate"],

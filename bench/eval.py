@@ -1,6 +1,6 @@
 """Retrieval evaluation: index a docs folder with the configured pipeline, then score questions by page rank.
 
-python -m rag.eval --docs DIR --questions FILE.jsonl [--questions MORE.jsonl] [--k 5]
+python -m bench.eval --docs DIR --questions FILE.jsonl [--questions MORE.jsonl] [--k 5]
                    [--baseline reference] [--ablations] [--calibrate] [--split dev] [--json-out PATH]
 
 Each JSONL line is {"question": str, "gold_sources": [paths relative to DIR]}, optionally "history" (earlier
@@ -377,7 +377,7 @@ async def evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m rag.eval", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.eval", description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=Path, required=True, help="folder of markdown/HTML docs")
     parser.add_argument("--questions", type=Path, action="append", required=True, help="JSONL file (repeatable)")
     parser.add_argument("--k", type=int, default=5, help="pages that count as retrieved (default 5)")
