@@ -1,8 +1,9 @@
 """One typed settings tree for the whole process.
 
 Precedence, highest first: keyword arguments (tests), ``DOCENT_*`` environment
-variables (nested with ``__``), a ``.env`` file, ``config/settings.toml`` and
-``config/sources.toml``, then the defaults below. This is the only module that
+variables (nested with ``__``), a ``.env`` file, secret files in ``/run/secrets``
+(``DOCENT_SECRETS_DIR``; a Docker secret ``docent_discord__token`` sets the token),
+``config/settings.toml`` and ``config/sources.toml``, then the defaults below. This is the only module that
 reads ``os.environ``.
 """
 
@@ -15,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NestedSecretsSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -23,6 +25,8 @@ from pydantic_settings import (
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = Path(os.environ.get("DOCENT_CONFIG_DIR", PROJECT_ROOT / "config"))
 DEFAULT_DATA_DIR = PROJECT_ROOT / ".data"
+# Docker/Kubernetes secrets: a file named like the variable (docent_discord__token) holds the value.
+SECRETS_DIR = Path(os.environ.get("DOCENT_SECRETS_DIR", "/run/secrets"))
 PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
 
 
@@ -188,6 +192,8 @@ class Settings(BaseSettings):
         env_file=".env",
         extra="ignore",
         toml_file=[CONFIG_DIR / "settings.toml", CONFIG_DIR / "sources.toml"],
+        secrets_dir=SECRETS_DIR,
+        secrets_dir_missing="ok",
     )
 
     data_dir: Path = Field(DEFAULT_DATA_DIR, description="Milvus Lite database, index record, feedback, markers.")
@@ -217,7 +223,8 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = TomlConfigSettingsSource(settings_cls, deep_merge=True)
-        return (init_settings, env_settings, dotenv_settings, toml)
+        secrets = NestedSecretsSettingsSource(file_secret_settings)
+        return (init_settings, env_settings, dotenv_settings, secrets, toml)
 
     @property
     def milvus_uri(self) -> str:
