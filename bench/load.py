@@ -69,10 +69,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         peak = 0
         done = asyncio.Event()
 
+        generator = core.generator
+        assert generator is not None
+
         async def sample() -> None:
             nonlocal peak
             while not done.is_set():
-                peak = max(peak, core.generator.unfinished_requests())
+                peak = max(peak, generator.unfinished_requests())
                 await asyncio.sleep(0.01)
 
         async def timed(text: str) -> float:

@@ -552,7 +552,7 @@ def _explicit_anchor(heading: Tag) -> str:
         href = _attr(a, "href").strip()
         if href.startswith("#") and len(href) > 1 and not a.get_text().strip(" ¶#§\u200b\n\t"):
             return href[1:]
-    prev = next((p for p in heading.previous_siblings if isinstance(p, Tag) or p.strip()), None)
+    prev = next((p for p in heading.previous_siblings if isinstance(p, Tag) or str(p).strip()), None)
     if isinstance(prev, Tag) and prev.name == "a" and not prev.get_text().strip():
         value = (_attr(prev, "id") or _attr(prev, "name")).strip()
         if value:
@@ -636,9 +636,9 @@ def _pick_root(
         if _has_text(tag):
             return tag
     for key in _CONTENT_CONTAINERS:
-        tag = containers.get(key)
-        if tag is not None and _has_text(tag):
-            return tag
+        container = containers.get(key)
+        if container is not None and _has_text(container):
+            return container
     body = soup.find("body")
     return body if isinstance(body, Tag) else soup
 

@@ -49,7 +49,7 @@ class SentenceTransformerEmbedder:
             self._model = SentenceTransformer(name, device=settings.device)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"Cannot load embedding model {settings.model!r}: {exc}") from exc
-        self.dimension = int(self._model.get_embedding_dimension())
+        self.dimension = int(self._model.get_embedding_dimension() or 0)
         self.max_tokens = settings.max_tokens or int(self._model.max_seq_length or 256)
         self._count = _token_counter(self._model.tokenizer)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
@@ -66,7 +66,8 @@ class SentenceTransformerEmbedder:
             convert_to_numpy=True,
             show_progress_bar=False,
         )
-        return vectors.tolist()
+        rows: list[list[float]] = vectors.tolist()
+        return rows
 
     async def _run(self, texts: list[str]) -> list[list[float]]:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._encode, texts)

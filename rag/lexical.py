@@ -29,7 +29,7 @@ STOP_WORDS = frozenset(
 
 @lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
-    return _STEMMER.stemWord(word)
+    return str(_STEMMER.stemWord(word))
 
 
 def _terms(token: str) -> list[str]:

@@ -15,6 +15,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,9 @@ def write_tiny_model(out_dir: Path, *, seed: int = 0, max_positions: int = 4096)
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+    tokenizer_class: Any = PreTrainedTokenizerFast  # transformers' classes are untyped
+    model_class: Any = LlamaForCausalLM
+
     special = ["<unk>", "<s>", "</s>", "<|system|>", "<|user|>", "<|assistant|>"]
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -58,7 +62,7 @@ def write_tiny_model(out_dir: Path, *, seed: int = 0, max_positions: int = 4096)
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tok.train_from_iterator(_training_text(), trainer=trainer)
-    fast = PreTrainedTokenizerFast(
+    fast = tokenizer_class(
         tokenizer_object=tok,
         bos_token="<s>",
         eos_token="</s>",
@@ -82,9 +86,9 @@ def write_tiny_model(out_dir: Path, *, seed: int = 0, max_positions: int = 4096)
         eos_token_id=fast.eos_token_id,
         pad_token_id=fast.pad_token_id,
         tie_word_embeddings=False,
-        torch_dtype="float32",
+        dtype="float32",
     )
-    model = LlamaForCausalLM(config)
+    model = model_class(config)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     fast.save_pretrained(out_dir)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,7 @@ def process_env(tmp_path: Path, minilm_dir: str, tiny_model_dir: Path) -> dict[s
 
 
 @pytest.fixture(scope="session")
-def embedder(minilm_dir: str) -> SentenceTransformerEmbedder:
+def embedder(minilm_dir: str) -> Iterator[SentenceTransformerEmbedder]:
     from rag.settings import EmbeddingSettings
 
     model = SentenceTransformerEmbedder(EmbeddingSettings(model=minilm_dir, threads=1))
