@@ -5,27 +5,39 @@ and robots.txt and sitemaps must be on the same scheme and host. Redirects are f
 by hand so a redirect can never take us somewhere else. A page we could not read this
 time becomes a ``DocumentFailure`` (its old chunks are kept); a page that is gone (404/410)
 or no longer ours yields nothing, so the indexer prunes it.
+
+Bounded against hostile or runaway sites: every GET spends one request of a per-run budget
+(``indexer.max_requests``), the frontier and the links taken per page are capped, bodies are
+read up to ``max_page_bytes`` (aiohttp>=3.14 inflates compressed bodies in bounded steps),
+sitemaps are parsed without DTDs, and hosts on loopback, private or link-local addresses are
+refused unless ``indexer.allow_private_addresses`` is on. A crawl cut short by the budget or the
+frontier cap raises ``SourceUnavailable`` after yielding what it read, so nothing is pruned.
 """
 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
+import ipaddress
 import logging
+import re
+import socket
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import asdict, dataclass
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 from urllib.robotparser import RobotFileParser
-from xml.etree import ElementTree
 
 import aiohttp
+import defusedxml.ElementTree as SafeXML
+from aiohttp.abc import AbstractResolver, ResolveResult
 from bs4 import BeautifulSoup, SoupStrainer
 
 from indexer.sources import DocumentFailure, RawDocument, SourceUnavailable
-from rag.errors import ConfigError
+from rag.errors import ConfigError, DocentError
 from rag.settings import IndexerSettings, WebsiteSource
 
 logger = logging.getLogger(__name__)
@@ -42,14 +54,18 @@ READ_CHUNK = 64 * 1024
 MAX_QUERY_VARIANTS = 20  # query-string variants of one path crawled at most (crawler traps)
 TRACKING_PARAMS = frozenset({"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "_ga", "ref_src"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
+XML_STARTS = (b"<", codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+PRIVATE_ADDRESS_REASON = "refused: resolves to a private address; set indexer.allow_private_addresses"
+BUDGET_REASON = "request budget (indexer.max_requests) spent"
+_ENCODED_DOT = re.compile("%2e", re.IGNORECASE)
 
 
 def normalise_url(url: str) -> str | None:
     """Canonical form used as page_id, so one page is not indexed under several URLs.
 
     Lower-cases scheme and host, drops credentials, default ports, fragments and
-    tracking parameters (utm_* and friends); keeps any other query string. Returns
-    None for anything that is not a plain http(s) URL.
+    tracking parameters (utm_* and friends) and dot segments; keeps any other query
+    string. Returns None for anything that is not a plain http(s) URL.
     """
     try:
         parts = urlsplit(url.strip())
@@ -68,7 +84,26 @@ def normalise_url(url: str) -> str | None:
         pairs = parse_qsl(parts.query, keep_blank_values=True)
         kept = [(k, v) for k, v in pairs if not (k.lower().startswith("utm_") or k.lower() in TRACKING_PARAMS)]
         query = parts.query if len(kept) == len(pairs) else urlencode(kept)
-    return urlunsplit((scheme, netloc, parts.path or "/", query, ""))
+    return urlunsplit((scheme, netloc, remove_dot_segments(parts.path or "/"), query, ""))
+
+
+def remove_dot_segments(path: str) -> str:
+    """RFC 3986 5.2.4, reading ``%2e`` as ``.`` (an unreserved character, RFC 3986 6.2.2.2).
+
+    Servers and yarl resolve ``/docs/../private`` and ``/docs/%2e%2e/private`` to ``/private``,
+    so the scope check must judge the resolved path, not the one a sitemap spelled.
+    """
+    segments = _ENCODED_DOT.sub(".", path).split("/")
+    kept: list[str] = []
+    for segment in segments:
+        if segment == "..":
+            if len(kept) > 1:  # never above the root: kept[0] is the empty string before the first /
+                kept.pop()
+        elif segment != ".":
+            kept.append(segment)
+    if segments[-1] in (".", ".."):
+        kept.append("")  # /a/b/.. is the folder /a/
+    return "/".join(kept) or "/"
 
 
 def resolve_url(base: str, ref: str) -> str | None:
@@ -93,10 +128,10 @@ class Scope:
         if start is None:
             raise ConfigError(f"Website source start_url must be an http(s) URL, got {config.start_url!r}.")
         parts = urlsplit(start)
-        prefix = config.path_prefix or parts.path[: parts.path.rfind("/") + 1] or "/"
+        prefix = config.path_prefix or start_folder(parts.path)
         if not prefix.startswith("/"):
             prefix = "/" + prefix
-        return cls(parts.scheme, parts.netloc, prefix)
+        return cls(parts.scheme, parts.netloc, remove_dot_segments(prefix))
 
     @property
     def origin(self) -> str:
@@ -107,13 +142,24 @@ class Scope:
         return parts.scheme == self.scheme and parts.netloc == self.netloc
 
     def contains(self, url: str) -> bool:
-        """``url`` must already be normalised."""
-        return self.same_origin(url) and urlsplit(url).path.startswith(self.path_prefix)
+        """``url`` must already be normalised. The folder itself counts without its slash (``/docs``)."""
+        path = urlsplit(url).path
+        in_folder = path.startswith(self.path_prefix) or path == self.path_prefix.rstrip("/")
+        return in_folder and self.same_origin(url)
+
+
+def start_folder(path: str) -> str:
+    """The folder a start URL stands for: ``/docs/index.html`` (a file) and ``/docs`` (a folder) both give ``/docs/``.
+
+    A last segment with a dot is read as a file; set ``path_prefix`` where that guess is wrong.
+    """
+    head, _, last = path.rpartition("/")
+    return f"{head}/" if not last or "." in last else f"{path}/"
 
 
 @dataclass
 class CrawlStats:
-    """Counts for the indexer's run report; one page lands in exactly one bucket."""
+    """Counts for the indexer's run report; one page lands in exactly one bucket (up to ``skipped_traps``)."""
 
     fetched: int = 0
     failed: int = 0
@@ -124,12 +170,16 @@ class CrawlStats:
     duplicates: int = 0
     sitemap_urls: int = 0
     skipped_traps: int = 0
+    dropped_links: int = 0  # links past max_links_per_page on their page
+    dropped_frontier_full: int = 0  # new in-scope links not queued because the frontier was full
+    requests: int = 0  # every GET: robots.txt, sitemaps, pages, redirect hops, retries
+    budget_exhausted: bool = False  # a request was wanted after max_requests were spent
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
 
 
-Outcome = Literal["ok", "gone", "out_of_scope", "robots", "non_html", "duplicate", "failed"]
+Outcome = Literal["ok", "gone", "out_of_scope", "robots", "non_html", "duplicate", "failed", "refused", "budget"]
 
 
 @dataclass(frozen=True)
@@ -154,6 +204,62 @@ class _PageResult:
 
 class _TooLarge(Exception):
     pass
+
+
+# -- the private-address guard ------------------------------------------------------------------------
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def is_public_address(ip: IPAddress) -> bool:
+    """Globally routable unicast only. IPv4 inside IPv6 (mapped, 6to4) is judged as the IPv4 address."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is not None:
+            return is_public_address(embedded)
+    special = ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved
+    return ip.is_global and not (special or ip.is_unspecified)
+
+
+def _is_public_host(host: str) -> bool:
+    try:
+        return is_public_address(ipaddress.ip_address(host))
+    except ValueError:
+        return False
+
+
+class PrivateAddressRefused(DocentError, OSError):
+    """A host resolved only to non-public addresses. An OSError, so aiohttp reports it as a connection error."""
+
+
+class PublicAddressResolver(AbstractResolver):
+    """aiohttp's resolver keeping only public addresses; installed by ``indexer.build.http_session``.
+
+    The connector connects to exactly the addresses returned here, so a DNS answer that changes
+    between a check and the connection (rebinding) cannot slip through. aiohttp never asks a
+    resolver about IP literals: ``WebsiteDocs`` refuses private literals itself.
+    """
+
+    def __init__(self, inner: AbstractResolver | None = None) -> None:
+        self._inner = inner or aiohttp.DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        answers = await self._inner.resolve(host, port, family)
+        public = [answer for answer in answers if _is_public_host(answer["host"])]
+        if not public:
+            raise PrivateAddressRefused(f"{host} {PRIVATE_ADDRESS_REASON}")
+        if len(public) < len(answers):
+            logger.info("%s: ignoring its non-public addresses", host)
+        return public
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def _refused_by_resolver(exc: BaseException) -> bool:
+    return isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, PrivateAddressRefused)
 
 
 class WebsiteDocs:
@@ -190,7 +296,7 @@ class WebsiteDocs:
 
     # -- the crawl ---------------------------------------------------------------------------------
 
-    async def documents(self) -> AsyncIterator[RawDocument | DocumentFailure]:
+    async def documents(self) -> AsyncGenerator[RawDocument | DocumentFailure, None]:
         """Sitemap first, then the start page, then a bounded BFS over in-scope links."""
         self.crawl_stats = stats = CrawlStats()
         self._seen = set()
@@ -204,7 +310,7 @@ class WebsiteDocs:
 
         if self._admit(self.start_url):
             first = await self._process_page(self.start_url)
-            if not sitemap_ok and first.fetched.outcome != "ok":
+            if not sitemap_ok and first.fetched.outcome not in ("ok", "budget"):
                 raise SourceUnavailable(
                     f"{self.source_id}: no sitemap and start_url {self.start_url} could not be read "
                     f"({first.fetched.outcome}: {first.fetched.reason or first.fetched.status})"
@@ -218,15 +324,15 @@ class WebsiteDocs:
             raise SourceUnavailable(f"{self.source_id}: no sitemap and start_url {self.start_url} is {why}")
 
         for url in sitemap_urls:
-            if self._admit(url):
-                frontier.append(url)
+            self._enqueue(url, frontier)
 
         in_flight: set[asyncio.Task[_PageResult]] = set()
         try:
-            while produced < max_pages and (frontier or in_flight):
-                # Reserving a slot per in-flight page keeps yielded+failed within max_pages.
-                while frontier and len(in_flight) < self.settings.concurrency and produced + len(in_flight) < max_pages:
+            while frontier or in_flight:
+                while frontier and self._may_start(len(in_flight), produced):
                     in_flight.add(asyncio.create_task(self._process_page(frontier.popleft())))
+                if not in_flight:
+                    break
                 done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     item = self._account(task.result(), frontier)
@@ -246,6 +352,58 @@ class WebsiteDocs:
             if in_flight:
                 await asyncio.gather(*in_flight, return_exceptions=True)
         logger.info("%s: crawl done %s", self.source_id, stats.as_dict())
+        unfinished = self._unfinished(len(frontier), reached_max_pages=produced >= max_pages)
+        if unfinished:
+            # The indexer prunes every known page that was not yielded: an incomplete listing must prune nothing.
+            raise SourceUnavailable(f"{self.source_id}: {unfinished}; the crawl is incomplete, so nothing is pruned")
+
+    def _may_start(self, in_flight: int, produced: int) -> bool:
+        """Reserving a slot per in-flight page keeps yielded+failed within max_pages."""
+        return (
+            in_flight < self.settings.concurrency
+            and produced + in_flight < self.config.max_pages
+            and not self.crawl_stats.budget_exhausted
+        )
+
+    def _unfinished(self, unvisited: int, *, reached_max_pages: bool) -> str | None:
+        """Why this crawl missed URLs it knew of, if a safety cap (not max_pages) made it."""
+        stats = self.crawl_stats
+        if stats.budget_exhausted:
+            return f"stopped after {stats.requests} requests (indexer.max_requests) with {unvisited} URLs not visited"
+        if stats.dropped_frontier_full and not reached_max_pages:  # FIFO: max_pages would have cut them anyway
+            return f"{stats.dropped_frontier_full} links did not fit in the frontier (indexer.max_frontier)"
+        return None
+
+    def _spend_request(self) -> bool:
+        """Take one request from this run's budget; the first refusal is logged."""
+        stats = self.crawl_stats
+        if stats.requests < self.settings.max_requests:
+            stats.requests += 1
+            return True
+        if not stats.budget_exhausted:
+            stats.budget_exhausted = True
+            logger.warning(
+                "%s: request budget of %d (indexer.max_requests) spent; stopping the crawl",
+                self.source_id,
+                self.settings.max_requests,
+            )
+        return False
+
+    def _enqueue(self, url: str, frontier: deque[str]) -> None:
+        """Queue a URL we want, while the frontier has room; a full frontier drops (and counts) new ones."""
+        if len(frontier) < self.settings.max_frontier:
+            if self._admit(url):
+                frontier.append(url)
+            return
+        if url in self._seen or not self.scope.contains(url) or not self._robots_allows(url):
+            return
+        if not self.crawl_stats.dropped_frontier_full:
+            logger.warning(
+                "%s: frontier full at %d URLs (indexer.max_frontier); dropping new links",
+                self.source_id,
+                self.settings.max_frontier,
+            )
+        self.crawl_stats.dropped_frontier_full += 1
 
     def _admit(self, url: str) -> bool:
         """First sighting of a normalised URL: is it ours and allowed? Each URL is judged once."""
@@ -272,14 +430,23 @@ class WebsiteDocs:
         """Turn a page result into stats, new frontier entries and maybe an item to yield."""
         stats, fetched = self.crawl_stats, result.fetched
         if self.config.crawl:
-            for link in result.links:
-                if self._admit(link):
-                    frontier.append(link)
+            cap = self.settings.max_links_per_page
+            for link in result.links[:cap]:
+                self._enqueue(link, frontier)
+            if len(result.links) > cap:
+                stats.dropped_links += len(result.links) - cap
+                logger.info(
+                    "%s: %s has %d links; took the first %d (indexer.max_links_per_page)",
+                    self.source_id,
+                    fetched.url,
+                    len(result.links),
+                    cap,
+                )
         match fetched.outcome:
             case "ok":
                 stats.fetched += 1
                 return RawDocument(page_id=fetched.url, url=fetched.url, content=result.content, kind="html")
-            case "failed":
+            case "failed" | "refused":
                 stats.failed += 1
                 logger.warning("%s: could not fetch %s: %s", self.source_id, fetched.url, fetched.reason)
                 return DocumentFailure(page_id=fetched.url, url=fetched.url, reason=fetched.reason)
@@ -293,6 +460,8 @@ class WebsiteDocs:
                 stats.skipped_non_html += 1
             case "duplicate":
                 stats.duplicates += 1
+            case "budget":
+                frontier.appendleft(result.requested)  # not reached: still known and unvisited
         return None
 
     async def _process_page(self, url: str) -> _PageResult:
@@ -324,6 +493,8 @@ class WebsiteDocs:
         url = f"{self.scope.origin}/robots.txt"
         parser = RobotFileParser(url)
         fetched = await self._fetch(url, allowed=self.scope.same_origin, limit=ROBOTS_MAX_BYTES, truncate=True)
+        if fetched.outcome in ("refused", "budget"):
+            raise SourceUnavailable(f"{self.source_id}: {self.scope.origin} {fetched.reason}")
         if fetched.outcome == "ok":
             parser.parse(_decode(fetched.body, fetched.charset).splitlines())
             return parser
@@ -335,7 +506,7 @@ class WebsiteDocs:
             url,
             fetched.reason or fetched.outcome,
         )
-        parser.allow_all = True
+        parser.parse([])  # no rules: everything is allowed
         return parser
 
     def _robots_allows(self, url: str) -> bool:
@@ -370,6 +541,8 @@ class WebsiteDocs:
         listed: set[str] = set()
         read_any = False
         while pending and len(visited) < MAX_SITEMAP_FILES and len(urls) < MAX_SITEMAP_URLS:
+            if self.crawl_stats.budget_exhausted:
+                break
             url, depth = pending.popleft()
             if url in visited:
                 continue
@@ -382,7 +555,7 @@ class WebsiteDocs:
             try:
                 data = _maybe_gunzip(fetched.body, self.settings.max_page_bytes)
                 kind, locs = await asyncio.to_thread(parse_sitemap, data)
-            except (ValueError, zlib.error, ElementTree.ParseError) as exc:
+            except (ValueError, zlib.error, SafeXML.ParseError) as exc:
                 logger.warning("%s: sitemap %s is unreadable: %s", self.source_id, url, exc)
                 continue
             read_any = True
@@ -421,6 +594,9 @@ class WebsiteDocs:
         """GET with manual redirects that never leave ``allowed``; in-scope hops are deduplicated."""
         current = url
         for _hop in range(MAX_REDIRECTS + 1):
+            if self._is_private_literal(current):
+                logger.warning("%s: %s %s", self.source_id, current, PRIVATE_ADDRESS_REASON)
+                return _Fetched("refused", current, reason=PRIVATE_ADDRESS_REASON)
             fetched, location = await self._get_with_retries(
                 current, limit=limit, html_only=html_only, truncate=truncate
             )
@@ -445,6 +621,16 @@ class WebsiteDocs:
             current = target
         return _Fetched("failed", url, reason=f"more than {MAX_REDIRECTS} redirects")
 
+    def _is_private_literal(self, url: str) -> bool:
+        """An IP-literal host that is not public; names are judged by the session's resolver."""
+        if self.settings.allow_private_addresses:
+            return False
+        try:
+            ip = ipaddress.ip_address(urlsplit(url).hostname or "")
+        except ValueError:
+            return False
+        return not is_public_address(ip)
+
     async def _get_with_retries(
         self, url: str, *, limit: int, html_only: bool, truncate: bool
     ) -> tuple[_Fetched, str | None]:
@@ -452,6 +638,8 @@ class WebsiteDocs:
         reason = ""
         status = 0
         for attempt in range(self.settings.retries + 1):
+            if not self._spend_request():
+                return _Fetched("budget", url, reason=BUDGET_REASON), None
             retry_after: float | None = None
             try:
                 async with self.session.get(
@@ -490,6 +678,9 @@ class WebsiteDocs:
             except aiohttp.InvalidURL:
                 return _Fetched("failed", url, reason="invalid URL"), None
             except (aiohttp.ClientError, TimeoutError) as exc:
+                if _refused_by_resolver(exc):
+                    logger.warning("%s: %s %s", self.source_id, url, PRIVATE_ADDRESS_REASON)
+                    return _Fetched("refused", url, reason=PRIVATE_ADDRESS_REASON), None
                 status = 0
                 reason = "timeout" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
             if attempt < self.settings.retries:
@@ -528,12 +719,11 @@ def extract_links(html: str, page_url: str) -> list[str]:
 def parse_sitemap(data: bytes) -> tuple[Literal["index", "urlset"], list[str]]:
     """``<loc>`` entries of a sitemap or sitemap index (namespace-agnostic), or a plain-text URL list."""
     stripped = data.lstrip()
-    if not stripped.startswith(b"<"):
+    if not stripped.startswith(XML_STARTS):
         text = stripped.decode("utf-8", errors="replace")
         return "urlset", [line.strip() for line in text.splitlines() if line.strip().startswith("http")]
-    if b"<!ENTITY" in stripped:  # sitemaps never need entities; refuse expansion tricks
-        raise ValueError("sitemap declares XML entities")
-    root = ElementTree.fromstring(stripped)
+    # Sitemaps never need a DTD: refusing any DOCTYPE stops entity expansion and external entities in every encoding.
+    root = SafeXML.fromstring(stripped, forbid_dtd=True)
     kind: Literal["index", "urlset"] = "index" if _local(root.tag) == "sitemapindex" else "urlset"
     entry = "sitemap" if kind == "index" else "url"
     locs = [
@@ -578,10 +768,14 @@ async def _read_limited(resp: aiohttp.ClientResponse, limit: int, *, truncate: b
 
 
 def _decode(body: bytes, charset: str | None) -> str:
-    try:
-        return body.decode(charset or "utf-8", errors="replace")
-    except LookupError:
-        return body.decode("utf-8", errors="replace")
+    """The declared charset, else UTF-8. A bogus one falls back too: unknown or non-text codecs raise
+    LookupError, and some real codecs fail on any input (``charset=undefined`` raises UnicodeError)."""
+    if charset:
+        try:
+            return body.decode(charset, errors="replace")
+        except (LookupError, ValueError):  # UnicodeError is a ValueError, as is a NUL in the name
+            logger.debug("unusable charset %r; decoding as UTF-8", charset)
+    return body.decode("utf-8", errors="replace")
 
 
 def _looks_like_html(body: bytes) -> bool:

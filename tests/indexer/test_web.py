@@ -9,18 +9,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import ipaddress
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+import tracemalloc
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 import aiohttp
 import pytest
 from aiohttp import web
+from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestServer
 
 from indexer import web as web_source
+from indexer.build import http_session
 from indexer.sources import DocumentFailure, RawDocument, SourceUnavailable
 from indexer.web import Scope, WebsiteDocs, extract_links, normalise_url, parse_sitemap
 from rag.settings import IndexerSettings, WebsiteSource
@@ -224,6 +229,7 @@ def make_settings(**overrides: object) -> IndexerSettings:
         "retries": 2,
         "max_page_bytes": 4096,
         "user_agent": UA,
+        "allow_private_addresses": True,  # the test site is on 127.0.0.1
     }
     values.update(overrides)
     return IndexerSettings.model_validate(values)
@@ -253,7 +259,7 @@ def rel(site: Site, url: str) -> str:
     return url.removeprefix(site.url("/").rstrip("/"))
 
 
-def paths(site: Site, urls: dict[str, object]) -> set[str]:
+def paths(site: Site, urls: Iterable[str]) -> set[str]:
     return {rel(site, url) for url in urls}
 
 
@@ -292,7 +298,12 @@ async def test_crawl_yields_in_scope_html_pages(site: Site, session: aiohttp.Cli
         "duplicates": 1,  # /docs/old -> /docs/new, which was already queued
         "sitemap_urls": 5,
         "skipped_traps": 0,
+        "dropped_links": 0,
+        "dropped_frontier_full": 0,
+        "requests": 22,  # robots, sitemap, 16 page URLs (redirects included), 2 retries each of flaky and broken
+        "budget_exhausted": False,
     }
+    assert len(site.served) == 22
     assert site.user_agents == {UA}
 
 
@@ -668,7 +679,7 @@ def test_parse_sitemap_kinds() -> None:
         "urlset",
         ["https://x.org/a", "https://x.org/b"],
     )
-    with pytest.raises(ValueError, match="entities"):
+    with pytest.raises(ValueError, match="DTD"):
         parse_sitemap(b'<!DOCTYPE x [<!ENTITY a "b">]><urlset/>')
 
 
@@ -736,3 +747,357 @@ async def test_redirects_to_private_or_loopback_addresses_are_never_followed(
     assert site.hits("/docs/jump") == 1
     assert site.client_urls and all(url.startswith(site.url("/")) for url in site.client_urls), site.client_urls
     assert site.hits("/docs/secret") == 0
+
+
+# -- issue 9: request budget and caps -----------------------------------------------------------------
+
+
+async def crawl_until_unavailable(source: WebsiteDocs) -> tuple[list[RawDocument | DocumentFailure], str]:
+    """Everything yielded before the source gave up, and why it gave up."""
+    items: list[RawDocument | DocumentFailure] = []
+    with pytest.raises(SourceUnavailable) as raised:
+        async for item in source.documents():
+            items.append(item)
+    return items, str(raised.value)
+
+
+async def test_request_budget_counts_every_get(
+    site: Site, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 404s, a redirect and 500s (with retries) cost nothing today but each is an HTTP request.
+    site.routes["/docs/"] = html_page("Index", *(f"missing{n}" for n in range(20)), "old", "broken", "a")
+    site.routes["/sitemap.xml"] = status(404)
+    source = make_source(site, session, make_settings(max_requests=9))
+    with caplog.at_level("WARNING", logger="indexer.web"):
+        items, reason = await crawl_until_unavailable(source)
+
+    assert len(site.served) == 9  # robots, sitemap, the start page and 6 more: not one over
+    assert site.url("/docs/") in {item.page_id for item in items}
+    assert "max_requests" in reason and "nothing is pruned" in reason
+    assert source.crawl_stats.requests == 9
+    assert source.crawl_stats.budget_exhausted
+    assert sum("request budget" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_request_budget_counts_retries_and_redirect_hops(site: Site, session: aiohttp.ClientSession) -> None:
+    site.routes["/docs/"] = html_page("Index", "broken", "older")
+    site.routes["/docs/older"] = redirect("old")
+    site.routes["/sitemap.xml"] = status(404)
+    # robots + sitemap + index + broken x3 + older -> old -> new = 9 requests: a budget of 9 is just enough.
+    docs, failures = await collect(make_source(site, session, make_settings(max_requests=9)))
+    assert paths(site, docs) == {"/docs/", "/docs/new"} and set(paths(site, failures)) == {"/docs/broken"}
+    assert len(site.served) == 9
+
+    site.served.clear()
+    source = make_source(site, session, make_settings(max_requests=8))
+    _items, reason = await crawl_until_unavailable(source)
+    assert len(site.served) == 8 and "max_requests" in reason
+
+
+async def test_budget_stop_prunes_nothing(site: Site, session: aiohttp.ClientSession) -> None:
+    """Pages the budget kept us from reaching must not look gone to the indexer: the source is incomplete."""
+    site.routes["/docs/"] = html_page("Index", "a", "b", "new")
+    site.routes["/sitemap.xml"] = status(404)
+    source = make_source(site, session, make_settings(max_requests=3, concurrency=1))
+    items, reason = await crawl_until_unavailable(source)
+
+    assert [rel(site, item.page_id) for item in items] == ["/docs/"]
+    assert "3 URLs not visited" in reason
+
+
+async def test_links_per_page_are_capped(site: Site, session: aiohttp.ClientSession) -> None:
+    site.routes["/docs/"] = html_page("Index", *(f"p{n}" for n in range(30)))
+    for n in range(30):
+        site.routes[f"/docs/p{n}"] = html_page(f"P{n}")
+    site.routes["/sitemap.xml"] = status(404)
+    source = make_source(site, session, make_settings(max_links_per_page=10))
+    docs, _ = await collect(source)
+
+    assert paths(site, docs) == {"/docs/"} | {f"/docs/p{n}" for n in range(10)}
+    assert source.crawl_stats.dropped_links == 20 + 1  # the 20 pages and the footer's Home link
+    assert site.hits("/docs/p10") == 0
+
+
+async def test_frontier_is_capped_and_the_source_counts_as_incomplete(
+    site: Site, session: aiohttp.ClientSession
+) -> None:
+    site.routes["/sitemap.xml"] = urlset(*(f"/docs/p{n}" for n in range(30)))
+    for n in range(30):
+        site.routes[f"/docs/p{n}"] = html_page(f"P{n}")
+    source = make_source(site, session, make_settings(max_frontier=5), crawl=False)
+    items, reason = await crawl_until_unavailable(source)
+
+    assert {rel(site, item.page_id) for item in items} == {"/docs/"} | {f"/docs/p{n}" for n in range(5)}
+    assert source.crawl_stats.dropped_frontier_full == 25
+    assert "max_frontier" in reason
+    assert site.hits("/docs/p5") == 0
+
+
+# -- issue 9: decompression bombs ---------------------------------------------------------------------
+
+
+def gzip_bomb(inflated: int) -> bytes:
+    """``inflated`` zero bytes gzipped: about a thousandth of that on the wire."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    block = bytes(1 << 20)
+    out = [packer.compress(block) for _ in range(inflated >> 20)]
+    out.append(packer.flush())
+    return b"".join(out)
+
+
+async def test_gzip_bomb_is_refused_within_max_page_bytes(site: Site, session: aiohttp.ClientSession) -> None:
+    bomb = gzip_bomb(200 << 20)  # 200 MB of zeros in ~200 KB
+    assert len(bomb) < 300_000
+
+    async def bomb_page(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/html", "Content-Encoding": "gzip"})
+        resp.enable_chunked_encoding()  # no Content-Length: only the read limit can stop it
+        await resp.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            await resp.write(bomb)
+            await resp.write_eof()
+        return resp
+
+    site.routes["/docs/"] = html_page("Index", "bomb")
+    site.routes["/docs/bomb"] = bomb_page
+    site.routes["/sitemap.xml"] = status(404)
+    tracemalloc.start()
+    try:
+        docs, failures = await collect(make_source(site, session, make_settings(max_page_bytes=64 * 1024)))
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert failures[site.url("/docs/bomb")].reason == "too large"
+    assert site.url("/docs/") in docs
+    assert peak < 16 << 20, f"peak {peak >> 20} MB: the bomb was inflated into memory"
+
+
+# -- issue 9: dot segments and the start folder -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://x.org/docs/../private/x.html", "https://x.org/private/x.html"),
+        ("https://x.org/docs/%2e%2e/private/y.html", "https://x.org/private/y.html"),
+        ("https://x.org/docs/%2E./private/y", "https://x.org/private/y"),
+        ("https://x.org/docs/.%2E/private/y", "https://x.org/private/y"),
+        ("https://x.org/docs/./a/%2e/b", "https://x.org/docs/a/b"),
+        ("https://x.org/docs/a/..", "https://x.org/docs/"),
+        ("https://x.org/docs/a/%2e%2e?q=1", "https://x.org/docs/?q=1"),
+        ("https://x.org/../../etc/passwd", "https://x.org/etc/passwd"),
+        ("https://x.org/docs/..a/b..", "https://x.org/docs/..a/b.."),  # not dot segments
+    ],
+)
+def test_normalise_url_removes_dot_segments(url: str, expected: str) -> None:
+    assert normalise_url(url) == expected
+
+
+async def test_sitemap_dot_segments_never_escape_the_scope(site: Site, session: aiohttp.ClientSession) -> None:
+    site.routes["/docs/index.html"] = html_page("Index")
+    site.routes["/sitemap.xml"] = urlset(
+        "/docs/../private/x.html", "/docs/%2e%2e/private/y.html", "/docs/%2E./private/z.html", "/docs/./a"
+    )
+    site.routes["/private/x.html"] = html_page("X")
+    site.routes["/private/y.html"] = html_page("Y")
+    site.routes["/private/z.html"] = html_page("Z")
+    source = WebsiteDocs(
+        WebsiteSource(start_url=site.url("/docs/index.html"), crawl=False), make_settings(), session, backoff_s=0.01
+    )
+    docs, _ = await collect(source)
+
+    assert paths(site, docs) == {"/docs/index.html", "/docs/a"}
+    assert not any("private" in served or "%2" in served.lower() for served in site.served), site.served
+    assert not any("private" in url for url in site.client_urls), site.client_urls
+
+
+@pytest.mark.parametrize(
+    ("start_url", "prefix"),
+    [
+        ("https://x.org/docs", "/docs/"),
+        ("https://x.org/docs?lang=en", "/docs/"),
+        ("https://x.org/docs/v2", "/docs/v2/"),
+        ("https://x.org/docs/index.html", "/docs/"),
+        ("https://x.org/docs/", "/docs/"),
+        ("https://x.org", "/"),
+        ("https://x.org/docs/a/../guide", "/docs/guide/"),
+    ],
+)
+def test_scope_of_a_start_url_without_trailing_slash(start_url: str, prefix: str) -> None:
+    scope = Scope.for_source(WebsiteSource(start_url=start_url))
+    assert scope.path_prefix == prefix
+    folder = prefix.rstrip("/")
+    assert scope.contains(f"https://x.org{folder}") and scope.contains(f"https://x.org{prefix}page")
+    if prefix != "/":
+        assert not scope.contains("https://x.org/other/page")
+        assert not scope.contains(f"https://x.org{folder}-private/page")
+
+
+async def test_start_url_without_slash_crawls_only_its_folder(site: Site, session: aiohttp.ClientSession) -> None:
+    site.routes["/docs"] = html_page("Docs", "/docs/a", "/blog/x", "/docsecret")
+    site.routes["/docsecret"] = html_page("Not ours")
+    site.routes["/sitemap.xml"] = urlset("/blog/y", "/docs/b")
+    source = WebsiteDocs(WebsiteSource(start_url=site.url("/docs")), make_settings(), session, backoff_s=0.01)
+    docs, _ = await collect(source)
+
+    assert {"/docs", "/docs/a", "/docs/b"} <= paths(site, docs)
+    for path in ("/blog/x", "/blog/y", "/docsecret"):
+        assert site.hits(path) == 0, path
+
+
+# -- issue 9: private addresses -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),
+        ("100.64.0.1", False),  # carrier-grade NAT
+        ("0.0.0.0", False),
+        ("224.0.0.1", False),  # multicast
+        ("240.0.0.1", False),  # reserved
+        ("255.255.255.255", False),
+        ("::1", False),
+        ("::", False),
+        ("fe80::1", False),
+        ("fc00::1", False),
+        ("ff02::1", False),
+        ("::ffff:127.0.0.1", False),  # IPv4-mapped loopback
+        ("::ffff:10.0.0.1", False),
+        ("2002:7f00:1::", False),  # 6to4 around 127.0.0.1
+        ("93.184.216.34", True),
+        ("8.8.8.8", True),
+        ("2606:4700:4700::1111", True),
+        ("::ffff:8.8.8.8", True),
+    ],
+)
+def test_public_address_classification(address: str, public: bool) -> None:
+    assert web_source.is_public_address(ipaddress.ip_address(address)) is public
+
+
+async def test_loopback_start_url_is_refused_by_default(site: Site, session: aiohttp.ClientSession) -> None:
+    source = make_source(site, session, make_settings(allow_private_addresses=False))
+    with pytest.raises(SourceUnavailable, match=r"private address; set indexer\.allow_private_addresses"):
+        await collect(source)
+    assert site.served == [] and site.client_urls == []
+
+
+async def test_a_name_resolving_to_loopback_is_refused_by_the_session(site: Site) -> None:
+    """localhost is a name, so only the session's resolver can see where it points."""
+    assert site.server is not None
+    settings = make_settings(allow_private_addresses=False)
+    config = WebsiteSource(start_url=f"http://localhost:{site.server.port}/docs/")
+    async with http_session(settings) as guarded:
+        with pytest.raises(SourceUnavailable, match=r"private address; set indexer\.allow_private_addresses"):
+            await collect(WebsiteDocs(config, settings, guarded, backoff_s=0.01))
+    assert site.served == []
+
+
+async def test_private_addresses_are_crawled_when_allowed(site: Site) -> None:
+    assert site.server is not None
+    settings = make_settings(allow_private_addresses=True)
+    config = WebsiteSource(start_url=f"http://localhost:{site.server.port}/docs/", crawl=False)
+    async with http_session(settings) as session:
+        docs, _ = await collect(WebsiteDocs(config, settings, session, backoff_s=0.01))
+    assert f"http://localhost:{site.server.port}/docs/" in docs
+    assert site.hits("/docs/") == 1
+
+
+async def test_resolver_keeps_only_public_answers() -> None:
+    class Answers(AbstractResolver):
+        def __init__(self, *hosts: str) -> None:
+            self.hosts = hosts
+
+        async def resolve(
+            self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+        ) -> list[ResolveResult]:
+            return [
+                ResolveResult(hostname=host, host=h, port=port, family=family, proto=0, flags=0) for h in self.hosts
+            ]
+
+        async def close(self) -> None:
+            pass
+
+    mixed = web_source.PublicAddressResolver(Answers("10.0.0.7", "93.184.216.34", "::ffff:127.0.0.1"))
+    assert [r["host"] for r in await mixed.resolve("docs.example", 443)] == ["93.184.216.34"]
+    private = web_source.PublicAddressResolver(Answers("169.254.169.254", "fd00::1"))
+    with pytest.raises(OSError, match="private address"):
+        await private.resolve("metadata.example", 80)
+
+
+# -- issue 9: hostile sitemaps and robots.txt ----------------------------------------------------------
+
+BILLION_LAUGHS = (
+    '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+    + "".join(f'<!ENTITY lol{n} "{("&lol" + (str(n - 1) if n > 1 else "") + ";") * 10}">' for n in range(1, 10))
+    + "]><urlset><url><loc>&lol9;</loc></url></urlset>"
+)
+EXTERNAL_ENTITY = (
+    '<?xml version="1.0"?><!DOCTYPE urlset [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+    "<urlset><url><loc>&xxe;</loc></url></urlset>"
+)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        BILLION_LAUGHS.encode(),
+        BILLION_LAUGHS.encode("utf-16"),
+        EXTERNAL_ENTITY.encode(),
+        EXTERNAL_ENTITY.encode("utf-16"),
+        '<!DOCTYPE urlset [<!ENTITY p "https://x.org/a">]><urlset><url><loc>&p;</loc></url></urlset>'.encode("utf-16"),
+        b'<!DOCTYPE urlset SYSTEM "https://evil.example/x.dtd"><urlset/>',
+    ],
+)
+def test_parse_sitemap_refuses_dtds_and_entities(data: bytes) -> None:
+    with pytest.raises(ValueError):
+        parse_sitemap(data)
+
+
+@pytest.mark.parametrize("kind", ["billion-laughs", "external-entity", "utf16-entity"])
+async def test_hostile_sitemap_is_reported_unreadable(
+    site: Site, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture, kind: str
+) -> None:
+    assert site.server is not None
+    expanding = f'<!DOCTYPE urlset [<!ENTITY p "http://127.0.0.1:{site.server.port}/docs/">]>'
+    xml = {
+        "billion-laughs": BILLION_LAUGHS.encode("utf-16"),
+        "external-entity": EXTERNAL_ENTITY.encode("utf-16"),
+        "utf16-entity": (expanding + "<urlset><url><loc>&p;sitemap-only</loc></url></urlset>").encode("utf-16"),
+    }[kind]
+    site.routes["/sitemap.xml"] = raw(xml, "application/xml")
+    site.routes["/docs/"] = html_page("Index", "a")
+    with caplog.at_level("WARNING", logger="indexer.web"):
+        docs, _ = await collect(make_source(site, session))
+
+    assert {"/docs/", "/docs/a"} <= paths(site, docs)
+    assert site.hits("/docs/sitemap-only") == 0  # the entity was never expanded
+    assert any("sitemap" in r.getMessage() and "unreadable" in r.getMessage() for r in caplog.records)
+
+
+async def test_robots_with_a_bogus_charset_is_read_as_utf8(site: Site, session: aiohttp.ClientSession) -> None:
+    site.routes["/robots.txt"] = raw(b"User-agent: *\nDisallow: /docs/b\n", "text/plain; charset=undefined")
+    site.routes["/docs/"] = html_page("Index", "a", "b", "odd")
+    site.routes["/docs/odd"] = raw(b"<html><p>caf\xc3\xa9</p></html>", "text/html; charset=idna")
+    site.routes["/sitemap.xml"] = status(404)
+    docs, failures = await collect(make_source(site, session))
+
+    assert paths(site, docs) == {"/docs/", "/docs/a", "/docs/c?lang=py", "/docs/odd"}
+    assert docs[site.url("/docs/odd")].content == "<html><p>café</p></html>"
+    assert site.hits("/docs/b") == 0 and not failures
+
+
+@pytest.mark.parametrize("charset", ["undefined", "idna", "punycode", "rot13", "base64", "utf-8\x00", "nope"])
+def test_decode_falls_back_to_utf8_for_any_bogus_charset(charset: str) -> None:
+    assert web_source._decode("café".encode(), charset) == "café"
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])
+def test_sitemap_with_a_byte_order_mark_is_xml(encoding: str) -> None:
+    xml = '<?xml version="1.0"?><urlset><url><loc>https://x.org/a</loc></url></urlset>'
+    assert parse_sitemap(xml.encode(encoding)) == ("urlset", ["https://x.org/a"])
