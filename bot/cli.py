@@ -23,7 +23,8 @@ def format_answer(answer: Answer, stream: TextIO = sys.stdout) -> str:
         lines.append(_style("1", "Closest pages:" if answer.refused else "Sources:", stream))
         for citation in answer.citations:
             lines.append(f"  [{citation.number}] {citation.title}")
-            lines.append(f"      {_style('4', citation.url, stream)}")
+            if citation.url:  # a folder source without base_url has no link to show
+                lines.append(f"      {_style('4', citation.url, stream)}")
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -45,7 +46,8 @@ async def ask(settings: Settings, question: str, *, as_json: bool = False) -> in
                     answer = update.answer
                 elif err.isatty() and not as_json:
                     label = "Searching the docs" if update.stage == "retrieving" else "Writing the answer"
-                    err.write(f"\r\033[K{_style('2', f'{label}… {len(update.text)} chars', err)}")
+                    # The raw length: reading update.text would clean the answer on every token.
+                    err.write(f"\r\033[K{_style('2', f'{label}… {len(update.raw)} chars', err)}")
                     err.flush()
             assert answer is not None
             if err.isatty() and not as_json:

@@ -17,10 +17,15 @@ def _escape_label(text: str) -> str:
 
 
 def format_sources(citations: Sequence[Citation], heading: str = "Sources") -> str:
+    """Numbered sources; a page without a URL (a folder source without base_url) is its title, unlinked."""
     lines = [f"**{heading}**"]
     for citation in citations:
+        label = _escape_label(citation.title)
+        if not citation.url:
+            lines.append(f"{citation.number}. {label}")
+            continue
         url = citation.url.replace(">", "%3E").replace(" ", "%20")
-        lines.append(f"{citation.number}. [{_escape_label(citation.title)}](<{url}>)")
+        lines.append(f"{citation.number}. [{label}](<{url}>)")
     return "\n".join(lines)
 
 

@@ -37,8 +37,12 @@ def _url_key(url: str) -> str:
 
 
 def strip_foreign_urls(text: str, allowed: Sequence[str]) -> str:
-    """Keep links to retrieved sources, reduce other markdown links to their text, drop other bare URLs."""
+    """Keep links to retrieved sources, reduce other markdown links to their text, drop other bare URLs.
+
+    A source without a link (url "") allows nothing: an empty key would match ``[x](/)``.
+    """
     keys = {_url_key(u) for u in allowed} | {_url_key(u.split("#", 1)[0]) for u in allowed}
+    keys.discard("")
 
     def link(match: re.Match[str]) -> str:
         label, url = match.group(1), match.group(2)
@@ -55,16 +59,22 @@ def strip_foreign_urls(text: str, allowed: Sequence[str]) -> str:
     return _BARE_URL.sub(bare, text)
 
 
+def source_key(hit: Hit) -> str:
+    """What makes hits one source: the same URL, or for pages without a link (url ""), the same page."""
+    return f"url:{hit.url}" if hit.url else f"page:{hit.page_id}"
+
+
 def number_sources(hits: Sequence[Hit]) -> list[Citation]:
-    """The numbered source list given to the model: one number per distinct URL."""
+    """The numbered source list given to the model: one number per distinct URL (per page if it has none)."""
     citations: list[Citation] = []
     seen: set[str] = set()
     for hit in hits:
-        if hit.url in seen:
+        key = source_key(hit)
+        if key in seen:
             continue
-        seen.add(hit.url)
+        seen.add(key)
         label = f"{hit.title} › {hit.heading}" if hit.heading else hit.title
-        citations.append(Citation(number=len(citations) + 1, title=label or hit.url, url=hit.url))
+        citations.append(Citation(number=len(citations) + 1, title=label or hit.url or hit.page_id, url=hit.url))
     return citations
 
 
@@ -79,7 +89,7 @@ def postprocess(raw: str, sources: Sequence[Citation], *, fallback_count: int = 
     text = neutralize_mentions(text)
     text = strip_foreign_urls(text, [c.url for c in sources])
 
-    renumber: dict[str, int] = {}
+    renumber: dict[str | int, int] = {}  # by URL; a source without one is only ever itself
     cited: list[Citation] = []
 
     def marker(match: re.Match[str]) -> str:
@@ -89,11 +99,12 @@ def postprocess(raw: str, sources: Sequence[Citation], *, fallback_count: int = 
             source = by_number.get(number)
             if source is None:
                 continue
-            if source.url not in renumber:
-                renumber[source.url] = len(cited) + 1
+            key = source.url or source.number
+            if key not in renumber:
+                renumber[key] = len(cited) + 1
                 cited.append(Citation(number=len(cited) + 1, title=source.title, url=source.url))
-            if renumber[source.url] not in out:
-                out.append(renumber[source.url])
+            if renumber[key] not in out:
+                out.append(renumber[key])
         lead = " " if match.group(0).startswith((" ", "\t")) and out else ""
         return lead + "".join(f"[{n}]" for n in out)
 

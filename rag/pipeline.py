@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 from rag.citations import number_sources, postprocess
 from rag.errors import BadQuestion
@@ -24,11 +25,22 @@ REFUSAL = "I couldn't find this in the documentation, so I won't guess."
 
 @dataclass(frozen=True)
 class Update:
-    """A step of a streamed answer: ``text`` is the cleaned answer so far; ``answer`` is set once, at the end."""
+    """A step of a streamed answer: ``text`` is the cleaned answer so far; ``answer`` is set once, at the end.
+
+    ``text`` is cleaned on first read, at most once: cleaning on every token would be quadratic in the
+    answer's length, and a consumer reads only the updates it shows (the bot, one per edit interval).
+    """
 
     stage: str
-    text: str = ""
+    raw: str = ""  # the model's text so far, uncleaned: cheap to measure progress with
+    sources: tuple[Citation, ...] = ()
     answer: Answer | None = None
+
+    @cached_property
+    def text(self) -> str:
+        if self.answer is not None:
+            return self.answer.text
+        return postprocess(self.raw, self.sources)[0] if self.raw else ""
 
 
 def clean_question(question: str, max_chars: int) -> str:
@@ -54,7 +66,9 @@ class AnswerPipeline:
     def healthy(self) -> bool:
         return self._generator.healthy()
 
-    def _fit_context(self, question: str, hits: list[Hit], history: Sequence[Turn]) -> tuple[list, list[Citation]]:
+    def _fit_context(
+        self, question: str, hits: list[Hit], history: Sequence[Turn]
+    ) -> tuple[list[dict[str, str]], list[Citation]]:
         """Drop the weakest sources until the prompt fits the model's context window."""
         while True:
             sources = number_sources(hits)
@@ -86,15 +100,15 @@ class AnswerPipeline:
             closest = number_sources(_distinct_pages(hits)[:3])
             timings["total_ms"] = (time.perf_counter() - started) * 1000
             text = REFUSAL + (" These pages are the closest I found:" if closest else "")
-            yield Update("done", text, Answer(question, text, tuple(closest), True, tuple(hits), request_id, timings))
+            yield Update("done", answer=Answer(question, text, tuple(closest), True, tuple(hits), request_id, timings))
             return
 
         messages, sources = self._fit_context(question, hits, history)
         yield Update("generating")
         generated = time.perf_counter()
-        raw = ""
+        raw, numbered = "", tuple(sources)
         async for raw in self._generator.stream(messages, request_id=request_id):
-            yield Update("generating", postprocess(raw, sources)[0])
+            yield Update("generating", raw, numbered)
         text, cited = postprocess(raw, sources)
         if not text:
             text = "The model returned an empty answer; the pages below are the most relevant I found."
@@ -102,7 +116,7 @@ class AnswerPipeline:
         timings["total_ms"] = (time.perf_counter() - started) * 1000
         answer = Answer(question, text, tuple(cited), False, tuple(hits), request_id, timings)
         logger.info("request %s answered in %.0f ms (%d citations)", request_id, timings["total_ms"], len(cited))
-        yield Update("done", text, answer)
+        yield Update("done", answer=answer)
 
     async def ask(self, question: str, *, history: Sequence[Turn] = (), request_id: str | None = None) -> Answer:
         async for update in self.stream(question, history=history, request_id=request_id):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rag.citations import source_key
 from rag.models import Citation, Hit
 
 SYSTEM_PROMPT = """You are Docent, a helpful assistant that answers questions about a software project \
@@ -28,12 +29,19 @@ class Turn:
 
 
 def format_sources(hits: Sequence[Hit], sources: Sequence[Citation], max_chars: int) -> str:
-    """Number each hit as its citation; stop adding sources once the context budget is spent."""
-    number = {c.url: c.number for c in sources}
+    """Number each hit as its citation; stop adding sources once the context budget is spent.
+
+    ``sources`` is ``number_sources(hits)``: its n-th citation is the n-th distinct source of ``hits``.
+    No URLs are shown: the model is told never to write links, and a page may have none.
+    """
+    keys = dict.fromkeys(source_key(hit) for hit in hits)
+    number = {key: c.number for key, c in zip(keys, sources, strict=True)}
     parts: list[str] = []
     used = 0
     for hit in hits:
-        block = f"[{number[hit.url]}] {hit.title}" + (f" › {hit.heading}" if hit.heading else "") + f"\n{hit.text}"
+        block = (
+            f"[{number[source_key(hit)]}] {hit.title}" + (f" › {hit.heading}" if hit.heading else "") + f"\n{hit.text}"
+        )
         if parts and used + len(block) > max_chars:
             break
         parts.append(block[:max_chars])

@@ -1,7 +1,11 @@
-"""The command lines exactly as a person runs them: `python -m indexer` then `python -m bot ask`."""
+"""The command lines exactly as a person runs them: `python -m indexer` then `python -m bot ask`.
+
+Only the test that asks the real engine is ``slow``; the others start no model.
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -10,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.cli import format_answer
+from rag.models import Answer, Citation
 from tests.conftest import CORPUS
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -27,6 +32,8 @@ def cli_env(process_env: dict[str, str]) -> dict[str, str]:
     return process_env
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_index_then_ask(tmp_path: Path, cli_env: dict[str, str]) -> None:
     if not CORPUS.is_dir():
         pytest.skip("shared corpus not present")
@@ -59,6 +66,7 @@ def test_index_then_ask(tmp_path: Path, cli_env: dict[str, str]) -> None:
     assert "Loading the embedding model" in pretty.stderr
 
 
+@pytest.mark.integration
 def test_missing_token_is_one_clear_line(cli_env: dict[str, str]) -> None:
     result = run(["-m", "bot"], cli_env, timeout=120)
     assert result.returncode == 2
@@ -66,8 +74,22 @@ def test_missing_token_is_one_clear_line(cli_env: dict[str, str]) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.integration
 def test_indexer_with_no_such_folder_reports_it(tmp_path: Path, cli_env: dict[str, str]) -> None:
     result = run(["-m", "indexer", "--dir", str(tmp_path / "missing"), "--json"], cli_env)
     assert result.returncode == 1
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["sources_failed"] and "does not exist" in report["sources_failed"][0]["reason"]
+
+
+def test_a_source_without_url_prints_no_link_line() -> None:
+    answer = Answer("q", "It works [1][2].", (Citation(1, "Local page", ""), Citation(2, "Web", "https://x/p")))
+    out = format_answer(answer, io.StringIO())
+    assert out.splitlines() == [
+        "It works [1][2].",
+        "",
+        "Sources:",
+        "  [1] Local page",
+        "  [2] Web",
+        "      https://x/p",
+    ]

@@ -54,3 +54,8 @@ def test_format_answer_has_sources_and_footer() -> None:
     assert "**Sources**" in out and out.endswith(FOOTER)
     refused = Answer("q", "Not in the docs.", (Citation(1, "Page", "https://x/p"),), refused=True)
     assert "**Closest pages**" in format_answer(refused)
+
+
+def test_a_source_without_url_is_its_title_without_a_link() -> None:
+    out = format_sources([Citation(1, "Local *page*", ""), Citation(2, "Web", "https://x/p")])
+    assert out.splitlines() == ["**Sources**", "1. Local \\*page\\*", "2. [Web](<https://x/p>)"]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from rag.citations import ZWSP, neutralize_mentions, number_sources, postprocess
 from rag.models import Citation, Hit
+from rag.prompt import build_messages
 
 SOURCES = [
     Citation(1, "In-memory Index › HNSW", "https://milvus.io/docs/index.md#HNSW"),
@@ -89,3 +90,43 @@ def test_number_sources_one_number_per_url() -> None:
 
 def test_neutralize_is_idempotent_for_plain_text() -> None:
     assert neutralize_mentions("email me at a@b.c") == "email me at a@b.c"
+
+
+# A folder source without base_url: pages have no link (url ""), and are cited by title.
+LOCAL_HITS = [
+    Hit("a1", "guide/a.md", "", "Page A", "Setup", "alpha", 0.9),
+    Hit("a2", "guide/a.md", "", "Page A", "Usage", "alpha 2", 0.8),
+    Hit("b1", "guide/b.md", "", "Page B", "", "beta", 0.7),
+    Hit("w1", "web", "https://x/w", "Web page", "", "web", 0.6),
+]
+
+
+def test_pages_without_url_get_one_number_per_page() -> None:
+    numbered = number_sources(LOCAL_HITS)
+    assert [(c.number, c.title, c.url) for c in numbered] == [
+        (1, "Page A › Setup", ""),
+        (2, "Page B", ""),
+        (3, "Web page", "https://x/w"),
+    ]
+
+
+def test_citations_without_url_stay_distinct() -> None:
+    sources = [Citation(1, "Page A", ""), Citation(2, "Page B", ""), Citation(3, "Page C", "")]
+    text, cited = postprocess("C [3]. A [1]. Again C [3].", sources)
+    assert text == "C [1]. A [2]. Again C [1]."
+    assert [(c.number, c.title, c.url) for c in cited] == [(1, "Page C", ""), (2, "Page A", "")]
+
+
+def test_an_empty_source_url_allows_no_link() -> None:
+    raw = "See [the root](/) or [this](///) and [home](<>) [1]."
+    text, _ = postprocess(raw, [Citation(1, "Page A", "")])
+    assert "](" not in text
+    assert text == "See the root or this and home [1]."
+
+
+def test_prompt_numbers_pages_without_url_like_their_citations() -> None:
+    sources = number_sources(LOCAL_HITS)
+    context = build_messages("q?", LOCAL_HITS, sources)[-1]["content"]
+    assert "[1] Page A › Setup\nalpha" in context and "[1] Page A › Usage\nalpha 2" in context
+    assert "[2] Page B\nbeta" in context and "[3] Web page\nweb" in context
+    assert "http" not in context, "the model is told never to write links; it is shown none"

@@ -1,4 +1,7 @@
-"""The real vLLM engine (CPU build) with the tiny random model: streaming, limits, cancellation."""
+"""The real vLLM engine (CPU build) with the tiny random model: streaming, limits, cancellation.
+
+Tests marked ``slow`` start the engine; the rest check the plain helpers around it.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +11,20 @@ import itertools
 import pytest
 
 from rag.errors import GenerationTimeout
-from rag.generator import VLLMGenerator
+from rag.generator import VLLMGenerator, _fold_system
 from rag.settings import LLMSettings
 
-pytestmark = pytest.mark.slow
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is HNSW? [1]"}]
 
 
+@pytest.mark.slow
 async def test_stream_grows_and_finishes(generator: VLLMGenerator) -> None:
     texts = [text async for text in generator.stream(MESSAGES, request_id="t-stream")]
     assert texts, "the engine produced no output"
     assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(texts))
 
 
+@pytest.mark.slow
 async def test_prompt_tokens_counts_the_chat_template(generator: VLLMGenerator) -> None:
     short = generator.prompt_tokens(MESSAGES)
     longer = generator.prompt_tokens([*MESSAGES, {"role": "user", "content": "more words " * 50}])
@@ -28,6 +32,7 @@ async def test_prompt_tokens_counts_the_chat_template(generator: VLLMGenerator) 
     assert generator.context_limit == 4096 - 48
 
 
+@pytest.mark.slow
 async def test_concurrent_requests_all_complete(generator: VLLMGenerator) -> None:
     async def one(i: int) -> str:
         texts = [text async for text in generator.stream(MESSAGES, request_id=f"t-conc-{i}")]
@@ -37,6 +42,7 @@ async def test_concurrent_requests_all_complete(generator: VLLMGenerator) -> Non
     assert len(results) == 8 and all(isinstance(r, str) for r in results)
 
 
+@pytest.mark.slow
 async def test_timeout_raises_and_engine_keeps_serving(generator: VLLMGenerator) -> None:
     slow = generator.with_settings(
         LLMSettings(model="x", max_tokens=4000, timeout_s=0.05, max_model_len=4096, ignore_eos=True)
@@ -48,6 +54,7 @@ async def test_timeout_raises_and_engine_keeps_serving(generator: VLLMGenerator)
     assert texts
 
 
+@pytest.mark.slow
 async def test_cancelling_the_caller_aborts_the_request(generator: VLLMGenerator) -> None:
     long = generator.with_settings(
         LLMSettings(model="x", max_tokens=3000, timeout_s=60, max_model_len=4096, ignore_eos=True)
@@ -69,3 +76,12 @@ async def test_cancelling_the_caller_aborts_the_request(generator: VLLMGenerator
             break
         await asyncio.sleep(0.05)
     assert generator.unfinished_requests() == 0
+
+
+def test_a_template_without_system_turns_gets_the_system_text_in_the_first_user_turn() -> None:
+    folded = _fold_system([*MESSAGES, {"role": "assistant", "content": "A graph index."}])
+    assert folded == [
+        {"role": "user", "content": "Be brief.\n\nWhat is HNSW? [1]"},
+        {"role": "assistant", "content": "A graph index."},
+    ]
+    assert MESSAGES[1]["content"] == "What is HNSW? [1]", "the caller's messages are not changed"

@@ -1,20 +1,27 @@
-"""The question path end to end: MiniLM, Milvus Lite and the real vLLM engine with the tiny model."""
+"""The question path end to end: MiniLM, Milvus Lite and the real vLLM engine with the tiny model.
+
+Tests about what the pipeline does around generation (refusals, retrieval, streaming) use a scripted
+generator; only those marked ``slow`` start the engine.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import rag.pipeline
+from rag.citations import ZWSP, number_sources
 from rag.errors import BadQuestion, StoreUnavailable
+from rag.generator import Generator
 from rag.pipeline import REFUSAL, AnswerPipeline, clean_question
-from rag.prompt import Turn
+from rag.prompt import Turn, build_messages
 from rag.retrieval import Retriever
 from rag.settings import MilvusSettings, RetrievalSettings
 from rag.store import MilvusStore
 from tests.conftest import index_pages
-
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 DOCS = {
     "index.md": "# In-memory Index\n\n## HNSW\n\nHNSW is a graph-based index. `M` is the maximum degree of a node "
@@ -34,11 +41,62 @@ async def indexed_store(tmp_path: Path, embedder, store) -> MilvusStore:
     return store
 
 
-def pipeline(embedder, store, generator, **retrieval: object) -> AnswerPipeline:
+def pipeline(embedder, store, generator: Generator, **retrieval: object) -> AnswerPipeline:
     settings = RetrievalSettings(**retrieval)
     return AnswerPipeline(Retriever(embedder, store, settings), generator, settings)
 
 
+class ScriptedGenerator:
+    """Streams ``pieces`` one at a time, growing, as the engine does; records the prompts it was given."""
+
+    context_limit = 100_000
+
+    def __init__(self, pieces: Sequence[str] = ("It is a graph index [1].",)) -> None:
+        self.pieces = pieces
+        self.prompts: list[list[dict[str, str]]] = []
+
+    def prompt_tokens(self, messages: Sequence[dict[str, str]]) -> int:
+        return sum(len(m["content"]) for m in messages) // 4
+
+    def healthy(self) -> bool:
+        return True
+
+    def unfinished_requests(self) -> int:
+        return 0
+
+    async def stream(self, messages: Sequence[dict[str, str]], *, request_id: str | None = None) -> AsyncIterator[str]:
+        self.prompts.append(list(messages))
+        text = ""
+        for piece in self.pieces:
+            text += piece
+            yield text
+
+
+class RecordingGenerator:
+    """The real engine, recording the prompts it is given."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.context_limit: int = inner.context_limit
+        self.prompts: list[list[dict[str, str]]] = []
+
+    def prompt_tokens(self, messages: Sequence[dict[str, str]]) -> int:
+        return int(self.inner.prompt_tokens(messages))
+
+    def healthy(self) -> bool:
+        return bool(self.inner.healthy())
+
+    def unfinished_requests(self) -> int:
+        return int(self.inner.unfinished_requests())
+
+    async def stream(self, messages: Sequence[dict[str, str]], *, request_id: str | None = None) -> AsyncIterator[str]:
+        self.prompts.append(list(messages))
+        async for text in self.inner.stream(messages, request_id=request_id):
+            yield text
+
+
+@pytest.mark.slow
+@pytest.mark.integration
 async def test_answer_cites_only_retrieved_sources(embedder, indexed_store, generator) -> None:
     answer = await pipeline(embedder, indexed_store, generator).ask("What do the parameters for HNSW mean?")
     assert not answer.refused
@@ -51,6 +109,8 @@ async def test_answer_cites_only_retrieved_sources(embedder, indexed_store, gene
     assert {"embed_ms", "search_ms", "generate_ms", "total_ms"} <= set(answer.timings_ms)
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 async def test_streaming_yields_progress_then_one_answer(embedder, indexed_store, generator) -> None:
     updates = [u async for u in pipeline(embedder, indexed_store, generator).stream("How do I install it?")]
     assert updates[0].stage == "retrieving"
@@ -58,8 +118,44 @@ async def test_streaming_yields_progress_then_one_answer(embedder, indexed_store
     assert updates[-1].answer is not None and updates[-1].stage == "done"
 
 
-async def test_below_threshold_refuses_without_generating(embedder, indexed_store, generator) -> None:
+@pytest.mark.integration
+async def test_streamed_text_is_cleaned_only_when_read(embedder, indexed_store, monkeypatch) -> None:
+    """Cleaning the whole answer on every token is quadratic; a consumer reads the text only now and then."""
+    calls = 0
+    real = rag.pipeline.postprocess
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rag.pipeline, "postprocess", counting)
+    words = [f"word{i} " for i in range(400)]
+    generator = ScriptedGenerator([*words, "@everyone [1]."])
+    reads: list[str] = []
+    generating = 0
+    answer = None
+    async for update in pipeline(embedder, indexed_store, generator, min_score=-1.0).stream("What is HNSW?"):
+        if update.answer is not None:
+            answer = update.answer
+        elif update.stage == "generating":
+            generating += 1
+            if generating % 20 == 0:  # as the Discord client does: read only when it edits
+                reads.append(update.text)
+                assert update.text == reads[-1]  # a second read is free
+    assert answer is not None and generating > len(words)
+    assert len(reads) == generating // 20 >= 20
+    assert calls <= len(reads) + 1, f"postprocess ran {calls} times for {len(reads)} reads"
+    assert answer.text == "".join(words).strip() + f" @{ZWSP}everyone [1]."
+    assert all(answer.text.startswith(text) and text == text.strip() for text in reads)
+    assert reads[0] == "".join(words[:19]).strip()
+
+
+@pytest.mark.integration
+async def test_below_threshold_refuses_without_generating(embedder, indexed_store) -> None:
+    generator = ScriptedGenerator()
     answer = await pipeline(embedder, indexed_store, generator, min_score=0.99).ask("best pizza in Naples?")
+    assert not generator.prompts
     assert answer.refused
     assert answer.text.startswith(REFUSAL)
     assert "generate_ms" not in answer.timings_ms
@@ -67,16 +163,36 @@ async def test_below_threshold_refuses_without_generating(embedder, indexed_stor
     assert all("#" not in c.url for c in answer.citations), "closest pages link to the page, not a section"
 
 
-async def test_follow_up_uses_earlier_turn_for_retrieval(embedder, indexed_store, generator) -> None:
+@pytest.mark.integration
+async def test_follow_up_uses_earlier_turn_for_retrieval(embedder, indexed_store) -> None:
     history = [Turn("How does IVF_FLAT work?", "It clusters vectors [1].")]
-    answer = await pipeline(embedder, indexed_store, generator).ask("and what does nprobe do?", history=history)
+    answer = await pipeline(embedder, indexed_store, ScriptedGenerator()).ask(
+        "and what does nprobe do?", history=history
+    )
     assert answer.hits[0].url == "https://milvus.io/docs/index.md#ivf_flat"
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 async def test_context_is_trimmed_to_the_model_window(embedder, indexed_store, generator) -> None:
-    small = generator.with_settings(generator_settings(max_model_len=300, max_tokens=32))
-    answer = await pipeline(embedder, indexed_store, small, max_context_chars=20000).ask("What is HNSW?")
+    question, settings = "What is HNSW?", RetrievalSettings(max_context_chars=20000, min_score=-1.0)
+    hits = list((await Retriever(embedder, indexed_store, settings).retrieve(question)).hits)
+
+    def tokens(some: list) -> int:
+        return generator.prompt_tokens(build_messages(question, some, number_sources(some), max_context_chars=20000))
+
+    one, everything = tokens(hits[:1]), tokens(hits)
+    assert len(hits) >= 3 and one < everything
+    # A window the best source fits in and all of them don't: without trimming the prompt cannot fit.
+    limit = (one + everything) // 2
+    small = RecordingGenerator(generator.with_settings(generator_settings(max_model_len=limit + 32, max_tokens=32)))
+    assert small.context_limit == limit < everything
+
+    answer = await AnswerPipeline(Retriever(embedder, indexed_store, settings), small, settings).ask(question)
     assert answer.text
+    [prompt] = small.prompts
+    assert one <= small.prompt_tokens(prompt) <= small.context_limit, "the prompt the model got must fit its window"
+    assert hits[0].text in prompt[-1]["content"], "the weakest sources go first"
 
 
 def generator_settings(**changes: object):
@@ -98,7 +214,8 @@ def test_control_characters_are_removed() -> None:
     assert clean_question("what\x00 is\u202e HNSW\x1b?", 100) == "what is HNSW?"
 
 
-async def test_store_failure_is_a_store_error(embedder, generator) -> None:
+@pytest.mark.integration
+async def test_store_failure_is_a_store_error(embedder) -> None:
     broken = MilvusStore("http://127.0.0.1:9", MilvusSettings(timeout_s=2))
     with pytest.raises(StoreUnavailable):
-        await pipeline(embedder, broken, generator).ask("What is HNSW?")
+        await pipeline(embedder, broken, ScriptedGenerator()).ask("What is HNSW?")
