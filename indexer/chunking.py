@@ -78,7 +78,7 @@ class Chunker:
             if headings and headings[0].strip().lower() == page.title.strip().lower():
                 headings = headings[1:]
             heading = " > ".join(headings)
-            url = f"{page.url}#{section.anchor}" if section.anchor else page.url
+            url = f"{page.url}#{section.anchor}" if section.anchor and page.url else page.url
             header = " > ".join(p for p in (page.title, heading) if p)
             budget = max(32, self._config.max_tokens - self._count(header) - 4)
             for text in self._pack(split_blocks(section.text), budget):
