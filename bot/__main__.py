@@ -3,6 +3,7 @@
 python -m bot                  # run the Discord bot (needs DOCENT_DISCORD__TOKEN)
 python -m bot ask "QUESTION"   # answer one question in the terminal, through the same pipeline
 python -m bot sync             # push slash commands to Discord now
+python -m bot report           # feedback report, one section per server (and one for direct messages)
 """
 
 from __future__ import annotations
@@ -15,23 +16,25 @@ import json
 import logging
 import signal
 import sys
+from pathlib import Path
 
 import aiohttp
 import discord
 
 from bot.cli import ask
-from bot.client import DocentBot, point_at
+from bot.client import DocentBot, point_at, sync_now
 from bot.ops import OpsServer
 from indexer.build import http_session, make_indexer, make_source
 from indexer.sources import DocumentSource
 from rag.entry import load_settings, run_command
-from rag.feedback import FeedbackStore
+from rag.feedback import FeedbackStore, Report
 from rag.logs import configure_logging
 from rag.metrics import Metrics
 from rag.runtime import open_core
 from rag.settings import Settings
 
 logger = logging.getLogger("bot")
+FEEDBACK_FILE = "feedback.sqlite3"
 
 
 async def check_token(api_base: str, token: str) -> str | None:
@@ -61,16 +64,43 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
             file=sys.stderr,
         )
         return 2
+    feedback_path = settings.data_dir / FEEDBACK_FILE
+    if not sync_only:
+        problem = await asyncio.to_thread(FeedbackStore.check, feedback_path)
+        if problem:  # before the models load: a minute of start-up would end in the same failure
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
     point_at(settings)
     token = settings.discord.token.get_secret_value().strip()
     problem = await check_token(settings.discord.api_base, token)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    try:
+        if sync_only:  # commands only: no models, no gateway connection
+            await sync_now(settings, token)
+            return 0
+        return await serve(settings, token, feedback_path)
+    except discord.LoginFailure:
+        print("error: Discord rejected the bot token (DOCENT_DISCORD__TOKEN).", file=sys.stderr)
+        return 2
+    except discord.PrivilegedIntentsRequired:
+        print(
+            "error: the Message Content intent is off in the Developer Portal but "
+            "bot.thread_followups_without_mention needs it.",
+            file=sys.stderr,
+        )
+        return 2
+
+
+async def serve(settings: Settings, token: str, feedback_path: Path) -> int:
+    """Load the models, then run the bot until it is closed (a signal, or the engine dying)."""
     async with (
-        open_core(settings, with_llm=not sync_only, status=logger.info) as core,
+        open_core(settings, with_llm=True, status=logger.info) as core,
         http_session(settings.indexer) as session,
     ):
+        if core.pipeline is None:  # with_llm=True always builds one
+            raise RuntimeError("the answer pipeline did not start")
         metrics = Metrics()
         indexer = make_indexer(settings, core.embedder, core.store, metrics=metrics)
 
@@ -79,47 +109,48 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
             return [make_source(config, settings.indexer, session) for config in configs]
 
         await core.store.ensure_collection(core.embedder.dimension)
-        feedback = FeedbackStore(settings.data_dir / "feedback.sqlite3")
-        bot = DocentBot(settings, core.pipeline, indexer, sources, feedback, metrics=metrics)  # type: ignore[arg-type]
-        if sync_only:
-            settings.indexer.schedule_minutes = 0
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
+        feedback = await asyncio.to_thread(FeedbackStore, feedback_path)
         try:
+            bot = DocentBot(settings, core.pipeline, indexer, sources, feedback, metrics=metrics)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError):
+                    loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
             async with contextlib.AsyncExitStack() as stack:
                 await stack.enter_async_context(bot)
-                if sync_only:
-                    await bot.login(token)
-                    await bot.sync_commands_if_changed(force=True)
-                    return 0
                 if settings.ops.metrics_enabled:
                     await stack.enter_async_context(OpsServer(settings.ops, metrics, bot.health))
                 await bot.start(token)
-        except discord.LoginFailure:
-            print("error: Discord rejected the bot token (DOCENT_DISCORD__TOKEN).", file=sys.stderr)
-            return 2
-        except discord.PrivilegedIntentsRequired:
-            print(
-                "error: the Message Content intent is off in the Developer Portal but "
-                "bot.thread_followups_without_mention needs it.",
-                file=sys.stderr,
-            )
-            return 2
         finally:
             feedback.close()
     logger.info("bot stopped")
     return bot.exit_code
 
 
-async def print_report(settings: Settings, *, as_json: bool) -> int:
-    store = FeedbackStore(settings.data_dir / "feedback.sqlite3")
-    try:
-        report = await store.report(limit=20)
-    finally:
-        store.close()
-    print(json.dumps(dataclasses.asdict(report)) if as_json else report.as_text(limit=20))
+async def print_report(settings: Settings, *, as_json: bool, limit: int = 20) -> int:
+    """The operator's report: every server separately, direct messages last, private questions included."""
+    path = settings.data_dir / FEEDBACK_FILE
+    problem = await asyncio.to_thread(FeedbackStore.check, path)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    reports: list[tuple[int | None, Report]] = []
+    if path.exists():  # reading a report never creates the database
+        store = await asyncio.to_thread(FeedbackStore, path)
+        try:
+            reports = await store.reports_by_server(limit=limit)
+        finally:
+            store.close()
+    if as_json:
+        print(json.dumps([{"guild_id": guild, "report": dataclasses.asdict(report)} for guild, report in reports]))
+    elif not reports:
+        print("No answers recorded yet.")
+    else:
+        sections = [
+            f"{'Direct messages' if guild is None else f'Server {guild}'}\n{report.as_text(limit=limit)}"
+            for guild, report in reports
+        ]
+        print("\n\n".join(sections))
     return 0
 
 
@@ -131,8 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     ask_parser.add_argument("--json", action="store_true", help="print the answer as one JSON object")
     commands.add_parser("run", help="run the Discord bot (the default)")
     commands.add_parser("sync", help="sync slash commands to Discord now")
-    report_parser = commands.add_parser("report", help="feedback report: top questions, gaps, disliked answers")
-    report_parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    report_parser = commands.add_parser(
+        "report", help="feedback report per server: top questions, gaps, disliked answers"
+    )
+    report_parser.add_argument(
+        "--json", action="store_true", help="print a JSON list of {guild_id, report}, one per server (null: DMs)"
+    )
     args = parser.parse_args(argv)
     settings = load_settings()
     if settings is None:

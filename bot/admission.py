@@ -7,8 +7,19 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 from rag.errors import Overloaded
+
+GUILD_WINDOW_S = 60.0
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a question was not taken; ``notify`` is False when the asker was already told in this window."""
+
+    message: str
+    notify: bool
 
 
 class Admission:
@@ -28,30 +39,47 @@ class Admission:
         self._last_question: dict[int, float] = {}
         self._guild_per_minute = guild_per_minute
         self._guild_recent: dict[int, deque[float]] = {}
+        self._user_notified: dict[int, float] = {}  # user -> start of the cooldown they were last told about
+        self._guild_notified: dict[tuple[int, int], float] = {}  # (guild, user) -> when told the server is full
         self.waiting = 0
         self.running = 0
         self.peak_waiting = 0
 
-    def refusal(self, user_id: int, guild_id: int | None = None) -> str | None:
-        """Why this question can't be taken now (a message for the user), or None: admitted and counted."""
+    def refusal(self, user_id: int, guild_id: int | None = None) -> Refusal | None:
+        """Why this question can't be taken now, or None: admitted and counted.
+
+        A refusal carries ``notify`` only the first time in its window, so someone who keeps asking during a
+        cooldown gets one notice, not one reply per message.
+        """
         now = self._clock()
         last = self._last_question.get(user_id)
         if last is not None and now - last < self._cooldown_s:
-            return f"⏳ Please wait {self._cooldown_s - (now - last):.0f}s before asking again."
+            notify = self._user_notified.get(user_id) != last  # once per cooldown, which starts at ``last``
+            self._user_notified[user_id] = last
+            return Refusal(f"⏳ Please wait {self._cooldown_s - (now - last):.0f}s before asking again.", notify)
         recent = self._guild_recent.setdefault(guild_id, deque()) if guild_id and self._guild_per_minute else None
-        if recent is not None:
-            while recent and now - recent[0] >= 60:
+        if recent is not None and guild_id is not None:
+            while recent and now - recent[0] >= GUILD_WINDOW_S:
                 recent.popleft()
             if len(recent) >= self._guild_per_minute:
-                return (
+                # One notice per person per window: a spammer is told once, and so is everyone else who asks.
+                told = self._guild_notified.get((guild_id, user_id))
+                notify = told is None or now - told >= GUILD_WINDOW_S
+                if notify:
+                    self._guild_notified[(guild_id, user_id)] = now
+                return Refusal(
                     f"⏳ This server has asked {self._guild_per_minute} questions in the last minute; "
-                    f"please try again in {60 - (now - recent[0]):.0f}s."
+                    f"please try again in {GUILD_WINDOW_S - (now - recent[0]):.0f}s.",
+                    notify,
                 )
             recent.append(now)
         self._last_question[user_id] = now
         if len(self._last_question) > 10_000:  # forget users whose cooldown ended long ago
             horizon = now - self._cooldown_s
             self._last_question = {u: t for u, t in self._last_question.items() if t > horizon}
+            self._user_notified = {u: t for u, t in self._user_notified.items() if u in self._last_question}
+        if len(self._guild_notified) > 10_000:
+            self._guild_notified = {k: t for k, t in self._guild_notified.items() if now - t < GUILD_WINDOW_S}
         return None
 
     @property

@@ -1,11 +1,17 @@
-"""Where an answer goes: a message reply (or thread post), or an interaction response. Never pings."""
+"""Where an answer goes: a message reply (or thread post), or an interaction response. Never pings.
+
+Everything sent passes through ``bot.text.sendable``: model output may hold control characters (a NUL made a
+Discord-compatible server reject the message with a 500).
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from typing import Any, Protocol
 
 import discord
+
+from bot.text import sendable
 
 logger = logging.getLogger(__name__)
 NO_PINGS = discord.AllowedMentions.none()
@@ -21,6 +27,10 @@ class Replier(Protocol):
         ...
 
 
+def _view(view: discord.ui.View | None) -> dict[str, Any]:
+    return {"view": view} if view is not None else {}
+
+
 class MessageReplier:
     """Answers in a channel or thread by editing a placeholder message the bot posted."""
 
@@ -29,13 +39,11 @@ class MessageReplier:
         self._channel = channel
 
     async def edit(self, content: str, *, view: discord.ui.View | None = None) -> int | None:
-        kwargs = {"view": view} if view is not None else {}
-        await self._placeholder.edit(content=content, allowed_mentions=NO_PINGS, **kwargs)
+        await self._placeholder.edit(content=sendable(content), allowed_mentions=NO_PINGS, **_view(view))
         return self._placeholder.id
 
     async def send(self, content: str, *, view: discord.ui.View | None = None) -> int | None:
-        kwargs = {"view": view} if view is not None else {}
-        message = await self._channel.send(content, allowed_mentions=NO_PINGS, **kwargs)
+        message = await self._channel.send(sendable(content), allowed_mentions=NO_PINGS, **_view(view))
         return message.id
 
 
@@ -47,21 +55,38 @@ class InteractionReplier:
         self._ephemeral = ephemeral
 
     async def edit(self, content: str, *, view: discord.ui.View | None = None) -> int | None:
-        kwargs = {"view": view} if view is not None else {}
-        message = await self._interaction.edit_original_response(content=content, allowed_mentions=NO_PINGS, **kwargs)
+        message = await self._interaction.edit_original_response(
+            content=sendable(content), allowed_mentions=NO_PINGS, **_view(view)
+        )
         return message.id
 
     async def send(self, content: str, *, view: discord.ui.View | None = None) -> int | None:
-        kwargs = {"view": view} if view is not None else {}
         message = await self._interaction.followup.send(
-            content, ephemeral=self._ephemeral, allowed_mentions=NO_PINGS, wait=True, **kwargs
+            sendable(content), ephemeral=self._ephemeral, allowed_mentions=NO_PINGS, wait=True, **_view(view)
         )
         return message.id
 
 
 async def edit_quietly(replier: Replier, content: str) -> None:
-    """Progress edits are best effort: a failed one (rate limit, network) must not fail the answer."""
+    """Progress edits are best effort: a failed one must not fail the answer.
+
+    Any Exception, not only HTTPException: a Discord-compatible server answered an edit with a body that made
+    discord.py raise TypeError, and that aborted a whole answer.
+    """
     try:
         await replier.edit(content)
-    except discord.HTTPException as exc:
-        logger.warning("progress edit failed: %s", exc)
+    except Exception as exc:
+        logger.warning("progress edit failed: %s: %s", type(exc).__name__, exc)
+
+
+async def finish(replier: Replier, content: str, *, view: discord.ui.View | None = None) -> int | None:
+    """The final edit of an answer must land: if editing fails, post it as a new message instead.
+
+    Returns the id of the message that carries ``content``. If the new message fails too, that error
+    propagates: the caller tells the user something went wrong.
+    """
+    try:
+        return await replier.edit(content, view=view)
+    except Exception as exc:
+        logger.warning("final edit failed (%s: %s); sending the answer as a new message", type(exc).__name__, exc)
+    return await replier.send(content, view=view)

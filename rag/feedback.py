@@ -1,7 +1,9 @@
-"""Durable record of questions, answers and votes (SQLite in the data dir), and the report built from it.
+"""Durable record of questions, answers and votes (SQLite in the data dir), and the reports built from it.
 
 User ids are stored only as salted hashes: enough to count distinct people and
-stop double votes, useless for identifying anyone.
+stop double votes, useless for identifying anyone. Each answer and vote carries the server it
+came from (NULL for direct messages) and whether it was asked privately, so a server's report
+shows only that server's public questions.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rag.models import Answer
+
+BUSY_TIMEOUT_S = 5.0  # a locked database fails a write after this long instead of waiting forever
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -27,17 +32,28 @@ CREATE TABLE IF NOT EXISTS answers (
     answer TEXT NOT NULL,
     sources TEXT NOT NULL,
     refused INTEGER NOT NULL,
-    latency_ms REAL
+    latency_ms REAL,
+    guild_id INTEGER,
+    private INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS votes (
     answer_id TEXT NOT NULL REFERENCES answers(id),
     user_hash TEXT NOT NULL,
     helpful INTEGER NOT NULL,
     voted_at REAL NOT NULL,
+    guild_id INTEGER,
     PRIMARY KEY (answer_id, user_hash)
 );
 CREATE INDEX IF NOT EXISTS answers_question ON answers(question);
 """
+
+# Columns added after the first release. Rows written before them have no known origin, so they get
+# guild NULL and private 1: they might have been DMs or `/ask private:true`, and must never show up
+# in any server's report. (The operator's CLI still lists them, under direct messages.)
+_ADDED_COLUMNS = {
+    "answers": {"guild_id": "INTEGER", "private": "INTEGER NOT NULL DEFAULT 1"},
+    "votes": {"guild_id": "INTEGER"},
+}
 
 
 @dataclass(frozen=True)
@@ -68,21 +84,60 @@ class Report:
 
 
 class FeedbackStore:
-    """One SQLite file; calls run in a worker thread so the event loop never waits on disk."""
+    """One SQLite file; calls run in a worker thread so the event loop never waits on disk or a lock.
 
-    def __init__(self, path: Path) -> None:
+    Write failures (a locked or full database) propagate as ``sqlite3`` errors; callers treat
+    recording as best effort and log them.
+    """
+
+    def __init__(self, path: Path, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect(path, timeout=busy_timeout_s, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        self._migrate()
         self._salt = self._load_salt()
         self._lock = asyncio.Lock()
+
+    @staticmethod
+    def check(path: Path) -> str | None:
+        """None if ``path`` is absent or a healthy SQLite database, else the problem in one line.
+
+        Run before any model loads, so a damaged file is reported in a second rather than after a minute of
+        start-up. Read-only: checking must never create or repair anything.
+        """
+        if not path.exists():
+            return None
+        try:
+            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+            try:
+                rows = db.execute("PRAGMA quick_check").fetchall()
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            if getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED"):
+                return None  # in use by another process: not evidence of damage
+            if getattr(exc, "sqlite_errorname", "") in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
+                return f"feedback database {path} is corrupt: {exc}; move it aside or restore a backup"
+            return f"feedback database {path} cannot be read: {exc}"
+        problems = [str(row[0]) for row in rows if row and row[0] != "ok"]
+        if problems:
+            detail = problems[0].replace("\n", " ")
+            return f"feedback database {path} is corrupt: {detail}; move it aside or restore a backup"
+        return None
+
+    def _migrate(self) -> None:
+        for table, columns in _ADDED_COLUMNS.items():
+            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for column, declaration in columns.items():
+                if column not in present:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     def _load_salt(self) -> str:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()
         if row:
-            return row[0]
+            return str(row[0])
         salt = secrets.token_hex(16)
         self._db.execute("INSERT INTO meta(key, value) VALUES ('salt', ?)", (salt,))
         return salt
@@ -90,16 +145,20 @@ class FeedbackStore:
     def hash_user(self, user_id: int | str) -> str:
         return hashlib.sha256(f"{self._salt}:{user_id}".encode()).hexdigest()[:24]
 
-    async def _run(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    async def _run(self, sql: str, params: tuple[object, ...] | dict[str, object] = ()) -> list[tuple[Any, ...]]:
         async with self._lock:
             return await asyncio.to_thread(lambda: self._db.execute(sql, params).fetchall())
 
-    async def record_answer(self, answer: Answer, user_id: int | str) -> str:
-        """Store an answer; returns its id (used in the feedback buttons)."""
+    async def record_answer(
+        self, answer: Answer, user_id: int | str, *, guild_id: int | None = None, private: bool = False
+    ) -> str:
+        """Store an answer asked in ``guild_id`` (None: a DM); returns its id (used in the feedback buttons)."""
         answer_id = answer.request_id or secrets.token_hex(6)
         sources = json.dumps([{"title": c.title, "url": c.url} for c in answer.citations])
         await self._run(
-            "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO answers "
+            "(id, asked_at, user_hash, question, answer, sources, refused, latency_ms, guild_id, private) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 answer_id,
                 time.time(),
@@ -109,40 +168,70 @@ class FeedbackStore:
                 sources,
                 int(answer.refused),
                 answer.timings_ms.get("total_ms"),
+                guild_id,
+                int(private),
             ),
         )
         return answer_id
 
-    async def vote(self, answer_id: str, user_id: int | str, helpful: bool) -> bool:
+    async def vote(self, answer_id: str, user_id: int | str, helpful: bool, *, guild_id: int | None = None) -> bool:
         """Record (or change) one person's vote; False if the answer is unknown."""
         if not await self._run("SELECT 1 FROM answers WHERE id = ?", (answer_id,)):
             return False
         await self._run(
-            "INSERT OR REPLACE INTO votes VALUES (?, ?, ?, ?)",
-            (answer_id, self.hash_user(user_id), int(helpful), time.time()),
+            "INSERT OR REPLACE INTO votes (answer_id, user_hash, helpful, voted_at, guild_id) VALUES (?, ?, ?, ?, ?)",
+            (answer_id, self.hash_user(user_id), int(helpful), time.time(), guild_id),
         )
         return True
 
-    async def report(self, limit: int = 10) -> Report:
+    async def report(self, limit: int = 10, *, guild_id: int | None = None) -> Report:
+        """With ``guild_id``: that server's public questions only (never private ones or DMs), for its admins.
+        Without: everything, for the operator."""
+        if guild_id is None:
+            return await self._report(limit, "1", "1", {})
+        return await self._report(
+            limit, "a.guild_id = :guild AND a.private = 0", "v.guild_id = :guild", {"guild": guild_id}
+        )
+
+    async def reports_by_server(self, limit: int = 10) -> list[tuple[int | None, Report]]:
+        """The operator's view: one report per server, busiest first, then direct messages (None).
+        Private questions are included: this is only for whoever runs the bot."""
+        rows = await self._run(
+            "SELECT guild_id FROM answers GROUP BY guild_id ORDER BY guild_id IS NULL, count(*) DESC, guild_id"
+        )
+        reports: list[tuple[int | None, Report]] = []
+        for (guild,) in rows:
+            guild_id = None if guild is None else int(guild)
+            reports.append((guild_id, await self._report(limit, "a.guild_id IS :guild", "1", {"guild": guild_id})))
+        return reports
+
+    async def _report(self, limit: int, answers_in: str, votes_in: str, scope: dict[str, object]) -> Report:
+        """A report over the answers matching ``answers_in`` (a condition on ``a``) and the votes on them
+        matching ``votes_in`` (a condition on ``v``); ``scope`` holds their named parameters."""
+
         def normalised(column: str) -> str:
             return f"lower(trim({column}))"
 
-        totals = await self._run("SELECT count(*), coalesce(sum(refused), 0) FROM answers")
-        votes = await self._run("SELECT coalesce(sum(helpful), 0), coalesce(sum(1 - helpful), 0) FROM votes")
+        params = {**scope, "limit": limit}
+        voted = f"FROM votes v JOIN answers a ON a.id = v.answer_id WHERE {answers_in} AND {votes_in}"
+        totals = await self._run(
+            f"SELECT count(*), coalesce(sum(a.refused), 0) FROM answers a WHERE {answers_in}", params
+        )
+        votes = await self._run(f"SELECT coalesce(sum(v.helpful), 0), coalesce(sum(1 - v.helpful), 0) {voted}", params)
         top = await self._run(
-            f"SELECT min(question), count(*) AS n FROM answers GROUP BY {normalised('question')} "
-            "ORDER BY n DESC, max(asked_at) DESC LIMIT ?",
-            (limit,),
+            f"SELECT min(a.question), count(*) AS n FROM answers a WHERE {answers_in} "
+            f"GROUP BY {normalised('a.question')} ORDER BY n DESC, max(a.asked_at) DESC LIMIT :limit",
+            params,
         )
         missing = await self._run(
-            f"SELECT min(question), count(*) AS n FROM answers WHERE refused = 1 GROUP BY {normalised('question')} "
-            "ORDER BY n DESC, max(asked_at) DESC LIMIT ?",
-            (limit,),
+            f"SELECT min(a.question), count(*) AS n FROM answers a WHERE a.refused = 1 AND {answers_in} "
+            f"GROUP BY {normalised('a.question')} ORDER BY n DESC, max(a.asked_at) DESC LIMIT :limit",
+            params,
         )
         down = await self._run(
-            "SELECT a.question, a.answer, a.sources, count(*) AS n FROM votes v JOIN answers a ON a.id = v.answer_id "
-            "WHERE v.helpful = 0 GROUP BY a.id ORDER BY n DESC, max(v.voted_at) DESC LIMIT ?",
-            (limit,),
+            f"SELECT a.question, a.answer, a.sources, count(*) AS n {voted} AND v.helpful = 0 "
+            "GROUP BY a.id ORDER BY n DESC, max(v.voted_at) DESC LIMIT :limit",
+            params,
         )
         return Report(
             answers=int(totals[0][0]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -14,7 +15,7 @@ import pytest
 
 from tests.bot.fake_discord import FakeDiscord
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+pytestmark = pytest.mark.integration  # tests that start the engine are also marked slow, one by one
 ROOT = Path(__file__).resolve().parents[2]
 ALICE = 600000000000000001
 
@@ -86,6 +87,92 @@ async def test_rejected_token_is_one_clear_line(tmp_path: Path, process_env: dic
     assert "fake-token" not in text
 
 
+ENGINE_START_LINES = ("Loading the embedding model", "Starting the language model")
+
+
+def write_garbage(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not a database\n" * 500)
+
+
+async def test_a_corrupt_feedback_database_stops_the_bot_before_any_model_loads(
+    tmp_path: Path, process_env: dict[str, str]
+) -> None:
+    path = Path(process_env["DOCENT_DATA_DIR"]) / "feedback.sqlite3"
+    await asyncio.to_thread(write_garbage, path)
+    async with FakeDiscord() as fake:
+        log = tmp_path / "bot.log"
+        proc = await start_bot(bot_env(process_env, fake, tmp_path), log)
+        await asyncio.wait_for(proc.wait(), 120)
+    text = log.read_text(errors="replace")
+    assert proc.returncode == 2, text[-4000:]
+    problem = [line for line in text.splitlines() if "feedback" in line]
+    assert len(problem) == 1, text[-4000:]
+    assert str(path) in problem[0] and "corrupt" in problem[0]
+    assert not any(line in text for line in ENGINE_START_LINES), "stopped before loading models"
+    assert "Traceback" not in text
+
+
+async def test_sync_pushes_the_commands_without_loading_models(tmp_path: Path, process_env: dict[str, str]) -> None:
+    async with FakeDiscord() as fake:
+        log = tmp_path / "sync.log"
+        with log.open("wb") as sink:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot", "sync", cwd=ROOT, env=bot_env(process_env, fake, tmp_path), stderr=sink
+            )
+        await asyncio.wait_for(proc.wait(), 120)
+        synced = sorted(command["name"] for command in fake.synced_commands())
+    text = log.read_text(errors="replace")
+    assert proc.returncode == 0, text[-4000:]
+    assert {"ask", "feedback", "reindex"} <= set(synced), synced
+    assert not any(line in text for line in ENGINE_START_LINES), text[-4000:]
+
+
+async def test_the_operator_report_lists_each_server_and_direct_messages(
+    tmp_path: Path, process_env: dict[str, str]
+) -> None:
+    from rag.feedback import FeedbackStore
+    from rag.models import Answer
+
+    def answer(question: str, request_id: str) -> Answer:
+        return Answer(question, "an answer", (), False, (), request_id)
+
+    store = FeedbackStore(Path(process_env["DOCENT_DATA_DIR"]) / "feedback.sqlite3")
+    await store.record_answer(answer("asked in a DM", "r1"), ALICE)
+    await store.record_answer(answer("asked in server one", "r2"), ALICE, guild_id=101)
+    await store.record_answer(answer("asked privately in server one", "r3"), ALICE, guild_id=101, private=True)
+    await store.record_answer(answer("asked in server two", "r4"), ALICE, guild_id=202)
+    store.close()
+
+    async def report(*args: str) -> str:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "report",
+            *args,
+            cwd=ROOT,
+            env=process_env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
+        assert proc.returncode == 0, err.decode(errors="replace")
+        return out.decode()
+
+    parts = re.split(r"^(Server \d+|Direct messages)$", await report(), flags=re.MULTILINE)
+    sections = dict(zip(parts[1::2], parts[2::2], strict=True))
+    assert list(sections) == ["Server 101", "Server 202", "Direct messages"], parts
+    assert "asked privately in server one" in sections["Server 101"], "the operator sees private questions"
+    assert "asked in server two" in sections["Server 202"] and "server one" not in sections["Server 202"]
+    assert "asked in a DM" in sections["Direct messages"] and "server" not in sections["Direct messages"]
+
+    listed = json.loads(await report("--json"))
+    assert [entry["guild_id"] for entry in listed] == [101, 202, None]
+    assert listed[0]["report"]["answers"] == 2 and listed[2]["report"]["top_questions"] == [["asked in a DM", 1]]
+
+
+@pytest.mark.slow
 async def test_runs_indexes_answers_and_stops_on_sigterm(tmp_path: Path, process_env: dict[str, str]) -> None:
     pages = {**HNSW_PAGE, "install.md": "# Install\n\nRun docker compose up -d to start Milvus.\n"}
     async with running_bot(tmp_path, process_env, pages) as (fake, proc, log):
@@ -104,6 +191,7 @@ async def test_runs_indexes_answers_and_stops_on_sigterm(tmp_path: Path, process
     assert "fake-token" not in text
 
 
+@pytest.mark.slow
 async def test_engine_death_fails_fast_then_exits_for_the_supervisor(
     tmp_path: Path, process_env: dict[str, str]
 ) -> None:
@@ -122,5 +210,6 @@ async def test_engine_death_fails_fast_then_exits_for_the_supervisor(
     assert proc.returncode == 3, text[-4000:]
     assert "engine died" in text
     replies = [m for m in fake.messages.values() if m.reply_to == asked]
+    assert replies, "the question got a reply before the bot exited"
     assert all("unavailable" in m.content or "🔎" in m.content for m in replies), [m.content for m in replies]
     assert "fake-token" not in text
