@@ -5,6 +5,12 @@ python -m indexer --dir PATH           # one local folder
 python -m indexer --url URL            # one website
 python -m indexer --watch              # repeat on the configured schedule
 python -m indexer --json               # last line: the run report as JSON
+python -m indexer --no-wait            # exit at once if another indexer is running
+
+Only one indexer runs at a time across processes (a lock on <data_dir>/indexer.lock); a second one waits for it
+unless --no-wait is given.
+
+Exit codes: 0 done; 1 every source failed; 2 bad settings or no sources; 3 another indexer is running (--no-wait).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import sys
 from pathlib import Path
 
 from indexer.build import folder_source_for, http_session, make_indexer, make_source
+from indexer.lock import IndexerBusy
 from rag.entry import load_settings, run_command
 from rag.errors import ConfigError
 from rag.logs import configure_logging
@@ -25,6 +32,7 @@ from rag.runtime import open_core
 from rag.settings import FolderSource, Settings, WebsiteSource
 
 logger = logging.getLogger("indexer")
+BUSY = 3  # exit code: another indexer holds the lock and --no-wait was given
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -37,6 +45,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--flatten", action="store_true", help="with --base-url: publish a/b/x.md as <base-url>x.md")
     parser.add_argument("--watch", action="store_true", help="repeat on the configured schedule")
     parser.add_argument("--json", action="store_true", help="print the run report as JSON on the last line")
+    parser.add_argument(
+        "--no-wait", action="store_true", help=f"exit (code {BUSY}) instead of waiting if another indexer is running"
+    )
     return parser.parse_args(argv)
 
 
@@ -77,12 +88,19 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         indexer = make_indexer(settings, core.embedder, core.store)
         while True:
             sources = [make_source(config, settings.indexer, session) for config in configs]
-            report = await indexer.run(sources, progress=progress)
+            try:
+                report = await indexer.run(sources, progress=progress, wait=not args.no_wait)
+            except IndexerBusy:
+                print(f"Another indexer is running (it holds {settings.data_dir / 'indexer.lock'}).", file=sys.stderr)
+                if not args.watch or settings.indexer.schedule_minutes <= 0:
+                    return BUSY
+                await asyncio.sleep(settings.indexer.schedule_minutes * 60)  # --watch: skip this round
+                continue
             print(f"Indexed: {report.summary()}", file=sys.stderr)
             for failure in report.failures[:20]:
                 print(f"  failed: {failure['page']}: {failure['reason']}", file=sys.stderr)
             for failure in report.sources_failed:
-                print(f"  source unavailable: {failure['source']}: {failure['reason']}", file=sys.stderr)
+                print(f"  source failed: {failure['source']}: {failure['reason']}", file=sys.stderr)
             if args.json:
                 print(report_line(report), flush=True)
             if not args.watch or settings.indexer.schedule_minutes <= 0:

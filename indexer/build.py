@@ -10,7 +10,7 @@ from indexer.local import FolderDocs
 from indexer.manifest import IndexManifest
 from indexer.runner import Indexer
 from indexer.sources import DocumentSource
-from indexer.web import WebsiteDocs
+from indexer.web import PublicAddressResolver, WebsiteDocs
 from rag.embedder import Embedder
 from rag.metrics import Metrics
 from rag.settings import PROJECT_ROOT, FolderSource, IndexerSettings, Settings, WebsiteSource
@@ -46,7 +46,8 @@ def folder_source_for(path: Path, settings: IndexerSettings, base_url: str = "",
 def make_indexer(
     settings: Settings, embedder: Embedder, store: Store, *, collection: str = "", metrics: Metrics | None = None
 ) -> Indexer:
-    """The indexer with its durable record (``<data_dir>/index-record.sqlite3``) for this collection."""
+    """The indexer with its durable record (``<data_dir>/index-record.sqlite3``) for this collection, and the
+    cross-process lock (``<data_dir>/indexer.lock``) that keeps two indexers from pruning each other's rows."""
     manifest = IndexManifest(settings.data_dir / "index-record.sqlite3", collection or settings.milvus.collection)
     return Indexer(
         embedder,
@@ -57,11 +58,16 @@ def make_indexer(
         manifest=manifest,
         max_prune_fraction=settings.indexer.max_prune_fraction,
         metrics=metrics,
+        lock_path=settings.data_dir / "indexer.lock",
     )
 
 
 def http_session(settings: IndexerSettings) -> aiohttp.ClientSession:
+    """The crawlers' session: unless ``allow_private_addresses``, its resolver drops non-public addresses,
+    so no name (nor a redirect to one) reaches loopback, the LAN or a cloud metadata service."""
+    resolver = None if settings.allow_private_addresses else PublicAddressResolver()
     return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(resolver=resolver),
         headers={"User-Agent": settings.user_agent},
         timeout=aiohttp.ClientTimeout(total=settings.request_timeout_s),
     )

@@ -5,17 +5,29 @@ Milvus Lite can silently lose flushed rows (a corrupt manifest falls back to an 
 The record is written only after a page's chunks are in the store, so it never claims more than is there;
 ``reconcile`` compares it with the store's per-page chunk counts and sends any disagreeing page back to be
 indexed again.
+
+The record is derived data: a corrupt file is moved aside (``<name>.corrupt-<timestamp>``) and an empty
+record started, which ``reconcile`` rebuilds from the store as it does for a new data dir.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+# "file is not a database" and "database disk image is malformed"; never "database is locked".
+_CORRUPT = {sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT}
+_COMPANIONS = ("-journal", "-wal", "-shm")  # a stale journal must not be replayed into the new file
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pages (
@@ -44,9 +56,55 @@ class IndexManifest:
     def __init__(self, path: Path, collection: str) -> None:
         self.path = path
         self.collection = collection
+        self._reset_lock = threading.Lock()
+        self._generation = 0  # bumped by each reset, so concurrent callers move a corrupt file aside once
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._guarded(self._open)
+
+    def _open(self) -> None:
         with self._connect() as db:
             db.executescript(_SCHEMA)
+            (verdict,) = db.execute("PRAGMA quick_check").fetchone()
+        if verdict != "ok":
+            raise sqlite3.DatabaseError(f"quick_check: {verdict}")
+
+    def _guarded(self, work: Callable[[], T]) -> T:
+        """Run ``work``; if the file turns out corrupt, set it aside, start an empty record and run it again."""
+        generation = self._generation
+        try:
+            return work()
+        except sqlite3.DatabaseError as exc:
+            if not _is_corrupt(exc):
+                raise
+            self._set_aside(exc, generation)
+        return work()
+
+    def _set_aside(self, exc: sqlite3.DatabaseError, generation: int) -> None:
+        with self._reset_lock:
+            if generation != self._generation:
+                return  # another thread already started a fresh record
+            self._generation += 1
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+            n = 1
+            while aside.exists():
+                aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
+                n += 1
+            if self.path.exists():
+                self.path.rename(aside)
+            for suffix in _COMPANIONS:
+                companion = self.path.with_name(self.path.name + suffix)
+                if companion.exists():
+                    companion.rename(aside.with_name(aside.name + suffix))
+            logger.warning(
+                "index record %s is corrupt (%s): moved it to %s and started an empty one; "
+                "it is rebuilt from the store",
+                self.path,
+                exc,
+                aside.name,
+            )
+            with self._connect() as db:
+                db.executescript(_SCHEMA)
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -87,13 +145,22 @@ class IndexManifest:
                 )
 
     async def pages(self, source_id: str | None = None) -> list[PageRecord]:
-        return await asyncio.to_thread(self._pages, source_id)
+        return await asyncio.to_thread(self._guarded, lambda: self._pages(source_id))
 
     async def hashes(self, source_id: str) -> dict[str, str]:
         return {r.page_id: r.page_hash for r in await self.pages(source_id)}
 
     async def record(self, records: Iterable[PageRecord]) -> None:
-        await asyncio.to_thread(self._record, list(records))
+        batch = list(records)
+        await asyncio.to_thread(self._guarded, lambda: self._record(batch))
 
     async def forget(self, page_ids: Iterable[str], source_id: str | None = None) -> None:
-        await asyncio.to_thread(self._forget, list(page_ids), source_id)
+        gone = list(page_ids)
+        await asyncio.to_thread(self._guarded, lambda: self._forget(gone, source_id))
+
+
+def _is_corrupt(exc: sqlite3.DatabaseError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _CORRUPT  # extended codes keep the primary code in the low byte
+    return not isinstance(exc, sqlite3.OperationalError)  # our own quick_check verdict

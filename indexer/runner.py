@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from indexer.chunking import Chunker, ChunkingConfig, page_hash
 from indexer.extract import extract_html, extract_markdown
+from indexer.lock import IndexerBusy, ProcessLock
 from indexer.manifest import IndexManifest, PageRecord
 from indexer.sources import DocumentFailure, DocumentSource, RawDocument, SourceUnavailable
 from rag.embedder import Embedder
 from rag.errors import DocentError
 from rag.metrics import Metrics
-from rag.models import Chunk, IndexReport, Page, Section
+from rag.models import Chunk, IndexReport, Page, Section, page_key
 from rag.store import Store
 
 logger = logging.getLogger(__name__)
@@ -46,6 +50,8 @@ class Indexer:
         manifest: IndexManifest | None = None,
         max_prune_fraction: float = 1.0,
         metrics: Metrics | None = None,
+        lock_path: Path | None = None,
+        lock_poll_s: float = 1.0,
     ) -> None:
         self._embedder = embedder
         self._store = store
@@ -57,13 +63,21 @@ class Indexer:
         self._manifest = manifest
         self._max_prune_fraction = max_prune_fraction
         self._metrics = metrics
-        self.lock = asyncio.Lock()
+        self.lock = asyncio.Lock()  # runs in this process; the file lock covers other processes
+        self._process_lock = ProcessLock(lock_path, poll_s=lock_poll_s) if lock_path is not None else None
         self.progress: IndexReport | None = None
 
-    async def run(self, sources: list[DocumentSource], progress: ProgressCallback | None = None) -> IndexReport:
-        """Index every source; one failing source is reported and the others still run."""
+    async def run(
+        self, sources: list[DocumentSource], progress: ProgressCallback | None = None, *, wait: bool = True
+    ) -> IndexReport:
+        """Index every source; one failing source is reported and the others still run.
+
+        Another process's run (the lock file) is waited for, or with ``wait=False`` raises IndexerBusy.
+        """
         try:
-            report = await self._run(sources, progress)
+            report = await self._run(sources, progress, wait)
+        except IndexerBusy:
+            raise  # nothing ran: not a failed run
         except DocentError as exc:
             if self._metrics is not None:
                 self._metrics.index_failed(exc)
@@ -76,8 +90,17 @@ class Indexer:
             self._metrics.index_run(report, chunks)
         return report
 
-    async def _run(self, sources: list[DocumentSource], progress: ProgressCallback | None) -> IndexReport:
+    @contextlib.asynccontextmanager
+    async def _exclusive(self, wait: bool) -> AsyncIterator[None]:
         async with self.lock:
+            if self._process_lock is None:
+                yield
+            else:
+                async with self._process_lock.hold(wait=wait):
+                    yield
+
+    async def _run(self, sources: list[DocumentSource], progress: ProgressCallback | None, wait: bool) -> IndexReport:
+        async with self._exclusive(wait):
             started = time.perf_counter()
             total = IndexReport()
             self.progress = total
@@ -92,12 +115,7 @@ class Indexer:
             if self._manifest is not None:
                 total.pages_repaired = await self.reconcile()
             for source in sources:
-                try:
-                    report = await self._run_source(source, total, progress)
-                except SourceUnavailable as exc:
-                    logger.warning("source %s unavailable: %s", source.source_id, exc)
-                    report = IndexReport(sources_failed=[{"source": source.source_id, "reason": str(exc)}])
-                total.merge(report)
+                total.merge(await self._run_source(source, total, progress))
             await self._store.flush()
             total.seconds = time.perf_counter() - started
             logger.info("index run done: %s", total.summary())
@@ -109,8 +127,12 @@ class Indexer:
         self, source: DocumentSource, total: IndexReport, progress: ProgressCallback | None
     ) -> IndexReport:
         report = IndexReport()
+        # Pages are compared by key (rag.models.page_key): the store cuts long page ids to fit its field.
+        ids: dict[str, str] = {}  # key -> page id, where the record knows it
         if self._manifest is not None:
-            known = await self._manifest.hashes(source.source_id)
+            recorded = await self._manifest.hashes(source.source_id)
+            ids = {page_key(page_id): page_id for page_id in recorded}
+            known = {page_key(page_id): digest for page_id, digest in recorded.items()}
         else:
             known = await self._store.page_hashes(source.source_id)
         seen: set[str] = set()
@@ -126,9 +148,10 @@ class Indexer:
         async def produce() -> None:
             try:
                 async for item in source.documents():
-                    if item.page_id in seen:
+                    key = page_key(item.page_id)
+                    if key in seen:
                         continue
-                    seen.add(item.page_id)
+                    seen.add(key)
                     if isinstance(item, DocumentFailure):
                         self._fail(report, item.page_id, item.reason)
                         continue
@@ -146,12 +169,24 @@ class Indexer:
 
         producer = asyncio.create_task(produce(), name=f"index-read:{source.source_id}")
         try:
-            await self._consume(queue, report)
-            await producer  # re-raises SourceUnavailable: nothing is pruned then
+            await self._consume(queue, report)  # store errors raise here and end the run
+            await producer
+        except SourceUnavailable as exc:
+            logger.warning("source %s unavailable: %s", source.source_id, exc)
+            report.sources_failed.append({"source": source.source_id, "reason": str(exc)})
+        except Exception as exc:
+            if not producer.done() or producer.cancelled() or producer.exception() is not exc:
+                raise  # not the source's: the store or the embedder failed, which fails the run
+            reason = f"{type(exc).__name__}: {exc}"  # a bug or bad input in one source fails only that source
+            logger.warning("source %s failed: %s", source.source_id, reason, exc_info=exc)
+            report.sources_failed.append({"source": source.source_id, "reason": reason})
         finally:
             if not producer.done():
                 producer.cancel()
-        gone = [page_id for page_id in known if page_id not in seen]
+        if report.sources_failed:  # what was read is kept; nothing is pruned after an incomplete listing
+            tick()
+            return report
+        gone = [key for key in known if key not in seen]
         if gone and len(known) >= 10 and len(gone) > self._max_prune_fraction * len(known):
             # A listing that lost most pages is more likely a broken sitemap than a docs purge: keep them.
             warning = (
@@ -161,9 +196,9 @@ class Indexer:
             logger.warning(warning)
             report.warnings.append(warning)
         elif gone:
-            await self._store.delete_pages(gone, source_id=source.source_id)
+            await self._store.delete_keys(gone, source_id=source.source_id)
             if self._manifest is not None:
-                await self._manifest.forget(gone, source.source_id)
+                await self._manifest.forget([ids[key] for key in gone if key in ids], source.source_id)
             report.pages_removed = len(gone)
         tick()
         return report
@@ -189,10 +224,11 @@ class Indexer:
                 extracted.title,
                 *(f"{s.anchor}\x01{' > '.join(s.headings)}\x01{s.text}" for s in sections),
             )
-            if known.get(doc.page_id) == digest:
+            key = page_key(doc.page_id)
+            if known.get(key) == digest:
                 return None
             page = Page(source.source_id, doc.page_id, doc.url, extracted.title, sections, digest)
-            return _Prepared(page, self._chunker.chunk_page(page), doc.page_id not in known)
+            return _Prepared(page, self._chunker.chunk_page(page), key not in known)
 
         try:
             return await asyncio.to_thread(work)
@@ -241,29 +277,39 @@ class Indexer:
         A page whose chunk count in the store differs from the record (rows lost by the store, a write cut off
         by a crash) is deleted from both and so re-indexed from scratch by this run; rows of pages the record
         doesn't know (a crash before the record was written) are deleted. An empty record over a filled store
-        (an existing index, a new data dir) is rebuilt from the store rather than trusted blindly.
+        (an existing index, a new data dir, a corrupt record moved aside) is rebuilt from the store rather than
+        trusted blindly. Pages are matched by key: the store's page id field holds a long id cut short.
         """
         assert self._manifest is not None
-        rows = await self._store.scan(["source_id", "page_id", "ordinal", "page_hash"])
+        rows = await self._store.scan(["source_id", "page_id", "page_key", "ordinal", "page_hash"])
         counts: dict[tuple[str, str], int] = {}
-        hashes: dict[tuple[str, str], str] = {}
+        firsts: dict[tuple[str, str], dict[str, Any]] = {}
         for row in rows:
-            key = (row["source_id"], row["page_id"])
+            key = (row["source_id"], row["page_key"])
             counts[key] = counts.get(key, 0) + 1
             if row["ordinal"] == 0:
-                hashes[key] = row["page_hash"]
+                firsts[key] = row
         records = await self._manifest.pages()
         if not records and counts:
-            adopted = [PageRecord(s, p, hashes.get((s, p), ""), n) for (s, p), n in counts.items()]
+            adopted: list[PageRecord] = []
+            cut: list[tuple[str, str]] = []
+            for (source_id, stored_key), chunks in counts.items():
+                first = firsts.get((source_id, stored_key))
+                if first is None or page_key(first["page_id"]) != stored_key:  # no first chunk, or its id was cut
+                    cut.append((source_id, stored_key))
+                else:
+                    adopted.append(PageRecord(source_id, first["page_id"], first["page_hash"], chunks))
             await self._manifest.record(adopted)
+            for source_id, keys in _by_source(cut).items():
+                await self._store.delete_keys(keys, source_id=source_id)  # unrecorded: indexed again this run
             logger.warning("index record was empty: adopted %d pages from the store", len(adopted))
             return 0
-        recorded = {(r.source_id, r.page_id): r.chunks for r in records}
-        broken = [key for key, chunks in recorded.items() if counts.get(key, 0) != chunks]
+        recorded = {(r.source_id, page_key(r.page_id)): r for r in records}
+        broken = [key for key, record in recorded.items() if counts.get(key, 0) != record.chunks]
         orphans = [key for key in counts if key not in recorded]
-        for source_id, page_ids in _by_source(broken + orphans).items():
-            await self._store.delete_pages(page_ids, source_id=source_id)
-        for source_id, page_ids in _by_source(broken).items():
+        for source_id, keys in _by_source(broken + orphans).items():
+            await self._store.delete_keys(keys, source_id=source_id)
+        for source_id, page_ids in _by_source([(s, recorded[(s, k)].page_id) for s, k in broken]).items():
             await self._manifest.forget(page_ids, source_id)
         if broken or orphans:
             logger.warning(
@@ -282,6 +328,6 @@ class Indexer:
 
 def _by_source(keys: list[tuple[str, str]]) -> dict[str, list[str]]:
     grouped: dict[str, list[str]] = {}
-    for source_id, page_id in keys:
-        grouped.setdefault(source_id, []).append(page_id)
+    for source_id, value in keys:
+        grouped.setdefault(source_id, []).append(value)
     return grouped

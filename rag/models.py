@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
+
+
+def page_key(page_id: str) -> str:
+    """The fixed-length key the store files a page's rows under: a page id (a path, a URL) can outgrow any field."""
+    return hashlib.sha256(page_id.encode("utf-8", errors="surrogatepass")).hexdigest()
 
 
 def with_context(title: str, heading: str, text: str) -> str:
@@ -131,7 +137,7 @@ class IndexReport:
         if self.pages_repaired:
             text += f"; {self.pages_repaired} pages repaired (store and record disagreed)"
         if self.sources_failed:
-            text += f"; {len(self.sources_failed)} source(s) unavailable"
+            text += f"; {len(self.sources_failed)} source(s) failed"
         if self.warnings:
             text += "; " + "; ".join(self.warnings)
         return text

@@ -12,7 +12,7 @@ from typing import Any, Protocol, TypeVar
 
 from rag.errors import ConfigError, IndexMissing, StoreUnavailable
 from rag.lexical import lexical_text
-from rag.models import Chunk, Hit
+from rag.models import Chunk, Hit, page_key
 from rag.settings import MilvusSettings
 
 logger = logging.getLogger(__name__)
@@ -23,6 +23,7 @@ _LIMITS = {
     "id": 64,
     "source_id": 512,
     "page_id": 2048,
+    "page_key": 64,
     "url": 4096,
     "title": 1024,
     "heading": 2048,
@@ -32,7 +33,10 @@ _LIMITS = {
 }
 _QUERY_WINDOW = 16384  # Milvus caps offset + limit of one query at this
 _OUTPUT = ["id", "page_id", "url", "title", "heading", "text", "vector"]
-SCHEMA_FIELDS = frozenset("id source_id page_id ordinal url title heading text lexical page_hash vector sparse".split())
+# A collection whose fields differ from these is an older layout and is rebuilt (see ensure_collection).
+SCHEMA_FIELDS = frozenset(
+    "id source_id page_id page_key ordinal url title heading text lexical page_hash vector sparse".split()
+)
 
 
 class _LiteNoise(logging.Filter):
@@ -61,15 +65,18 @@ class Store(Protocol):
     async def ensure_collection(self, dimension: int) -> None: ...
 
     async def page_hashes(self, source_id: str) -> dict[str, str]:
-        """page_id -> content hash of every page of a source (one row per page: ordinal 0)."""
-        rows = await self.scan(["page_id", "page_hash"], f"source_id == {literal(source_id)} and ordinal == 0")
-        return {row["page_id"]: row["page_hash"] for row in rows}
+        """page_key(page_id) -> content hash of every page of a source (one row per page: ordinal 0)."""
+        rows = await self.scan(["page_key", "page_hash"], f"source_id == {literal(source_id)} and ordinal == 0")
+        return {row["page_key"]: row["page_hash"] for row in rows}
 
     async def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None: ...
 
     async def delete_page_tail(self, page_id: str, keep: int, *, source_id: str | None = None) -> None: ...
 
-    async def delete_pages(self, page_ids: Iterable[str], *, source_id: str | None = None) -> None: ...
+    async def delete_pages(self, page_ids: Iterable[str], *, source_id: str | None = None) -> None:
+        await self.delete_keys([page_key(p) for p in page_ids], source_id=source_id)
+
+    async def delete_keys(self, keys: Iterable[str], *, source_id: str | None = None) -> None: ...
 
     async def scan(self, fields: Sequence[str], expr: str = "") -> list[dict[str, Any]]: ...
 
@@ -97,6 +104,18 @@ def _fit(name: str, value: str) -> str:
     return raw[:limit].decode("utf-8", errors="ignore")
 
 
+# A ``*.db`` URI is Milvus Lite: a gRPC server on a thread of this process, with gRPC's default ping policy
+# (a client may ping at most every 5 minutes, or never while idle). pymilvus pings every 10 s even without calls,
+# and BDP-probes after every response; the server counts those as strikes and answers with GOAWAY
+# "too_many_pings", which the client logs at E level. A loopback peer in our own process needs neither
+# keepalive nor bandwidth probing, so the client sends it no pings at all. Remote servers keep pymilvus' defaults.
+_LITE_GRPC_OPTIONS = {
+    "grpc.keepalive_time_ms": 2**31 - 1,  # INT_MAX: keepalive off (gRPC's own client default)
+    "grpc.keepalive_permit_without_calls": 0,
+    "grpc.http2.bdp_probe": 0,
+}
+
+
 class MilvusStore:
     """Chunks keyed by a stable id, with the page's content hash on every row.
 
@@ -120,13 +139,33 @@ class MilvusStore:
             if self._client is None:
                 started = time.perf_counter()
                 token = self._settings.token.get_secret_value() if self._settings.token else ""
-                self._client = MilvusClient(self._uri, token=token, timeout=self._settings.timeout_s)
+                self._client = MilvusClient(
+                    self._uri,
+                    token=token,
+                    timeout=self._settings.timeout_s,
+                    grpc_options=_LITE_GRPC_OPTIONS if self._uri.endswith(".db") else {},
+                )
                 logger.info("connected to milvus in %.2fs", time.perf_counter() - started)
             return self._client
 
+    def _reset(self, failed: Any) -> None:
+        """Drop the client a call failed on, so the next call reconnects; in a worker thread, because
+        ``_connect`` can hold the lock for ``milvus.timeout_s`` and the event loop must never wait for it."""
+        with self._lock:
+            if self._client is failed:
+                _drop(self._client)
+                self._client = None
+
     async def _call(self, what: str, fn: Callable[[Any], T]) -> T:
         def run() -> T:
-            return fn(self._connect())
+            client = self._connect()
+            try:
+                return fn(client)
+            except (ConfigError, IndexMissing):
+                raise
+            except Exception:
+                self._reset(client)
+                raise
 
         async with self._limiter:
             try:
@@ -135,8 +174,6 @@ class MilvusStore:
                 raise
             except Exception as exc:  # pymilvus raises many types (gRPC, MilvusException, OSError)
                 logger.warning("milvus %s failed: %s", what, exc)
-                with self._lock:
-                    self._client = _drop(self._client)
                 raise StoreUnavailable(f"milvus {what} failed: {exc}") from exc
 
     async def ensure_collection(self, dimension: int) -> None:
@@ -170,7 +207,8 @@ class MilvusStore:
         schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=_LIMITS["id"])
         schema.add_field("source_id", DataType.VARCHAR, max_length=_LIMITS["source_id"])
-        schema.add_field("page_id", DataType.VARCHAR, max_length=_LIMITS["page_id"])
+        schema.add_field("page_id", DataType.VARCHAR, max_length=_LIMITS["page_id"])  # shown, may be cut
+        schema.add_field("page_key", DataType.VARCHAR, max_length=_LIMITS["page_key"])  # what filters use
         schema.add_field("ordinal", DataType.INT64)
         schema.add_field("url", DataType.VARCHAR, max_length=_LIMITS["url"])
         schema.add_field("title", DataType.VARCHAR, max_length=_LIMITS["title"])
@@ -200,15 +238,18 @@ class MilvusStore:
             "vector", index_type=self._settings.index_type, metric_type=self._settings.metric, params=extra
         )
         params.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
-        params.add_index("page_id", index_type="INVERTED")
+        params.add_index("page_key", index_type="INVERTED")
         params.add_index("source_id", index_type="INVERTED")
         return params
 
     async def page_hashes(self, source_id: str) -> dict[str, str]:
-        """page_id -> content hash of every page of a source (one row per page: ordinal 0)."""
+        """page_key(page_id) -> content hash of every page of a source (one row per page: ordinal 0).
+
+        Keyed by the page key, not the stored page id, which is cut to fit its field.
+        """
 
         expr = f"source_id == {literal(source_id)} and ordinal == 0"
-        fields = ["page_id", "page_hash"]
+        fields = ["page_key", "page_hash"]
 
         def run(client: Any) -> dict[str, str]:
             rows = client.query(self._name, filter=expr, output_fields=fields, limit=_QUERY_WINDOW)
@@ -220,7 +261,7 @@ class MilvusStore:
                         rows.extend(batch)
                 finally:
                     iterator.close()
-            return {row["page_id"]: row["page_hash"] for row in rows}
+            return {row["page_key"]: row["page_hash"] for row in rows}
 
         return await self._call("page_hashes", run)
 
@@ -232,6 +273,7 @@ class MilvusStore:
                 "id": _fit("id", c.chunk_id),
                 "source_id": _fit("source_id", c.source_id),
                 "page_id": _fit("page_id", c.page_id),
+                "page_key": page_key(c.page_id),
                 "ordinal": c.ordinal,
                 "url": _fit("url", c.url),
                 "title": _fit("title", c.title),
@@ -248,15 +290,23 @@ class MilvusStore:
     async def delete_page_tail(self, page_id: str, keep: int, *, source_id: str | None = None) -> None:
         """Drop a page's chunks from ordinal ``keep`` on: what is left after it shrank."""
         scope = f"source_id == {literal(source_id)} and " if source_id is not None else ""
-        expr = f"{scope}page_id == {literal(page_id)} and ordinal >= {int(keep)}"
+        expr = f"{scope}page_key == {literal(page_key(page_id))} and ordinal >= {int(keep)}"
         await self._call("delete", lambda client: client.delete(self._name, filter=expr))
 
     async def delete_pages(self, page_ids: Iterable[str], *, source_id: str | None = None) -> None:
-        ids = list(page_ids)
+        await self.delete_keys([page_key(p) for p in page_ids], source_id=source_id)
+
+    async def delete_keys(self, keys: Iterable[str], *, source_id: str | None = None) -> None:
+        """Drop every row of the pages with these page keys (``rag.models.page_key``)."""
+        wanted = list(keys)
         scope = f"source_id == {literal(source_id)} and " if source_id is not None else ""
-        for start in range(0, len(ids), 500):
-            expr = f"{scope}page_id in {literal_list(ids[start : start + 500])}"
-            await self._call("delete", lambda client, expr=expr: client.delete(self._name, filter=expr))
+        for start in range(0, len(wanted), 500):
+            expr = f"{scope}page_key in {literal_list(wanted[start : start + 500])}"
+
+            def delete(client: Any, expr: str = expr) -> None:
+                client.delete(self._name, filter=expr)
+
+            await self._call("delete", delete)
 
     async def search(self, vector: Sequence[float], limit: int, *, lexical: str = "", rrf_k: int = 60) -> list[Hit]:
         """Nearest chunks; with ``lexical`` terms, dense and BM25 results fused by reciprocal rank.
@@ -297,7 +347,9 @@ class MilvusStore:
 
         def run(client: Any) -> list[dict[str, Any]]:
             self._ensure_loaded(client)
-            rows = client.query(self._name, filter=expr, output_fields=list(fields), limit=_QUERY_WINDOW)
+            rows: list[dict[str, Any]] = client.query(
+                self._name, filter=expr, output_fields=list(fields), limit=_QUERY_WINDOW
+            )
             if len(rows) < _QUERY_WINDOW:  # it all fit in one query
                 return rows
             rows = []
@@ -339,8 +391,12 @@ class MilvusStore:
         return await self._call("count", run)
 
     async def close(self) -> None:
-        with self._lock:
-            self._client = _drop(self._client)
+        def run() -> None:
+            with self._lock:
+                _drop(self._client)
+                self._client = None
+
+        await asyncio.to_thread(run)  # the lock may be held by a slow connect: never wait for it on the loop
 
 
 def _hit(row: dict[str, Any], query: list[float]) -> Hit:
@@ -363,6 +419,7 @@ def literal_list(values: Sequence[str]) -> str:
 
 
 def _drop(client: Any) -> None:
+    """Close a client, if any; the caller forgets it."""
     if client is not None:
         try:
             client.close()

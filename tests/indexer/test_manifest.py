@@ -19,7 +19,7 @@ import pytest
 
 from indexer.build import make_indexer
 from indexer.local import FolderDocs
-from indexer.manifest import IndexManifest
+from indexer.manifest import IndexManifest, PageRecord
 from rag.models import Chunk
 from rag.settings import FolderSource, Settings
 from rag.store import MilvusStore
@@ -154,3 +154,50 @@ async def test_sigkill_mid_index_then_the_next_run_completes_consistently(
         await assert_consistent(store, manifest, total)
     finally:
         await store.close()
+
+
+async def test_a_corrupt_record_is_set_aside_and_rebuilt(tmp_path: Path, settings, embedder, store) -> None:
+    docs = tmp_path / "docs"
+    write_docs(docs, 3)
+    source = FolderDocs(FolderSource(id="docs", path=docs))
+    await make_indexer(settings, embedder, store).run([source])
+    record = settings.data_dir / "index-record.sqlite3"
+    garbage = b"this is not a database at all\x00" * 200
+    record.write_bytes(garbage)
+
+    again = await make_indexer(settings, embedder, store).run([source])
+    assert again.pages_unchanged == 3 and again.chunks_written == 0, "rebuilt from the store, not re-embedded"
+    manifest = IndexManifest(record, settings.milvus.collection)
+    await assert_consistent(store, manifest, 3)
+    (aside,) = settings.data_dir.glob("index-record.sqlite3.corrupt-*")
+    assert aside.read_bytes() == garbage, "the corrupt copy is kept for a post-mortem"
+
+
+async def test_a_record_that_turns_corrupt_mid_run_starts_empty(tmp_path: Path, settings) -> None:
+    record = settings.data_dir / "index-record.sqlite3"
+    manifest = IndexManifest(record, "c")
+    await manifest.record([PageRecord("s", "a.md", "h", 2)])
+    record.write_bytes(b"\xff" * 4096)  # corrupted under an open record: the next query raises DatabaseError
+    assert await manifest.pages() == []
+    await manifest.record([PageRecord("s", "b.md", "h", 1)])
+    assert await manifest.pages() == [PageRecord("s", "b.md", "h", 1)]
+    assert len(list(settings.data_dir.glob("index-record.sqlite3.corrupt-*"))) == 1
+
+
+async def test_a_locked_record_is_not_mistaken_for_a_corrupt_one(settings) -> None:
+    record = settings.data_dir / "index-record.sqlite3"
+    manifest = IndexManifest(record, "c")
+    holder = sqlite3.connect(record, timeout=0)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            await asyncio.to_thread(manifest._guarded, lambda: _query_now(record))
+    finally:
+        holder.rollback()
+        holder.close()
+    assert not list(settings.data_dir.glob("index-record.sqlite3.corrupt-*")), "a busy file is never moved aside"
+
+
+def _query_now(record: Path) -> None:
+    with contextlib.closing(sqlite3.connect(record, timeout=0)) as db:
+        db.execute("SELECT COUNT(*) FROM pages").fetchone()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
@@ -11,11 +12,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from indexer.build import make_indexer
 from indexer.local import FolderDocs
 from indexer.runner import Indexer
 from indexer.sources import DocumentFailure, RawDocument, SourceUnavailable
 from indexer.web import WebsiteDocs
-from rag.settings import FolderSource, IndexerSettings, WebsiteSource
+from rag.metrics import Metrics
+from rag.models import page_key
+from rag.settings import FolderSource, IndexerSettings, Settings, WebsiteSource
 from tests.conftest import CORPUS
 
 pytestmark = pytest.mark.integration
@@ -92,14 +96,17 @@ async def test_shrinking_page_drops_its_tail(docs: Path, indexer: Indexer, store
     long_page = "# Long\n\n" + "\n\n".join(f"## Part {i}\n\n" + f"Sentence {i} " * 40 for i in range(12))
     (docs / "long.md").write_text(long_page)
     await indexer.run([folder(docs)])
-    before = await store.count()
+    before = Counter(row["page_id"] for row in await store.scan(["page_id"]))
+    assert before["long.md"] > 1
     (docs / "long.md").write_text("# Long\n\nNow short.\n")
     report = await indexer.run([folder(docs)])
-    assert report.pages_changed == 1
-    after = await store.count()
-    assert after == before - (before - after) and after < before
+    assert report.pages_changed == 1 and report.chunks_written == 1
+    rows = await store.scan(["page_id", "ordinal"])
+    after = Counter(row["page_id"] for row in rows)
+    assert after == {**before, "long.md": 1}, "the long page keeps exactly its one new chunk; other pages untouched"
+    assert [row["ordinal"] for row in rows if row["page_id"] == "long.md"] == [0]
     hashes = await store.page_hashes("docs")
-    assert set(hashes) == set(PAGES) | {"long.md"}
+    assert set(hashes) == {page_key(page_id) for page_id in set(PAGES) | {"long.md"}}
 
 
 class FlakySource:
@@ -136,6 +143,70 @@ async def test_unavailable_source_prunes_nothing(docs: Path, indexer: Indexer, s
     assert report.sources_failed == [{"source": "docs", "reason": "site is down"}]
     assert report.pages_removed == 0
     assert await store.count() >= count
+
+
+class BrokenSource:
+    """Yields a page, then raises what a bad charset raises (not SourceUnavailable)."""
+
+    source_id = "broken"
+
+    async def documents(self) -> AsyncIterator[RawDocument | DocumentFailure]:
+        yield RawDocument("first", "https://b/first", "# First\n\nRead before the failure.", "markdown")
+        raise UnicodeError("unknown encoding: undefined")
+
+
+async def test_any_exception_fails_only_its_source(docs: Path, embedder, store) -> None:
+    metrics = Metrics()
+    indexer = Indexer(embedder, store, embedding_model="minilm", metrics=metrics)
+    report = await indexer.run([BrokenSource(), folder(docs)])
+    assert report.sources_failed == [{"source": "broken", "reason": "UnicodeError: unknown encoding: undefined"}]
+    assert report.pages_new == 5, "the good source ran, and the page read before the failure was kept"
+    assert "1 source(s) failed" in report.summary()
+    assert metrics.registry.get_sample_value("docent_index_runs_total", {"result": "partial"}) == 1
+    assert metrics.registry.get_sample_value("docent_index_last_run_ok") == 0
+    assert metrics.registry.get_sample_value("docent_index_chunks") == await store.count()
+
+    again = await indexer.run([BrokenSource(), folder(docs)])
+    assert again.pages_removed == 0 and again.pages_unchanged == 5, "a failed source prunes nothing"
+
+
+def deep_page(root: Path) -> str:
+    """A page whose relative path is over 2048 bytes: ten folders of 250-byte names."""
+    relative = "/".join(f"{n}" + "d" * 249 for n in range(10)) + "/page.md"
+    assert len(relative.encode()) > 2048
+    (root / relative).parent.mkdir(parents=True)
+    return relative
+
+
+LONG_TEXT = "# Deep\n\n" + "\n\n".join(f"## Part {i}\n\n" + f"Deep sentence {i} " * 40 for i in range(6))
+
+
+@pytest.mark.parametrize("with_record", [False, True], ids=["store-only", "with-record"])
+async def test_a_page_id_longer_than_the_field_is_tracked_by_key(
+    tmp_path: Path, embedder, store, make_settings: Callable[..., Settings], with_record: bool
+) -> None:
+    root = tmp_path / "docs"
+    relative = deep_page(root)
+    (root / relative).write_text(LONG_TEXT)
+
+    def indexer() -> Indexer:
+        return make_indexer(make_settings(), embedder, store) if with_record else Indexer(embedder, store)
+
+    first = await indexer().run([folder(root)])
+    assert first.pages_new == 1 and first.chunks_written > 1
+    again = await indexer().run([folder(root)])
+    assert (again.pages_unchanged, again.chunks_written, again.pages_repaired) == (1, 0, 0)
+
+    (root / relative).write_text("# Deep\n\nNow short.\n")
+    shrunk = await indexer().run([folder(root)])
+    assert shrunk.pages_changed == 1 and shrunk.chunks_written == 1
+    rows = await store.scan(["page_id", "ordinal", "text"])
+    assert [(row["ordinal"], row["text"]) for row in rows] == [(0, "Now short.")], "no stale chunks"
+    assert relative.encode().startswith(rows[0]["page_id"].encode()), "the stored id is the path, cut to fit"
+
+    (root / relative).unlink()
+    gone = await indexer().run([folder(root)])
+    assert gone.pages_removed == 1 and await store.count() == 0
 
 
 async def test_missing_folder_is_a_failed_source(tmp_path: Path, indexer: Indexer) -> None:
@@ -190,14 +261,15 @@ async def test_crawl_index_edit_and_prune(indexer: Indexer, store, embedder) -> 
     try:
         base = f"http://127.0.0.1:{server.port}"
         config = WebsiteSource(id="site", start_url=f"{base}/docs/")
-        settings = IndexerSettings(request_timeout_s=5, retries=0)
+        settings = IndexerSettings(request_timeout_s=5, retries=0, allow_private_addresses=True)
         async with aiohttp.ClientSession() as session:
             first = await indexer.run([WebsiteDocs(config, settings, session)])
             assert first.pages_new == 4  # index, install, tuning, new (via the in-scope redirect)
             assert first.pages_failed == 0
             assert "/docs/manual.pdf" in requests and "/phish" not in requests
             hashes = await store.page_hashes("site")
-            assert set(hashes) == {f"{base}/docs/", f"{base}/docs/install", f"{base}/docs/tuning", f"{base}/docs/new"}
+            pages_read = {f"{base}/docs/", f"{base}/docs/install", f"{base}/docs/tuning", f"{base}/docs/new"}
+            assert set(hashes) == {page_key(url) for url in pages_read}
 
             pages["/docs/tuning"] = "<h1>Tuning</h1><h2 id='threads'>Threads</h2><p>Use WIDGET_POOL for pools.</p>"
             del pages["/docs/install"]
