@@ -104,12 +104,12 @@ def _fit(name: str, value: str) -> str:
     return raw[:limit].decode("utf-8", errors="ignore")
 
 
-# A ``*.db`` URI is Milvus Lite: a gRPC server on a thread of this process, with gRPC's default ping policy
-# (a client may ping at most every 5 minutes, or never while idle). pymilvus pings every 10 s even without calls,
-# and BDP-probes after every response; the server counts those as strikes and answers with GOAWAY
-# "too_many_pings", which the client logs at E level. A loopback peer in our own process needs neither
-# keepalive nor bandwidth probing, so the client sends it no pings at all. Remote servers keep pymilvus' defaults.
-_LITE_GRPC_OPTIONS = {
+# A ``*.db`` URI is Milvus Lite: a gRPC server on a thread of this process, with gRPC's default ping policy (a
+# client ping sooner than 5 minutes after the last one, 2 hours while idle, is a strike; the third strike ends the
+# connection with GOAWAY "too_many_pings", which the client logs at E level). pymilvus pings every 10 s even without
+# calls and BDP-probes after responses. A loopback peer in our own process needs neither keepalive nor bandwidth
+# probing, so the client sends Lite no pings at all. Remote servers keep pymilvus' defaults.
+_LITE_GRPC_OPTIONS: dict[str, int] = {
     "grpc.keepalive_time_ms": 2**31 - 1,  # INT_MAX: keepalive off (gRPC's own client default)
     "grpc.keepalive_permit_without_calls": 0,
     "grpc.http2.bdp_probe": 0,

@@ -188,6 +188,9 @@ async def test_runs_indexes_answers_and_stops_on_sigterm(tmp_path: Path, process
     assert proc.returncode == 0, text[-4000:]
     assert "bot stopped" in text
     assert "Traceback" not in text, text[-4000:]
+    # A healthy run shows no E-level lines (gRPC's GOAWAY too_many_pings, vLLM workers, discord.py's command parser).
+    bad = re.findall(r"^E\d{4}.*|^(?:\([^)]*\) )?(?:\d\d:\d\d:\d\d )?(?:ERROR|CRITICAL)\b.*", text, re.MULTILINE)
+    assert not bad, bad
     assert "fake-token" not in text
 
 
