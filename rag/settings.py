@@ -66,7 +66,9 @@ class EmbeddingSettings(BaseModel):
 
 class LLMSettings(BaseModel):
     model: str = Field("Qwen/Qwen2.5-1.5B-Instruct", description="Hub name or local folder of the chat model.")
-    dtype: str = Field("auto", description="Weights dtype for vLLM.")
+    dtype: Literal["auto", "half", "float16", "bfloat16", "float", "float32"] = Field(
+        "auto", description="Weights dtype for vLLM."
+    )
     max_model_len: int = Field(4096, ge=256, description="Context window the engine is sized for.")
     gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="Share of GPU memory vLLM may use.")
     kv_cache_gb: float | None = Field(

@@ -430,7 +430,12 @@ def test_markdown_template_tags_outside_includes() -> None:
         "```yaml\nimage: {{var.tag}}\n{{fragments/not_included.md}}\n{{ .Values.x }}\n```\n"
     )
     calls: list[str] = []
-    extracted = extract_markdown(text, include_resolver=lambda p: calls.append(p) or "SHOULD NOT APPEAR")
+
+    def resolver(target: str) -> str:
+        calls.append(target)
+        return "SHOULD NOT APPEAR"
+
+    extracted = extract_markdown(text, include_resolver=resolver)
     body = section(extracted, "Page").text
     assert calls == []
     assert "{{tab}}" not in body

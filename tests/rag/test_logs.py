@@ -21,6 +21,7 @@ def test_json_lines_with_request_id_and_exception() -> None:
     saved = root.handlers[:], root.level
     logs.configure_logging("INFO", "json")
     handler = logging.getLogger().handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
     handler.setStream(stream)
     log = logging.getLogger("docent.test")
     try:

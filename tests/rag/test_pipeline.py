@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+import rag.citations
 import rag.pipeline
 from rag.citations import ZWSP, number_sources
 from rag.errors import BadQuestion, StoreUnavailable
@@ -122,7 +123,7 @@ async def test_streaming_yields_progress_then_one_answer(embedder, indexed_store
 async def test_streamed_text_is_cleaned_only_when_read(embedder, indexed_store, monkeypatch) -> None:
     """Cleaning the whole answer on every token is quadratic; a consumer reads the text only now and then."""
     calls = 0
-    real = rag.pipeline.postprocess
+    real = rag.citations.postprocess
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         nonlocal calls

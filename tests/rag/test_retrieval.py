@@ -92,8 +92,8 @@ def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory, minilm_dir: str
         num_hidden_layers=1,
         num_attention_heads=2,
         intermediate_size=64,
-        num_labels=1,
     )
+    config.num_labels = 1
     BertForSequenceClassification(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return str(path)
