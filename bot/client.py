@@ -1,23 +1,34 @@
-"""The Discord client: wiring, intents, command sync and the owned background indexer."""
+"""The Discord client: wiring, intents, command sync, the server allow-list and the owned background tasks.
+
+A plain ``discord.Client`` with an ``app_commands.CommandTree``: Docent has no prefix commands, and a prefix
+bot (``commands.Bot(command_prefix=when_mentioned)``) reads every mention as a command and logs an error.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import hashlib
+import itertools
 import json
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 import discord
 import yarl
-from discord.ext import commands
+from discord import app_commands
 
 from bot.admission import Admission
 from bot.conversations import Conversations
+from bot.discord import admin, ask, feedback
+from bot.discord.admin import TOKEN_LIFETIME_S, Reindexer
+from bot.discord.ask import Asker
+from bot.discord.feedback import VoteButton
 from bot.replies import NO_PINGS
+from indexer.lock import IndexerBusy
 from indexer.runner import Indexer
 from indexer.sources import DocumentSource
 from rag.errors import describe, new_error_id
@@ -30,6 +41,9 @@ from rag.settings import Settings
 logger = logging.getLogger(__name__)
 
 SourceFactory = Callable[[str | None], list[DocumentSource]]
+ENGINE_DIED = 3  # exit code: the engine died and the process should be restarted
+ENGINE_CHECK_S = 2.0
+SYNC_RETRY_DELAYS = (10.0, 30.0, 60.0, 300.0, 900.0)  # then every 900 s until a sync lands
 
 
 def point_at(settings: Settings) -> None:
@@ -49,66 +63,15 @@ def make_intents(settings: Settings) -> discord.Intents:
     return intents
 
 
-ENGINE_DIED = 3  # exit code: the engine died and the process should be restarted
-ENGINE_CHECK_S = 2.0
+def add_commands(tree: app_commands.CommandTree[Any], settings: Settings) -> None:
+    """Every slash command, one module per feature; usable on a bare client to sync."""
+    ask.add_commands(tree, settings)
+    admin.add_commands(tree, settings)
+    feedback.add_commands(tree, settings)
 
 
-class DocentBot(commands.Bot):
-    def __init__(
-        self,
-        settings: Settings,
-        pipeline: AnswerPipeline,
-        indexer: Indexer,
-        sources: SourceFactory,
-        feedback: FeedbackStore,
-        *,
-        metrics: Metrics | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(
-            command_prefix=commands.when_mentioned,
-            intents=make_intents(settings),
-            allowed_mentions=discord.AllowedMentions.none(),
-            help_command=None,
-            **options,
-        )
-        self.settings = settings
-        self.pipeline = pipeline
-        self.indexer = indexer
-        self.sources = sources
-        self.feedback = feedback
-        self.metrics = metrics or Metrics()
-        self.admission = Admission(
-            concurrency=settings.bot.max_concurrent_answers,
-            max_queue=settings.bot.max_queue,
-            cooldown_s=settings.bot.user_cooldown_s,
-            guild_per_minute=settings.bot.guild_questions_per_minute,
-        )
-        self.conversations = Conversations(max_turns=settings.bot.history_turns)
-        self.last_index_report: IndexReport | None = None
-        self.exit_code = 0
-        self._closing: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def setup_hook(self) -> None:
-        from bot.cogs.admin import AdminCog
-        from bot.cogs.ask import AskCog
-        from bot.cogs.feedback import FeedbackCog, VoteButton
-
-        await self.add_cog(AskCog(self))
-        await self.add_cog(AdminCog(self))
-        await self.add_cog(FeedbackCog(self))
-        self.add_dynamic_items(VoteButton)
-        self.tree.on_error = self.on_app_command_error
-        await self.sync_commands_if_changed()
-        if self.settings.indexer.schedule_minutes > 0:
-            self.spawn(self._periodic_index(), name="periodic-index")
-        if self.pipeline is not None:
-            self.spawn(self._watch_engine(), name="engine-watchdog")
-
-    async def on_app_command_error(
-        self, interaction: discord.Interaction, error: discord.app_commands.AppCommandError
-    ) -> None:
+class DocentTree(app_commands.CommandTree["DocentBot"]):
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         """The last resort for a failing command: one friendly line with an id that is also logged."""
         error_id = new_error_id()
         original = getattr(error, "original", error)
@@ -127,28 +90,105 @@ class DocentBot(commands.Bot):
         except discord.HTTPException:
             logger.warning("could not tell the user about error %s", error_id)
 
+
+class DocentBot(discord.Client):
+    def __init__(
+        self,
+        settings: Settings,
+        pipeline: AnswerPipeline,
+        indexer: Indexer,
+        sources: SourceFactory,
+        feedback: FeedbackStore,
+        *,
+        metrics: Metrics | None = None,
+        sync_retry_delays: Sequence[float] = SYNC_RETRY_DELAYS,
+        interaction_token_s: float = TOKEN_LIFETIME_S,
+        **options: Any,
+    ) -> None:
+        super().__init__(intents=make_intents(settings), allowed_mentions=NO_PINGS, **options)
+        self.settings = settings
+        self.pipeline = pipeline
+        self.indexer = indexer
+        self.sources = sources
+        self.feedback = feedback
+        self.metrics = metrics or Metrics()
+        self.admission = Admission(
+            concurrency=settings.bot.max_concurrent_answers,
+            max_queue=settings.bot.max_queue,
+            cooldown_s=settings.bot.user_cooldown_s,
+            guild_per_minute=settings.bot.guild_questions_per_minute,
+        )
+        self.conversations = Conversations(max_turns=settings.bot.history_turns)
+        self.commands_synced = asyncio.Event()  # set once Discord has the current slash commands
+        self.index_guard = asyncio.Lock()  # one index run in this process: /reindex or the periodic run
+        self.last_index_report: IndexReport | None = None
+        self.exit_code = 0
+        self.tree = DocentTree(self)
+        add_commands(self.tree, settings)
+        self.asker = Asker(self)
+        self.reindexer = Reindexer(self, token_lifetime_s=interaction_token_s)
+        self._sync_retry_delays = tuple(sync_retry_delays) or SYNC_RETRY_DELAYS
+        self._closing: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._finishing: set[asyncio.Task[None]] = set()
+
+    async def setup_hook(self) -> None:
+        self.add_dynamic_items(VoteButton)
+        # Synced in the background: a rejected sync (a 400 for the payload, a 5xx, a 429) must not stop the bot
+        # from answering mentions.
+        self.spawn(self._sync_until_done(), name="command-sync")
+        if self.settings.indexer.schedule_minutes > 0:
+            self.spawn(self._periodic_index(), name="periodic-index")
+        self.spawn(self._watch_engine(), name="engine-watchdog")
+
+    # -- events -----------------------------------------------------------------------------------------
+
+    async def on_message(self, message: discord.Message) -> None:
+        await self.asker.on_message(message)
+
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        await self._leave_unless_allowed(guild)
+
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        await self._leave_unless_allowed(guild)
+
+    async def _leave_unless_allowed(self, guild: discord.Guild) -> None:
+        """With ``discord.allowed_guild_ids`` set, a server that adds the bot uninvited is left at once."""
+        allowed = self.settings.discord.allowed_guild_ids
+        if not allowed or guild.id in allowed:
+            return
+        logger.warning("leaving server %r (%d): it is not in discord.allowed_guild_ids", guild.name, guild.id)
+        try:
+            await guild.leave()
+        except discord.HTTPException as exc:
+            logger.error("could not leave server %d: %s", guild.id, exc)
+
+    # -- health and owned tasks ---------------------------------------------------------------------------
+
     def health(self) -> dict[str, Any]:
         """What /healthz reports: ok only when connected to Discord and the engine is alive."""
         ready = self.is_ready() and not self.is_closed()
-        engine = self.pipeline is not None and self.pipeline.healthy()
+        engine = self.pipeline.healthy()
         last = self.metrics.last_index
         return {
             "status": "ok" if ready and engine else "unhealthy",
             "discord_ready": ready,
             "gateway_latency_ms": round(self.latency * 1000, 1) if ready and math.isfinite(self.latency) else None,
             "engine_alive": engine,
-            "indexing": self.indexer.lock.locked(),
+            "indexing": self.index_guard.locked() or self.indexer.lock.locked(),
             "last_index_run": None if last is None else dataclasses.asdict(last),
             "queue": self.admission.waiting,
         }
 
-    def spawn(self, coro: Any, *, name: str) -> asyncio.Task[None]:
-        """Start a task the bot owns: kept until done, errors logged, cancelled on close."""
+    def spawn(self, coro: Coroutine[Any, Any, None], *, name: str, finish_on_close: bool = False) -> asyncio.Task[None]:
+        """Start a task the bot owns: kept until done, errors logged; on close it is cancelled, or awaited when
+        ``finish_on_close`` (short work that should not be cut off, like recording an answer)."""
         task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
+        (self._finishing if finish_on_close else self._tasks).add(task)
 
         def done(t: asyncio.Task[None]) -> None:
             self._tasks.discard(t)
+            self._finishing.discard(t)
             if not t.cancelled() and t.exception() is not None:
                 logger.error("task %s failed", t.get_name(), exc_info=t.exception())
 
@@ -156,9 +196,11 @@ class DocentBot(commands.Bot):
         return task
 
     async def close(self) -> None:
-        for task in list(self._tasks):
+        current = asyncio.current_task()
+        tasks = [task for task in self._tasks if task is not current]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *self._finishing, return_exceptions=True)
         await super().close()
 
     async def _watch_engine(self) -> None:
@@ -177,31 +219,95 @@ class DocentBot(commands.Bot):
     async def _periodic_index(self) -> None:
         interval = self.settings.indexer.schedule_minutes * 60
         while True:
-            try:
-                self.last_index_report = await self.indexer.run(self.sources(None))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("periodic index run failed; next try in %.0f s", interval)
+            await self.index_once()
             await asyncio.sleep(interval)
 
-    def _command_fingerprint(self, guild: discord.abc.Snowflake | None) -> str:
-        payload = [command.to_dict(self.tree) for command in self.tree.get_commands(guild=guild)]
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    async def index_once(self) -> IndexReport | None:
+        """One scheduled run; skipped (one log line) while a /reindex runs here or another process indexes."""
+        if self.index_guard.locked():
+            logger.info("periodic index run skipped: a /reindex is running")
+            return None
+        async with self.index_guard:
+            try:
+                self.last_index_report = await self.indexer.run(self.sources(None), wait=False)
+            except IndexerBusy:
+                logger.info("periodic index run skipped: another process is indexing")
+                return None
+            except Exception:
+                logger.exception(
+                    "periodic index run failed; next try in %d minutes", self.settings.indexer.schedule_minutes
+                )
+                return None
+        return self.last_index_report
+
+    # -- slash command sync -------------------------------------------------------------------------------
+
+    async def _sync_until_done(self) -> None:
+        """Retry with backoff until Discord takes the commands; each failure is logged with its reason."""
+        for attempt in itertools.count():
+            try:
+                await self.sync_commands_if_changed()
+                self.commands_synced.set()
+                return
+            except Exception as exc:
+                delay = self._sync_retry_delays[min(attempt, len(self._sync_retry_delays) - 1)]
+                if isinstance(exc, discord.RateLimited):
+                    delay = max(delay, exc.retry_after)
+                logger.error(
+                    "slash command sync failed (%s); mentions still work; retrying in %.0f s", _reason(exc), delay
+                )
+                await asyncio.sleep(delay)
 
     async def sync_commands_if_changed(self, *, force: bool = False) -> bool:
-        """Sync deliberately: to the dev guild if set, else globally, and only when the command set changed."""
-        guild_id = self.settings.discord.dev_guild_id
-        guild = discord.Object(id=guild_id) if guild_id else None
-        if guild is not None:
-            self.tree.copy_global_to(guild=guild)
-        marker = self.settings.data_dir / f"commands-{guild_id or 'global'}.sha256"
-        fingerprint = self._command_fingerprint(guild)
-        if not force and marker.exists() and marker.read_text().strip() == fingerprint:
-            logger.info("slash commands unchanged; not syncing")
-            return False
-        synced = await self.tree.sync(guild=guild)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(fingerprint)
-        logger.info("synced %d slash commands to %s", len(synced), f"guild {guild_id}" if guild_id else "all guilds")
-        return True
+        return await sync_commands_if_changed(self.tree, self.settings, force=force)
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, discord.HTTPException):
+        return f"HTTP {exc.status}, code {exc.code}: {exc.text or exc.response.reason}"
+    if isinstance(exc, discord.RateLimited):
+        return f"rate limited for {exc.retry_after:.0f} s"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _command_fingerprint(tree: app_commands.CommandTree[Any], guild: discord.abc.Snowflake | None) -> str:
+    payload = [command.to_dict(tree) for command in tree.get_commands(guild=guild)]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+async def sync_commands_if_changed(
+    tree: app_commands.CommandTree[Any], settings: Settings, *, force: bool = False
+) -> bool:
+    """Sync deliberately: to the dev guild if set, else globally, and only when the command set changed."""
+    guild_id = settings.discord.dev_guild_id
+    guild = discord.Object(id=guild_id) if guild_id else None
+    if guild is not None:
+        tree.copy_global_to(guild=guild)
+    marker = settings.data_dir / f"commands-{guild_id or 'global'}.sha256"
+    fingerprint = _command_fingerprint(tree, guild)
+    if not force and await asyncio.to_thread(_marker_matches, marker, fingerprint):
+        logger.info("slash commands unchanged; not syncing")
+        return False
+    synced = await tree.sync(guild=guild)
+    await asyncio.to_thread(_write_marker, marker, fingerprint)
+    logger.info("synced %d slash commands to %s", len(synced), f"guild {guild_id}" if guild_id else "all guilds")
+    return True
+
+
+def _marker_matches(marker: Path, fingerprint: str) -> bool:
+    return bool(marker.exists() and marker.read_text().strip() == fingerprint)
+
+
+def _write_marker(marker: Path, fingerprint: str) -> None:
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(fingerprint)
+
+
+async def sync_now(settings: Settings, token: str) -> None:
+    """``python -m bot sync``: push the commands with a bare client; no models, no gateway connection."""
+    client = discord.Client(intents=discord.Intents.none())
+    tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
+    add_commands(tree, settings)
+    async with client:
+        await client.login(token)
+        await sync_commands_if_changed(tree, settings, force=True)

@@ -47,7 +47,7 @@ import discord
 import discord.gateway
 import discord.http
 import yarl
-from aiohttp import WSMsgType, web
+from aiohttp import BodyPartReader, WSMsgType, web
 
 __all__ = [
     "CallbackRecord",
@@ -461,6 +461,8 @@ class FakeDiscord:
         self.roles: dict[int, dict[str, Any]] = {}
         self.channels: dict[int, dict[str, Any]] = {}
         self._commands: dict[int | None, dict[tuple[str, int], dict[str, Any]]] = {}
+        self.other_guilds: dict[int, dict[str, Any]] = {}  # servers the bot joined later (join_guild); no traffic
+        self.left_guilds: list[int] = []  # servers the bot left (DELETE /users/@me/guilds/{id}), in order
 
         self._last_id = 0
         self._faults: list[_Fault] = []
@@ -742,10 +744,41 @@ class FakeDiscord:
         if everyone is not None:
             self.set_role_permissions(self.guild_id, everyone)
 
+    async def join_guild(self, guild_id: int, name: str) -> dict[str, Any]:
+        """Someone adds the bot to another server: GUILD_CREATE with just @everyone, one channel and the bot.
+
+        Only joining and leaving are modelled for these servers; messages and interactions stay in the main one.
+        """
+        await self._ensure_connected()
+        channel_id = self._next_id()
+        now = _now_iso()
+        payload = {
+            **self.guild_payload(),
+            "id": str(guild_id),
+            "name": name,
+            "owner_id": str(self.owner_id),
+            "roles": [self._role_payload(guild_id, "@everyone", DEFAULT_EVERYONE_PERMISSIONS, position=0)],
+            "channels": [{**self._text_channel_payload(channel_id, "general", position=0), "guild_id": str(guild_id)}],
+            "threads": [],
+            "members": [{**self.members[self.bot_user_id], "roles": [], "joined_at": now}],
+            "member_count": 1,
+            "joined_at": now,
+        }
+        payload.pop("unavailable")  # absent on a join; false means "available again after an outage"
+        self.other_guilds[guild_id] = payload
+        await self.dispatch("GUILD_CREATE", payload, intent=GUILDS)
+        return payload
+
     # ------------------------------------------------------------------------------------------------ event inject
 
     async def dispatch(self, event: str, data: dict[str, Any], *, intent: int | None = None) -> None:
-        """Send a raw DISPATCH to every identified session (that has ``intent``, if given)."""
+        """Send a raw DISPATCH to every identified session (that has ``intent``, if given).
+
+        Nothing from a server the bot has left reaches it any more, as on Discord.
+        """
+        guild_id = data.get("guild_id") if isinstance(data, dict) else None
+        if guild_id is not None and int(guild_id) in self.left_guilds:
+            return
         for session in list(self._sessions):
             if session.identified and (intent is None or session.intents & intent):
                 payload = self._visible_to(session, data) if event in ("MESSAGE_CREATE", "MESSAGE_UPDATE") else data
@@ -1022,7 +1055,7 @@ class FakeDiscord:
         return ws
 
     async def _on_op(self, session: _Session, frame: dict[str, Any]) -> None:
-        op, data = frame.get("op"), frame.get("d")
+        op, data = frame.get("op"), frame.get("d") or {}
         if op == 1:  # heartbeat
             await self._send(session, {"op": 11})
         elif op == 2:  # identify
@@ -1542,6 +1575,7 @@ class FakeDiscord:
             ("GET", r"/users/@me", self._r_me),
             ("GET", r"/users/(?P<user_id>\d+)", self._r_user),
             ("POST", r"/users/@me/channels", self._r_open_dm),
+            ("DELETE", r"/users/@me/guilds/(?P<guild_id>\d+)", self._r_leave_guild),
             ("GET", r"/oauth2/applications/@me", self._r_app_info),
             ("GET", r"/applications/@me", self._r_app_info),
             ("GET", r"/guilds/(?P<guild_id>\d+)", self._r_guild),
@@ -1592,6 +1626,13 @@ class FakeDiscord:
         if user_id not in self.users:
             raise _unknown("User", 10013)
         return self._dm_channel(user_id)
+
+    async def _r_leave_guild(self, req: _Request) -> Any:
+        guild_id = int(req.params["guild_id"])
+        if guild_id in self.left_guilds or (guild_id != self.guild_id and guild_id not in self.other_guilds):
+            raise _unknown("Guild", 10004)
+        await self.dispatch("GUILD_DELETE", {"id": str(guild_id)}, intent=GUILDS)  # no "unavailable": removed
+        self.left_guilds.append(guild_id)
 
     async def _r_app_info(self, req: _Request) -> Any:
         return {
@@ -1934,6 +1975,8 @@ async def _read_body(request: web.Request) -> tuple[Any, tuple[str, ...]]:
         files: list[str] = []
         reader = await request.multipart()
         async for part in reader:
+            if not isinstance(part, BodyPartReader):  # nested multipart: Discord's uploads have none
+                continue
             if part.name == "payload_json":
                 payload = json.loads(await part.text())
             else:

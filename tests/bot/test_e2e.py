@@ -1,14 +1,19 @@
-"""The production bot against a loopback Discord, with real Milvus Lite, MiniLM and the vLLM CPU engine.
+"""The production bot against a loopback Discord, with real Milvus Lite, MiniLM and (where marked slow) the vLLM
+CPU engine.
 
-Only two stand-ins, each because nothing real can do the job: a scripted generator for the tests that need
-the model to say something specific (a tiny random model cannot be made to write ``@everyone``), and a store
-wrapper that fails on demand (a local Milvus Lite cannot be made to fail and recover mid-test).
+Only two stand-ins, each because nothing real can do the job: scripted generators for the tests that need the
+model to say something specific or to show what it was asked (a tiny random model cannot be made to write
+``@everyone``), and a store wrapper that fails on demand (a local Milvus Lite cannot be made to fail and recover
+mid-test). Tests with a scripted generator don't start the engine, so they are not marked slow.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +21,11 @@ import aiohttp
 import pytest
 
 from bot.client import DocentBot
-from bot.cogs import admin as admin_cog
+from bot.discord import admin as admin_feature
 from bot.ops import OpsServer
 from indexer.build import make_indexer
 from indexer.local import FolderDocs
+from indexer.lock import ProcessLock
 from indexer.runner import Indexer
 from rag.errors import StoreUnavailable
 from rag.feedback import FeedbackStore
@@ -31,10 +37,11 @@ from rag.settings import FolderSource, OpsSettings, Settings
 from rag.store import MilvusStore
 from tests.bot.fake_discord import FakeDiscord, InteractionRecord, MessageRecord, pending_discordpy_tasks
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+pytestmark = [pytest.mark.integration]
 
-ALICE, BOB, ADMIN = 600000000000000001, 600000000000000002, 600000000000000003
+ALICE, BOB, ADMIN, ADMIN2 = 600000000000000001, 600000000000000002, 600000000000000003, 600000000000000004
 MANAGE_GUILD = 1 << 5
+SERVER_A, SERVER_B = 111111111111111111, 121212121212121212
 DOCS = {
     "index.md": "# In-memory Index\n\n## HNSW\n\nHNSW is a graph index. `M` is the maximum degree of a node and "
     "`efConstruction` is the build-time search range; `ef` is the query-time search range.\n\n"
@@ -43,15 +50,17 @@ DOCS = {
     "collections.md": "# Manage Collections\n\nCreate a collection with `create_collection`; drop it with "
     "`drop_collection`.\n",
 }
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class ScriptedGenerator:
-    """Says exactly what a test needs, streamed in pieces like the engine does."""
+    """Says exactly what a test needs, streamed in pieces like the engine does, and keeps every prompt it got."""
 
     context_limit = 100_000
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str = "HNSW is a graph index [1].") -> None:
         self.text = text
+        self.calls: list[list[dict[str, str]]] = []
 
     def prompt_tokens(self, messages: Sequence[dict[str, str]]) -> int:
         return sum(len(m["content"]) for m in messages) // 4
@@ -63,6 +72,7 @@ class ScriptedGenerator:
         return 0
 
     async def stream(self, messages: Sequence[dict[str, str]], *, request_id: str | None = None) -> AsyncIterator[str]:
+        self.calls.append([dict(m) for m in messages])
         for end in range(0, len(self.text), 500):
             await asyncio.sleep(0)
             yield self.text[: end + 500]
@@ -108,38 +118,75 @@ def write_docs(root: Path, pages: dict[str, str]) -> Path:
 
 
 class Harness:
-    def __init__(self, fake: FakeDiscord, bot: DocentBot, store: FailingStore, settings: Settings) -> None:
+    def __init__(
+        self,
+        fake: FakeDiscord,
+        bot: DocentBot,
+        store: FailingStore,
+        settings: Settings,
+        closer: Callable[[Harness], Awaitable[None]],
+    ) -> None:
         self.fake, self.bot, self.store, self.settings = fake, bot, store, settings
+        self._closer = closer
 
     async def ask(self, question: str, user: int = ALICE, **options: Any) -> InteractionRecord:
         return await self.fake.slash("ask", {"question": question, **options}, user_id=user)
 
     async def final(self, ix: InteractionRecord, marker: str = "AI-generated", timeout: float = 60) -> str:
-        return await self.fake.wait_for(
-            lambda: next((c for c in ix.all_contents if marker in c), None) if ix.original else None,
-            timeout,
-            what=f"the final answer of /{ix.name}",
-        )
+        def found() -> str:
+            return next((c for c in ix.all_contents if marker in c), "") if ix.original else ""
+
+        return await self.fake.wait_for(found, timeout, what=f"the final answer of /{ix.name}")
 
     async def reply_to(self, message_id: int, timeout: float = 60) -> MessageRecord:
         return await self.fake.wait_for_message(
             lambda m: m.reply_to == message_id and "AI-generated" in m.content, timeout=timeout
         )
 
+    async def close(self) -> None:
+        """Stop this bot now (e.g. to start another one on the same data directory)."""
+        await self._closer(self)
+
 
 @pytest.fixture
 async def harness_factory(
-    tmp_path: Path, make_settings: Callable[..., Settings], embedder, generator
-) -> AsyncIterator[Callable[..., Any]]:
-    """Builds the production bot (real pipeline and indexer) around a fresh fake Discord and Milvus Lite."""
-    stack: list[tuple[FakeDiscord, Any, DocentBot, MilvusStore, FeedbackStore]] = []
+    tmp_path: Path, make_settings: Callable[..., Settings], embedder: Any
+) -> AsyncIterator[Callable[..., Awaitable[Harness]]]:
+    """Builds the production bot (real pipeline and indexer) around a fresh fake Discord and Milvus Lite.
+
+    ``generator`` is the session's vLLM engine (tests that take the ``generator`` fixture, marked slow) or a
+    scripted one. ``before_start`` runs after the first index run, before the bot connects.
+    """
+    open_harnesses: list[tuple[Harness, Any, MilvusStore, FeedbackStore]] = []
     docs = write_docs(tmp_path / "docs", DOCS)
 
-    async def build(*, generator_override: Any = None, pages: dict[str, str] | None = None, **overrides: Any):
+    async def close(h: Harness) -> None:
+        entry = next(e for e in open_harnesses if e[0] is h)
+        open_harnesses.remove(entry)
+        _, runner, inner, feedback = entry
+        await runner.__aexit__(None, None, None)
+        await h.fake.close()
+        await inner.close()
+        feedback.close()
+        assert not h.fake.errors, h.fake.errors
+        assert not h.fake.any_pings(), "the bot pinged someone"
+        assert h.bot.is_closed()
+
+    async def build(
+        generator: Any,
+        *,
+        pages: dict[str, str] | None = None,
+        guild_id: int = SERVER_A,
+        bot_options: dict[str, Any] | None = None,
+        before_start: Callable[[FakeDiscord], Awaitable[None]] | None = None,
+        wait_for_sync: bool = True,
+        **overrides: Any,
+    ) -> Harness:
         if pages:
             write_docs(docs, pages)
         settings = make_settings(
-            bot={"user_cooldown_s": 0, "edit_interval_s": 0.2, **overrides.pop("bot", {})}, **overrides
+            bot={"user_cooldown_s": 0, "edit_interval_s": 0.2, "reindex_cooldown_s": 0, **overrides.pop("bot", {})},
+            **overrides,
         )
         inner = MilvusStore(settings.milvus_uri, settings.milvus)
         store = FailingStore(inner)
@@ -148,7 +195,7 @@ async def harness_factory(
         indexer: Indexer = make_indexer(settings, embedder, store, metrics=metrics)
         await indexer.run([FolderDocs(source)])
         retriever = Retriever(embedder, store, settings.retrieval)
-        pipeline = AnswerPipeline(retriever, generator_override or generator, settings.retrieval)
+        pipeline = AnswerPipeline(retriever, generator, settings.retrieval)
         feedback = FeedbackStore(settings.data_dir / "feedback.sqlite3")
         bot = DocentBot(
             settings,
@@ -158,26 +205,27 @@ async def harness_factory(
             feedback,
             metrics=metrics,
             guild_ready_timeout=0.1,
+            **(bot_options or {}),
         )
-        fake = FakeDiscord()
+        fake = FakeDiscord(guild_id=guild_id)
         await fake.start()
         for user in (ALICE, BOB):
             fake.add_member(user, f"user{user % 100}")
         fake.add_member(ADMIN, "admin", permissions=MANAGE_GUILD)
+        fake.add_member(ADMIN2, "admin2", permissions=MANAGE_GUILD)
+        if before_start is not None:
+            await before_start(fake)
         runner = fake.run_bot(bot)
         await runner.__aenter__()
-        stack.append((fake, runner, bot, inner, feedback))
-        return Harness(fake, bot, store, settings)
+        h = Harness(fake, bot, store, settings, close)
+        open_harnesses.append((h, runner, inner, feedback))
+        if wait_for_sync:
+            await fake.wait_for(bot.commands_synced.is_set, what="the slash command sync")
+        return h
 
     yield build
-    for fake, runner, bot, inner, feedback in reversed(stack):
-        await runner.__aexit__(None, None, None)
-        await fake.close()
-        await inner.close()
-        feedback.close()
-        assert not fake.errors, fake.errors
-        assert not fake.any_pings(), "the bot pinged someone"
-        assert bot.is_closed()
+    for h, *_ in reversed(list(open_harnesses)):
+        await close(h)
     assert not pending_discordpy_tasks()
 
 
@@ -187,8 +235,9 @@ def assert_quiet(messages: Sequence[MessageRecord]) -> None:
         assert not message.pings
 
 
-async def test_mention_gets_an_acknowledged_reply_with_sources(harness_factory) -> None:
-    h = await harness_factory()
+@pytest.mark.slow
+async def test_mention_gets_an_acknowledged_reply_with_sources(harness_factory, generator) -> None:
+    h = await harness_factory(generator)
     asked = await h.fake.user_says(ALICE, "What do the HNSW parameters mean?", mention_bot=True)
     reply = await h.reply_to(asked)
     assert reply.contents[0].startswith("🔎"), "acknowledged at once with a placeholder"
@@ -200,8 +249,9 @@ async def test_mention_gets_an_acknowledged_reply_with_sources(harness_factory) 
     assert_quiet([reply])
 
 
-async def test_slash_ask_defers_then_edits_in_the_answer(harness_factory) -> None:
-    h = await harness_factory()
+@pytest.mark.slow
+async def test_slash_ask_defers_then_edits_in_the_answer(harness_factory, generator) -> None:
+    h = await harness_factory(generator)
     ix = await h.ask("How do I install Milvus?")
     final = await h.final(ix)
     assert ix.deferred and ix.response_latency is not None and ix.response_latency < 3
@@ -215,9 +265,9 @@ async def test_slash_ask_defers_then_edits_in_the_answer(harness_factory) -> Non
 
 
 async def test_reindex_is_for_admins_and_runs_one_at_a_time(harness_factory, monkeypatch) -> None:
-    monkeypatch.setattr(admin_cog, "PROGRESS_EVERY_S", 0.05)
+    monkeypatch.setattr(admin_feature, "PROGRESS_EVERY_S", 0.05)
     many = {f"page{i:02d}.md": f"# Page {i}\n\n" + f"Topic {i} explained in detail. " * 60 for i in range(40)}
-    h = await harness_factory(pages=many)
+    h = await harness_factory(ScriptedGenerator(), pages=many)
 
     refused = await h.fake.slash("reindex", {}, user_id=ALICE)
     await h.fake.wait_for(lambda: refused.responded, what="the refusal")
@@ -237,8 +287,9 @@ async def test_reindex_is_for_admins_and_runs_one_at_a_time(harness_factory, mon
     assert any("Reindexing…" in c for c in first.original.contents), first.original.contents
 
 
-async def test_twenty_concurrent_asks_all_answered_and_cooldown_respected(harness_factory) -> None:
-    h = await harness_factory(bot={"user_cooldown_s": 30, "max_concurrent_answers": 4})
+@pytest.mark.slow
+async def test_twenty_concurrent_asks_all_answered_and_cooldown_respected(harness_factory, generator) -> None:
+    h = await harness_factory(generator, bot={"user_cooldown_s": 30, "max_concurrent_answers": 4})
     users = [700000000000000000 + i for i in range(20)]
     for user in users:
         h.fake.add_member(user, f"member{user % 100}")
@@ -258,7 +309,7 @@ async def test_everyone_in_model_output_and_a_5000_char_answer(harness_factory) 
         f"Paragraph {i}: @everyone and @here look at <@{ALICE}> now [1]. " + "x" * 400 for i in range(12)
     )
     code = "```python\n" + "\n".join(f"print({i})" for i in range(150)) + "\n```"
-    h = await harness_factory(generator_override=ScriptedGenerator(body + "\n\n" + code))
+    h = await harness_factory(ScriptedGenerator(body + "\n\n" + code))
     asked = await h.fake.user_says(ALICE, "Tell me everything about HNSW", mention_bot=True)
     await h.fake.wait_for(
         lambda: any("AI-generated" in m.content for m in h.fake.channel_messages()), timeout=60, what="all parts"
@@ -274,8 +325,9 @@ async def test_everyone_in_model_output_and_a_5000_char_answer(harness_factory) 
     assert_quiet(parts)
 
 
-async def test_store_failure_gives_a_friendly_error_and_the_next_question_works(harness_factory) -> None:
-    h = await harness_factory()
+@pytest.mark.slow
+async def test_store_failure_gives_a_friendly_error_and_the_next_question_works(harness_factory, generator) -> None:
+    h = await harness_factory(generator)
     h.store.fail_next = 1
     broken = await h.ask("What is HNSW?")
     text = await h.final(broken, marker="error id")
@@ -285,28 +337,28 @@ async def test_store_failure_gives_a_friendly_error_and_the_next_question_works(
 
 
 async def test_thread_follow_up_uses_the_earlier_turn(harness_factory) -> None:
-    h = await harness_factory(bot={"reply_in_thread": True})
-    follow_up = "which parameters control it at query time?"
-    alone = (await h.bot.pipeline.retriever.retrieve(follow_up)).hits
+    model = ScriptedGenerator("IVF_FLAT splits vectors into clusters [1].")
+    h = await harness_factory(model, bot={"reply_in_thread": True})
 
     asked = await h.fake.user_says(ALICE, "How does IVF_FLAT work?", mention_bot=True)
     await h.fake.wait_for(lambda: h.fake.user_messages[asked].thread_id, what="a thread for the question")
     thread_id = h.fake.user_messages[asked].thread_id
-    await h.fake.wait_for_message(lambda m: "AI-generated" in m.content, channel_id=thread_id, timeout=60)
+    first = await h.fake.wait_for_message(lambda m: "AI-generated" in m.content, channel_id=thread_id, timeout=60)
 
-    second = await h.fake.user_says(ALICE, follow_up, mention_bot=True, channel_id=thread_id)
-    answer = await h.fake.wait_for_message(
+    second = await h.fake.user_says(ALICE, "which parameters control it?", mention_bot=True, channel_id=thread_id)
+    await h.fake.wait_for_message(
         lambda m: "AI-generated" in m.content and m.id > second, channel_id=thread_id, timeout=60
     )
-    sources = answer.content.split("**Sources**", 1)[1]
-    assert "index.md#ivf_flat" in sources
-    assert alone[0].url != "https://milvus.io/docs/index.md#ivf_flat" or "ivf" in follow_up.lower(), (
-        "the follow-up alone must not already point at IVF_FLAT, or this test proves nothing"
-    )
+    assert len(model.calls) == 2
+    assert {"role": "user", "content": "How does IVF_FLAT work?"} in model.calls[1], "the first question"
+    earlier = [m for m in model.calls[1] if m["role"] == "assistant"]
+    assert earlier and earlier[0]["content"] in first.content, "the first answer"
+    assert not any(m["role"] == "assistant" for m in model.calls[0])
 
 
-async def test_feedback_buttons_are_recorded_and_reported(harness_factory) -> None:
-    h = await harness_factory()
+@pytest.mark.slow
+async def test_feedback_buttons_are_recorded_and_reported(harness_factory, generator) -> None:
+    h = await harness_factory(generator)
     asked = await h.fake.user_says(ALICE, "How do I install Milvus?", mention_bot=True)
     reply = await h.reply_to(asked)
     down = next(c["custom_id"] for row in reply.components for c in row["components"] if ":down:" in c["custom_id"])
@@ -322,8 +374,9 @@ async def test_feedback_buttons_are_recorded_and_reported(harness_factory) -> No
     assert "Manage Server" in (denied.final_content or "")
 
 
-async def test_health_and_metrics_follow_what_the_bot_does(harness_factory) -> None:
-    h = await harness_factory()
+@pytest.mark.slow
+async def test_health_and_metrics_follow_what_the_bot_does(harness_factory, generator) -> None:
+    h = await harness_factory(generator)
     async with OpsServer(OpsSettings(port=0), h.bot.metrics, h.bot.health) as ops, aiohttp.ClientSession() as http:
         base = f"http://127.0.0.1:{ops.port}"
         async with http.get(f"{base}/healthz") as response:
@@ -365,7 +418,7 @@ INJECTION = (
 
 async def test_prompt_injection_inside_docs_cannot_ping_link_or_leak(harness_factory) -> None:
     obedient = ObedientGenerator()
-    h = await harness_factory(generator_override=obedient, pages={"webhooks.md": INJECTION})
+    h = await harness_factory(obedient, pages={"webhooks.md": INJECTION})
     asked = await h.fake.user_says(ALICE, "how do webhooks send events?", mention_bot=True)
     reply = await h.reply_to(asked)
     assert obedient.prompts and "IMPORTANT SYSTEM NOTICE" in obedient.prompts[0], "the planted text reached the model"
@@ -376,8 +429,9 @@ async def test_prompt_injection_inside_docs_cannot_ping_link_or_leak(harness_fac
     assert_quiet([reply])
 
 
-async def test_bad_questions_get_polite_answers(harness_factory) -> None:
-    h = await harness_factory()
+@pytest.mark.slow
+async def test_bad_questions_get_polite_answers(harness_factory, generator) -> None:
+    h = await harness_factory(generator)
     empty = await h.fake.user_says(ALICE, "", mention_bot=True)
     reply = await h.fake.wait_for_message(lambda m: m.reply_to == empty and "Please ask" in m.content)
     assert_quiet([reply])
@@ -387,7 +441,226 @@ async def test_bad_questions_get_polite_answers(harness_factory) -> None:
 
 
 async def test_direct_messages_follow_the_setting(harness_factory) -> None:
-    h = await harness_factory(bot={"direct_messages": "refuse"})
+    h = await harness_factory(ScriptedGenerator(), bot={"direct_messages": "refuse"})
     asked = await h.fake.user_says(ALICE, "What is HNSW?", dm=True)
     reply = await h.fake.wait_for_message(lambda m: m.reply_to == asked)
     assert "only answer in servers" in reply.content
+
+
+# -- issue 9: Discord correctness ----------------------------------------------------------------------------
+
+
+def errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_mention_logs_no_error(harness_factory, caplog) -> None:
+    """A prefix-command bot read "@Docent how do I…" as the command "how" and logged CommandNotFound."""
+    caplog.set_level(logging.INFO)
+    h = await harness_factory(ScriptedGenerator())
+    asked = await h.fake.user_says(ALICE, "how do I build an HNSW index?", mention_bot=True)
+    await h.reply_to(asked)
+    dm = await h.fake.user_says(BOB, "what is IVF_FLAT?", dm=True)
+    await h.reply_to(dm)
+    assert errors_logged(caplog) == []
+
+
+async def test_a_failed_command_sync_is_logged_and_retried_while_mentions_work(harness_factory, caplog) -> None:
+    async def reject_sync(fake: FakeDiscord) -> None:
+        invalid = {"message": "Invalid Form Body", "code": 50035}
+        fake.inject("PUT", "/applications/*/commands", status=400, body=invalid)
+        fake.inject("PUT", "/applications/*/commands", status=503)
+
+    caplog.set_level(logging.INFO)
+    h = await harness_factory(
+        ScriptedGenerator(), before_start=reject_sync, wait_for_sync=False, bot_options={"sync_retry_delays": [0]}
+    )
+    asked = await h.fake.user_says(ALICE, "What is HNSW?", mention_bot=True)
+    await h.reply_to(asked)
+    await h.fake.wait_for(h.bot.commands_synced.is_set, what="a later sync to succeed")
+    assert sorted(c["name"] for c in h.fake.synced_commands()) == ["ask", "feedback", "reindex"]
+    assert [r.status for r in h.fake.calls("PUT", "/applications/*/commands")] == [400, 503, 200]
+    failures = [m for m in errors_logged(caplog) if "slash command sync failed" in m]
+    assert len(failures) == 2 and "HTTP 400, code 50035: Invalid Form Body" in failures[0] and "503" in failures[1]
+
+
+async def test_two_concurrent_reindexes_start_exactly_one_run(harness_factory) -> None:
+    h = await harness_factory(ScriptedGenerator())
+    runs_before = h.bot.metrics.index_runs.labels(result="ok")._value.get()
+    both = await asyncio.gather(h.fake.slash("reindex", {}, user_id=ADMIN), h.fake.slash("reindex", {}, user_id=ADMIN2))
+
+    def settled(ix: InteractionRecord) -> bool:
+        return ix.responded and (not ix.deferred or any("Reindex done" in c for c in ix.all_contents))
+
+    await h.fake.wait_for(lambda: all(settled(ix) for ix in both), timeout=60, what="both reindex replies")
+    done = [ix for ix in both if any("Reindex done" in c for c in ix.all_contents)]
+    told = [ix for ix in both if "already running" in (ix.final_content or "")]
+    assert len(done) == 1 and len(told) == 1 and told[0].ephemeral
+    assert h.bot.metrics.index_runs.labels(result="ok")._value.get() == runs_before + 1
+
+
+async def test_reindex_has_a_per_server_cooldown(harness_factory) -> None:
+    h = await harness_factory(ScriptedGenerator(), bot={"reindex_cooldown_s": 300})
+    first = await h.fake.slash("reindex", {}, user_id=ADMIN)
+    await h.final(first, marker="Reindex done")
+    second = await h.fake.slash("reindex", {}, user_id=ADMIN2)
+    await h.fake.wait_for(lambda: second.responded, what="the cooldown reply")
+    assert second.ephemeral and not second.deferred
+    assert "try again in" in (second.final_content or "")
+
+
+async def test_reindex_summary_goes_to_the_channel_once_the_token_expired(harness_factory) -> None:
+    h = await harness_factory(ScriptedGenerator(), bot_options={"interaction_token_s": 0})
+    ix = await h.fake.slash("reindex", {}, user_id=ADMIN)
+    posted = await h.fake.wait_for_message(
+        lambda m: "Reindex done" in m.content and m.interaction_token is None, channel_id=h.fake.channel_id
+    )
+    assert "chunks written" in posted.content
+    assert ix.deferred and ix.original is not None and ix.original.contents == [""], "the expired token is not used"
+    assert_quiet([posted])
+
+
+async def test_reindex_and_the_periodic_run_step_aside_for_another_indexing_process(
+    harness_factory, caplog, tmp_path
+) -> None:
+    caplog.set_level(logging.INFO)
+    other_process = contextlib.AsyncExitStack()
+
+    async def other_indexer(fake: FakeDiscord) -> None:  # flock: a second open file conflicts as a process's would
+        await other_process.enter_async_context(ProcessLock(tmp_path / "data" / "indexer.lock").hold())
+
+    async with other_process:
+        h = await harness_factory(ScriptedGenerator(), before_start=other_indexer, indexer={"schedule_minutes": 60})
+        assert h.settings.data_dir == tmp_path / "data"
+        skipped = "periodic index run skipped: another process is indexing"
+        await h.fake.wait_for(lambda: any(skipped in r.getMessage() for r in caplog.records), what="the skip")
+        ix = await h.fake.slash("reindex", {}, user_id=ADMIN)
+        text = await h.final(ix, marker="Another index run is in progress")
+        assert "Reindex done" not in text
+    assert sum(skipped in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_ask_in_direct_messages_follows_the_setting(harness_factory) -> None:
+    h = await harness_factory(ScriptedGenerator(), bot={"direct_messages": "refuse"})
+    ask = next(c for c in h.fake.synced_commands() if c["name"] == "ask")
+    assert ask["contexts"] == [0], "Discord is told /ask is for servers only"
+    ix = await h.fake.slash("ask", {"question": "What is HNSW?"}, user_id=ALICE, guild=False)
+    await h.fake.wait_for(lambda: ix.responded, what="the refusal")
+    assert ix.ephemeral and "only answer in servers" in (ix.final_content or "")
+    assert not ix.deferred
+
+
+async def test_a_reply_to_an_ask_answer_continues_the_conversation(harness_factory) -> None:
+    model = ScriptedGenerator("IVF_FLAT splits vectors into clusters [1].")
+    h = await harness_factory(model)
+    ix = await h.ask("How does IVF_FLAT work?")
+    await h.final(ix)
+    assert ix.original_message_id is not None
+    follow_up = await h.fake.user_says(ALICE, "and at query time?", reply_to=ix.original_message_id)
+    await h.reply_to(follow_up)
+    assert len(model.calls) == 2
+    assert {"role": "user", "content": "How does IVF_FLAT work?"} in model.calls[1]
+    assert {"role": "assistant", "content": "IVF_FLAT splits vectors into clusters [1]."} in model.calls[1]
+
+
+async def test_a_rate_limited_user_gets_one_notice_per_window(harness_factory) -> None:
+    h = await harness_factory(ScriptedGenerator(), bot={"user_cooldown_s": 300})
+    first = await h.fake.user_says(ALICE, "What is HNSW?", mention_bot=True)
+    await h.reply_to(first)
+    second = await h.fake.user_says(ALICE, "And IVF_FLAT?", mention_bot=True)
+    notice = await h.fake.wait_for_message(lambda m: m.reply_to == second)
+    assert "Please wait" in notice.content
+    third = await h.fake.user_says(ALICE, "Hello??", mention_bot=True)
+    fourth = await h.fake.user_says(ALICE, "Anyone?", mention_bot=True)
+    other = await h.fake.user_says(BOB, "What is HNSW?", mention_bot=True)  # handled after the two above
+    await h.reply_to(other)
+    assert not [m for m in h.fake.messages.values() if m.reply_to in (third, fourth)]
+
+
+async def test_the_answer_is_posted_even_when_recording_it_fails(harness_factory, caplog) -> None:
+    caplog.set_level(logging.INFO)
+    h = await harness_factory(ScriptedGenerator())
+    h.bot.feedback.close()  # any later database call raises, as a locked or broken file would
+    asked = await h.fake.user_says(ALICE, "What is HNSW?", mention_bot=True)
+    reply = await h.reply_to(asked)
+    assert "**Sources**" in reply.content and reply.components, "answer and vote buttons"
+    await h.fake.wait_for(
+        lambda: any("answered but not recorded" in r.getMessage() for r in caplog.records), what="the logged failure"
+    )
+
+
+async def test_feedback_report_shows_only_this_servers_public_questions(harness_factory) -> None:
+    other = await harness_factory(ScriptedGenerator(), guild_id=SERVER_B)
+    asked = await other.fake.user_says(ALICE, "What is HNSW in server B?", mention_bot=True)
+    await other.reply_to(asked)
+    await other.close()
+
+    h = await harness_factory(ScriptedGenerator(), guild_id=SERVER_A)
+    public = await h.fake.user_says(ALICE, "How do I install Milvus?", mention_bot=True)
+    await h.reply_to(public)
+    private = await h.ask("How do I drop a collection privately?", user=BOB, private=True)
+    await h.final(private)
+    dm = await h.fake.user_says(BOB, "What is IVF_FLAT in a DM?", dm=True)
+    await h.reply_to(dm)
+
+    report = await h.fake.slash("feedback", {}, user_id=ADMIN)
+    text = await h.final(report, marker="Top questions")
+    assert report.ephemeral and "How do I install Milvus?" in text
+    for hidden in ("server B", "privately", "in a DM"):
+        assert hidden not in text, hidden
+    assert text.startswith("1 answers"), text
+
+
+async def test_the_bot_leaves_servers_that_are_not_allowed(harness_factory, caplog) -> None:
+    caplog.set_level(logging.INFO)
+    allowed = 131313131313131313
+    h = await harness_factory(ScriptedGenerator(), discord={"allowed_guild_ids": [allowed]})
+    await h.fake.wait_for(lambda: h.fake.left_guilds, what="leaving the server it started in")
+    assert h.fake.left_guilds == [SERVER_A]
+
+    stranger = 141414141414141414
+    await h.fake.join_guild(allowed, "Allowed")
+    await h.fake.join_guild(stranger, "Stranger")
+    await h.fake.wait_for(lambda: len(h.fake.left_guilds) == 2, what="leaving the server that added it")
+    assert h.fake.left_guilds == [SERVER_A, stranger]
+    await h.fake.wait_for(lambda: h.bot.get_guild(stranger) is None, what="the server to leave the cache")
+    assert [g.id for g in h.bot.guilds] == [allowed]
+    lines = [r.getMessage() for r in caplog.records if "not in discord.allowed_guild_ids" in r.getMessage()]
+    assert len(lines) == 2 and str(SERVER_A) in lines[0] and str(stranger) in lines[1]
+
+
+async def test_a_malformed_edit_response_still_delivers_the_answer(harness_factory) -> None:
+    """A Discord-compatible server answered edits with a body that made discord.py raise TypeError."""
+    h = await harness_factory(ScriptedGenerator("HNSW is a graph index [1]. " * 20))
+    h.fake.inject("PATCH", "/channels/*/messages/*", status=200, body={"id": None}, times=1000)
+    asked = await h.fake.user_says(ALICE, "What is HNSW?", mention_bot=True)
+    answer = await h.fake.wait_for_message(lambda m: "AI-generated" in m.content, timeout=60)
+    assert "**Sources**" in answer.content and answer.components
+    assert h.fake.calls("PATCH", "/channels/*/messages/*"), "the edit was tried first"
+    assert answer.reply_to is None and answer.id > asked
+
+
+async def test_no_control_characters_reach_discord(harness_factory) -> None:
+    """NUL bytes from the model made a server answer 500; nothing the bot sends may carry control characters."""
+    model = ScriptedGenerator("HNSW\x00 is a graph\x07 index [1].\r\nIt has\x1b levels\x7f.")
+    h = await harness_factory(model, bot={"reply_in_thread": True})
+    asked = await h.fake.user_says(ALICE, "What\x00 is\x07 HNSW\x1b?", mention_bot=True)
+    await h.fake.wait_for(lambda: h.fake.user_messages[asked].thread_id, what="a thread for the question")
+    thread_id = h.fake.user_messages[asked].thread_id
+    await h.fake.wait_for_message(lambda m: "AI-generated" in m.content, channel_id=thread_id, timeout=60)
+    ix = await h.ask("What\x00 is HNSW?")
+    final = await h.final(ix)
+    assert "HNSW is a graph index" in final
+
+    def strings(value: Any) -> list[str]:
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, dict):
+            return [s for v in value.values() for s in strings(v)]
+        if isinstance(value, list):
+            return [s for v in value for s in strings(v)]
+        return []
+
+    sent = [(r, s) for r in h.fake.requests for s in strings(r.json) if _CONTROL.search(s)]
+    assert not sent, sent
+    assert h.fake.channels[thread_id]["name"] == "What is HNSW?"

@@ -1,4 +1,4 @@
-"""The fake Discord must be real enough for the real discord.py: these tests drive a real ``commands.Bot`` through it.
+"""The fake Discord must be real enough for the real discord.py: these tests drive a real ``discord.Client`` through it.
 
 If one of these breaks after a discord.py upgrade, the e2e tests built on the fake can no longer be trusted.
 """
@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 import discord
 import pytest
 from discord import app_commands
-from discord.ext import commands
 
 from tests.bot.fake_discord import FakeDiscord, pending_discordpy_tasks
 
@@ -29,19 +28,27 @@ class Panel(discord.ui.View):
         self.stop()  # also cancels the view's timeout task, so nothing is left pending
 
 
-class EchoBot(commands.Bot):
+class EchoTree(app_commands.CommandTree[discord.Client]):
+    def __init__(self, client: discord.Client, errors: list[BaseException]) -> None:
+        super().__init__(client)
+        self.errors = errors
+
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        self.errors.append(error)
+
+
+class EchoBot(discord.Client):
     """A minimal bot shaped like Docent: mention -> quiet reply; slash commands that defer, edit and follow up."""
 
     def __init__(self) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
         intents.guild_messages = True
-        super().__init__(
-            command_prefix=commands.when_mentioned, intents=intents, help_command=None, guild_ready_timeout=0.1
-        )
+        super().__init__(intents=intents, guild_ready_timeout=0.1)
         self.seen: list[str] = []
         self.errors: list[BaseException] = []
-        self.tree.on_error = self._on_tree_error  # type: ignore[method-assign]
+        self.guild_events: list[tuple[str, int]] = []
+        self.tree = EchoTree(self, self.errors)
 
         @self.tree.command(name="ping", description="Defer, then edit, then follow up.")
         async def ping(interaction: discord.Interaction, text: str) -> None:
@@ -58,8 +65,11 @@ class EchoBot(commands.Bot):
         async def panel(interaction: discord.Interaction) -> None:
             await interaction.response.send_message("Pick one", view=Panel())
 
-    async def _on_tree_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
-        self.errors.append(error)
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        self.guild_events.append(("join", guild.id))
+
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        self.guild_events.append(("remove", guild.id))
 
     async def on_message(self, message: discord.Message) -> None:
         if message.author.bot:
@@ -237,3 +247,27 @@ async def test_late_interaction_response_is_rejected(fake: FakeDiscord, bot: Ech
     assert isinstance(error, app_commands.CommandInvokeError)
     assert isinstance(error.original, discord.NotFound) and error.original.code == 10062
     bot.errors.clear()  # expected; the fixture fails on any other
+
+
+async def test_joining_and_leaving_servers(fake: FakeDiscord, bot: EchoBot) -> None:
+    other = 444444444444444444
+    await fake.join_guild(other, "Other Server")
+    await fake.wait_for(lambda: bot.guild_events, what="on_guild_join")
+    guild = bot.get_guild(other)
+    assert guild is not None and guild.name == "Other Server" and guild.me is not None
+    assert bot.guild_events == [("join", other)]
+
+    await guild.leave()
+    await fake.wait_for(lambda: bot.get_guild(other) is None, what="the server to leave the cache")
+    assert fake.left_guilds == [other] and bot.guild_events[-1] == ("remove", other)
+    with pytest.raises(discord.NotFound):
+        await guild.leave()  # already left: Unknown Guild
+
+    main = bot.get_guild(fake.guild_id)
+    assert main is not None
+    await main.leave()
+    await fake.wait_for(lambda: bot.get_guild(fake.guild_id) is None, what="the main server to leave the cache")
+    await fake.user_says(ALICE, "anyone there?", mention_bot=True)
+    sent = [f.payload for f in fake.gateway_log if f.direction == "sent" and f.payload.get("t") == "MESSAGE_CREATE"]
+    assert not any("anyone there?" in (p["d"].get("content") or "") for p in sent), "a left server sends nothing"
+    assert fake.left_guilds == [other, fake.guild_id]

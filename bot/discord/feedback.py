@@ -1,21 +1,25 @@
-"""Helpful / not helpful buttons on answers (they keep working after a restart) and the admin /feedback report."""
+"""Helpful / not helpful buttons on answers (they keep working after a restart) and the admin /feedback report.
+
+Everything is scoped to the server it happens in: votes carry the server, and /feedback shows only that
+server's public questions (never private /ask answers or DMs), so adding the bot to a server reveals nothing
+about any other.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord import app_commands
-from discord.ext import commands
 
-from bot.cogs.admin import refused_unless_admin
+from bot.discord import docent
+from bot.discord.admin import refused_unless_admin
 from bot.render import split_message
 from bot.replies import NO_PINGS
-
-if TYPE_CHECKING:
-    from bot.client import DocentBot
+from bot.text import sendable
+from rag.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -37,13 +41,15 @@ class VoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"doce
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button[Any], match: re.Match[str], /
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> VoteButton:
         return cls(match["id"], match["vote"] == "up")
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        bot: DocentBot = interaction.client  # type: ignore[assignment]
-        recorded = await bot.feedback.vote(self.answer_id, interaction.user.id, self.helpful)
+        bot = docent(interaction)
+        recorded = await bot.feedback.vote(
+            self.answer_id, interaction.user.id, self.helpful, guild_id=interaction.guild_id
+        )
         if recorded:
             bot.metrics.vote(self.helpful)
         text = "Thanks for the feedback!" if recorded else "That answer is too old to rate."
@@ -58,19 +64,26 @@ def feedback_view(answer_id: str) -> discord.ui.View:
     return view
 
 
-class FeedbackCog(commands.Cog):
-    def __init__(self, bot: DocentBot) -> None:
-        self.bot = bot
-
+def add_commands(tree: app_commands.CommandTree[Any], settings: Settings) -> None:
     @app_commands.command(name="feedback", description="Top questions, gaps in the docs and disliked answers.")
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.guild_only()
-    async def feedback(self, interaction: discord.Interaction) -> None:
-        if await refused_unless_admin(interaction, self.bot.settings.discord.admin_role_ids, "see the feedback report"):
-            return
-        await interaction.response.defer(thinking=True, ephemeral=True)
-        report = await self.bot.feedback.report()
-        parts = split_message(report.as_text())
-        await interaction.edit_original_response(content=parts[0], allowed_mentions=NO_PINGS)
-        for part in parts[1:]:
-            await interaction.followup.send(part, ephemeral=True, allowed_mentions=NO_PINGS)
+    async def feedback(interaction: discord.Interaction) -> None:
+        await show_report(interaction)
+
+    tree.add_command(feedback)
+
+
+async def show_report(interaction: discord.Interaction) -> None:
+    """This server's report, privately, to its admins."""
+    bot = docent(interaction)
+    if await refused_unless_admin(interaction, bot.settings.discord.admin_role_ids, "see the feedback report"):
+        return
+    if interaction.guild_id is None:  # guild_only: Discord never sends this from a DM, but never report "all"
+        return
+    await interaction.response.defer(thinking=True, ephemeral=True)
+    report = await bot.feedback.report(guild_id=interaction.guild_id)
+    parts = split_message(sendable(report.as_text()))
+    await interaction.edit_original_response(content=parts[0], allowed_mentions=NO_PINGS)
+    for part in parts[1:]:
+        await interaction.followup.send(part, ephemeral=True, allowed_mentions=NO_PINGS)

@@ -1,0 +1,272 @@
+"""Answer questions: when the bot is mentioned, its answer is replied to, in its threads, in DMs, and with /ask."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import re
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+
+from bot.discord import docent
+from bot.discord.feedback import feedback_view
+from bot.render import MESSAGE_LIMIT, format_answer, split_message
+from bot.replies import NO_PINGS, InteractionReplier, MessageReplier, Replier, edit_quietly, finish
+from bot.text import sendable
+from rag import logs
+from rag.errors import BadQuestion, describe, new_error_id
+from rag.models import Answer
+from rag.prompt import Turn
+from rag.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.client import DocentBot
+
+logger = logging.getLogger(__name__)
+SEARCHING = "🔎 Searching the docs…"
+ONLY_IN_SERVERS = "I only answer in servers. Mention me in a channel or use /ask there."
+CANT_READ_REPLY = "I can't read replies that don't mention me. Mention me (or turn the reply ping on)."
+NOTICE_LIFETIME_S = 15.0
+_MENTION = re.compile(r"<@!?\d+>")
+
+
+def add_commands(tree: app_commands.CommandTree[Any], settings: Settings) -> None:
+    """Register /ask. With ``bot.direct_messages = "refuse"`` Discord is told not to offer it in DMs at all."""
+
+    @app_commands.command(name="ask", description="Ask a question about the docs.")
+    @app_commands.describe(question="What do you want to know?", private="Show the answer only to you")
+    async def ask(interaction: discord.Interaction, question: str, private: bool = False) -> None:
+        await docent(interaction).asker.ask_command(interaction, question, private=private)
+
+    dms = settings.bot.direct_messages == "answer"
+    ask.allowed_contexts = app_commands.AppCommandContext(guild=True, dm_channel=dms, private_channel=False)
+    tree.add_command(ask)
+
+
+class Asker:
+    """Mentions, replies to answers, follow-ups in the bot's threads, DMs and /ask: one answering path."""
+
+    def __init__(self, bot: DocentBot) -> None:
+        self.bot = bot
+
+    # -- mentions, replies, threads, DMs -------------------------------------------------------------
+
+    def _is_addressed(self, message: discord.Message) -> bool:
+        me = self.bot.user
+        if me is None or message.author.bot or message.author.id == me.id:
+            return False
+        if message.guild is None:
+            return True
+        if any(user.id == me.id for user in message.mentions):
+            return True
+        if message.reference is not None:
+            resolved = message.reference.resolved
+            if self.bot.conversations.knows(message.reference.message_id) or (
+                isinstance(resolved, discord.Message) and resolved.author.id == me.id
+            ):
+                return True
+        in_our_thread = isinstance(message.channel, discord.Thread) and (
+            self.bot.conversations.knows(message.channel.id) or message.channel.owner_id == me.id
+        )
+        return in_our_thread and self.bot.settings.bot.thread_followups_without_mention
+
+    async def on_message(self, message: discord.Message) -> None:
+        if not self._is_addressed(message):
+            return
+        settings = self.bot.settings.bot
+        if message.guild is None and settings.direct_messages == "refuse":
+            await self._reply(message, ONLY_IN_SERVERS)
+            return
+        question = _MENTION.sub(" ", message.content).strip()
+        if not question and not message.mentions:
+            # A reply without a ping: Discord hides its text from bots without the Message Content intent.
+            await self._reply(message, CANT_READ_REPLY)
+            return
+        guild_id = message.guild.id if message.guild else None
+        refusal = self.bot.admission.refusal(message.author.id, guild_id)
+        if refusal is not None:
+            if refusal.notify:  # once per cooldown window; the rest are ignored rather than answered
+                notice = await self._reply(message, refusal.message)
+                self.bot.spawn(_delete_later(notice, NOTICE_LIFETIME_S), name="delete-notice")
+            return
+
+        thread_id = message.channel.id if isinstance(message.channel, discord.Thread) else None
+        reference = message.reference.message_id if message.reference else None
+        history = self.bot.conversations.history(reference) or self.bot.conversations.history(thread_id)
+        if settings.reply_in_thread and message.guild is not None and thread_id is None:
+            thread = await message.create_thread(name=_thread_name(question), auto_archive_duration=1440)
+            thread_id = thread.id
+            placeholder = await thread.send(SEARCHING, allowed_mentions=NO_PINGS)
+            replier: Replier = MessageReplier(placeholder, thread)
+        else:
+            placeholder = await message.reply(SEARCHING, mention_author=False, allowed_mentions=NO_PINGS)
+            replier = MessageReplier(placeholder, message.channel)
+        answer, message_ids = await self.answer(
+            question,
+            replier,
+            user_id=message.author.id,
+            guild_id=guild_id,
+            private=guild_id is None,
+            history=history,
+        )
+        if answer is not None and not answer.refused:
+            keys = [*message_ids, *([thread_id] if thread_id else [])]
+            self.bot.conversations.remember(keys, history, Turn(answer.question, answer.text))
+
+    async def _reply(self, message: discord.Message, text: str) -> discord.Message:
+        return await message.reply(sendable(text), mention_author=False, allowed_mentions=NO_PINGS)
+
+    # -- /ask -------------------------------------------------------------------------------------------
+
+    async def ask_command(self, interaction: discord.Interaction, question: str, *, private: bool) -> None:
+        guild_id = interaction.guild_id
+        if guild_id is None and self.bot.settings.bot.direct_messages == "refuse":
+            # allowed_contexts already hides /ask in DMs; this covers stale command registrations.
+            await interaction.response.send_message(ONLY_IN_SERVERS, ephemeral=True, allowed_mentions=NO_PINGS)
+            return
+        refusal = self.bot.admission.refusal(interaction.user.id, guild_id)
+        if refusal is not None:  # an interaction must always be answered: privately, so it costs nobody else
+            await interaction.response.send_message(
+                sendable(refusal.message), ephemeral=True, allowed_mentions=NO_PINGS
+            )
+            return
+        await interaction.response.defer(thinking=True, ephemeral=private)
+        answer, message_ids = await self.answer(
+            question,
+            InteractionReplier(interaction, ephemeral=private),
+            user_id=interaction.user.id,
+            guild_id=guild_id,
+            private=private or guild_id is None,
+        )
+        if answer is not None and not answer.refused and not private:
+            # Replies to the answer continue the conversation, as they do for mentions (nobody can reply to an
+            # ephemeral answer).
+            self.bot.conversations.remember(message_ids, (), Turn(answer.question, answer.text))
+
+    # -- the shared answering path ----------------------------------------------------------------------
+
+    async def answer(
+        self,
+        question: str,
+        replier: Replier,
+        *,
+        user_id: int,
+        guild_id: int | None,
+        private: bool,
+        history: tuple[Turn, ...] = (),
+    ) -> tuple[Answer | None, list[int]]:
+        """Stream an answer into one message, finish it with sources and feedback buttons, then record it.
+
+        Returns the answer (None if it failed; the user has then been told why) and the ids of the
+        messages that carry it. The answer is posted before it is recorded: a broken feedback database
+        must never cost the user an answer that was already generated.
+        """
+        request_id = uuid.uuid4().hex[:12]
+        interval = self.bot.settings.bot.edit_interval_s
+        started = time.monotonic()
+        context = logs.request_id.set(request_id)
+        try:
+            answer = await self._generate(question, replier, history, request_id, started, interval)
+            if answer is None:
+                return None, []
+            ids = await self._post(answer, replier, request_id, started)
+            if ids is None:
+                return None, []
+            # Off the reply path: the user has the answer; a slow or locked database delays nobody.
+            self.bot.spawn(self._record(answer, user_id, guild_id, private), name="record-answer", finish_on_close=True)
+            return answer, ids
+        finally:
+            logs.request_id.reset(context)
+
+    async def _generate(
+        self,
+        question: str,
+        replier: Replier,
+        history: tuple[Turn, ...],
+        request_id: str,
+        started: float,
+        interval: float,
+    ) -> Answer | None:
+        try:
+            if self.bot.admission.must_wait:
+                ahead = self.bot.admission.waiting + 1
+                await edit_quietly(replier, f"⏳ Lots of questions right now; you're in the queue ({ahead} ahead)…")
+            answer: Answer | None = None
+            async with self.bot.admission.slot():
+                if time.monotonic() - started > 1:
+                    await edit_quietly(replier, SEARCHING)
+                last_edit = time.monotonic()
+                async for update in self.bot.pipeline.stream(question, history=history, request_id=request_id):
+                    if update.answer is not None:
+                        answer = update.answer
+                    elif time.monotonic() - last_edit >= interval and update.text:
+                        last_edit = time.monotonic()
+                        await edit_quietly(replier, update.text[: MESSAGE_LIMIT - 2] + " ▌")
+            if answer is None:
+                raise RuntimeError("the pipeline ended without an answer")
+            return answer if answer.request_id else dataclasses.replace(answer, request_id=request_id)
+        except Exception as exc:  # one failed question must never take the bot down
+            await self._fail(exc, replier, request_id)
+            return None
+
+    async def _post(self, answer: Answer, replier: Replier, request_id: str, started: float) -> list[int] | None:
+        """The final edit must land (``finish`` falls back to a new message); the vote buttons go on the last part
+        and carry the answer id, known before anything is recorded."""
+        parts = split_message(format_answer(answer))
+        view = feedback_view(answer.request_id)
+        try:
+            first = await finish(replier, parts[0], view=view if len(parts) == 1 else None)
+        except Exception as exc:
+            await self._fail(exc, replier, request_id)
+            return None
+        ids = [first]
+        try:
+            for index, part in enumerate(parts[1:], start=2):
+                ids.append(await replier.send(part, view=view if index == len(parts) else None))
+        except Exception:  # the answer's start is posted: say nothing over it, keep what landed
+            logger.warning("request %s: could not post the rest of the answer", request_id, exc_info=True)
+        self.bot.metrics.answered(answer, time.monotonic() - started)
+        logger.info(
+            "request %s answered in %.0f ms (%d parts, %d sources, refused=%s)",
+            request_id,
+            (time.monotonic() - started) * 1000,
+            len(parts),
+            len(answer.citations),
+            answer.refused,
+        )
+        return [i for i in ids if i is not None]
+
+    async def _record(self, answer: Answer, user_id: int, guild_id: int | None, private: bool) -> None:
+        """Best effort: a locked, full or broken database costs the feedback record, never the answer."""
+        try:
+            await self.bot.feedback.record_answer(answer, user_id, guild_id=guild_id, private=private)
+        except Exception:
+            logger.warning("request %s was answered but not recorded for feedback", answer.request_id, exc_info=True)
+
+    async def _fail(self, exc: Exception, replier: Replier, request_id: str) -> None:
+        self.bot.metrics.failed(exc)
+        error_id = new_error_id()
+        if isinstance(exc, BadQuestion):
+            logger.info("request %s refused: %s", request_id, exc)
+        else:
+            logger.exception("request %s failed (error id %s)", request_id, error_id)
+        await edit_quietly(replier, describe(exc, error_id))
+
+
+async def _delete_later(message: discord.Message, delay: float) -> None:
+    """Notices clean themselves up; an owned task, so closing the bot cancels it instead of leaking it."""
+    await asyncio.sleep(delay)
+    try:
+        await message.delete()
+    except discord.HTTPException as exc:
+        logger.info("could not delete a notice: %s", exc)
+
+
+def _thread_name(question: str) -> str:
+    name = re.sub(r"\s+", " ", sendable(question)).strip() or "Question"
+    return name if len(name) <= 90 else name[:89] + "…"
