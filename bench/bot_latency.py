@@ -17,6 +17,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.common import ROOT, bench_settings, corpus_source, write_results
 from bench.eval import percentile
@@ -33,7 +34,7 @@ QUESTIONS = [
 ]
 
 
-async def run(args: argparse.Namespace) -> dict[str, object]:
+async def run(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from bot.client import DocentBot
     from indexer.build import make_indexer
@@ -76,10 +77,11 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                     sent.append(await fake.slash("ask", {"question": QUESTIONS[i % len(QUESTIONS)]}, user_id=user))
                     await asyncio.sleep(args.gap)
                 for ix in sent:
-                    await fake.wait_for(
-                        lambda ix=ix: ix.original and any("AI-generated" in c for c in ix.original.contents),
-                        timeout=300,
-                    )
+
+                    def answered(ix: Any = ix) -> bool:
+                        return ix.original is not None and any("AI-generated" in c for c in ix.original.contents)
+
+                    await fake.wait_for(answered, timeout=300)
                     assert ix.deferred_at is not None and ix.original is not None
                     done = next(t for t, text in ix.original.history if "AI-generated" in text)
                     deferral.append((ix.deferred_at - ix.created_at) * 1000)

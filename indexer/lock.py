@@ -25,6 +25,7 @@ class IndexerBusy(DocentError):
     """Another process holds the index lock and the caller chose not to wait."""
 
     user_message = "Another index run is in progress (another process). Try again when it has finished."
+    shows_error_id = False
 
 
 class ProcessLock:

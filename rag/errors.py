@@ -9,10 +9,13 @@ class DocentError(Exception):
     """Base of everything we raise on purpose."""
 
     user_message = "Something went wrong while answering."
+    shows_error_id = True  # False for expected refusals, which are not failures to look up in the log
 
 
 class BadQuestion(DocentError):
     """The question cannot be answered as asked (empty, too long)."""
+
+    shows_error_id = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -58,7 +61,7 @@ def new_error_id() -> str:
 
 def describe(exc: BaseException, error_id: str) -> str:
     """The single user-facing rendering of any failure."""
-    if isinstance(exc, BadQuestion):
+    if isinstance(exc, DocentError) and not exc.shows_error_id:
         return exc.user_message
     message = exc.user_message if isinstance(exc, DocentError) else "Something went wrong while answering."
     return f"{message} (error id `{error_id}`)"

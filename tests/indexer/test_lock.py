@@ -157,3 +157,9 @@ async def test_cli_no_wait_exits_with_one_line(
     lines = [line for line in done.stderr.splitlines() if "Another indexer is running" in line]
     assert len(lines) == 1 and "indexer.lock" in lines[0]
     assert "Traceback" not in done.stderr
+
+
+def test_busy_is_told_plainly_without_an_error_id() -> None:
+    from rag.errors import describe
+
+    assert describe(IndexerBusy("another indexer holds x"), "abc123") == IndexerBusy.user_message
