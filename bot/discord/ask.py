@@ -32,6 +32,7 @@ SEARCHING = "🔎 Searching the docs…"
 ONLY_IN_SERVERS = "I only answer in servers. Mention me in a channel or use /ask there."
 CANT_READ_REPLY = "I can't read replies that don't mention me. Mention me (or turn the reply ping on)."
 NOTICE_LIFETIME_S = 15.0
+RECORD_WAIT_S = 2.0  # a vote waits this long for its answer's record; the interaction must be answered in 3 s
 _MENTION = re.compile(r"<@!?\d+>")
 
 
@@ -53,6 +54,13 @@ class Asker:
 
     def __init__(self, bot: DocentBot) -> None:
         self.bot = bot
+        self._recording: dict[str, asyncio.Task[None]] = {}  # answer id -> its feedback record being written
+
+    async def recorded(self, answer_id: str) -> None:
+        """Let an answer's record land before it is voted on: the buttons are live before the record is written."""
+        pending = self._recording.get(answer_id)
+        if pending is not None:
+            await asyncio.wait({pending}, timeout=RECORD_WAIT_S)
 
     # -- mentions, replies, threads, DMs -------------------------------------------------------------
 
@@ -174,11 +182,21 @@ class Asker:
             answer = await self._generate(question, replier, history, request_id, started, interval)
             if answer is None:
                 return None, []
-            ids = await self._post(answer, replier, request_id, started)
+            # Recorded off the reply path, once posted: a slow or locked database delays nobody. The pending record
+            # is known before the buttons go live, so a vote cast at once waits for it (see ``recorded``).
+            posted: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            task = self.bot.spawn(
+                self._record(posted, answer, user_id, guild_id, private), name="record-answer", finish_on_close=True
+            )
+            self._recording[answer.request_id] = task
+            task.add_done_callback(lambda _: self._recording.pop(answer.request_id, None))
+            ids = None
+            try:
+                ids = await self._post(answer, replier, request_id, started)
+            finally:
+                posted.set_result(ids is not None)
             if ids is None:
                 return None, []
-            # Off the reply path: the user has the answer; a slow or locked database delays nobody.
-            self.bot.spawn(self._record(answer, user_id, guild_id, private), name="record-answer", finish_on_close=True)
             return answer, ids
         finally:
             logs.request_id.reset(context)
@@ -241,8 +259,12 @@ class Asker:
         )
         return [i for i in ids if i is not None]
 
-    async def _record(self, answer: Answer, user_id: int, guild_id: int | None, private: bool) -> None:
-        """Best effort: a locked, full or broken database costs the feedback record, never the answer."""
+    async def _record(
+        self, posted: asyncio.Future[bool], answer: Answer, user_id: int, guild_id: int | None, private: bool
+    ) -> None:
+        """Best effort, once the answer is out: a locked, full or broken database costs the record, never the answer."""
+        if not await posted:
+            return
         try:
             await self.bot.feedback.record_answer(answer, user_id, guild_id=guild_id, private=private)
         except Exception:

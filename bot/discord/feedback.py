@@ -47,6 +47,7 @@ class VoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"doce
 
     async def callback(self, interaction: discord.Interaction) -> None:
         bot = docent(interaction)
+        await bot.asker.recorded(self.answer_id)
         recorded = await bot.feedback.vote(
             self.answer_id, interaction.user.id, self.helpful, guild_id=interaction.guild_id
         )

@@ -18,10 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import discord
 import pytest
 
 from bot.client import DocentBot
 from bot.discord import admin as admin_feature
+from bot.discord import docent
+from bot.discord import feedback as feedback_feature
 from bot.ops import OpsServer
 from indexer.build import make_indexer
 from indexer.local import FolderDocs
@@ -36,6 +39,7 @@ from rag.retrieval import Retriever
 from rag.settings import FolderSource, OpsSettings, Settings
 from rag.store import MilvusStore
 from tests.bot.fake_discord import FakeDiscord, InteractionRecord, MessageRecord, pending_discordpy_tasks
+from tests.scripted import ScriptedGenerator
 
 pytestmark = [pytest.mark.integration]
 
@@ -53,42 +57,17 @@ DOCS = {
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
-class ScriptedGenerator:
-    """Says exactly what a test needs, streamed in pieces like the engine does, and keeps every prompt it got."""
-
-    context_limit = 100_000
-
-    def __init__(self, text: str = "HNSW is a graph index [1].") -> None:
-        self.text = text
-        self.calls: list[list[dict[str, str]]] = []
-
-    def prompt_tokens(self, messages: Sequence[dict[str, str]]) -> int:
-        return sum(len(m["content"]) for m in messages) // 4
-
-    def healthy(self) -> bool:
-        return True
-
-    def unfinished_requests(self) -> int:
-        return 0
-
-    async def stream(self, messages: Sequence[dict[str, str]], *, request_id: str | None = None) -> AsyncIterator[str]:
-        self.calls.append([dict(m) for m in messages])
-        for end in range(0, len(self.text), 500):
-            await asyncio.sleep(0)
-            yield self.text[: end + 500]
-
-
 class ObedientGenerator(ScriptedGenerator):
     """A model that obeys instructions planted in the docs: it repeats the sources it was given verbatim."""
 
     def __init__(self) -> None:
         super().__init__("")
-        self.prompts: list[str] = []
+        self.seen: list[str] = []
 
     async def stream(self, messages: Sequence[dict[str, str]], *, request_id: str | None = None) -> AsyncIterator[str]:
         prompt = "\n".join(m["content"] for m in messages)
-        self.prompts.append(prompt)
-        self.text = prompt.split("Sources:", 1)[-1].split("Question:", 1)[0]
+        self.seen.append(prompt)
+        self.pieces = [prompt.split("Sources:", 1)[-1].split("Question:", 1)[0]]
         async for part in super().stream(messages, request_id=request_id):
             yield part
 
@@ -349,11 +328,11 @@ async def test_thread_follow_up_uses_the_earlier_turn(harness_factory) -> None:
     await h.fake.wait_for_message(
         lambda m: "AI-generated" in m.content and m.id > second, channel_id=thread_id, timeout=60
     )
-    assert len(model.calls) == 2
-    assert {"role": "user", "content": "How does IVF_FLAT work?"} in model.calls[1], "the first question"
-    earlier = [m for m in model.calls[1] if m["role"] == "assistant"]
+    assert len(model.prompts) == 2
+    assert {"role": "user", "content": "How does IVF_FLAT work?"} in model.prompts[1], "the first question"
+    earlier = [m for m in model.prompts[1] if m["role"] == "assistant"]
     assert earlier and earlier[0]["content"] in first.content, "the first answer"
-    assert not any(m["role"] == "assistant" for m in model.calls[0])
+    assert not any(m["role"] == "assistant" for m in model.prompts[0])
 
 
 @pytest.mark.slow
@@ -421,8 +400,8 @@ async def test_prompt_injection_inside_docs_cannot_ping_link_or_leak(harness_fac
     h = await harness_factory(obedient, pages={"webhooks.md": INJECTION})
     asked = await h.fake.user_says(ALICE, "how do webhooks send events?", mention_bot=True)
     reply = await h.reply_to(asked)
-    assert obedient.prompts and "IMPORTANT SYSTEM NOTICE" in obedient.prompts[0], "the planted text reached the model"
-    assert "fake-token" not in obedient.prompts[0] and "milvus.db" not in obedient.prompts[0]
+    assert obedient.seen and "IMPORTANT SYSTEM NOTICE" in obedient.seen[0], "the planted text reached the model"
+    assert "fake-token" not in obedient.seen[0] and "milvus.db" not in obedient.seen[0]
     assert "evil.example" not in reply.content, "only retrieved sources are linked"
     assert "@everyone" not in reply.content and "<@" not in reply.content and "@here" not in reply.content
     assert "(<https://milvus.io/docs/webhooks.md" in reply.content.split("**Sources**", 1)[1]
@@ -558,9 +537,9 @@ async def test_a_reply_to_an_ask_answer_continues_the_conversation(harness_facto
     assert ix.original_message_id is not None
     follow_up = await h.fake.user_says(ALICE, "and at query time?", reply_to=ix.original_message_id)
     await h.reply_to(follow_up)
-    assert len(model.calls) == 2
-    assert {"role": "user", "content": "How does IVF_FLAT work?"} in model.calls[1]
-    assert {"role": "assistant", "content": "IVF_FLAT splits vectors into clusters [1]."} in model.calls[1]
+    assert len(model.prompts) == 2
+    assert {"role": "user", "content": "How does IVF_FLAT work?"} in model.prompts[1]
+    assert {"role": "assistant", "content": "IVF_FLAT splits vectors into clusters [1]."} in model.prompts[1]
 
 
 async def test_a_rate_limited_user_gets_one_notice_per_window(harness_factory) -> None:
@@ -587,6 +566,30 @@ async def test_the_answer_is_posted_even_when_recording_it_fails(harness_factory
     await h.fake.wait_for(
         lambda: any("answered but not recorded" in r.getMessage() for r in caplog.records), what="the logged failure"
     )
+
+
+async def test_a_vote_cast_while_the_answer_is_being_recorded_counts(harness_factory, monkeypatch) -> None:
+    """The buttons are live before the record is written (answers are posted first): a quick click must wait."""
+    h = await harness_factory(ScriptedGenerator())
+    release = asyncio.Event()
+    record = h.bot.feedback.record_answer
+
+    async def slow_record(*args: Any, **kwargs: Any) -> str:
+        await release.wait()  # the record lands only once the vote is being handled
+        return await record(*args, **kwargs)
+
+    def handling_vote(interaction: discord.Interaction) -> DocentBot:
+        release.set()
+        return docent(interaction)
+
+    h.bot.feedback.record_answer = slow_record
+    monkeypatch.setattr(feedback_feature, "docent", handling_vote)
+    asked = await h.fake.user_says(ALICE, "What is HNSW?", mention_bot=True)
+    reply = await h.reply_to(asked)
+    up = next(c["custom_id"] for row in reply.components for c in row["components"] if ":up:" in c["custom_id"])
+    click = await h.fake.click(reply.id, up, user_id=BOB)
+    await h.fake.wait_for(lambda: click.responded, what="the vote acknowledgement")
+    assert "Thanks" in (click.final_content or ""), click.final_content
 
 
 async def test_feedback_report_shows_only_this_servers_public_questions(harness_factory) -> None:

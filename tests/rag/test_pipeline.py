@@ -23,6 +23,7 @@ from rag.retrieval import Retriever
 from rag.settings import MilvusSettings, RetrievalSettings
 from rag.store import MilvusStore
 from tests.conftest import index_pages
+from tests.scripted import ScriptedGenerator
 
 DOCS = {
     "index.md": "# In-memory Index\n\n## HNSW\n\nHNSW is a graph-based index. `M` is the maximum degree of a node "
@@ -45,32 +46,6 @@ async def indexed_store(tmp_path: Path, embedder, store) -> MilvusStore:
 def pipeline(embedder, store, generator: Generator, **retrieval: object) -> AnswerPipeline:
     settings = RetrievalSettings(**retrieval)
     return AnswerPipeline(Retriever(embedder, store, settings), generator, settings)
-
-
-class ScriptedGenerator:
-    """Streams ``pieces`` one at a time, growing, as the engine does; records the prompts it was given."""
-
-    context_limit = 100_000
-
-    def __init__(self, pieces: Sequence[str] = ("It is a graph index [1].",)) -> None:
-        self.pieces = pieces
-        self.prompts: list[list[dict[str, str]]] = []
-
-    def prompt_tokens(self, messages: Sequence[dict[str, str]]) -> int:
-        return sum(len(m["content"]) for m in messages) // 4
-
-    def healthy(self) -> bool:
-        return True
-
-    def unfinished_requests(self) -> int:
-        return 0
-
-    async def stream(self, messages: Sequence[dict[str, str]], *, request_id: str | None = None) -> AsyncIterator[str]:
-        self.prompts.append(list(messages))
-        text = ""
-        for piece in self.pieces:
-            text += piece
-            yield text
 
 
 class RecordingGenerator:

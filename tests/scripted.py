@@ -1,0 +1,38 @@
+"""A generator that says exactly what a test needs: for answer logic that must not depend on the tiny model."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+DEFAULT_ANSWER = "HNSW is a graph index [1]."
+
+
+class ScriptedGenerator:
+    """Streams its answer growing piece by piece, as the engine does, and keeps every prompt it was given.
+
+    A string answer is streamed in 500-character pieces; a sequence of strings one piece per item.
+    """
+
+    context_limit = 100_000
+
+    def __init__(self, answer: str | Sequence[str] = DEFAULT_ANSWER) -> None:
+        self.pieces = [answer[i : i + 500] for i in range(0, len(answer), 500)] if isinstance(answer, str) else answer
+        self.prompts: list[list[dict[str, str]]] = []
+
+    def prompt_tokens(self, messages: Sequence[dict[str, str]]) -> int:
+        return sum(len(m["content"]) for m in messages) // 4
+
+    def healthy(self) -> bool:
+        return True
+
+    def unfinished_requests(self) -> int:
+        return 0
+
+    async def stream(self, messages: Sequence[dict[str, str]], *, request_id: str | None = None) -> AsyncIterator[str]:
+        self.prompts.append([dict(m) for m in messages])
+        text = ""
+        for piece in self.pieces:
+            await asyncio.sleep(0)
+            text += piece
+            yield text
