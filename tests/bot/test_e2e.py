@@ -592,8 +592,12 @@ async def test_a_vote_cast_while_the_answer_is_being_recorded_counts(harness_fac
     assert "Thanks" in (click.final_content or ""), click.final_content
 
 
-async def test_feedback_report_shows_only_this_servers_public_questions(harness_factory) -> None:
-    other = await harness_factory(ScriptedGenerator(), guild_id=SERVER_B)
+async def test_feedback_report_shows_only_this_servers_public_questions(harness_factory, tmp_path) -> None:
+    # One feedback database for both servers; each bot its own Milvus Lite path (reopening one path in a process
+    # restarts Lite's in-process server, an edge this test is not about).
+    other = await harness_factory(
+        ScriptedGenerator(), guild_id=SERVER_B, milvus={"uri": str(tmp_path / "milvus-server-b.db")}
+    )
     asked = await other.fake.user_says(ALICE, "What is HNSW in server B?", mention_bot=True)
     await other.reply_to(asked)
     await other.close()
