@@ -52,6 +52,7 @@ class Question:
     history: tuple[str, ...] = ()
     style: str = ""
     split: str = ""
+    fold: int = 0  # real-question sets: a fixed 5-fold split (a hash of the thread's URL)
 
     @property
     def answerable(self) -> bool:
@@ -120,6 +121,7 @@ def load_questions(paths: Sequence[Path], split: str = "") -> list[Question]:
                     history=tuple(row.get("history") or ()),
                     style=str(row.get("style", "")),
                     split=str(row.get("split", "")),
+                    fold=int(row.get("fold", 0)),
                 )
             except (ValueError, KeyError, TypeError) as exc:
                 raise SystemExit(f"{path}:{number}: not a question line ({exc})") from exc

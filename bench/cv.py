@@ -1,0 +1,249 @@
+"""Retrieval quality on real questions, 5-fold cross-validated, over every real-question set.
+
+python -m bench.cv [--sets milvus,fastapi,pydantic] [--k 5] [--json-out PATH]
+
+Each set is real questions asked in public with gold pages taken from the answers given there
+(bench/devset/*real_questions.jsonl, see bench/devset/REAL_QUESTIONS.md), over its own corpus. A question's fold
+is fixed in the file (a hash of its source URL), so numbers compare across commits.
+
+Every candidate retrieval setting is run once on every question; then, for each fold, the setting with the best
+pooled recall@k on the other four folds (MRR@k breaks ties) is scored on that fold. The reported numbers are those
+held-out scores, so tuning never sees the questions it is scored on. Untuned rows (the reference recipe, today's
+defaults) are scored on every question. The refusal threshold is cross-validated the same way: the highest
+threshold that refuses at most 1% of the answerable training questions, scored on the held-out fold, and on the
+out-of-scope set. The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.common import CORPUS, DEVSET, ROOT
+from bench.eval import (
+    EvalIndex,
+    Outcome,
+    ReferenceRetriever,
+    load_questions,
+    production_retrieve,
+    run_questions,
+)
+from rag.embedder import SentenceTransformerEmbedder
+from rag.entry import load_settings, run_command
+from rag.logs import configure_logging
+from rag.retrieval import Retriever
+from rag.settings import RetrievalSettings, Settings, prepare_process_env
+
+FOLDS = 5
+MAX_FALSE_REFUSALS = 0.01
+
+
+@dataclass(frozen=True)
+class RealSet:
+    name: str
+    docs: Path
+    questions: Path
+
+
+SETS = {
+    "milvus": RealSet("milvus", CORPUS, DEVSET / "real_questions.jsonl"),
+    "fastapi": RealSet("fastapi", ROOT / "bench" / "corpora" / "fastapi-docs", DEVSET / "fastapi_real_questions.jsonl"),
+    "pydantic": RealSet(
+        "pydantic", ROOT / "bench" / "corpora" / "pydantic-docs", DEVSET / "pydantic_real_questions.jsonl"
+    ),
+}
+OUT_OF_SCOPE = DEVSET / "out_of_scope.jsonl"  # asked of the Milvus corpus
+
+
+def tuning_grid(base: RetrievalSettings) -> list[tuple[str, RetrievalSettings]]:
+    """The retrieval settings that change no index: search mode, fusion constant, page aggregation, candidates."""
+    grid: list[tuple[str, RetrievalSettings]] = []
+    for mode, rrf_k, bonus, candidates in itertools.product(
+        ("dense", "hybrid"), (10, 20, 60), (0.0, 0.3, 0.6), (30, 60)
+    ):
+        if mode == "dense" and rrf_k != 20:
+            continue  # the fusion constant means nothing without fusion
+        name = f"{mode} rrf_k={rrf_k} bonus={bonus} candidates={candidates}"
+        update = {"mode": mode, "rrf_k": rrf_k, "page_bonus": bonus, "candidates": candidates}
+        grid.append((name, base.model_copy(update=update)))
+    return grid
+
+
+Runs = dict[str, dict[str, list[Outcome]]]  # setting -> set name -> outcomes (one per question, file order)
+
+
+def _rank(outcome: Outcome, k: int) -> int | None:
+    return outcome.rank(k)
+
+
+def summarise(outcomes: Sequence[Outcome], k: int) -> dict[str, float]:
+    ranks = [_rank(o, k) for o in outcomes]
+    n = max(1, len(ranks))
+    return {
+        "n": len(ranks),
+        f"recall@{k}": round(sum(1 for r in ranks if r) / n, 4),
+        f"mrr@{k}": round(sum(1 / r for r in ranks if r) / n, 4),
+        "recall@1": round(sum(1 for r in ranks if r == 1) / n, 4),
+    }
+
+
+def _objective(outcomes: Sequence[Outcome], k: int) -> tuple[float, float]:
+    scores = summarise(outcomes, k)
+    return scores[f"recall@{k}"], scores[f"mrr@{k}"]
+
+
+def in_folds(per_set: dict[str, list[Outcome]], folds: dict[str, list[int]], keep: set[int]) -> list[Outcome]:
+    """The outcomes of every set whose question's fold is in ``keep``."""
+    return [o for name, outcomes in per_set.items() for o, f in zip(outcomes, folds[name], strict=True) if f in keep]
+
+
+def cross_validate(runs: Runs, folds: dict[str, list[int]], k: int) -> tuple[dict[str, list[Outcome]], list[str]]:
+    """Held-out outcomes per set, each fold scored with the setting chosen on the other folds; and the choices."""
+    held: dict[str, list[Outcome]] = {name: [] for name in folds}
+    chosen: list[str] = []
+    for fold in range(FOLDS):
+        train = set(range(FOLDS)) - {fold}
+        best = max(runs, key=lambda setting: _objective(in_folds(runs[setting], folds, train), k))
+        chosen.append(best)
+        for name, outcomes in runs[best].items():
+            held[name].extend(o for o, f in zip(outcomes, folds[name], strict=True) if f == fold)
+    return held, chosen
+
+
+def refusal_threshold(confidences: Sequence[float]) -> float:
+    """The highest threshold (0.01 steps) that refuses at most MAX_FALSE_REFUSALS of these answerable questions."""
+    ordered = sorted(confidences)
+    allowed = int(MAX_FALSE_REFUSALS * len(ordered))
+    return round(max(0.0, ordered[allowed] - 0.005), 2) if ordered else 0.0
+
+
+def cross_validated_refusals(
+    outcomes: dict[str, list[Outcome]], folds: dict[str, list[int]], out_of_scope: Sequence[Outcome]
+) -> dict[str, Any]:
+    false_refusals, answerable, thresholds = 0, 0, []
+    for fold in range(FOLDS):
+        train = [o.confidence for o in in_folds(outcomes, folds, set(range(FOLDS)) - {fold})]
+        test = [o.confidence for o in in_folds(outcomes, folds, {fold})]
+        threshold = refusal_threshold(train)
+        thresholds.append(threshold)
+        false_refusals += sum(c < threshold for c in test)
+        answerable += len(test)
+    threshold = min(thresholds) if thresholds else 0.0
+    return {
+        "fold_thresholds": thresholds,
+        "false_refusal_rate": round(false_refusals / max(1, answerable), 4),
+        "false_refusals": false_refusals,
+        "out_of_scope_refused_at_lowest": round(
+            sum(o.confidence < threshold for o in out_of_scope) / max(1, len(out_of_scope)), 3
+        ),
+    }
+
+
+async def evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    sets = [SETS[name] for name in args.sets.split(",")]
+    prepare_process_env(settings)
+    embedder = await asyncio.to_thread(SentenceTransformerEmbedder, settings.embedding)
+    questions = {s.name: load_questions([s.questions]) for s in sets}
+    folds = {name: [q.fold for q in qs] for name, qs in questions.items()}
+    grid = tuning_grid(settings.retrieval)
+    runs: Runs = {}
+    untuned: dict[str, dict[str, list[Outcome]]] = {"reference recipe": {}, "configured defaults": {}}
+    out_of_scope: list[Outcome] = []
+    indexes: list[EvalIndex] = []
+    try:
+        for real in sets:
+            index = EvalIndex(settings, real.docs.resolve(), embedder)
+            indexes.append(index)
+            qs = questions[real.name]
+            print(f"{real.name}: {len(qs)} questions over {real.docs}", file=sys.stderr)
+            reference = ReferenceRetriever(embedder, await index.reference(), args.k)
+            untuned["reference recipe"][real.name] = (await run_questions("reference", reference.pages, qs)).outcomes
+            store = await index.production()
+            configured = production_retrieve(Retriever(embedder, store, settings.retrieval))
+            untuned["configured defaults"][real.name] = (await run_questions("configured", configured, qs)).outcomes
+            for name, variant in grid:
+                retrieve = production_retrieve(Retriever(embedder, store, variant))
+                runs.setdefault(name, {})[real.name] = (await run_questions(name, retrieve, qs)).outcomes
+            if real.name == "milvus" and OUT_OF_SCOPE.exists():
+                oos = load_questions([OUT_OF_SCOPE])
+                out_of_scope = (await run_questions("out of scope", configured, oos)).outcomes
+    finally:
+        for index in indexes:
+            await index.close()
+        embedder.close()
+
+    rows: list[dict[str, Any]] = []
+    for name, per_set in untuned.items():
+        rows.append(_row(name, per_set, args.k))
+    held, chosen = cross_validate(runs, folds, args.k)
+    tuned = _row("tuned pipeline (5-fold CV)", held, args.k)
+    tuned["chosen_per_fold"] = chosen
+    rows.append(tuned)
+    refusals = cross_validated_refusals(untuned["configured defaults"], folds, out_of_scope)
+    _print_table(rows, [s.name for s in sets], args.k)
+    print(f"\nchosen per fold: {chosen}")
+    print(
+        f"refusal threshold (CV, ≤{MAX_FALSE_REFUSALS:.0%} false refusals on training folds): "
+        f"{refusals['fold_thresholds']}, held-out false refusals {refusals['false_refusals']} "
+        f"({refusals['false_refusal_rate']:.1%}), out-of-scope refused at the lowest: "
+        f"{refusals['out_of_scope_refused_at_lowest']:.0%}"
+    )
+    result = {"k": args.k, "sets": {s.name: len(questions[s.name]) for s in sets}, "rows": rows, "refusal": refusals}
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+def _row(name: str, per_set: dict[str, list[Outcome]], k: int) -> dict[str, Any]:
+    row: dict[str, Any] = {"name": name}
+    for set_name, outcomes in per_set.items():
+        row[set_name] = summarise(outcomes, k)
+    row["pooled"] = summarise([o for outcomes in per_set.values() for o in outcomes], k)
+    row["macro"] = {
+        key: round(sum(row[s][key] for s in per_set) / max(1, len(per_set)), 4) for key in (f"recall@{k}", f"mrr@{k}")
+    }
+    return row
+
+
+def _print_table(rows: Sequence[dict[str, Any]], sets: Sequence[str], k: int) -> None:
+    columns = [*sets, "pooled", "macro"]
+    header = f"{'variant':<30}" + "".join(f"{c + f' R@{k} / MRR':>24}" for c in columns)
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        cells = "".join(f"{row[c][f'recall@{k}']:>15.3f} / {row[c][f'mrr@{k}']:.3f}" for c in columns)
+        print(f"{row['name']:<30}{cells}")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.cv", description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", default=",".join(SETS), help=f"comma-separated, of {', '.join(SETS)}")
+    parser.add_argument("--k", type=int, default=5, help="pages that count as retrieved (default 5)")
+    parser.add_argument("--json-out", type=Path, help="also write the result JSON here")
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.sets.split(",") if name not in SETS]
+    if unknown:
+        parser.error(f"unknown set(s): {', '.join(unknown)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = load_settings()
+    if settings is None:
+        return 2
+    configure_logging("WARNING")
+    return run_command(evaluate(args, settings))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
