@@ -1,0 +1,51 @@
+"""Cross-validation never scores a fold with a setting chosen on it."""
+
+from __future__ import annotations
+
+from bench.cv import FOLDS, cross_validate, in_folds, refusal_threshold
+from bench.eval import Outcome, Question
+
+
+def _outcome(found: bool, fold: int, confidence: float = 0.5) -> Outcome:
+    question = Question(f"q{fold}", frozenset({"gold.md"}), fold=fold)
+    return Outcome(question, ["gold.md" if found else "other.md"], confidence, 1.0)
+
+
+def test_each_fold_is_scored_with_the_setting_that_won_on_the_other_folds() -> None:
+    folds = {"docs": list(range(FOLDS))}
+    # "a" finds folds 0-3 and misses fold 4; "b" finds only fold 4. On every training split that leaves
+    # fold 4 in, "a" wins; trained without fold 4 too, "a" wins. So fold 4 is scored with "a": a miss.
+    runs = {
+        "a": {"docs": [_outcome(f != 4, f) for f in range(FOLDS)]},
+        "b": {"docs": [_outcome(f == 4, f) for f in range(FOLDS)]},
+    }
+    held, chosen = cross_validate(runs, folds, k=5)
+    assert chosen == ["a"] * FOLDS
+    assert [o.rank(5) for o in held["docs"]] == [1, 1, 1, 1, None]
+
+
+def test_the_choice_depends_only_on_the_training_folds() -> None:
+    folds = {"docs": [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]}
+    # Trained on folds 1-4, "a" wins (5 of 8 against 4); counting fold 0 as well, "b" would (6 of 10 against 5).
+    a = [False, False, True, True, True, False, True, False, True, False]
+    b = [True, True, True, False, True, False, True, False, True, False]
+    runs = {
+        "a": {"docs": [_outcome(hit, f) for hit, f in zip(a, folds["docs"], strict=True)]},
+        "b": {"docs": [_outcome(hit, f) for hit, f in zip(b, folds["docs"], strict=True)]},
+    }
+    held, chosen = cross_validate(runs, folds, k=5)
+    assert chosen == ["a", "b", "b", "b", "b"]
+    assert [o.rank(5) for o in held["docs"][:2]] == [None, None], "fold 0 scored with a, which misses it"
+
+
+def test_in_folds_keeps_the_named_folds_of_every_set() -> None:
+    per_set = {"x": [_outcome(True, 0), _outcome(True, 1)], "y": [_outcome(False, 1)]}
+    folds = {"x": [0, 1], "y": [1]}
+    assert len(in_folds(per_set, folds, {1})) == 2
+
+
+def test_refusal_threshold_refuses_at_most_one_percent() -> None:
+    confidences = [0.30 + i / 1000 for i in range(200)]  # 0.300 .. 0.499
+    threshold = refusal_threshold(confidences)
+    assert sum(c < threshold for c in confidences) <= 2
+    assert threshold > 0.29
