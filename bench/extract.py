@@ -47,6 +47,9 @@ CASES: dict[str, tuple[str, Callable[[int], str], int]] = {
     "md: comments": ("md", lambda n: "<!--" * n, 50_000),
     "md: template": ("md", lambda n: "{{" + " " * n + "x", 100_000),
     "md: spaced heading": ("md", lambda n: "# a" + " " * n + "b", 100_000),
+    "md: stray fences": ("md", lambda n: "```a\n" * n, 20_000),
+    "md: deep quotes": ("md", lambda n: "> " * n + "deep", 5_000),
+    "md: admonition blocks": ("md", lambda n: "/// tip | T\n\ntext\n\n///\n\n!!! note\n    more\n\n" * n, 5_000),
 }
 
 
