@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from rag.embedder import Embedder
 from rag.lexical import lexical_text
 from rag.models import Hit
+from rag.query import search_text
 from rag.rerank import Reranker
 from rag.settings import RetrievalSettings
 from rag.store import Store
@@ -33,12 +34,6 @@ class Retrieval:
     @property
     def pages(self) -> list[str]:
         return list(dict.fromkeys(hit.page_id for hit in self.hits))
-
-
-def search_query(question: str, history: Sequence[str], turns: int) -> str:
-    """The text searched for: a follow-up like "and in python?" means nothing without the turn before it."""
-    earlier = list(history)[-turns:] if turns else []
-    return " ".join([*earlier, question])
 
 
 def rank_pages(hits: Sequence[Hit], *, top_k: int, per_page: int, bonus: float) -> list[Hit]:
@@ -65,11 +60,11 @@ class Retriever:
 
     async def retrieve(self, question: str, history: Sequence[str] = ()) -> Retrieval:
         settings = self._settings
-        query = search_query(question, history, settings.history_questions)
+        query = search_text(question, history, settings.history_questions, normalise=settings.normalise_query)
         started = time.perf_counter()
-        vector = await self._embedder.embed_query(query)
+        vector = await self._embedder.embed_query(query.dense)
         embedded = time.perf_counter()
-        lexical = lexical_text(query) if settings.mode == "hybrid" else ""
+        lexical = lexical_text(query.lexical) if settings.mode == "hybrid" else ""
         candidates = await self._store.search(
             vector, max(settings.candidates, settings.top_k), lexical=lexical, rrf_k=settings.rrf_k
         )
@@ -77,7 +72,7 @@ class Retriever:
         timings = {"embed_ms": (embedded - started) * 1000, "search_ms": (searched - embedded) * 1000}
         if self._reranker is not None and candidates:
             head = candidates[: settings.rerank_candidates]
-            scores = await self._reranker.score(query, [hit.context_text for hit in head])
+            scores = await self._reranker.score(query.dense, [hit.context_text for hit in head])
             reranked = sorted(
                 (replace(hit, score=score) for hit, score in zip(head, scores, strict=True)),
                 key=lambda hit: -hit.score,

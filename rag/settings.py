@@ -93,6 +93,9 @@ class RetrievalSettings(BaseModel):
         0.3, ge=0, le=1, description="Weight of a page's 2nd, 3rd... matching chunks in its score (geometric)."
     )
     history_questions: int = Field(1, ge=0, description="Earlier questions of a conversation added to the query.")
+    normalise_query: bool = Field(
+        True, description="Search pasted errors and code by question, exception lines and identifiers (rag/query.py)."
+    )
     rerank_model: str = Field("", description="Cross-encoder (hub name or folder) to rerank candidates; empty: off.")
     rerank_candidates: int = Field(30, ge=1, le=200, description="Top fused chunks the cross-encoder rescores.")
     min_score: float = Field(

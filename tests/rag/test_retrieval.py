@@ -9,8 +9,9 @@ import pytest
 
 from rag.lexical import lexical_text
 from rag.models import Hit
+from rag.query import search_text
 from rag.rerank import CrossEncoderReranker
-from rag.retrieval import Retriever, rank_pages, search_query
+from rag.retrieval import Retriever, rank_pages
 from rag.settings import RetrievalSettings, Settings
 from rag.store import SCHEMA_FIELDS, MilvusStore
 from tests.conftest import index_pages
@@ -31,8 +32,11 @@ def test_pages_are_ranked_by_best_chunk_plus_discounted_support() -> None:
 
 
 def test_follow_ups_carry_the_previous_question() -> None:
-    assert search_query("and in python?", ["how do I delete by id", "old"], 1) == "old and in python?"
-    assert search_query("and in python?", ["how do I delete by id"], 0) == "and in python?"
+    assert (
+        search_text("and in python?", ["how do I delete by id", "old"], 1, normalise=False).dense
+        == "old and in python?"
+    )
+    assert search_text("and in python?", ["how do I delete by id"], 0, normalise=False).lexical == "and in python?"
 
 
 DOCS = {
