@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +52,17 @@ def write_results(out: Path, results: dict[str, Any]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(f"written to {out}")
+
+
+def run_evaluation(
+    evaluate: Callable[[argparse.Namespace, Any], Coroutine[Any, Any, int]], args: argparse.Namespace
+) -> int:
+    """An evaluation command's tail: settings from the usual DOCENT_ environment, quiet logs, exit codes."""
+    from rag.entry import load_settings, run_command
+    from rag.logs import configure_logging
+
+    settings = load_settings()
+    if settings is None:
+        return 2
+    configure_logging("WARNING")
+    return run_command(evaluate(args, settings))

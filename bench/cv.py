@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import CORPUS, DEVSET, ROOT
+from bench.common import CORPUS, DEVSET, ROOT, run_evaluation
 from bench.eval import (
     EvalIndex,
     Outcome,
@@ -36,8 +36,6 @@ from bench.eval import (
     run_questions,
 )
 from rag.embedder import SentenceTransformerEmbedder
-from rag.entry import load_settings, run_command
-from rag.logs import configure_logging
 from rag.retrieval import Retriever
 from rag.settings import RetrievalSettings, Settings, prepare_process_env
 
@@ -238,11 +236,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    settings = load_settings()
-    if settings is None:
-        return 2
-    configure_logging("WARNING")
-    return run_command(evaluate(args, settings))
+    return run_evaluation(evaluate, args)
 
 
 if __name__ == "__main__":

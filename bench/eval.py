@@ -27,13 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.common import run_evaluation
 from indexer.build import make_indexer
 from indexer.chunking import CHUNKER_VERSION, chunk_id
 from indexer.local import FolderDocs
 from rag.embedder import Embedder, SentenceTransformerEmbedder
-from rag.entry import load_settings, run_command
 from rag.lexical import LEXICAL_VERSION
-from rag.logs import configure_logging
 from rag.models import Chunk
 from rag.rerank import CrossEncoderReranker, Reranker
 from rag.retrieval import Retriever
@@ -396,11 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.docs.is_dir():
         print(f"--docs {args.docs} is not a folder", file=sys.stderr)
         return 2
-    settings = load_settings()
-    if settings is None:
-        return 2
-    configure_logging("WARNING")
-    return run_command(evaluate(args, settings))
+    return run_evaluation(evaluate, args)
 
 
 if __name__ == "__main__":
