@@ -31,7 +31,9 @@ from bench.eval import (
     EvalIndex,
     Outcome,
     ReferenceRetriever,
+    Scores,
     load_questions,
+    print_table,
     production_retrieve,
     run_questions,
 )
@@ -58,18 +60,65 @@ SETS = {
     ),
 }
 OUT_OF_SCOPE = DEVSET / "out_of_scope.jsonl"  # asked of the Milvus corpus
+SYNTHETIC = DEVSET / "milvus_questions.jsonl"  # the regression set: questions written while reading the pages
+
+
+# What the indexer can be asked to build: each is its own eval collection (bench.eval.EvalIndex.production).
+INDEXINGS: dict[str, dict[str, Any]] = {
+    "sections": {"window_chunks": False},
+    "sections + windows": {"window_chunks": True},
+}
+
+# Each technique switched on in turn, from the plainest structure-aware pipeline to everything: (row name,
+# indexing, retrieval settings changed from the row before). Rows are scored untuned, on every question.
+TECHNIQUES: list[tuple[str, str, dict[str, Any]]] = [
+    (
+        "sections, dense, chunk order",
+        "sections",
+        {
+            "mode": "dense",
+            "page_bonus": 0.0,
+            "normalise_query": False,
+            "heading_search": False,
+            "section_match_weight": 0.0,
+        },
+    ),
+    ("+ page aggregation", "sections", {"page_bonus": 0.3}),
+    ("+ hybrid BM25", "sections", {"mode": "hybrid"}),
+    ("+ query normalisation", "sections", {"normalise_query": True}),
+    ("+ title/heading BM25 field", "sections", {"heading_search": True}),
+    ("+ distinct-section lift", "sections", {"section_match_weight": 0.3}),
+    ("+ small windows beside sections", "sections + windows", {}),
+]
+
+
+def ladder(base: RetrievalSettings) -> list[tuple[str, str, RetrievalSettings]]:
+    rows, current = [], base
+    for name, indexing, update in TECHNIQUES:
+        current = current.model_copy(update=update)
+        rows.append((name, indexing, current))
+    return rows
 
 
 def tuning_grid(base: RetrievalSettings) -> list[tuple[str, RetrievalSettings]]:
-    """The retrieval settings that change no index: search mode, fusion constant, page aggregation, candidates."""
+    """Retrieval settings that change no index: search mode, fusion constant, heading field, page aggregation,
+    distinct-section lift (query normalisation stays on: it won on every set)."""
     grid: list[tuple[str, RetrievalSettings]] = []
-    for mode, rrf_k, bonus, candidates in itertools.product(
-        ("dense", "hybrid"), (10, 20, 60), (0.0, 0.3, 0.6), (30, 60)
+    for mode, rrf_k, headings, bonus, lift in itertools.product(
+        ("dense", "hybrid"), (10, 20, 60), (False, True), (0.3, 0.6), (0.0, 0.3)
     ):
-        if mode == "dense" and rrf_k != 20:
-            continue  # the fusion constant means nothing without fusion
-        name = f"{mode} rrf_k={rrf_k} bonus={bonus} candidates={candidates}"
-        update = {"mode": mode, "rrf_k": rrf_k, "page_bonus": bonus, "candidates": candidates}
+        if mode == "dense" and (rrf_k != 20 or headings):
+            continue  # fusion constant and heading field mean nothing without BM25
+        name = f"{mode} rrf_k={rrf_k} headings={int(headings)} bonus={bonus} lift={lift}"
+        update = {
+            "mode": mode,
+            "rrf_k": rrf_k,
+            "heading_search": headings,
+            "page_bonus": bonus,
+            "section_match_weight": lift,
+            "candidates": 60,
+            "normalise_query": True,
+        }
         grid.append((name, base.model_copy(update=update)))
     return grid
 
@@ -144,16 +193,29 @@ def cross_validated_refusals(
     }
 
 
+def with_indexing(settings: Settings, indexing: str) -> Settings:
+    return settings.model_copy(update={"indexer": settings.indexer.model_copy(update=INDEXINGS[indexing])})
+
+
 async def evaluate(args: argparse.Namespace, settings: Settings) -> int:
     sets = [SETS[name] for name in args.sets.split(",")]
+    indexings = [name for name in INDEXINGS if args.windows or name == "sections"]
     prepare_process_env(settings)
     embedder = await asyncio.to_thread(SentenceTransformerEmbedder, settings.embedding)
     questions = {s.name: load_questions([s.questions]) for s in sets}
     folds = {name: [q.fold for q in qs] for name, qs in questions.items()}
-    grid = tuning_grid(settings.retrieval)
+    grid = [
+        (f"{indexing}: {name}", indexing, variant)
+        for indexing in indexings
+        for name, variant in tuning_grid(settings.retrieval)
+    ]
+    techniques = [t for t in ladder(settings.retrieval) if t[1] in indexings]
     runs: Runs = {}
-    untuned: dict[str, dict[str, list[Outcome]]] = {"reference recipe": {}, "configured defaults": {}}
+    untuned: dict[str, dict[str, list[Outcome]]] = {"reference recipe": {}}
+    untuned.update({name: {} for name, _, _ in techniques})
+    untuned["configured defaults"] = {}
     out_of_scope: list[Outcome] = []
+    synthetic: dict[str, Scores] = {}
     indexes: list[EvalIndex] = []
     try:
         for real in sets:
@@ -163,42 +225,91 @@ async def evaluate(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{real.name}: {len(qs)} questions over {real.docs}", file=sys.stderr)
             reference = ReferenceRetriever(embedder, await index.reference(), args.k)
             untuned["reference recipe"][real.name] = (await run_questions("reference", reference.pages, qs)).outcomes
-            store = await index.production()
-            configured = production_retrieve(Retriever(embedder, store, settings.retrieval))
+            stores = {name: await index.production(with_indexing(settings, name)) for name in indexings}
+            configured = production_retrieve(Retriever(embedder, stores["sections"], settings.retrieval))
+            for name, indexing, variant in techniques:
+                retrieve = production_retrieve(Retriever(embedder, stores[indexing], variant))
+                untuned[name][real.name] = (await run_questions(name, retrieve, qs)).outcomes
             untuned["configured defaults"][real.name] = (await run_questions("configured", configured, qs)).outcomes
-            for name, variant in grid:
-                retrieve = production_retrieve(Retriever(embedder, store, variant))
+            for name, indexing, variant in grid:
+                retrieve = production_retrieve(Retriever(embedder, stores[indexing], variant))
                 runs.setdefault(name, {})[real.name] = (await run_questions(name, retrieve, qs)).outcomes
-            if real.name == "milvus" and OUT_OF_SCOPE.exists():
-                oos = load_questions([OUT_OF_SCOPE])
-                out_of_scope = (await run_questions("out of scope", configured, oos)).outcomes
+            if real.name == "milvus":
+                if OUT_OF_SCOPE.exists():
+                    oos = load_questions([OUT_OF_SCOPE])
+                    out_of_scope = (await run_questions("out of scope", configured, oos)).outcomes
+                if SYNTHETIC.exists() and not args.no_synthetic:
+                    synthetic_qs = load_questions([SYNTHETIC])
+                    synthetic["reference recipe"] = await run_questions("reference", reference.pages, synthetic_qs)
+                    synthetic["configured defaults"] = await run_questions("configured", configured, synthetic_qs)
+                    for name, indexing, variant in grid:
+                        retrieve = production_retrieve(Retriever(embedder, stores[indexing], variant))
+                        synthetic[name] = await run_questions(name, retrieve, synthetic_qs)
     finally:
         for index in indexes:
             await index.close()
         embedder.close()
 
-    rows: list[dict[str, Any]] = []
-    for name, per_set in untuned.items():
-        rows.append(_row(name, per_set, args.k))
+    rows: list[dict[str, Any]] = [_row(name, per_set, args.k) for name, per_set in untuned.items()]
     held, chosen = cross_validate(runs, folds, args.k)
     tuned = _row("tuned pipeline (5-fold CV)", held, args.k)
     tuned["chosen_per_fold"] = chosen
     rows.append(tuned)
-    refusals = cross_validated_refusals(untuned["configured defaults"], folds, out_of_scope)
+    refusals = cross_validated_refusals(held, folds, out_of_scope)
     _print_table(rows, [s.name for s in sets], args.k)
     print(f"\nchosen per fold: {chosen}")
+    languages = {
+        name: by_language(per_set, args.k)
+        for name, per_set in (
+            ("configured defaults", untuned["configured defaults"]),
+            ("tuned pipeline (5-fold CV)", held),
+        )
+    }
+    for name, langs in languages.items():
+        print(
+            f"{name} by language: "
+            + ", ".join(
+                f"{lang} {v[f'recall@{args.k}']:.2f} / {v[f'mrr@{args.k}']:.2f} (n={v['n']})"
+                for lang, v in langs.items()
+            )
+        )
     print(
         f"refusal threshold (CV, ≤{MAX_FALSE_REFUSALS:.0%} false refusals on training folds): "
         f"{refusals['fold_thresholds']}, held-out false refusals {refusals['false_refusals']} "
         f"({refusals['false_refusal_rate']:.1%}), out-of-scope refused at the lowest: "
         f"{refusals['out_of_scope_refused_at_lowest']:.0%}"
     )
-    result = {"k": args.k, "sets": {s.name: len(questions[s.name]) for s in sets}, "rows": rows, "refusal": refusals}
+    result: dict[str, Any] = {
+        "k": args.k,
+        "sets": {s.name: len(questions[s.name]) for s in sets},
+        "rows": rows,
+        "by_language": languages,
+        "refusal": refusals,
+    }
+    if synthetic:
+        most_chosen = max(set(chosen), key=chosen.count)
+        regression = [
+            synthetic["reference recipe"].metrics(args.k, 0.0),
+            synthetic["configured defaults"].metrics(args.k, settings.retrieval.min_score),
+            {**synthetic[most_chosen].metrics(args.k, 0.0), "name": f"tuned ({most_chosen})"},
+        ]
+        print(f"\nsynthetic regression set ({SYNTHETIC.name}, questions written while reading the pages):")
+        print_table(regression, args.k)
+        result["synthetic"] = regression
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result), flush=True)
     return 0
+
+
+def by_language(per_set: dict[str, list[Outcome]], k: int) -> dict[str, dict[str, float]]:
+    """Scores per question language: non-English questions are few, so they are reported apart."""
+    langs: dict[str, list[Outcome]] = {}
+    for outcomes in per_set.values():
+        for outcome in outcomes:
+            langs.setdefault(outcome.question.lang or "en", []).append(outcome)
+    return {lang: summarise(items, k) for lang, items in sorted(langs.items())}
 
 
 def _row(name: str, per_set: dict[str, list[Outcome]], k: int) -> dict[str, Any]:
@@ -227,6 +338,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sets", default=",".join(SETS), help=f"comma-separated, of {', '.join(SETS)}")
     parser.add_argument("--k", type=int, default=5, help="pages that count as retrieved (default 5)")
     parser.add_argument("--json-out", type=Path, help="also write the result JSON here")
+    parser.add_argument(
+        "--no-windows", dest="windows", action="store_false", help="skip the windows index (its build is slow)"
+    )
+    parser.add_argument("--no-synthetic", action="store_true", help="skip the synthetic regression set")
     args = parser.parse_args(argv)
     unknown = [name for name in args.sets.split(",") if name not in SETS]
     if unknown:

@@ -27,9 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bench.common import run_evaluation
 from indexer.build import make_indexer
-from indexer.chunking import CHUNKER_VERSION, chunk_id
+from indexer.chunking import CHUNKER_VERSION, Granularity, chunk_id
 from indexer.local import FolderDocs
 from rag.embedder import Embedder, SentenceTransformerEmbedder
 from rag.lexical import LEXICAL_VERSION
@@ -52,6 +54,7 @@ class Question:
     style: str = ""
     split: str = ""
     fold: int = 0  # real-question sets: a fixed 5-fold split (a hash of the thread's URL)
+    lang: str = ""
 
     @property
     def answerable(self) -> bool:
@@ -121,6 +124,7 @@ def load_questions(paths: Sequence[Path], split: str = "") -> list[Question]:
                     style=str(row.get("style", "")),
                     split=str(row.get("split", "")),
                     fold=int(row.get("fold", 0)),
+                    lang=str(row.get("lang", "")),
                 )
             except (ValueError, KeyError, TypeError) as exc:
                 raise SystemExit(f"{path}:{number}: not a question line ({exc})") from exc
@@ -141,6 +145,70 @@ def index_key(*parts: object) -> str:
     return hashlib.sha256("\x00".join(str(p) for p in parts).encode()).hexdigest()[:12]
 
 
+# The code that decides what is indexed: extraction, chunking, the lexical text and the row layout. Its source is
+# part of every eval index key, so a changed parser or chunker is never scored on an index the old code built.
+INDEX_CODE = ("indexer/extract", "indexer/chunking.py", "indexer/local.py", "rag/lexical.py", "rag/models.py")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def code_digest(paths: Sequence[str] = INDEX_CODE, root: Path = ROOT) -> str:
+    digest = hashlib.sha256()
+    for name in paths:
+        target = root / name
+        files = sorted(target.rglob("*.py")) if target.is_dir() else [target]
+        for path in files:
+            digest.update(path.relative_to(root).as_posix().encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+class CachedEmbedder:
+    """An embedder that remembers passage vectors by text, on disk: rebuilding an eval index for another
+    indexing recipe re-embeds only the passages that recipe changed. Queries are never cached (latency)."""
+
+    def __init__(self, inner: Embedder, path: Path) -> None:
+        self._inner = inner
+        self._path = path
+        self.dimension = inner.dimension
+        self.max_tokens = inner.max_tokens
+        self._vectors: dict[str, list[float]] = {}
+        self._dirty = False
+        if path.exists():
+            try:
+                with np.load(path) as saved:
+                    self._vectors = dict(zip(saved["keys"].tolist(), saved["vectors"].tolist(), strict=True))
+            except (ValueError, OSError, KeyError):
+                logger.warning("embedding cache %s is unreadable; starting afresh", path)
+
+    @staticmethod
+    def _key(text: str) -> str:
+        return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
+
+    def count_tokens(self, text: str) -> int:
+        return self._inner.count_tokens(text)
+
+    async def embed_query(self, text: str) -> list[float]:
+        return await self._inner.embed_query(text)
+
+    async def embed_passages(self, texts: Sequence[str]) -> list[list[float]]:
+        keys = [self._key(t) for t in texts]
+        missing = list(dict.fromkeys(k for k in keys if k not in self._vectors))
+        if missing:
+            first = {k: t for k, t in zip(keys, texts, strict=True)}
+            fresh = await self._inner.embed_passages([first[k] for k in missing])
+            self._vectors.update(zip(missing, fresh, strict=True))
+            self._dirty = True
+        return [self._vectors[k] for k in keys]
+
+    def save(self) -> None:
+        if self._dirty:
+            tmp = self._path.with_name(self._path.name + ".tmp.npz")
+            keys = list(self._vectors)
+            np.savez(tmp, keys=np.array(keys), vectors=np.array([self._vectors[k] for k in keys], dtype=np.float32))
+            tmp.replace(self._path)
+            self._dirty = False
+
+
 class EvalIndex:
     """One Milvus Lite database per corpus and embedding model, one collection per indexing recipe."""
 
@@ -151,6 +219,9 @@ class EvalIndex:
         corpus = corpus_digest(docs)
         self.root = settings.data_dir / "eval" / index_key(corpus, settings.embedding.model)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.passages = CachedEmbedder(
+            embedder, self.root / f"vectors-{index_key(settings.embedding.passage_prefix)}.npz"
+        )
         self.uri = str(self.root / "milvus.db")
         self._corpus = corpus
         self._stores: list[MilvusStore] = []
@@ -160,15 +231,17 @@ class EvalIndex:
         self._stores.append(store)
         return store
 
-    async def production(self) -> MilvusStore:
-        """The configured chunker, embedder and schema: what the bot would search."""
-        settings = self.settings
+    async def production(self, settings: Settings | None = None) -> MilvusStore:
+        """The configured chunker, embedder and schema (or those of ``settings``): what the bot would search."""
+        settings = settings or self.settings
         name = "docent_" + index_key(
+            code_digest(),
             CHUNKER_VERSION,
             LEXICAL_VERSION,
             sorted(SCHEMA_FIELDS),
             self.embedder.max_tokens,
             settings.indexer.chunk_overlap_tokens,
+            Granularity.from_settings(settings.indexer).tag,
             settings.embedding.passage_prefix,
         )
         store = self.store(name)
@@ -176,9 +249,10 @@ class EvalIndex:
         if not done.exists():
             print(f"Indexing {self.docs} into {self.uri} ({name}); later runs reuse it…", file=sys.stderr)
             indexer = make_indexer(
-                settings.model_copy(update={"data_dir": self.root}), self.embedder, store, collection=name
+                settings.model_copy(update={"data_dir": self.root}), self.passages, store, collection=name
             )
             report = await indexer.run([FolderDocs(FolderSource(id="eval", path=self.docs))])
+            await asyncio.to_thread(self.passages.save)
             print(f"Indexed: {report.summary()}", file=sys.stderr)
             done.write_text(json.dumps(report.as_dict()))
         return store
@@ -194,8 +268,9 @@ class EvalIndex:
             chunks = reference_chunks(self.docs)
             for start in range(0, len(chunks), 256):
                 batch = chunks[start : start + 256]
-                await store.upsert(batch, await self.embedder.embed_passages([c.text for c in batch]))
+                await store.upsert(batch, await self.passages.embed_passages([c.text for c in batch]))
             await store.flush()
+            await asyncio.to_thread(self.passages.save)
             done.write_text(json.dumps({"chunks": len(chunks)}))
         return store
 

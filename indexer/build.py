@@ -6,6 +6,7 @@ from pathlib import Path
 
 import aiohttp
 
+from indexer.chunking import Granularity
 from indexer.local import FolderDocs
 from indexer.manifest import IndexManifest
 from indexer.runner import Indexer
@@ -53,6 +54,7 @@ def make_indexer(
         embedder,
         store,
         overlap_tokens=settings.indexer.chunk_overlap_tokens,
+        granularity=Granularity.from_settings(settings.indexer),
         upsert_batch=settings.indexer.upsert_batch,
         embedding_model=settings.embedding.model,
         manifest=manifest,

@@ -1,9 +1,12 @@
-"""Heading-aware, token-bounded chunks with overlap.
+"""Heading-aware chunks at two granularities: whole sections and small overlapping windows inside them.
 
 A chunk never spans two sections, so its heading path is exact and a citation can
 deep-link to the section. Within a section, whole paragraphs and code blocks are
 packed up to the embedding model's token budget; only a block too big on its own
-is cut further (by lines, then by words).
+is cut further (by lines, then by words). That packed section is one vector (precise when a
+question matches the section as a whole); small overlapping windows of its words are more vectors (they
+find a question about one sentence of a long section). A window row carries its section's text, so the
+prompt always gets the section around a winning window.
 """
 
 from __future__ import annotations
@@ -14,15 +17,46 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rag.models import Chunk, Page
+from rag.settings import IndexerSettings
 
-CHUNKER_VERSION = "1"
+CHUNKER_VERSION = "2"
 _FENCE = re.compile(r"^\s*(```|~~~)")
+_WORD = re.compile(r"\S+")
+
+
+@dataclass(frozen=True)
+class Granularity:
+    """Which vectors a section gets (see ``IndexerSettings``): itself, and/or windows of its words."""
+
+    sections: bool = True
+    windows: bool = False  # off until it wins on the cross-validated real questions (bench/cv.py)
+    window_chars: int = 512
+    window_overlap_chars: int = 96
+    window_context: bool = True  # windows embedded after "title > heading", as sections are
+
+    @classmethod
+    def from_settings(cls, settings: IndexerSettings) -> Granularity:
+        return cls(
+            sections=settings.section_chunks,
+            windows=settings.window_chunks,
+            window_chars=settings.window_chars,
+            window_overlap_chars=settings.window_overlap_chars,
+            window_context=settings.window_context,
+        )
+
+    @property
+    def tag(self) -> str:
+        """Part of every page hash: a page is re-chunked when the granularity changes."""
+        return f"s{int(self.sections)}w{int(self.windows)}:{self.window_chars}:{self.window_overlap_chars}:" + str(
+            int(self.window_context)
+        )
 
 
 @dataclass(frozen=True)
 class ChunkingConfig:
     max_tokens: int
     overlap_tokens: int = 32
+    granularity: Granularity = Granularity()
 
 
 def chunk_id(source_id: str, page_id: str, ordinal: int) -> str:
@@ -66,13 +100,42 @@ def split_blocks(text: str) -> list[str]:
     return [b for b in blocks if b.strip()]
 
 
+def windows(text: str, size: int, overlap: int) -> list[str]:
+    """Runs of whole words of about ``size`` characters, each starting ``overlap`` characters before the
+    previous one ended (a single word longer than ``size`` is a window of its own)."""
+    words = [(m.start(), m.end()) for m in _WORD.finditer(text)]
+    out: list[str] = []
+    first = 0
+    while first < len(words):
+        start = words[first][0]
+        last = first
+        while last + 1 < len(words) and words[last + 1][1] - start <= size:
+            last += 1
+        out.append(text[start : words[last][1]])
+        if last == len(words) - 1:
+            break
+        resume = words[last][1] - overlap
+        nxt = first + 1
+        while nxt <= last and words[nxt][0] < resume:
+            nxt += 1
+        first = nxt
+    return out
+
+
 class Chunker:
     def __init__(self, config: ChunkingConfig, count_tokens: Callable[[str], int]) -> None:
         self._config = config
         self._count = count_tokens
 
     def chunk_page(self, page: Page) -> list[Chunk]:
+        """Each packed section as a ``section`` row and, where it is longer than one window, its windows as
+        ``window`` rows; ordinals run 0..n-1 over both, and ``section`` numbers the packed sections."""
+        grain = self._config.granularity
+        with_sections = grain.sections or not grain.windows  # neither means sections: a page needs rows
+        size = max(64, grain.window_chars)
+        overlap = min(max(0, grain.window_overlap_chars), size // 2)
         chunks: list[Chunk] = []
+        number = 0
         for section in page.sections:
             headings = section.headings
             if headings and headings[0].strip().lower() == page.title.strip().lower():
@@ -82,20 +145,31 @@ class Chunker:
             header = " > ".join(p for p in (page.title, heading) if p)
             budget = max(32, self._config.max_tokens - self._count(header) - 4)
             for text in self._pack(split_blocks(section.text), budget):
-                ordinal = len(chunks)
-                chunks.append(
-                    Chunk(
-                        chunk_id=chunk_id(page.source_id, page.page_id, ordinal),
-                        source_id=page.source_id,
-                        page_id=page.page_id,
-                        ordinal=ordinal,
-                        url=url,
-                        title=page.title,
-                        heading=heading,
-                        text=text,
-                        content_hash=page.content_hash,
+                pieces = windows(text, size, overlap) if grain.windows else []
+                if with_sections and len(pieces) <= 1:
+                    pieces = []  # the section row already is the one window
+                rows = [("section", "", True)] if with_sections else []
+                rows += [("window", piece, grain.window_context) for piece in pieces]
+                for kind, window, contextual in rows:
+                    ordinal = len(chunks)
+                    chunks.append(
+                        Chunk(
+                            chunk_id=chunk_id(page.source_id, page.page_id, ordinal),
+                            source_id=page.source_id,
+                            page_id=page.page_id,
+                            ordinal=ordinal,
+                            url=url,
+                            title=page.title,
+                            heading=heading,
+                            text=text,
+                            content_hash=page.content_hash,
+                            kind=kind,
+                            section=number,
+                            window=window,
+                            contextual=contextual,
+                        )
                     )
-                )
+                number += 1
         return chunks
 
     def _pack(self, blocks: list[str], budget: int) -> list[str]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from indexer.chunking import Chunker, ChunkingConfig, page_hash
+from indexer.chunking import Chunker, ChunkingConfig, Granularity, page_hash
 from indexer.extract import extract_html, extract_markdown
 from indexer.lock import IndexerBusy, ProcessLock
 from indexer.manifest import IndexManifest, PageRecord
@@ -45,6 +45,7 @@ class Indexer:
         store: Store,
         *,
         overlap_tokens: int = 32,
+        granularity: Granularity | None = None,
         upsert_batch: int = 256,
         embedding_model: str = "",
         manifest: IndexManifest | None = None,
@@ -55,9 +56,12 @@ class Indexer:
     ) -> None:
         self._embedder = embedder
         self._store = store
+        grain = granularity or Granularity()
         self._chunker = Chunker(
-            ChunkingConfig(max_tokens=embedder.max_tokens, overlap_tokens=overlap_tokens), embedder.count_tokens
+            ChunkingConfig(max_tokens=embedder.max_tokens, overlap_tokens=overlap_tokens, granularity=grain),
+            embedder.count_tokens,
         )
+        self._grain_tag = grain.tag
         self._upsert_batch = upsert_batch
         self._model_tag = embedding_model
         self._manifest = manifest
@@ -220,6 +224,7 @@ class Indexer:
                 sections = (Section((), "", extracted.title),)
             digest = page_hash(
                 self._model_tag,
+                self._grain_tag,
                 doc.url,
                 extracted.title,
                 *(f"{s.anchor}\x01{' > '.join(s.headings)}\x01{s.text}" for s in sections),

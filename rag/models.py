@@ -48,11 +48,16 @@ class Chunk:
     heading: str
     text: str
     content_hash: str
+    kind: str = "section"  # "section": the packed section is the vector; "window": a small run of its words
+    section: int = 0  # which packed section of the page (a window's text is its section's, for the prompt)
+    window: str = ""  # a window's own words: what is embedded and searched instead of ``text``
+    contextual: bool = True  # embedded after "title > heading"
 
     @property
     def embed_text(self) -> str:
         """What the embedding sees: the page title and heading give a chunk its context."""
-        return with_context(self.title, self.heading, self.text)
+        body = self.window or self.text
+        return with_context(self.title, self.heading, body) if self.contextual else body
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,8 @@ class Hit:
     text: str
     score: float
     similarity: float = 0.0  # dense cosine to the query, whatever ranked the hit
+    kind: str = "section"  # which granularity matched; ``text`` is the section's either way
+    section: int | None = None  # the page's packed section it belongs to; None: a group of its own
 
     @property
     def context_text(self) -> str:

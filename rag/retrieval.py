@@ -1,13 +1,16 @@
 """Finding the passages for a question: hybrid search, optional reranking, then ranking by page.
 
-Users are cited pages, not chunks, so candidates are grouped by page: a page scores its best chunk plus a
-geometrically discounted share of its other matching chunks, which lifts a page that covers a topic
-throughout above one that mentions it once, without letting one long page crowd out the rest.
+Users are cited pages, not chunks, so candidates are grouped by page, and within a page by section: a
+section scores its best match at either granularity (the whole section, or a window of it), and a page
+scores its best section plus a geometrically discounted share of its other matching sections, optionally
+lifted by how many distinct sections match. That lifts a page that covers a topic throughout above one that
+mentions it once, without letting one long page (or one long section's many windows) crowd out the rest.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -36,17 +39,33 @@ class Retrieval:
         return list(dict.fromkeys(hit.page_id for hit in self.hits))
 
 
-def rank_pages(hits: Sequence[Hit], *, top_k: int, per_page: int, bonus: float) -> list[Hit]:
-    """Group ranked chunks by page and order pages by aggregated score; keep each page's best chunks."""
-    groups: dict[str, list[Hit]] = {}
+def rank_pages(
+    hits: Sequence[Hit],
+    *,
+    top_k: int,
+    per_page: int,
+    bonus: float,
+    window_weight: float = 1.0,
+    section_weight: float = 0.0,
+) -> list[Hit]:
+    """Group ranked chunks by page and section, order pages by aggregated score; keep one hit (its best) for
+    each of a page's best sections, so a section matched by several windows is passed on once."""
+    pages: dict[str, dict[object, tuple[float, Hit]]] = {}
     for hit in hits:
-        groups.setdefault(hit.page_id, []).append(hit)
-
-    def page_score(chunks: list[Hit]) -> float:
-        return sum(chunk.score * bonus**i for i, chunk in enumerate(chunks))
-
-    ranked = sorted(groups.values(), key=page_score, reverse=True)  # stable: ties keep first-seen order
-    return [chunk for chunks in ranked[:top_k] for chunk in chunks[:per_page]]
+        score = hit.score * (window_weight if hit.kind == "window" else 1.0)
+        sections = pages.setdefault(hit.page_id, {})
+        key: object = hit.section if hit.section is not None else ("chunk", hit.chunk_id)
+        if key not in sections or score > sections[key][0]:
+            sections[key] = (score, hit)
+    ranked: list[tuple[float, list[Hit]]] = []
+    for sections in pages.values():
+        best = sorted(sections.values(), key=lambda pair: -pair[0])  # stable: ties keep first-seen order
+        score = sum(s * bonus**i for i, (s, _) in enumerate(best))
+        if section_weight:
+            score *= 1 + section_weight * math.log(len(best))
+        ranked.append((score, [h for _, h in best]))
+    ranked.sort(key=lambda pair: -pair[0])  # stable: ties keep first-seen order
+    return [hit for _, chunks in ranked[:top_k] for hit in chunks[:per_page]]
 
 
 class Retriever:
@@ -66,7 +85,11 @@ class Retriever:
         embedded = time.perf_counter()
         lexical = lexical_text(query.lexical) if settings.mode == "hybrid" else ""
         candidates = await self._store.search(
-            vector, max(settings.candidates, settings.top_k), lexical=lexical, rrf_k=settings.rrf_k
+            vector,
+            max(settings.candidates, settings.top_k),
+            lexical=lexical,
+            rrf_k=settings.rrf_k,
+            headings=settings.heading_search,
         )
         searched = time.perf_counter()
         timings = {"embed_ms": (embedded - started) * 1000, "search_ms": (searched - embedded) * 1000}
@@ -80,7 +103,12 @@ class Retriever:
             candidates = reranked + list(candidates[settings.rerank_candidates :])
             timings["rerank_ms"] = (time.perf_counter() - searched) * 1000
         hits = rank_pages(
-            candidates, top_k=settings.top_k, per_page=settings.chunks_per_page, bonus=settings.page_bonus
+            candidates,
+            top_k=settings.top_k,
+            per_page=settings.chunks_per_page,
+            bonus=settings.page_bonus,
+            window_weight=settings.window_weight,
+            section_weight=settings.section_match_weight,
         )
         confidence = max((hit.similarity for hit in hits), default=0.0)
         return Retrieval(tuple(hits), confidence, timings)

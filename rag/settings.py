@@ -89,8 +89,17 @@ class RetrievalSettings(BaseModel):
     chunks_per_page: int = Field(2, ge=1, le=10, description="Passages of one page given to the model at most.")
     candidates: int = Field(30, ge=1, le=200, description="Chunks fetched from each search before page ranking.")
     rrf_k: int = Field(20, ge=1, description="Reciprocal-rank-fusion constant: larger flattens rank differences.")
+    heading_search: bool = Field(
+        False, description="Hybrid: also match the question against titles and headings alone (a third BM25 list)."
+    )
     page_bonus: float = Field(
         0.3, ge=0, le=1, description="Weight of a page's 2nd, 3rd... matching chunks in its score (geometric)."
+    )
+    window_weight: float = Field(
+        1.0, ge=0, description="Score of a window match relative to a whole-section match (page ranking)."
+    )
+    section_match_weight: float = Field(
+        0.0, ge=0, description="Page score lift per distinct matching section: x (1 + weight * ln(sections))."
     )
     history_questions: int = Field(1, ge=0, description="Earlier questions of a conversation added to the query.")
     normalise_query: bool = Field(
@@ -151,6 +160,13 @@ class IndexerSettings(BaseModel):
         "DocentBot/0.1 (+docs indexer)", description="Sent with every request; robots.txt applies to it."
     )
     chunk_overlap_tokens: int = Field(32, ge=0, description="Tokens repeated between consecutive chunks of a section.")
+    section_chunks: bool = Field(True, description="Index each section (up to the embedder's budget) as a vector.")
+    window_chunks: bool = Field(
+        False, description="Also index small overlapping windows of each section's words as vectors of their own."
+    )
+    window_chars: int = Field(512, ge=64, description="Length of a window, in characters (whole words).")
+    window_overlap_chars: int = Field(96, ge=0, description="Characters a window repeats of the one before it.")
+    window_context: bool = Field(True, description="Embed windows after their page title and heading path.")
     upsert_batch: int = Field(256, ge=1, description="Chunks embedded and written per batch.")
     max_prune_fraction: float = Field(
         0.5, gt=0, le=1, description="A run that finds more of a source's pages gone than this keeps them all."

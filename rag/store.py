@@ -29,13 +29,16 @@ _LIMITS = {
     "heading": 2048,
     "text": 65535,
     "lexical": 65535,
+    "headings": 8192,
     "page_hash": 64,
+    "kind": 16,
 }
 _QUERY_WINDOW = 16384  # Milvus caps offset + limit of one query at this
-_OUTPUT = ["id", "page_id", "url", "title", "heading", "text", "vector"]
+_OUTPUT = ["id", "page_id", "url", "title", "heading", "text", "vector", "kind", "section"]
 # A collection whose fields differ from these is an older layout and is rebuilt (see ensure_collection).
 SCHEMA_FIELDS = frozenset(
-    "id source_id page_id page_key ordinal url title heading text lexical page_hash vector sparse".split()
+    "id source_id page_id page_key ordinal kind section url title heading text lexical headings page_hash "
+    "vector sparse heading_sparse".split()
 )
 
 
@@ -80,8 +83,11 @@ class Store(Protocol):
 
     async def scan(self, fields: Sequence[str], expr: str = "") -> list[dict[str, Any]]: ...
 
-    async def search(self, vector: Sequence[float], limit: int, *, lexical: str = "", rrf_k: int = 60) -> list[Hit]:
-        """Nearest chunks; with ``lexical`` terms, dense and BM25 results fused by reciprocal rank."""
+    async def search(
+        self, vector: Sequence[float], limit: int, *, lexical: str = "", rrf_k: int = 60, headings: bool = False
+    ) -> list[Hit]:
+        """Nearest chunks; with ``lexical`` terms, dense and BM25 results fused by reciprocal rank (and with
+        ``headings``, BM25 over titles and headings alone as a third list)."""
         ...
 
     async def flush(self) -> None: ...
@@ -210,14 +216,18 @@ class MilvusStore:
         schema.add_field("page_id", DataType.VARCHAR, max_length=_LIMITS["page_id"])  # shown, may be cut
         schema.add_field("page_key", DataType.VARCHAR, max_length=_LIMITS["page_key"])  # what filters use
         schema.add_field("ordinal", DataType.INT64)
+        schema.add_field("kind", DataType.VARCHAR, max_length=_LIMITS["kind"])  # "section" | "window"
+        schema.add_field("section", DataType.INT64)  # the page's packed section a row belongs to
         schema.add_field("url", DataType.VARCHAR, max_length=_LIMITS["url"])
         schema.add_field("title", DataType.VARCHAR, max_length=_LIMITS["title"])
         schema.add_field("heading", DataType.VARCHAR, max_length=_LIMITS["heading"])
         schema.add_field("text", DataType.VARCHAR, max_length=_LIMITS["text"])
         schema.add_field("lexical", DataType.VARCHAR, max_length=_LIMITS["lexical"], enable_analyzer=True)
+        schema.add_field("headings", DataType.VARCHAR, max_length=_LIMITS["headings"], enable_analyzer=True)
         schema.add_field("page_hash", DataType.VARCHAR, max_length=_LIMITS["page_hash"])
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
         schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        schema.add_field("heading_sparse", DataType.SPARSE_FLOAT_VECTOR)
         # Full-text (BM25) over stemmed title, headings and text (rag.lexical), for hybrid search.
         schema.add_function(
             Function(
@@ -225,6 +235,15 @@ class MilvusStore:
                 function_type=FunctionType.BM25,
                 input_field_names=["lexical"],
                 output_field_names=["sparse"],
+            )
+        )
+        # The same over the page title and heading path alone: users ask in a page's title words.
+        schema.add_function(
+            Function(
+                name="headings_bm25",
+                function_type=FunctionType.BM25,
+                input_field_names=["headings"],
+                output_field_names=["heading_sparse"],
             )
         )
         return schema
@@ -238,6 +257,7 @@ class MilvusStore:
             "vector", index_type=self._settings.index_type, metric_type=self._settings.metric, params=extra
         )
         params.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+        params.add_index("heading_sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
         params.add_index("page_key", index_type="INVERTED")
         params.add_index("source_id", index_type="INVERTED")
         return params
@@ -275,11 +295,14 @@ class MilvusStore:
                 "page_id": _fit("page_id", c.page_id),
                 "page_key": page_key(c.page_id),
                 "ordinal": c.ordinal,
+                "kind": _fit("kind", c.kind),
+                "section": c.section,
                 "url": _fit("url", c.url),
                 "title": _fit("title", c.title),
                 "heading": _fit("heading", c.heading),
                 "text": _fit("text", c.text),
                 "lexical": _fit("lexical", lexical_text(c.embed_text)),
+                "headings": _fit("headings", lexical_text(f"{c.title}\n{c.heading}")),
                 "page_hash": _fit("page_hash", c.content_hash),
                 "vector": list(v),
             }
@@ -308,8 +331,11 @@ class MilvusStore:
 
             await self._call("delete", delete)
 
-    async def search(self, vector: Sequence[float], limit: int, *, lexical: str = "", rrf_k: int = 60) -> list[Hit]:
-        """Nearest chunks; with ``lexical`` terms, dense and BM25 results fused by reciprocal rank.
+    async def search(
+        self, vector: Sequence[float], limit: int, *, lexical: str = "", rrf_k: int = 60, headings: bool = False
+    ) -> list[Hit]:
+        """Nearest chunks; with ``lexical`` terms, dense and BM25 results fused by reciprocal rank, and with
+        ``headings`` a third list: BM25 over titles and heading paths alone.
 
         ``Hit.similarity`` is always the dense cosine, computed from the returned vectors, so confidence does
         not depend on the fusion (whose scores are ranks) or on BM25 (whose scores Lite returns negated).
@@ -326,6 +352,8 @@ class MilvusStore:
                     AnnSearchRequest([query], "vector", dense_params, limit),
                     AnnSearchRequest([lexical], "sparse", {"metric_type": "BM25"}, limit),
                 ]
+                if headings:
+                    requests.append(AnnSearchRequest([lexical], "heading_sparse", {"metric_type": "BM25"}, limit))
                 results = client.hybrid_search(
                     self._name, requests, RRFRanker(rrf_k), limit=limit, output_fields=_OUTPUT
                 )
@@ -411,6 +439,8 @@ def _hit(row: dict[str, Any], query: list[float]) -> Hit:
         text=entity["text"],
         score=float(row["distance"]),
         similarity=float(similarity),
+        kind=str(entity.get("kind") or "section"),
+        section=int(entity["section"]) if entity.get("section") is not None else None,
     )
 
 

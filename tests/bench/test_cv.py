@@ -49,3 +49,29 @@ def test_refusal_threshold_refuses_at_most_one_percent() -> None:
     threshold = refusal_threshold(confidences)
     assert sum(c < threshold for c in confidences) <= 2
     assert threshold > 0.29
+
+
+def test_each_technique_row_adds_one_change_to_the_row_before() -> None:
+    from bench.cv import INDEXINGS, TECHNIQUES, ladder, tuning_grid
+    from rag.settings import RetrievalSettings
+
+    rows = ladder(RetrievalSettings())
+    assert [name for name, _, _ in rows] == [name for name, _, _ in TECHNIQUES]
+    assert all(indexing in INDEXINGS for _, indexing, _ in rows)
+    first = rows[0][2]
+    assert (first.mode, first.page_bonus, first.normalise_query, first.heading_search) == ("dense", 0.0, False, False)
+    last = rows[-1][2]
+    assert (last.mode, last.normalise_query, last.heading_search) == ("hybrid", True, True)
+    names = [name for name, _ in tuning_grid(RetrievalSettings())]
+    assert len(names) == len(set(names)), "every grid setting is named apart"
+
+
+def test_code_that_shapes_the_index_is_part_of_its_key(tmp_path) -> None:
+    from bench.eval import code_digest
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
+    (tmp_path / "b.py").write_text("y = 1\n")
+    before = code_digest(("pkg", "b.py"), tmp_path)
+    (tmp_path / "pkg" / "a.py").write_text("x = 2\n")
+    assert code_digest(("pkg", "b.py"), tmp_path) != before

@@ -90,3 +90,29 @@ def test_eval_cli_reports_ranks_and_ends_with_a_json_line(tmp_path: Path, proces
     assert again.returncode == 0, again.stderr[-2000:]
     assert "Indexing" not in again.stderr, "the index is cached by corpus content and settings"
     assert json.loads(again.stdout.strip().splitlines()[-1])["recall@1"] == 1.0
+
+
+async def test_cached_embedder_embeds_each_passage_once_across_runs(tmp_path: Path) -> None:
+    from bench.eval import CachedEmbedder
+
+    class Counting:
+        dimension, max_tokens, calls = 2, 16, 0
+
+        async def embed_query(self, text: str) -> list[float]:
+            return [1.0, 0.0]
+
+        async def embed_passages(self, texts):  # type: ignore[no-untyped-def]
+            self.calls += len(texts)
+            return [[float(len(t)), 1.0] for t in texts]
+
+        def count_tokens(self, text: str) -> int:
+            return len(text.split())
+
+    inner = Counting()
+    cache = CachedEmbedder(inner, tmp_path / "v.npz")
+    assert await cache.embed_passages(["a", "bb", "a"]) == [[1.0, 1.0], [2.0, 1.0], [1.0, 1.0]]
+    assert inner.calls == 2
+    cache.save()
+    again = CachedEmbedder(inner, tmp_path / "v.npz")
+    assert await again.embed_passages(["bb", "ccc"]) == [[2.0, 1.0], [3.0, 1.0]]
+    assert inner.calls == 3, "only the new passage is embedded"

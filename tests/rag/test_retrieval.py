@@ -7,12 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from indexer.chunking import Granularity
+from indexer.local import FolderDocs
+from indexer.runner import Indexer
 from rag.lexical import lexical_text
 from rag.models import Hit
 from rag.query import search_text
 from rag.rerank import CrossEncoderReranker
 from rag.retrieval import Retriever, rank_pages
-from rag.settings import RetrievalSettings, Settings
+from rag.settings import FolderSource, RetrievalSettings, Settings
 from rag.store import SCHEMA_FIELDS, MilvusStore
 from tests.conftest import index_pages
 
@@ -29,6 +32,37 @@ def test_pages_are_ranked_by_best_chunk_plus_discounted_support() -> None:
     assert [h.chunk_id for h in ranked[:2]] == ["b-0", "b-1"], "a page's best chunks, best first"
     plain = rank_pages(hits, top_k=2, per_page=1, bonus=0.0)
     assert [h.page_id for h in plain] == ["a", "b"], "without the bonus, pages keep their best chunk's order"
+
+
+def part(page: str, section: int, score: float, kind: str = "window", n: int = 0) -> Hit:
+    return Hit(f"{page}-{section}-{n}", page, "", page, "", f"{page} section {section}", score, score, kind, section)
+
+
+def test_windows_of_one_section_count_once_and_pass_their_section_once() -> None:
+    # "a": one section hit by its own vector and by four of its windows; "b": two distinct sections
+    hits = [
+        part("a", 0, 1.0),
+        part("a", 0, 0.95, n=1),
+        part("a", 0, 0.9, "section"),
+        part("a", 0, 0.9, n=2),
+        part("a", 0, 0.9, n=3),
+        part("b", 0, 0.8, "section"),
+        part("b", 1, 0.75),
+    ]
+    ranked = rank_pages(hits, top_k=2, per_page=2, bonus=0.3)
+    assert [h.page_id for h in ranked] == ["b", "b", "a"], "b: 0.8 + 0.3 * 0.75 > a: 1.0 (its windows are one)"
+    assert [h.text for h in ranked] == ["b section 0", "b section 1", "a section 0"], "no section twice"
+    assert ranked[-1].chunk_id == "a-0-0", "a section is represented by its best match"
+    plain = rank_pages(hits, top_k=2, per_page=2, bonus=0.0)
+    assert [h.page_id for h in plain] == ["a", "b", "b"]
+
+
+def test_window_weight_and_distinct_sections_weigh_on_page_order() -> None:
+    hits = [part("a", 0, 1.0), part("b", 0, 0.9, "section"), part("b", 1, 0.5), part("b", 2, 0.5)]
+    assert rank_pages(hits, top_k=1, per_page=1, bonus=0.0)[0].page_id == "a"
+    assert rank_pages(hits, top_k=1, per_page=1, bonus=0.0, window_weight=0.8)[0].page_id == "b"
+    lifted = rank_pages(hits, top_k=1, per_page=1, bonus=0.0, section_weight=0.2)  # 0.9 * (1 + 0.2 ln 3) > 1
+    assert lifted[0].page_id == "b"
 
 
 def test_follow_ups_carry_the_previous_question() -> None:
@@ -70,6 +104,24 @@ async def test_bm25_terms_lift_a_page_the_vector_alone_ranks_low(embedder, docs_
     assert dense[0].page_id == "install.md" and fused[0].page_id == "timeouts.md"
 
 
+TITLED = {
+    "snapshots.md": "# Snapshots\n\nCopy the data to a safe place before an upgrade.\n",
+    "alpha.md": "# Alpha\n\nSnapshots, snapshots: the alpha release writes snapshots and reads snapshots back.\n",
+    "beta.md": "# Beta\n\nThe beta release takes snapshots hourly; old snapshots expire; snapshots are small.\n",
+}
+
+
+@pytest.mark.integration
+async def test_heading_search_lifts_the_page_whose_title_is_the_question(tmp_path: Path, embedder, store) -> None:
+    await index_pages(tmp_path / "docs", TITLED, embedder, store)
+    vector = await embedder.embed_query("a recipe for lemon cake")  # the dense list says nothing useful
+    terms = lexical_text("snapshots")
+    plain = await store.search(vector, 3, lexical=terms, rrf_k=10)
+    titled = await store.search(vector, 3, lexical=terms, rrf_k=10, headings=True)
+    assert plain[0].page_id != "snapshots.md", "in the body, the title page says 'snapshots' least often"
+    assert titled[0].page_id == "snapshots.md"
+
+
 @pytest.mark.integration
 async def test_confidence_is_the_dense_cosine_whatever_the_fusion(embedder, docs_store) -> None:
     question = "How do I install it with docker compose?"
@@ -81,6 +133,29 @@ async def test_confidence_is_the_dense_cosine_whatever_the_fusion(embedder, docs
     assert result.hits[0].score < 1, "hybrid scores are fused reciprocal ranks, not cosines"
     dense = await Retriever(embedder, docs_store, RetrievalSettings(mode="dense")).retrieve(question)
     assert dense.confidence == pytest.approx(result.confidence, abs=1e-3)
+
+
+@pytest.mark.integration
+async def test_a_window_match_brings_its_whole_section_into_the_passages(tmp_path: Path, embedder, store) -> None:
+    filler = " ".join(f"Paragraph {i} covers the replication log and the compaction of segments." for i in range(30))
+    docs = {
+        "ops.md": f"# Operations\n\n## Storage\n\n{filler} To rotate the zorblax audit key, run "
+        f"`vault rotate`. {filler}\n",
+        "install.md": DOCS["install.md"],
+    }
+    root = tmp_path / "docs"
+    for name, text in docs.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    await Indexer(embedder, store, granularity=Granularity(windows=True)).run([FolderDocs(FolderSource(path=root))])
+    rows = await store.scan(["ordinal", "kind", "section"])
+    kinds = [r["kind"] for r in sorted(rows, key=lambda r: r["ordinal"])]
+    assert kinds.count("section") >= 2 and kinds.count("window") > kinds.count("section")
+    result = await Retriever(embedder, store, RetrievalSettings(chunks_per_page=3)).retrieve("rotate the audit key")
+    ops = [h for h in result.hits if h.page_id == "ops.md"]
+    assert result.pages[0] == "ops.md" and any(h.kind == "window" for h in ops)
+    assert len({h.text for h in ops}) == len(ops) == len({h.section for h in ops}), "each section passed once"
+    assert any("`vault rotate`" in h.text and len(h.text) > 1000 for h in ops), "the window's whole section"
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from rag.errors import StoreUnavailable
+from rag.lexical import lexical_text
 from rag.store import MilvusStore
 
 pytestmark = pytest.mark.integration
@@ -71,3 +72,19 @@ async def test_a_failing_call_never_waits_for_the_lock_on_the_loop(store: Milvus
     assert threading.main_thread().name not in lock.waiters, "the loop thread never waited for the lock"
 
     assert await store.count() == 0, "the next call reconnects"
+
+
+async def test_rows_keep_their_granularity_and_section(store: MilvusStore) -> None:
+    from rag.models import Chunk
+
+    await store.ensure_collection(4)
+    section = Chunk("s", "docs", "p.md", 0, "", "P", "H", "the whole section", "h", "section", 3)
+    window = Chunk("w", "docs", "p.md", 1, "", "P", "H", "the whole section", "h", "window", 3, "whole")
+    await store.upsert([section, window], [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
+    hits = await store.search([0.0, 1.0, 0.0, 0.0], 2, lexical="whole")
+    assert {(h.chunk_id, h.kind, h.section, h.text) for h in hits} == {
+        ("s", "section", 3, "the whole section"),
+        ("w", "window", 3, "the whole section"),
+    }
+    rows = await store.scan(["id", "kind", "section", "lexical"])
+    assert {r["id"]: r["lexical"] for r in rows}["w"] == lexical_text("P > H\n\nwhole"), "a window's words are searched"
