@@ -249,17 +249,36 @@ async def evaluate(args: argparse.Namespace, settings: Settings) -> int:
         for index in indexes:
             await index.close()
         embedder.close()
+    sizes = {s.name: len(questions[s.name]) for s in sets}
+    result = report(untuned, runs, folds, out_of_scope, synthetic, sizes, args.k, settings.retrieval.min_score)
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result), flush=True)
+    return 0
 
-    rows: list[dict[str, Any]] = [_row(name, per_set, args.k) for name, per_set in untuned.items()]
-    held, chosen = cross_validate(runs, folds, args.k)
-    tuned = _row("tuned pipeline (5-fold CV)", held, args.k)
+
+def report(
+    untuned: dict[str, dict[str, list[Outcome]]],
+    runs: Runs,
+    folds: dict[str, list[int]],
+    out_of_scope: Sequence[Outcome],
+    synthetic: dict[str, Scores],
+    sizes: dict[str, int],
+    k: int,
+    min_score: float,
+) -> dict[str, Any]:
+    """Print the tables and return the result: untuned rows, the cross-validated row, languages, refusals."""
+    rows: list[dict[str, Any]] = [_row(name, per_set, k) for name, per_set in untuned.items()]
+    held, chosen = cross_validate(runs, folds, k)
+    tuned = _row("tuned pipeline (5-fold CV)", held, k)
     tuned["chosen_per_fold"] = chosen
     rows.append(tuned)
     refusals = cross_validated_refusals(held, folds, out_of_scope)
-    _print_table(rows, [s.name for s in sets], args.k)
+    _print_table(rows, list(sizes), k)
     print(f"\nchosen per fold: {chosen}")
     languages = {
-        name: by_language(per_set, args.k)
+        name: by_language(per_set, k)
         for name, per_set in (
             ("configured defaults", untuned["configured defaults"]),
             ("tuned pipeline (5-fold CV)", held),
@@ -269,8 +288,7 @@ async def evaluate(args: argparse.Namespace, settings: Settings) -> int:
         print(
             f"{name} by language: "
             + ", ".join(
-                f"{lang} {v[f'recall@{args.k}']:.2f} / {v[f'mrr@{args.k}']:.2f} (n={v['n']})"
-                for lang, v in langs.items()
+                f"{lang} {v[f'recall@{k}']:.2f} / {v[f'mrr@{k}']:.2f} (n={v['n']})" for lang, v in langs.items()
             )
         )
     print(
@@ -279,9 +297,14 @@ async def evaluate(args: argparse.Namespace, settings: Settings) -> int:
         f"({refusals['false_refusal_rate']:.1%}), out-of-scope refused at the lowest: "
         f"{refusals['out_of_scope_refused_at_lowest']:.0%}"
     )
+    sweep = refusal_sweep(held, out_of_scope)
+    print("threshold  false refusals (real, held-out)  out-of-scope refused")
+    for point in sweep:
+        print(f"{point['threshold']:>9.2f}  {point['false_refusals']:>30}  {point['out_of_scope_refused']:>21.0%}")
     result: dict[str, Any] = {
-        "k": args.k,
-        "sets": {s.name: len(questions[s.name]) for s in sets},
+        "k": k,
+        "refusal_sweep": sweep,
+        "sets": sizes,
         "rows": rows,
         "by_language": languages,
         "refusal": refusals,
@@ -289,18 +312,29 @@ async def evaluate(args: argparse.Namespace, settings: Settings) -> int:
     if synthetic:
         most_chosen = max(set(chosen), key=chosen.count)
         regression = [
-            synthetic["reference recipe"].metrics(args.k, 0.0),
-            synthetic["configured defaults"].metrics(args.k, settings.retrieval.min_score),
-            {**synthetic[most_chosen].metrics(args.k, 0.0), "name": f"tuned ({most_chosen})"},
+            synthetic["reference recipe"].metrics(k, 0.0),
+            synthetic["configured defaults"].metrics(k, min_score),
+            {**synthetic[most_chosen].metrics(k, 0.0), "name": f"tuned ({most_chosen})"},
         ]
         print(f"\nsynthetic regression set ({SYNTHETIC.name}, questions written while reading the pages):")
-        print_table(regression, args.k)
+        print_table(regression, k)
         result["synthetic"] = regression
-    if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result), flush=True)
-    return 0
+    return result
+
+
+def refusal_sweep(held: dict[str, list[Outcome]], out_of_scope: Sequence[Outcome]) -> list[dict[str, Any]]:
+    """False refusals of the real (answerable) questions and refusals of the out-of-scope set, per threshold."""
+    confidences = [o.confidence for outcomes in held.values() for o in outcomes]
+    return [
+        {
+            "threshold": threshold,
+            "false_refusals": sum(c < threshold for c in confidences),
+            "out_of_scope_refused": round(
+                sum(o.confidence < threshold for o in out_of_scope) / max(1, len(out_of_scope)), 3
+            ),
+        }
+        for threshold in (round(0.20 + 0.02 * step, 2) for step in range(14))
+    ]
 
 
 def by_language(per_set: dict[str, list[Outcome]], k: int) -> dict[str, dict[str, float]]:

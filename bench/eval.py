@@ -1,5 +1,6 @@
 """Retrieval evaluation: index a docs folder with the configured pipeline, then score questions by page rank.
 
+python -m bench.eval [bench.cv options]       real questions, every technique, 5-fold cross-validated (bench.cv)
 python -m bench.eval --docs DIR --questions FILE.jsonl [--questions MORE.jsonl] [--k 5]
                    [--baseline reference] [--ablations] [--calibrate] [--split dev] [--json-out PATH]
 
@@ -466,6 +467,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else argv
+    if "--docs" not in arguments and "--questions" not in arguments and not {"-h", "--help"} & set(arguments):
+        from bench import cv  # the headline: real questions over every real corpus, cross-validated
+
+        return cv.main(arguments)
     args = parse_args(argv)
     if not args.docs.is_dir():
         print(f"--docs {args.docs} is not a folder", file=sys.stderr)

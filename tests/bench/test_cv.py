@@ -75,3 +75,36 @@ def test_code_that_shapes_the_index_is_part_of_its_key(tmp_path) -> None:
     before = code_digest(("pkg", "b.py"), tmp_path)
     (tmp_path / "pkg" / "a.py").write_text("x = 2\n")
     assert code_digest(("pkg", "b.py"), tmp_path) != before
+
+
+def test_the_report_scores_every_row_language_and_refusal_from_outcomes(capsys) -> None:
+    from bench.cv import report
+    from bench.eval import Scores
+
+    folds = {"docs": list(range(FOLDS)) * 2}
+
+    def outcomes(found: list[bool], lang: str = "") -> list[Outcome]:
+        return [
+            Outcome(
+                Question(f"q{i}", frozenset({"g.md"}), fold=f, lang=lang if i == 0 else "en"),
+                ["g.md" if hit else "x.md"],
+                0.3 + i / 100,
+                1.0,
+            )
+            for i, (hit, f) in enumerate(zip(found, folds["docs"], strict=True))
+        ]
+
+    good, bad = outcomes([True] * 10, lang="zh"), outcomes([False] * 10)
+    untuned = {"reference recipe": {"docs": bad}, "configured defaults": {"docs": good}}
+    runs = {"a": {"docs": good}, "b": {"docs": bad}}
+    off_topic = [Outcome(Question("pizza", frozenset()), ["x.md"], 0.1, 1.0)]
+    synthetic = {name: Scores(name, good) for name in ("reference recipe", "configured defaults", "a", "b")}
+    result = report(untuned, runs, folds, off_topic, synthetic, {"docs": 10}, 5, 0.34)
+    rows = {row["name"]: row for row in result["rows"]}
+    assert rows["tuned pipeline (5-fold CV)"]["pooled"]["recall@5"] == 1.0
+    assert rows["reference recipe"]["pooled"]["recall@5"] == 0.0
+    assert result["by_language"]["configured defaults"]["zh"]["n"] == 1
+    assert result["refusal"]["out_of_scope_refused_at_lowest"] == 1.0
+    assert result["refusal_sweep"][0]["false_refusals"] == 0
+    assert result["synthetic"][-1]["name"] == "tuned (a)"
+    assert "synthetic regression set" in capsys.readouterr().out

@@ -116,3 +116,12 @@ async def test_cached_embedder_embeds_each_passage_once_across_runs(tmp_path: Pa
     again = CachedEmbedder(inner, tmp_path / "v.npz")
     assert await again.embed_passages(["bb", "ccc"]) == [[2.0, 1.0], [3.0, 1.0]]
     assert inner.calls == 3, "only the new passage is embedded"
+
+
+def test_without_docs_bench_eval_runs_the_cross_validated_real_question_report(capsys) -> None:
+    from bench.eval import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--sets", "no-such-set"])  # bench.cv's own argument check answers
+    assert stopped.value.code == 2
+    assert "unknown set(s): no-such-set" in capsys.readouterr().err
