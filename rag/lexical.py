@@ -13,8 +13,14 @@ from functools import lru_cache
 
 import snowballstemmer
 
-LEXICAL_VERSION = "1"
-_WORD = re.compile(r"[^\W_]+(?:[_.\-][^\W_]+)*", re.UNICODE)
+LEXICAL_VERSION = "2"
+# Scripts written without spaces: a run of them is a term of its own, so a Latin word glued to Chinese or
+# Japanese text ("milvus带有token") is still found.
+_UNSPACED = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_WORD = re.compile(
+    rf"[{_UNSPACED}]+|[^\W_{_UNSPACED}]+(?:[_.\-][^\W_{_UNSPACED}]+)*",
+    re.UNICODE,
+)
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 _PARTS = re.compile(r"[_.\-]")
 _STEMMER = snowballstemmer.stemmer("english")

@@ -26,3 +26,10 @@ def test_stop_words_and_chat_filler_are_dropped() -> None:
 def test_non_english_text_is_kept_lowercased_not_split() -> None:
     assert lexical_text("Número de PARTICIONES") == "número de particion"
     assert lexical_text("分区键 partition key").split() == ["分区键", "partit", "key"]
+
+
+def test_latin_words_glued_to_chinese_or_japanese_text_are_their_own_terms() -> None:
+    # Chinese and Japanese write no spaces: "milvus带有token" must still match docs about milvus and tokens.
+    terms = lexical_text("有没有完整的milvus带有token的例子? index不存在").split()
+    assert {"milvus", "token", "index"} <= set(terms)
+    assert lexical_text("Überprüfung café naïve") == "überprüfung café naïv", "accented Latin words stay whole"
