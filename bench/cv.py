@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import pickle
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,9 +70,10 @@ INDEXINGS: dict[str, dict[str, Any]] = {
     "sections + windows": {"window_chunks": True},
 }
 
-# Each technique switched on in turn, from the plainest structure-aware pipeline to everything: (row name,
-# indexing, retrieval settings changed from the row before). Rows are scored untuned, on every question.
-TECHNIQUES: list[tuple[str, str, dict[str, Any]]] = [
+# The pipeline built up one technique at a time, ending at the configured defaults: (row name, indexing,
+# retrieval settings changed from the row before). Then each candidate technique alone on top of the defaults.
+# Rows are scored untuned, on every question; each row's keep/drop is cross-validated against the row it builds on.
+BASE_LADDER: list[tuple[str, str, dict[str, Any]]] = [
     (
         "sections, dense, chunk order",
         "sections",
@@ -85,19 +87,57 @@ TECHNIQUES: list[tuple[str, str, dict[str, Any]]] = [
     ),
     ("+ page aggregation", "sections", {"page_bonus": 0.3}),
     ("+ hybrid BM25", "sections", {"mode": "hybrid"}),
-    ("+ query normalisation", "sections", {"normalise_query": True}),
-    ("+ title/heading BM25 field", "sections", {"heading_search": True}),
-    ("+ distinct-section lift", "sections", {"section_match_weight": 0.3}),
-    ("+ small windows beside sections", "sections + windows", {}),
+    ("+ query normalisation (defaults)", "sections", {"normalise_query": True}),
 ]
+CANDIDATES: list[tuple[str, str, dict[str, Any]]] = [
+    ("defaults + title/heading BM25 field", "sections", {"heading_search": True}),
+    ("defaults + distinct-section lift", "sections", {"section_match_weight": 0.3}),
+    ("defaults + small windows beside sections", "sections + windows", {}),
+    ("defaults + sharper fusion (rrf_k 10, bonus 0.6)", "sections", {"rrf_k": 10, "page_bonus": 0.6, "candidates": 60}),
+]
+TECHNIQUES = BASE_LADDER + CANDIDATES
 
 
-def ladder(base: RetrievalSettings) -> list[tuple[str, str, RetrievalSettings]]:
-    rows, current = [], base
-    for name, indexing, update in TECHNIQUES:
+def ladder(base: RetrievalSettings) -> list[tuple[str, str, RetrievalSettings, str]]:
+    """(name, indexing, settings, the row it is compared with); the base ladder is cumulative."""
+    rows: list[tuple[str, str, RetrievalSettings, str]] = []
+    current, previous = base, ""
+    for name, indexing, update in BASE_LADDER:
         current = current.model_copy(update=update)
-        rows.append((name, indexing, current))
+        rows.append((name, indexing, current, previous))
+        previous = name
+    for name, indexing, update in CANDIDATES:
+        rows.append((name, indexing, current.model_copy(update=update), previous))
     return rows
+
+
+def technique_decisions(
+    untuned: dict[str, dict[str, list[Outcome]]],
+    techniques: Sequence[tuple[str, str, RetrievalSettings, str]],
+    folds: dict[str, list[int]],
+    k: int,
+) -> list[dict[str, Any]]:
+    """For each technique, on or off chosen per fold on the other four folds: how often it is kept, and the
+    held-out pooled recall/MRR of those choices next to the row it builds on."""
+    decisions = []
+    for name, _, _, against in techniques:
+        if not against:
+            continue
+        held, chosen = cross_validate({against: untuned[against], name: untuned[name]}, folds, k)
+        scores = summarise([o for outcomes in held.values() for o in outcomes], k)
+        base = summarise([o for outcomes in untuned[against].values() for o in outcomes], k)
+        decisions.append(
+            {
+                "technique": name,
+                "against": against,
+                "kept_in_folds": sum(c == name for c in chosen),
+                f"cv_recall@{k}": scores[f"recall@{k}"],
+                f"cv_mrr@{k}": scores[f"mrr@{k}"],
+                f"base_recall@{k}": base[f"recall@{k}"],
+                f"base_mrr@{k}": base[f"mrr@{k}"],
+            }
+        )
+    return decisions
 
 
 def tuning_grid(base: RetrievalSettings) -> list[tuple[str, RetrievalSettings]]:
@@ -210,12 +250,15 @@ async def evaluate(args: argparse.Namespace, settings: Settings) -> int:
         for name, variant in tuning_grid(settings.retrieval)
     ]
     techniques = [t for t in ladder(settings.retrieval) if t[1] in indexings]
+    if not args.windows:  # a candidate built on a skipped row cannot be compared
+        techniques = [t for t in techniques if not t[3] or any(t[3] == other[0] for other in techniques)]
     runs: Runs = {}
     untuned: dict[str, dict[str, list[Outcome]]] = {"reference recipe": {}}
-    untuned.update({name: {} for name, _, _ in techniques})
+    untuned.update({name: {} for name, _, _, _ in techniques})
     untuned["configured defaults"] = {}
     out_of_scope: list[Outcome] = []
     synthetic: dict[str, Scores] = {}
+    synthetic_stores: dict[str, Any] = {}
     indexes: list[EvalIndex] = []
     try:
         for real in sets:
@@ -227,7 +270,7 @@ async def evaluate(args: argparse.Namespace, settings: Settings) -> int:
             untuned["reference recipe"][real.name] = (await run_questions("reference", reference.pages, qs)).outcomes
             stores = {name: await index.production(with_indexing(settings, name)) for name in indexings}
             configured = production_retrieve(Retriever(embedder, stores["sections"], settings.retrieval))
-            for name, indexing, variant in techniques:
+            for name, indexing, variant, _ in techniques:
                 retrieve = production_retrieve(Retriever(embedder, stores[indexing], variant))
                 untuned[name][real.name] = (await run_questions(name, retrieve, qs)).outcomes
             untuned["configured defaults"][real.name] = (await run_questions("configured", configured, qs)).outcomes
@@ -242,15 +285,25 @@ async def evaluate(args: argparse.Namespace, settings: Settings) -> int:
                     synthetic_qs = load_questions([SYNTHETIC])
                     synthetic["reference recipe"] = await run_questions("reference", reference.pages, synthetic_qs)
                     synthetic["configured defaults"] = await run_questions("configured", configured, synthetic_qs)
-                    for name, indexing, variant in grid:
+                    for name, indexing, variant, _ in techniques:
                         retrieve = production_retrieve(Retriever(embedder, stores[indexing], variant))
                         synthetic[name] = await run_questions(name, retrieve, synthetic_qs)
+                    synthetic_stores = stores
+        if synthetic:  # the setting the tuning picks most often, on the regression set too
+            _, chosen = cross_validate(runs, folds, args.k)
+            name, indexing, variant = next(g for g in grid if g[0] == max(set(chosen), key=chosen.count))
+            retrieve = production_retrieve(Retriever(embedder, synthetic_stores[indexing], variant))
+            synthetic[name] = await run_questions(name, retrieve, load_questions([SYNTHETIC]))
     finally:
         for index in indexes:
             await index.close()
         embedder.close()
     sizes = {s.name: len(questions[s.name]) for s in sets}
+    saved = settings.data_dir / "eval" / "last-outcomes.pickle"
+    saved.write_bytes(pickle.dumps((untuned, runs, folds, out_of_scope, synthetic, sizes, techniques)))
     result = report(untuned, runs, folds, out_of_scope, synthetic, sizes, args.k, settings.retrieval.min_score)
+    result["techniques"] = technique_decisions(untuned, techniques, folds, args.k)
+    _print_decisions(result["techniques"], args.k)
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(json.dumps(result, indent=2))
@@ -312,9 +365,8 @@ def report(
     if synthetic:
         most_chosen = max(set(chosen), key=chosen.count)
         regression = [
-            synthetic["reference recipe"].metrics(k, 0.0),
-            synthetic["configured defaults"].metrics(k, min_score),
-            {**synthetic[most_chosen].metrics(k, 0.0), "name": f"tuned ({most_chosen})"},
+            {**scores.metrics(k, min_score), "name": f"tuned ({name})" if name == most_chosen else name}
+            for name, scores in synthetic.items()
         ]
         print(f"\nsynthetic regression set ({SYNTHETIC.name}, questions written while reading the pages):")
         print_table(regression, k)
@@ -355,6 +407,15 @@ def _row(name: str, per_set: dict[str, list[Outcome]], k: int) -> dict[str, Any]
         key: round(sum(row[s][key] for s in per_set) / max(1, len(per_set)), 4) for key in (f"recall@{k}", f"mrr@{k}")
     }
     return row
+
+
+def _print_decisions(decisions: Sequence[dict[str, Any]], k: int) -> None:
+    print("\nkeep or drop, cross-validated (chosen on four folds, scored on the fifth), pooled:")
+    for d in decisions:
+        print(
+            f"  {d['technique']:<50} kept in {d['kept_in_folds']}/{FOLDS} folds: R@{k} {d[f'base_recall@{k}']:.3f} -> "
+            f"{d[f'cv_recall@{k}']:.3f}, MRR {d[f'base_mrr@{k}']:.3f} -> {d[f'cv_mrr@{k}']:.3f} (vs {d['against']})"
+        )
 
 
 def _print_table(rows: Sequence[dict[str, Any]], sets: Sequence[str], k: int) -> None:

@@ -51,19 +51,35 @@ def test_refusal_threshold_refuses_at_most_one_percent() -> None:
     assert threshold > 0.29
 
 
-def test_each_technique_row_adds_one_change_to_the_row_before() -> None:
-    from bench.cv import INDEXINGS, TECHNIQUES, ladder, tuning_grid
+def test_the_base_ladder_adds_one_technique_per_row_and_candidates_build_on_the_defaults() -> None:
+    from bench.cv import BASE_LADDER, CANDIDATES, INDEXINGS, ladder, tuning_grid
     from rag.settings import RetrievalSettings
 
-    rows = ladder(RetrievalSettings())
-    assert [name for name, _, _ in rows] == [name for name, _, _ in TECHNIQUES]
-    assert all(indexing in INDEXINGS for _, indexing, _ in rows)
+    defaults = RetrievalSettings()
+    rows = ladder(defaults)
+    assert [name for name, _, _, _ in rows] == [name for name, _, _ in BASE_LADDER + CANDIDATES]
+    assert all(indexing in INDEXINGS for _, indexing, _, _ in rows)
     first = rows[0][2]
     assert (first.mode, first.page_bonus, first.normalise_query, first.heading_search) == ("dense", 0.0, False, False)
-    last = rows[-1][2]
-    assert (last.mode, last.normalise_query, last.heading_search) == ("hybrid", True, True)
-    names = [name for name, _ in tuning_grid(RetrievalSettings())]
+    top = rows[len(BASE_LADDER) - 1]
+    assert top[2] == defaults, "the base ladder ends at the configured defaults"
+    assert [against for _, _, _, against in rows[len(BASE_LADDER) :]] == [top[0]] * len(CANDIDATES)
+    assert rows[len(BASE_LADDER)][2].heading_search and not defaults.heading_search
+    names = [name for name, _ in tuning_grid(defaults)]
     assert len(names) == len(set(names)), "every grid setting is named apart"
+
+
+def test_a_technique_is_kept_only_in_folds_where_it_won_on_the_others() -> None:
+    from bench.cv import technique_decisions
+    from rag.settings import RetrievalSettings
+
+    folds = {"docs": list(range(FOLDS))}
+    base = [_outcome(True, f) for f in range(FOLDS)]
+    worse = [_outcome(f == 0, f) for f in range(FOLDS)]
+    untuned = {"base": {"docs": base}, "worse": {"docs": worse}}
+    rows = [("base", "sections", RetrievalSettings(), ""), ("worse", "sections", RetrievalSettings(), "base")]
+    (decision,) = technique_decisions(untuned, rows, folds, 5)
+    assert decision["kept_in_folds"] == 0 and decision["cv_recall@5"] == 1.0
 
 
 def test_code_that_shapes_the_index_is_part_of_its_key(tmp_path) -> None:
@@ -106,5 +122,5 @@ def test_the_report_scores_every_row_language_and_refusal_from_outcomes(capsys) 
     assert result["by_language"]["configured defaults"]["zh"]["n"] == 1
     assert result["refusal"]["out_of_scope_refused_at_lowest"] == 1.0
     assert result["refusal_sweep"][0]["false_refusals"] == 0
-    assert result["synthetic"][-1]["name"] == "tuned (a)"
+    assert "tuned (a)" in [row["name"] for row in result["synthetic"]]
     assert "synthetic regression set" in capsys.readouterr().out
