@@ -87,13 +87,13 @@ class RetrievalSettings(BaseModel):
     )
     top_k: int = Field(5, ge=1, le=50, description="Distinct pages retrieved for the prompt and the sources.")
     chunks_per_page: int = Field(2, ge=1, le=10, description="Passages of one page given to the model at most.")
-    candidates: int = Field(30, ge=1, le=200, description="Chunks fetched from each search before page ranking.")
-    rrf_k: int = Field(20, ge=1, description="Reciprocal-rank-fusion constant: larger flattens rank differences.")
+    candidates: int = Field(60, ge=1, le=200, description="Chunks fetched from each search before page ranking.")
+    rrf_k: int = Field(10, ge=1, description="Reciprocal-rank-fusion constant: larger flattens rank differences.")
     heading_search: bool = Field(
         False, description="Hybrid: also match the question against titles and headings alone (a third BM25 list)."
     )
     page_bonus: float = Field(
-        0.3, ge=0, le=1, description="Weight of a page's 2nd, 3rd... matching chunks in its score (geometric)."
+        0.6, ge=0, le=1, description="Weight of a page's 2nd, 3rd... matching chunks in its score (geometric)."
     )
     window_weight: float = Field(
         1.0, ge=0, description="Score of a window match relative to a whole-section match (page ranking)."
@@ -106,9 +106,9 @@ class RetrievalSettings(BaseModel):
         True, description="Search pasted errors and code by question, exception lines and identifiers (rag/query.py)."
     )
     rerank_model: str = Field("", description="Cross-encoder (hub name or folder) to rerank candidates; empty: off.")
-    rerank_candidates: int = Field(30, ge=1, le=200, description="Top fused chunks the cross-encoder rescores.")
+    rerank_candidates: int = Field(60, ge=1, le=200, description="Top fused chunks the cross-encoder rescores.")
     min_score: float = Field(
-        0.34, description="Best passage cosine below which the docs are taken not to cover the question."
+        0.30, description="Best passage cosine below which the docs are taken not to cover the question."
     )
     max_question_chars: int = Field(2000, ge=10, description="Longer questions are refused with a message.")
     max_context_chars: int = Field(6000, ge=500, description="Budget of source text put into the prompt.")

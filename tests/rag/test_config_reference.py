@@ -22,6 +22,6 @@ def test_every_setting_is_documented_with_its_variable_and_meaning() -> None:
             for key, sub in annotation.model_fields.items():
                 assert f"`DOCENT_{section.upper()}__{key.upper()}`" in text
                 assert sub.description, f"{section}.{key} needs a description"
-    assert "`DOCENT_RETRIEVAL__MIN_SCORE` | float | `0.34`" in text
+    assert "`DOCENT_RETRIEVAL__MIN_SCORE` | float | `0.3`" in text
     description = RetrievalSettings.model_fields["min_score"].description
     assert description is not None and description in text
