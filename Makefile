@@ -48,7 +48,7 @@ ask: setup
 	$(BIN)/python -m bot ask "$(Q)"
 
 # Retrieval quality on real questions (three corpora), the reference recipe and each technique side by side,
-# 5-fold cross-validated, plus the synthetic regression set. The first run indexes every corpus (~1 hour on 2 cores).
+# 5-fold cross-validated, plus the synthetic regression set. The first run indexes every corpus (~40 min on 2 cores).
 eval: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.eval --json-out bench/results/cv.json
 
