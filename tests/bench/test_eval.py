@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -101,7 +102,7 @@ async def test_cached_embedder_embeds_each_passage_once_across_runs(tmp_path: Pa
         async def embed_query(self, text: str) -> list[float]:
             return [1.0, 0.0]
 
-        async def embed_passages(self, texts):  # type: ignore[no-untyped-def]
+        async def embed_passages(self, texts: Sequence[str]) -> list[list[float]]:
             self.calls += len(texts)
             return [[float(len(t)), 1.0] for t in texts]
 
