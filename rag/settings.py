@@ -43,6 +43,24 @@ class DiscordSettings(BaseModel):
     )
 
 
+class SlackSettings(BaseModel):
+    bot_token: SecretStr | None = Field(None, description="Bot token (xoxb-…) from the app's OAuth page (secret).")
+    app_token: SecretStr | None = Field(
+        None, description="App-level token (xapp-…) with connections:write, for Socket Mode (secret)."
+    )
+    api_base: str = Field(
+        "https://slack.com/api/", description="Web API base for every call, for tests and Slack-compatible servers."
+    )
+    ask_command: str = Field("/ask", description="Slash command that asks (workspaces often have an /ask already).")
+    reindex_command: str = Field("/reindex", description="Slash command that re-indexes (admins only).")
+    admin_user_ids: list[str] = Field(
+        default_factory=list, description="Users allowed to re-index besides workspace admins and owners."
+    )
+    allowed_team_ids: list[str] = Field(
+        default_factory=list, description="Workspaces the bot answers in; others are ignored. Empty: any."
+    )
+
+
 class MilvusSettings(BaseModel):
     uri: str = Field("", description="Milvus Lite path or server URI; empty means <data_dir>/milvus.db.")
     token: SecretStr | None = Field(None, description="Milvus server token (user:password or API key).")
@@ -221,6 +239,7 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
     log_format: Literal["text", "json"] = Field("text", description="text for terminals, json for log collectors.")
     discord: DiscordSettings = DiscordSettings()
+    slack: SlackSettings = SlackSettings()
     milvus: MilvusSettings = MilvusSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
     llm: LLMSettings = LLMSettings()

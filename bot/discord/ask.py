@@ -15,7 +15,7 @@ from discord import app_commands
 
 from bot.discord import docent
 from bot.discord.feedback import feedback_view
-from bot.render import MESSAGE_LIMIT, format_answer, split_message
+from bot.discord.render import MESSAGE_LIMIT, format_answer, split_message
 from bot.replies import NO_PINGS, InteractionReplier, MessageReplier, Replier, edit_quietly, finish
 from bot.text import sendable
 from rag import logs

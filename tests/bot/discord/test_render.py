@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from bot.render import FOOTER, MESSAGE_LIMIT, format_answer, format_sources, split_message
+from bot.discord.render import FOOTER, MESSAGE_LIMIT, format_answer, format_sources, split_message
 from rag.models import Answer, Citation
 
 
