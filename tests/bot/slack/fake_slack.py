@@ -84,6 +84,7 @@ class FakeSlack:
         self._ids = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
         self._connected = asyncio.Event()
+        self._change = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.port = 0
@@ -170,7 +171,13 @@ class FakeSlack:
             return "no_text"
         return None
 
+    async def changed(self) -> None:
+        """Return once any message is posted or edited."""
+        await self._change.wait()
+
     def _record_notifications(self, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
+        self._change.set()
+        self._change = asyncio.Event()
         for match in _NOTIFY.finditer(text + "\n" + json.dumps(blocks)):
             self.notifications.append((ts, match.group(0)))
 
