@@ -1,6 +1,7 @@
 """Docent's entry point.
 
-python -m bot                  # run the Discord bot (needs DOCENT_DISCORD__TOKEN)
+python -m bot                  # run the bot: Discord (DOCENT_DISCORD__TOKEN), Slack (DOCENT_SLACK__BOT_TOKEN and
+                               # DOCENT_SLACK__APP_TOKEN), or both from one process
 python -m bot ask "QUESTION"   # answer one question in the terminal, through the same pipeline
 python -m bot sync             # push slash commands to Discord now
 python -m bot report           # feedback report, one section per server (and one for direct messages)
@@ -16,10 +17,12 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import discord
+from pydantic import SecretStr
 
 from bot.cli import ask
 from bot.client import DocentBot, point_at, sync_now
@@ -30,6 +33,7 @@ from rag.entry import load_settings, run_command
 from rag.feedback import FeedbackStore, Report
 from rag.logs import configure_logging
 from rag.metrics import Metrics
+from rag.pipeline import AnswerPipeline
 from rag.runtime import open_core
 from rag.settings import Settings
 
@@ -56,11 +60,49 @@ async def check_token(api_base: str, token: str) -> str | None:
     return None
 
 
+def _secret(value: SecretStr | None) -> str:
+    return value.get_secret_value().strip() if value is not None else ""
+
+
+async def check_slack_token(settings: Settings) -> str | None:
+    """Ask Slack (``auth.test``) whether the bot token is valid before loading models; None means fine."""
+    from slack_sdk.errors import SlackApiError
+
+    from bot.slack.app import web_client
+
+    try:
+        await web_client(settings).auth_test()
+    except SlackApiError as exc:
+        if exc.response.get("error") in ("invalid_auth", "not_authed", "account_inactive", "token_revoked"):
+            return (
+                "Slack rejected the bot token (DOCENT_SLACK__BOT_TOKEN). Copy the xoxb- token again from the app page."
+            )
+        return f"Slack answered {exc.response.get('error')} when checking the bot token."
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        return f"cannot reach Slack at {settings.slack.api_base}: {exc or type(exc).__name__}"
+    return None
+
+
 async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
-    if settings.discord.token is None or not settings.discord.token.get_secret_value().strip():
+    """Discord when its token is set, Slack when both of its tokens are, both when both are."""
+    discord_token = _secret(settings.discord.token)
+    slack_tokens = (_secret(settings.slack.bot_token), _secret(settings.slack.app_token))
+    if not sync_only and any(slack_tokens) and not all(slack_tokens):
+        names = ("DOCENT_SLACK__BOT_TOKEN", "DOCENT_SLACK__APP_TOKEN")
+        missing = " and ".join(name for name, value in zip(names, slack_tokens, strict=True) if not value)
+        print(f"error: Slack needs both of its tokens; {missing} is not set.", file=sys.stderr)
+        return 2
+    if sync_only and not discord_token:
         print(
             "error: no Discord bot token. Set DOCENT_DISCORD__TOKEN (in the environment or a .env file); "
             "the README explains how to create one.",
+            file=sys.stderr,
+        )
+        return 2
+    if not discord_token and not all(slack_tokens):
+        print(
+            "error: no platform to connect to. Set DOCENT_DISCORD__TOKEN for Discord, or "
+            "DOCENT_SLACK__BOT_TOKEN and DOCENT_SLACK__APP_TOKEN for Slack (or both); see the README.",
             file=sys.stderr,
         )
         return 2
@@ -70,17 +112,23 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
         if problem:  # before the models load: a minute of start-up would end in the same failure
             print(f"error: {problem}", file=sys.stderr)
             return 2
-    point_at(settings)
-    token = settings.discord.token.get_secret_value().strip()
-    problem = await check_token(settings.discord.api_base, token)
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+    if discord_token:
+        point_at(settings)
+        problem = await check_token(settings.discord.api_base, discord_token)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
+    with_slack = not sync_only and all(slack_tokens)
+    if with_slack:
+        problem = await check_slack_token(settings)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
     try:
         if sync_only:  # commands only: no models, no gateway connection
-            await sync_now(settings, token)
+            await sync_now(settings, discord_token)
             return 0
-        return await serve(settings, token, feedback_path)
+        return await serve(settings, discord_token, feedback_path, with_slack=with_slack)
     except discord.LoginFailure:
         print("error: Discord rejected the bot token (DOCENT_DISCORD__TOKEN).", file=sys.stderr)
         return 2
@@ -93,8 +141,26 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
         return 2
 
 
-async def serve(settings: Settings, token: str, feedback_path: Path) -> int:
-    """Load the models, then run the bot until it is closed (a signal, or the engine dying)."""
+@contextlib.asynccontextmanager
+async def slack_running(settings: Settings, pipeline: AnswerPipeline) -> AsyncIterator[None]:
+    """The Slack app connected over Socket Mode for the duration of the block."""
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    from bot.slack.app import build_app, web_client
+
+    handler = AsyncSocketModeHandler(
+        build_app(settings, pipeline), _secret(settings.slack.app_token), web_client=web_client(settings)
+    )
+    await handler.connect_async()
+    logger.info("connected to Slack (Socket Mode)")
+    try:
+        yield
+    finally:
+        await handler.close_async()
+
+
+async def serve(settings: Settings, token: str, feedback_path: Path, *, with_slack: bool = False) -> int:
+    """Load the models once, then run each configured platform until a signal (or the Discord bot closing)."""
     async with (
         open_core(settings, with_llm=True, status=logger.info) as core,
         http_session(settings.indexer) as session,
@@ -110,21 +176,38 @@ async def serve(settings: Settings, token: str, feedback_path: Path) -> int:
 
         await core.store.ensure_collection(core.embedder.dimension)
         feedback = await asyncio.to_thread(FeedbackStore, feedback_path)
+        stop = asyncio.Event()
+        exit_code = 0
         try:
-            bot = DocentBot(settings, core.pipeline, indexer, sources, feedback, metrics=metrics)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError):
-                    loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
+                    loop.add_signal_handler(sig, stop.set)
             async with contextlib.AsyncExitStack() as stack:
-                await stack.enter_async_context(bot)
-                if settings.ops.metrics_enabled:
-                    await stack.enter_async_context(OpsServer(settings.ops, metrics, bot.health))
-                await bot.start(token)
+                if with_slack:
+                    await stack.enter_async_context(slack_running(settings, core.pipeline))
+                if not token:
+                    await stop.wait()
+                else:
+                    bot = DocentBot(settings, core.pipeline, indexer, sources, feedback, metrics=metrics)
+                    await stack.enter_async_context(bot)
+                    if settings.ops.metrics_enabled:
+                        await stack.enter_async_context(OpsServer(settings.ops, metrics, bot.health))
+                    closer = asyncio.create_task(_close_on(stop, bot))
+                    try:
+                        await bot.start(token)
+                    finally:
+                        closer.cancel()
+                    exit_code = bot.exit_code
         finally:
             feedback.close()
     logger.info("bot stopped")
-    return bot.exit_code
+    return exit_code
+
+
+async def _close_on(stop: asyncio.Event, bot: DocentBot) -> None:
+    await stop.wait()
+    await bot.close()
 
 
 async def print_report(settings: Settings, *, as_json: bool, limit: int = 20) -> int:

@@ -65,7 +65,8 @@ class SlackAsker:
         try:
             async for update in self._pipeline.stream(question, request_id=request_id):
                 if update.answer is not None:
-                    text, blocks = answer_blocks(update.answer, feedback_id=update.answer.request_id)
+                    # No vote buttons until their clicks are recorded (issue 11): a dead button errors in Slack.
+                    text, blocks = answer_blocks(update.answer)
                     await client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
                     return
                 if update.raw and time.monotonic() - last_edit >= interval:

@@ -50,7 +50,7 @@ async def start_bot(env: dict[str, str], log: Path) -> asyncio.subprocess.Proces
 
 @contextlib.asynccontextmanager
 async def running_bot(
-    tmp_path: Path, process_env: dict[str, str], pages: dict[str, str]
+    tmp_path: Path, process_env: dict[str, str], pages: dict[str, str], extra_env: dict[str, str] | None = None
 ) -> AsyncIterator[tuple[FakeDiscord, asyncio.subprocess.Process, Path]]:
     """A real ``python -m bot`` over ``pages``, connected to a fake Discord and done with its first index run."""
     docs = tmp_path / "docs"
@@ -60,7 +60,7 @@ async def running_bot(
     async with FakeDiscord() as fake:
         fake.add_member(ALICE, "alice")
         log = tmp_path / "bot.log"
-        proc = await start_bot(bot_env(process_env, fake, docs), log)
+        proc = await start_bot({**bot_env(process_env, fake, docs), **(extra_env or {})}, log)
         try:
             await wait_for_log(log, "index run done", timeout=300)
             await fake.wait_ready(timeout=60)
@@ -173,17 +173,42 @@ async def test_the_operator_report_lists_each_server_and_direct_messages(
 
 
 @pytest.mark.slow
-async def test_runs_indexes_answers_and_stops_on_sigterm(tmp_path: Path, process_env: dict[str, str]) -> None:
-    pages = {**HNSW_PAGE, "install.md": "# Install\n\nRun docker compose up -d to start Milvus.\n"}
-    async with running_bot(tmp_path, process_env, pages) as (fake, proc, log):
-        assert fake.synced_commands(), "slash commands synced at first start"
-        asked = await fake.user_says(ALICE, "what is HNSW?", mention_bot=True)
-        reply = await fake.wait_for_message(lambda m: m.reply_to == asked and "AI-generated" in m.content, timeout=120)
-        assert "https://docs.example/hnsw.md" in reply.content
-        assert reply.allowed_mentions is not None and reply.allowed_mentions["parse"] == [] and not reply.pings
+async def test_runs_both_platforms_indexes_answers_on_each_and_stops_on_sigterm(
+    tmp_path: Path, process_env: dict[str, str]
+) -> None:
+    from tests.bot.slack.fake_slack import FakeSlack
 
-        proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(proc.wait(), 90)
+    pages = {**HNSW_PAGE, "install.md": "# Install\n\nRun docker compose up -d to start Milvus.\n"}
+    async with FakeSlack() as slack:
+        slack_env = {
+            "DOCENT_SLACK__BOT_TOKEN": slack.bot_token,
+            "DOCENT_SLACK__APP_TOKEN": slack.app_token,
+            "DOCENT_SLACK__API_BASE": slack.api_base,
+        }
+        async with running_bot(tmp_path, process_env, pages, slack_env) as (fake, proc, log):
+            assert fake.synced_commands(), "slash commands synced at first start"
+            asked = await fake.user_says(ALICE, "what is HNSW?", mention_bot=True)
+            reply = await fake.wait_for_message(
+                lambda m: m.reply_to == asked and "AI-generated" in m.content, timeout=120
+            )
+            assert "https://docs.example/hnsw.md" in reply.content
+            assert reply.allowed_mentions is not None and reply.allowed_mentions["parse"] == [] and not reply.pings
+
+            envelope = await slack.mention("C1", "U1", "<@UBOT> what is HNSW?")
+            thread = envelope.payload["event"]["ts"]
+
+            async def slack_answer() -> str:
+                while True:
+                    for message in slack.messages.values():
+                        if message.thread_ts == thread and message.blocks:
+                            return json.dumps(message.blocks)
+                    await slack.changed()
+
+            assert "https://docs.example/hnsw.md" in await asyncio.wait_for(slack_answer(), 120)
+            assert slack.notifications == []
+
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), 90)
     text = log.read_text(errors="replace")
     assert proc.returncode == 0, text[-4000:]
     assert "bot stopped" in text
@@ -216,3 +241,43 @@ async def test_engine_death_fails_fast_then_exits_for_the_supervisor(
     assert replies, "the question got a reply before the bot exited"
     assert all("unavailable" in m.content or "🔎" in m.content for m in replies), [m.content for m in replies]
     assert "fake-token" not in text
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({}, "no platform to connect to. Set DOCENT_DISCORD__TOKEN for Discord, or DOCENT_SLACK__BOT_TOKEN"),
+        ({"DOCENT_SLACK__BOT_TOKEN": "xoxb-only"}, "DOCENT_SLACK__APP_TOKEN is not set"),
+        ({"DOCENT_DISCORD__TOKEN": "d", "DOCENT_SLACK__APP_TOKEN": "xapp-only"}, "DOCENT_SLACK__BOT_TOKEN is not set"),
+    ],
+)
+async def test_without_a_complete_platform_it_says_which_settings_and_exits_2(
+    tmp_path: Path, process_env: dict[str, str], extra: dict[str, str], expected: str
+) -> None:
+    log = tmp_path / "bot.log"
+    proc = await start_bot({**process_env, **extra}, log)
+    await asyncio.wait_for(proc.wait(), 60)
+    text = log.read_text()
+    assert proc.returncode == 2 and expected in text
+    assert len(text.strip().splitlines()) == 1 and "only" not in text, "one line, and no token in it"
+
+
+async def test_a_rejected_slack_token_is_one_line_before_any_model_loads(
+    tmp_path: Path, process_env: dict[str, str]
+) -> None:
+    from tests.bot.slack.fake_slack import FakeSlack
+
+    async with FakeSlack() as slack:
+        env = {
+            **process_env,
+            "DOCENT_SLACK__BOT_TOKEN": "xoxb-wrong-secret",
+            "DOCENT_SLACK__APP_TOKEN": slack.app_token,
+            "DOCENT_SLACK__API_BASE": slack.api_base,
+        }
+        log = tmp_path / "bot.log"
+        proc = await start_bot(env, log)
+        await asyncio.wait_for(proc.wait(), 60)
+    text = log.read_text()
+    assert proc.returncode == 2 and "Slack rejected the bot token (DOCENT_SLACK__BOT_TOKEN)" in text
+    assert "wrong-secret" not in text and not any(line in text for line in ENGINE_START_LINES)
+    assert [method for method, _ in slack.calls] == ["auth.test"]
