@@ -197,7 +197,10 @@ async def serve(settings: Settings, token: str, feedback_path: Path, *, with_sla
                     try:
                         await bot.start(token)
                     finally:
-                        closer.cancel()
+                        if stop.is_set():
+                            await closer  # the close a signal started must finish, not be cancelled half way
+                        else:
+                            closer.cancel()  # the bot closed itself (engine death): nothing is closing it
                     exit_code = bot.exit_code
         finally:
             feedback.close()
