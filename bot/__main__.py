@@ -22,7 +22,6 @@ from pathlib import Path
 
 import aiohttp
 import discord
-from pydantic import SecretStr
 
 from bot.cli import ask
 from bot.client import DocentBot, point_at, sync_now
@@ -35,7 +34,7 @@ from rag.logs import configure_logging
 from rag.metrics import Metrics
 from rag.pipeline import AnswerPipeline
 from rag.runtime import open_core
-from rag.settings import Settings
+from rag.settings import Settings, secret_text
 
 logger = logging.getLogger("bot")
 FEEDBACK_FILE = "feedback.sqlite3"
@@ -60,10 +59,6 @@ async def check_token(api_base: str, token: str) -> str | None:
     return None
 
 
-def _secret(value: SecretStr | None) -> str:
-    return value.get_secret_value().strip() if value is not None else ""
-
-
 async def check_slack_token(settings: Settings) -> str | None:
     """Ask Slack (``auth.test``) whether the bot token is valid before loading models; None means fine."""
     from slack_sdk.errors import SlackApiError
@@ -85,8 +80,8 @@ async def check_slack_token(settings: Settings) -> str | None:
 
 async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
     """Discord when its token is set, Slack when both of its tokens are, both when both are."""
-    discord_token = _secret(settings.discord.token)
-    slack_tokens = (_secret(settings.slack.bot_token), _secret(settings.slack.app_token))
+    discord_token = secret_text(settings.discord.token)
+    slack_tokens = (secret_text(settings.slack.bot_token), secret_text(settings.slack.app_token))
     if not sync_only and any(slack_tokens) and not all(slack_tokens):
         names = ("DOCENT_SLACK__BOT_TOKEN", "DOCENT_SLACK__APP_TOKEN")
         missing = " and ".join(name for name, value in zip(names, slack_tokens, strict=True) if not value)
@@ -146,11 +141,10 @@ async def slack_running(settings: Settings, pipeline: AnswerPipeline) -> AsyncIt
     """The Slack app connected over Socket Mode for the duration of the block."""
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-    from bot.slack.app import build_app, web_client
+    from bot.slack.app import build_app
 
-    handler = AsyncSocketModeHandler(
-        build_app(settings, pipeline), _secret(settings.slack.app_token), web_client=web_client(settings)
-    )
+    app = build_app(settings, pipeline)
+    handler = AsyncSocketModeHandler(app, secret_text(settings.slack.app_token), web_client=app.client)
     await handler.connect_async()
     logger.info("connected to Slack (Socket Mode)")
     try:

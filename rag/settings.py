@@ -30,6 +30,11 @@ SECRETS_DIR = Path(os.environ.get("DOCENT_SECRETS_DIR", "/run/secrets"))
 PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
 
 
+def secret_text(value: SecretStr | None) -> str:
+    """A secret setting's text, stripped; empty when it is unset."""
+    return value.get_secret_value().strip() if value is not None else ""
+
+
 class DiscordSettings(BaseModel):
     token: SecretStr | None = Field(None, description="Bot token from the Developer Portal (secret; never logged).")
     api_base: str = Field("https://discord.com/api/v10", description="REST base, for Discord-compatible servers.")

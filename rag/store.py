@@ -35,6 +35,10 @@ _LIMITS = {
 }
 _QUERY_WINDOW = 16384  # Milvus caps offset + limit of one query at this
 _OUTPUT = ["id", "page_id", "url", "title", "heading", "text", "vector", "kind", "section"]
+# Full-text (BM25) functions: (name, analysed text field, sparse field). ``lexical`` is stemmed title, headings
+# and text (rag.lexical), for hybrid search; ``headings`` the same over the title and heading path alone, because
+# users ask in a page's title words (searched when ``retrieval.heading_search`` is on).
+_BM25 = (("lexical_bm25", "lexical", "sparse"), ("headings_bm25", "headings", "heading_sparse"))
 # A collection whose fields differ from these is an older layout and is rebuilt (see ensure_collection).
 SCHEMA_FIELDS = frozenset(
     "id source_id page_id page_key ordinal kind section url title heading text lexical headings page_hash "
@@ -228,24 +232,15 @@ class MilvusStore:
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
         schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
         schema.add_field("heading_sparse", DataType.SPARSE_FLOAT_VECTOR)
-        # Full-text (BM25) over stemmed title, headings and text (rag.lexical), for hybrid search.
-        schema.add_function(
-            Function(
-                name="lexical_bm25",
-                function_type=FunctionType.BM25,
-                input_field_names=["lexical"],
-                output_field_names=["sparse"],
+        for function, text_field, sparse_field in _BM25:
+            schema.add_function(
+                Function(
+                    name=function,
+                    function_type=FunctionType.BM25,
+                    input_field_names=[text_field],
+                    output_field_names=[sparse_field],
+                )
             )
-        )
-        # The same over the page title and heading path alone: users ask in a page's title words.
-        schema.add_function(
-            Function(
-                name="headings_bm25",
-                function_type=FunctionType.BM25,
-                input_field_names=["headings"],
-                output_field_names=["heading_sparse"],
-            )
-        )
         return schema
 
     def _indexes(self, client: Any) -> Any:
@@ -256,8 +251,8 @@ class MilvusStore:
         params.add_index(
             "vector", index_type=self._settings.index_type, metric_type=self._settings.metric, params=extra
         )
-        params.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
-        params.add_index("heading_sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+        for _, _, sparse_field in _BM25:
+            params.add_index(sparse_field, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
         params.add_index("page_key", index_type="INVERTED")
         params.add_index("source_id", index_type="INVERTED")
         return params

@@ -12,11 +12,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.slack.ask import SlackAsker
 from rag.errors import ConfigError
 from rag.pipeline import AnswerPipeline
-from rag.settings import Settings
+from rag.settings import Settings, secret_text
 
 
 def web_client(settings: Settings) -> AsyncWebClient:
-    token = settings.slack.bot_token.get_secret_value().strip() if settings.slack.bot_token else ""
+    token = secret_text(settings.slack.bot_token)
     if not token:
         raise ConfigError("no Slack bot token: set DOCENT_SLACK__BOT_TOKEN (xoxb-…)")
     client = AsyncWebClient(token=token, base_url=settings.slack.api_base)

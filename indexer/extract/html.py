@@ -173,7 +173,7 @@ def _walk_text(el: Tag | list[PageElement], noise: _NoiseFilter | None, *, ticks
         if not isinstance(node, Tag):
             continue
         name = node.name
-        if name in _DROP_TAGS or (noise is not None and noise.is_noise(node)):
+        if _dropped(node, noise):
             continue
         if name == "li":
             parts.append(_ITEM_MARK)
@@ -185,6 +185,11 @@ def _walk_text(el: Tag | list[PageElement], noise: _NoiseFilter | None, *, ticks
         stack.extend((child, False) for child in reversed(node.contents))
     text = _WS.sub(" ", "".join(parts)).strip()
     return _join_items(text) if _ITEM_MARK in text else text
+
+
+def _dropped(node: Tag, noise: _NoiseFilter | None) -> bool:
+    """Elements whose text never counts: scripts, styles and the like, and page chrome the noise filter spots."""
+    return node.name in _DROP_TAGS or (noise is not None and noise.is_noise(node))
 
 
 def _join_items(text: str) -> str:
@@ -213,7 +218,7 @@ def _pre_text(pre: Tag, noise: _NoiseFilter | None) -> str:
         if not isinstance(node, Tag):
             continue
         if node is not pre:
-            if node.name in _DROP_TAGS or (noise is not None and noise.is_noise(node)):
+            if _dropped(node, noise):
                 continue
             if node.name == "br":
                 parts.append("\n")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-from bot.slack.app import build_app, web_client
+from bot.slack.app import build_app
 from bot.slack.ask import SEARCHING, question_text
 from rag.pipeline import AnswerPipeline
 from rag.retrieval import Retriever
@@ -30,7 +30,7 @@ def test_the_question_is_the_mention_text_without_the_mention_and_escapes() -> N
 @asynccontextmanager
 async def running(slack: FakeSlack, settings: Settings, pipeline: AnswerPipeline) -> AsyncIterator[None]:
     app = build_app(settings, pipeline)
-    handler = AsyncSocketModeHandler(app, slack.app_token, web_client=web_client(settings))
+    handler = AsyncSocketModeHandler(app, slack.app_token, web_client=app.client)
     await handler.connect_async()
     try:
         yield
