@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import run_evaluation
+from bench.common import ROOT, run_evaluation
 from indexer.build import make_indexer
 from indexer.chunking import CHUNKER_VERSION, Granularity, chunk_id
 from indexer.local import FolderDocs
@@ -149,7 +149,6 @@ def index_key(*parts: object) -> str:
 # The code that decides what is indexed: extraction, chunking, the lexical text and the row layout. Its source is
 # part of every eval index key, so a changed parser or chunker is never scored on an index the old code built.
 INDEX_CODE = ("indexer/extract", "indexer/chunking.py", "indexer/local.py", "rag/lexical.py", "rag/models.py")
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def code_digest(paths: Sequence[str] = INDEX_CODE, root: Path = ROOT) -> str:
@@ -225,6 +224,7 @@ class EvalIndex:
         )
         self.uri = str(self.root / "milvus.db")
         self._corpus = corpus
+        self._code = code_digest()  # read once per corpus, not once per indexing recipe
         self._stores: list[MilvusStore] = []
 
     def store(self, collection: str) -> MilvusStore:
@@ -236,7 +236,7 @@ class EvalIndex:
         """The configured chunker, embedder and schema (or those of ``settings``): what the bot would search."""
         settings = settings or self.settings
         name = "docent_" + index_key(
-            code_digest(),
+            self._code,
             CHUNKER_VERSION,
             LEXICAL_VERSION,
             sorted(SCHEMA_FIELDS),
