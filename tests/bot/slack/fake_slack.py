@@ -175,7 +175,8 @@ class FakeSlack:
         """Return once any message is posted or edited."""
         await self._change.wait()
 
-    def _record_notifications(self, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
+    def _written(self, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
+        """A message was posted or edited: record what it would notify, and wake ``changed()`` waiters."""
         self._change.set()
         self._change = asyncio.Event()
         for match in _NOTIFY.finditer(text + "\n" + json.dumps(blocks)):
@@ -190,7 +191,7 @@ class FakeSlack:
             str(args["channel"]), ts, str(args.get("text") or ""), args.get("blocks") or [], args.get("thread_ts")
         )
         self.messages[ts] = message
-        self._record_notifications(ts, message.text, message.blocks)
+        self._written(ts, message.text, message.blocks)
         return {"ok": True, "channel": message.channel, "ts": ts, "message": {"text": message.text, "ts": ts}}
 
     def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -202,7 +203,7 @@ class FakeSlack:
             return {"ok": False, "error": "message_not_found"}
         message.text, message.blocks = str(args.get("text") or ""), args.get("blocks") or []
         message.versions += 1
-        self._record_notifications(message.ts, message.text, message.blocks)
+        self._written(message.ts, message.text, message.blocks)
         return {"ok": True, "channel": message.channel, "ts": message.ts}
 
     # -- Socket Mode -------------------------------------------------------------------------------------------
