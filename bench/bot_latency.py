@@ -1,26 +1,39 @@
-"""Latency a Discord user sees: interaction arrival -> deferral, and -> final answer.
+"""Latency a chat user sees, on Discord or on Slack: question arrival -> first sign of life, and -> final answer.
 
-The production bot runs against the loopback fake Discord with real Milvus Lite, MiniLM and the vLLM CPU
-engine (tiny model, so generation time is the engine's floor, not a real model's).
+The production front-end runs against its loopback fake (tests/bot/fake_discord.py, tests/bot/slack/fake_slack.py)
+with real Milvus Lite, MiniLM and the vLLM CPU engine (tiny model, so generation time is the engine's floor, not a
+real model's).
 
-    python -m bench.bot_latency [--questions 40] [--concurrency 4]
+    python -m bench.bot_latency [--platform discord|slack] [--questions 40] [--concurrency 4]
 
-Prints a table and writes bench/results/bot_latency.json.
+Discord (a /ask interaction): arrival -> deferral sent, and -> final answer. Slack (an @-mention over Socket Mode):
+arrival -> envelope acked, -> placeholder posted in the thread, and -> final answer. Prints a table and writes
+bench/results/bot_latency.json (Discord) or bench/results/bot_latency_slack.json (Slack).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import tempfile
 import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.common import ROOT, bench_settings, corpus_source, write_results
 from bench.eval import percentile
+
+if TYPE_CHECKING:
+    from indexer.runner import Indexer
+    from rag.feedback import FeedbackStore
+    from rag.pipeline import AnswerPipeline
+    from rag.settings import Settings
+    from tests.bot.slack.fake_slack import FakeSlack
 
 QUESTIONS = [
     "What do the parameters for HNSW mean?",
@@ -32,11 +45,37 @@ QUESTIONS = [
     "How can I speed up search?",
     "What does consistency level mean?",
 ]
+WARM_UP = "warm-up question"
+MENTION = "<@UBOT>"  # the fake Slack's bot user
+ANSWER_TIMEOUT_S = 300
+RESULTS = {"discord": "bot_latency.json", "slack": "bot_latency_slack.json"}
+ROWS = {  # result key -> table label, per platform
+    "discord": {"deferral_ms": "arrival -> deferral sent", "final_ms": "arrival -> final answer"},
+    "slack": {
+        "ack_ms": "arrival -> envelope acked",
+        "first_reply_ms": "arrival -> placeholder posted",
+        "final_ms": "arrival -> final answer",
+    },
+}
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+@dataclass
+class Core:
+    """What both platforms share: one settings tree, index, engine and feedback store."""
+
+    settings: Settings
+    pipeline: AnswerPipeline
+    indexer: Indexer
+    feedback: FeedbackStore
+    pages_indexed: int
+
+
+@contextlib.asynccontextmanager
+async def open_core(args: argparse.Namespace, **overrides: Any) -> AsyncIterator[Core]:
+    """Settings in a fresh directory (no cooldown, no per-server rate: each question must be answered, not turned
+    away), MiniLM, Milvus Lite with the first ``--pages`` pages indexed, the vLLM engine and the feedback store;
+    closed in reverse order. ``overrides`` are more settings sections (the fake Slack's tokens)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from bot.client import DocentBot
     from indexer.build import make_indexer
     from indexer.local import FolderDocs
     from rag.feedback import FeedbackStore
@@ -45,83 +84,224 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from rag.retrieval import Retriever
     from rag.settings import prepare_process_env
     from rag.store import MilvusStore
-    from tests.bot.fake_discord import FakeDiscord
 
     work = Path(tempfile.mkdtemp(prefix="docent-bench-"))
-    settings = bench_settings(work, bot={"user_cooldown_s": 0, "max_concurrent_answers": args.concurrency})
+    bot = {"user_cooldown_s": 0, "guild_questions_per_minute": 0, "max_concurrent_answers": args.concurrency}
+    settings = bench_settings(work, bot=bot, **overrides)
     prepare_process_env(settings)
     from rag.embedder import SentenceTransformerEmbedder
 
-    embedder = SentenceTransformerEmbedder(settings.embedding)
-    store = MilvusStore(settings.milvus_uri, settings.milvus)
-    source = corpus_source(work, args.pages)
-    indexer = make_indexer(settings, embedder, store)
-    report = await indexer.run([FolderDocs(source)])
-    generator = await VLLMGenerator.start(settings.llm)
-    feedback = FeedbackStore(settings.data_dir / "feedback.sqlite3")
-    pipeline = AnswerPipeline(Retriever(embedder, store, settings.retrieval), generator, settings.retrieval)
-    bot = DocentBot(settings, pipeline, indexer, lambda _id: [], feedback, guild_ready_timeout=0.1)
-    users = [700000000000000000 + i for i in range(args.questions)]
-    deferral: list[float] = []
-    final: list[float] = []
-    try:
-        async with FakeDiscord() as fake:
-            for user in users:
-                fake.add_member(user, f"user{user % 1000}")
-            async with fake.run_bot(bot):
-                await fake.slash("ask", {"question": "warm-up question"}, user_id=users[0])
-                await asyncio.sleep(3)
-                started = time.monotonic()
-                sent = []
-                for i, user in enumerate(users):
-                    sent.append(await fake.slash("ask", {"question": QUESTIONS[i % len(QUESTIONS)]}, user_id=user))
-                    await asyncio.sleep(args.gap)
-                for ix in sent:
+    async with contextlib.AsyncExitStack() as stack:
+        embedder = SentenceTransformerEmbedder(settings.embedding)
+        stack.callback(embedder.close)
+        store = MilvusStore(settings.milvus_uri, settings.milvus)
+        stack.push_async_callback(store.close)
+        indexer = make_indexer(settings, embedder, store)
+        report = await indexer.run([FolderDocs(corpus_source(work, args.pages))])
+        generator = await VLLMGenerator.start(settings.llm)
+        stack.push_async_callback(generator.close)
+        feedback = FeedbackStore(settings.data_dir / "feedback.sqlite3")
+        stack.callback(feedback.close)
+        pipeline = AnswerPipeline(Retriever(embedder, store, settings.retrieval), generator, settings.retrieval)
+        yield Core(settings, pipeline, indexer, feedback, report.pages_new)
 
-                    def answered(ix: Any = ix) -> bool:
-                        return ix.original is not None and any("AI-generated" in c for c in ix.original.contents)
 
-                    await fake.wait_for(answered, timeout=300)
-                    assert ix.deferred_at is not None and ix.original is not None
-                    done = next(t for t, text in ix.original.history if "AI-generated" in text)
-                    deferral.append((ix.deferred_at - ix.created_at) * 1000)
-                    final.append((done - ix.created_at) * 1000)
-                wall = time.monotonic() - started
-    finally:
-        await generator.close()
-        await store.close()
-        feedback.close()
-        embedder.close()
+def summary(values: list[float]) -> dict[str, float]:
+    return {"p50": percentile(values, 50), "p95": percentile(values, 95), "max": max(values)}
+
+
+def results(
+    args: argparse.Namespace, core: Core, rows: dict[str, list[float]], *, wall: float, peak_queue: int
+) -> dict[str, Any]:
     return {
+        "platform": args.platform,
         "questions": args.questions,
         "concurrency": args.concurrency,
         "gap_s": args.gap,
-        "pages_indexed": report.pages_new,
-        "deferral_ms": {"p50": percentile(deferral, 50), "p95": percentile(deferral, 95), "max": max(deferral)},
-        "final_ms": {"p50": percentile(final, 50), "p95": percentile(final, 95), "max": max(final)},
-        "mean_final_ms": statistics.fmean(final),
+        "pages_indexed": core.pages_indexed,
+        **{key: summary(values) for key, values in rows.items()},
+        "mean_final_ms": statistics.fmean(rows["final_ms"]),
         "wall_s": wall,
-        "peak_queue": bot.admission.peak_waiting,
+        "peak_queue": peak_queue,
     }
+
+
+# -- Discord ---------------------------------------------------------------------------------------------------------
+
+
+async def run_discord(args: argparse.Namespace) -> dict[str, Any]:
+    from bot.client import DocentBot
+    from tests.bot.fake_discord import FakeDiscord
+
+    users = [700000000000000000 + i for i in range(args.questions)]
+    deferral: list[float] = []
+    final: list[float] = []
+    async with open_core(args) as core, FakeDiscord() as fake:
+        bot = DocentBot(
+            core.settings, core.pipeline, core.indexer, lambda _id: [], core.feedback, guild_ready_timeout=0.1
+        )
+        for user in users:
+            fake.add_member(user, f"user{user % 1000}")
+        async with fake.run_bot(bot):
+            await fake.slash("ask", {"question": WARM_UP}, user_id=users[0])
+            await asyncio.sleep(3)
+            started = time.monotonic()
+            sent = []
+            for i, user in enumerate(users):
+                sent.append(await fake.slash("ask", {"question": QUESTIONS[i % len(QUESTIONS)]}, user_id=user))
+                await asyncio.sleep(args.gap)
+            for ix in sent:
+
+                def answered(ix: Any = ix) -> bool:
+                    return ix.original is not None and any("AI-generated" in c for c in ix.original.contents)
+
+                await fake.wait_for(answered, timeout=ANSWER_TIMEOUT_S)
+                assert ix.deferred_at is not None and ix.original is not None
+                done = next(t for t, text in ix.original.history if "AI-generated" in text)
+                deferral.append((ix.deferred_at - ix.created_at) * 1000)
+                final.append((done - ix.created_at) * 1000)
+            wall = time.monotonic() - started
+        return results(
+            args, core, {"deferral_ms": deferral, "final_ms": final}, wall=wall, peak_queue=bot.admission.peak_waiting
+        )
+
+
+# -- Slack -----------------------------------------------------------------------------------------------------------
+
+
+def is_final(blocks: list[dict[str, Any]]) -> bool:
+    """The finished answer: its context block carries the AI notice (progress edits are plain text)."""
+    return any(
+        block.get("type") == "context"
+        and any("AI-generated" in str(e.get("text", "")) for e in block.get("elements", []))
+        for block in blocks
+    )
+
+
+class SlackTimeline:
+    """When each of the bot's messages first appeared in the fake Slack, and when its final answer did: the fake
+    keeps only each message's last version, so a task woken by every post and edit stamps them as they happen."""
+
+    def __init__(self, slack: FakeSlack) -> None:
+        self.slack = slack
+        self.first: dict[str, float] = {}  # message ts -> when it was first seen
+        self.final: dict[str, float] = {}  # message ts -> when it was first seen finished
+        self._scanned = asyncio.Event()  # set (and replaced) after every scan
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> SlackTimeline:
+        self._task = asyncio.create_task(self._watch(), name="slack-timeline")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _watch(self) -> None:
+        while True:  # no await between the scan and changed(): no write can slip between them unseen
+            now = time.monotonic()
+            for ts, message in self.slack.messages.items():
+                self.first.setdefault(ts, now)
+                if ts not in self.final and is_final(message.blocks):
+                    self.final[ts] = now
+            self._scanned.set()
+            self._scanned = asyncio.Event()
+            await self.slack.changed()
+
+    async def until(self, done: Callable[[], bool], what: Callable[[], str]) -> None:
+        """Until ``done()`` holds, checked after every scan; TimeoutError, saying ``what()``, after a while."""
+        try:
+            async with asyncio.timeout(ANSWER_TIMEOUT_S):
+                while not done():
+                    await self._scanned.wait()
+        except TimeoutError:
+            raise TimeoutError(f"not done after {ANSWER_TIMEOUT_S} s: {what()}") from None
+
+    def _in_thread(self, thread: str) -> list[str]:
+        return [ts for ts, message in self.slack.messages.items() if str(message.thread_ts) == thread]
+
+    def first_reply(self, thread: str) -> float | None:
+        return min((self.first[ts] for ts in self._in_thread(thread) if ts in self.first), default=None)
+
+    def answered(self, thread: str) -> float | None:
+        return min((self.final[ts] for ts in self._in_thread(thread) if ts in self.final), default=None)
+
+
+async def stamp(event: asyncio.Event) -> float:
+    await event.wait()
+    return time.monotonic()
+
+
+async def run_slack(args: argparse.Namespace) -> dict[str, Any]:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    from bot.services import Services
+    from bot.slack.app import build_app
+    from tests.bot.slack.fake_slack import FakeSlack
+
+    users = [f"U{i:05d}" for i in range(args.questions)]
+    ack: list[float] = []
+    first: list[float] = []
+    final: list[float] = []
+    async with FakeSlack() as slack:
+        tokens = {"bot_token": slack.bot_token, "app_token": slack.app_token, "api_base": slack.api_base}
+        async with (
+            open_core(args, slack=tokens) as core,
+            Services(core.settings, core.pipeline, core.indexer, lambda _id: [], core.feedback) as services,
+            SlackTimeline(slack) as timeline,
+        ):
+            app = build_app(services)
+            handler = AsyncSocketModeHandler(app, slack.app_token, web_client=app.client)
+            await handler.connect_async()
+            try:
+                await slack.wait_connected()
+                await slack.mention("C1", users[0], f"{MENTION} {WARM_UP}")
+                await asyncio.sleep(3)
+                started = time.monotonic()
+                asked = []  # (arrival, thread, when acked)
+                for i, user in enumerate(users):
+                    arrival = time.monotonic()
+                    question = QUESTIONS[i % len(QUESTIONS)]
+                    envelope = await slack.mention("C1", user, f"{MENTION} {question}")
+                    acked = asyncio.create_task(stamp(envelope.acked))
+                    asked.append((arrival, str(envelope.payload["event"]["ts"]), acked))
+                    await asyncio.sleep(args.gap)
+                await timeline.until(
+                    lambda: all(timeline.answered(thread) is not None for _, thread, _ in asked),
+                    lambda: f"{sum(timeline.answered(t) is not None for _, t, _ in asked)}/{len(asked)} answered",
+                )
+                wall = time.monotonic() - started
+                for arrival, thread, acked in asked:
+                    replied, answered = timeline.first_reply(thread), timeline.answered(thread)
+                    assert replied is not None and answered is not None
+                    ack.append((await acked - arrival) * 1000)
+                    first.append((replied - arrival) * 1000)
+                    final.append((answered - arrival) * 1000)
+            finally:
+                await handler.close_async()
+            rows = {"ack_ms": ack, "first_reply_ms": first, "final_ms": final}
+            return results(args, core, rows, wall=wall, peak_queue=services.admission.peak_waiting)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--platform", choices=sorted(RESULTS), default="discord", help="front-end to measure")
     parser.add_argument("--questions", type=int, default=40)
     parser.add_argument("--concurrency", type=int, default=4, help="bot.max_concurrent_answers")
     parser.add_argument("--gap", type=float, default=0.1, help="seconds between arrivals")
     parser.add_argument("--pages", type=int, default=60, help="index only the first N corpus pages (0: all)")
     args = parser.parse_args()
-    result = asyncio.run(run(args))
+    result = asyncio.run(run_slack(args) if args.platform == "slack" else run_discord(args))
     print(f"\n{'metric':<34}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}")
-    for key, label in (("deferral_ms", "arrival -> deferral sent"), ("final_ms", "arrival -> final answer")):
+    for key, label in ROWS[args.platform].items():
         row = result[key]
         print(f"{label:<34}{row['p50']:>10.0f}{row['p95']:>10.0f}{row['max']:>10.0f}")
     print(
-        f"\n{result['questions']} questions, concurrency {result['concurrency']}, "
+        f"\n{args.platform}: {result['questions']} questions, concurrency {result['concurrency']}, "
         f"{result['pages_indexed']} pages, peak queue {result['peak_queue']}, wall {result['wall_s']:.1f}s"
     )
-    write_results(ROOT / "bench" / "results" / "bot_latency.json", result)
+    write_results(ROOT / "bench" / "results" / RESULTS[args.platform], result)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ python -m bot                  # run the bot: Discord (DOCENT_DISCORD__TOKEN), S
                                # DOCENT_SLACK__APP_TOKEN), or both from one process
 python -m bot ask "QUESTION"   # answer one question in the terminal, through the same pipeline
 python -m bot sync             # push slash commands to Discord now
-python -m bot report           # feedback report, one section per server (and one for direct messages)
+python -m bot report           # feedback report per Discord server and Slack workspace (and direct messages)
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import discord
@@ -26,13 +28,13 @@ import discord
 from bot.cli import ask
 from bot.client import DocentBot, point_at, sync_now
 from bot.ops import OpsServer
+from bot.services import Services
 from indexer.build import http_session, make_indexer, make_source
 from indexer.sources import DocumentSource
 from rag.entry import load_settings, run_command
 from rag.feedback import FeedbackStore, Report
 from rag.logs import configure_logging
 from rag.metrics import Metrics
-from rag.pipeline import AnswerPipeline
 from rag.runtime import open_core
 from rag.settings import Settings, secret_text
 
@@ -137,24 +139,30 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
 
 
 @contextlib.asynccontextmanager
-async def slack_running(settings: Settings, pipeline: AnswerPipeline) -> AsyncIterator[None]:
-    """The Slack app connected over Socket Mode for the duration of the block."""
+async def slack_running(services: Services) -> AsyncIterator[Callable[[], bool]]:
+    """The Slack app connected over Socket Mode for the duration of the block; yields "is it connected now"."""
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     from bot.slack.app import build_app
 
-    app = build_app(settings, pipeline)
-    handler = AsyncSocketModeHandler(app, secret_text(settings.slack.app_token), web_client=app.client)
+    app = build_app(services)
+    handler = AsyncSocketModeHandler(app, secret_text(services.settings.slack.app_token), web_client=app.client)
     await handler.connect_async()
     logger.info("connected to Slack (Socket Mode)")
+
+    def connected() -> bool:
+        session = handler.client.current_session
+        return not handler.client.closed and session is not None and not session.closed
+
     try:
-        yield
+        yield connected
     finally:
         await handler.close_async()
 
 
 async def serve(settings: Settings, token: str, feedback_path: Path, *, with_slack: bool = False) -> int:
-    """Load the models once, then run each configured platform until a signal (or the Discord bot closing)."""
+    """Load the models once, then run each configured platform over the same services until a signal, or until
+    the engine dies (exit code 3, for the supervisor). Closing goes in reverse order of opening."""
     async with (
         open_core(settings, with_llm=True, status=logger.info) as core,
         http_session(settings.indexer) as session,
@@ -170,36 +178,54 @@ async def serve(settings: Settings, token: str, feedback_path: Path, *, with_sla
 
         await core.store.ensure_collection(core.embedder.dimension)
         feedback = await asyncio.to_thread(FeedbackStore, feedback_path)
-        stop = asyncio.Event()
-        exit_code = 0
         try:
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                with contextlib.suppress(NotImplementedError):
-                    loop.add_signal_handler(sig, stop.set)
-            async with contextlib.AsyncExitStack() as stack:
-                if with_slack:
-                    await stack.enter_async_context(slack_running(settings, core.pipeline))
-                if not token:
-                    await stop.wait()
-                else:
-                    bot = DocentBot(settings, core.pipeline, indexer, sources, feedback, metrics=metrics)
-                    await stack.enter_async_context(bot)
+            async with Services(settings, core.pipeline, indexer, sources, feedback, metrics=metrics) as services:
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    with contextlib.suppress(NotImplementedError):
+                        loop.add_signal_handler(sig, services.stop.set)
+                async with contextlib.AsyncExitStack() as stack:
+                    checks: dict[str, Callable[[], bool]] = {}
+                    if with_slack:
+                        checks["slack"] = await stack.enter_async_context(slack_running(services))
+                    bot = (
+                        DocentBot(settings, core.pipeline, indexer, sources, feedback, services=services)
+                        if token
+                        else None
+                    )
+                    if bot is not None:
+                        checks["discord"] = lambda: bot.is_ready() and not bot.is_closed()
                     if settings.ops.metrics_enabled:
-                        await stack.enter_async_context(OpsServer(settings.ops, metrics, bot.health))
-                    closer = asyncio.create_task(_close_on(stop, bot))
-                    try:
-                        await bot.start(token)
-                    finally:
-                        if stop.is_set():
-                            await closer  # the close a signal started must finish, not be cancelled half way
-                        else:
-                            closer.cancel()  # the bot closed itself (engine death): nothing is closing it
-                    exit_code = bot.exit_code
+                        health = (
+                            bot.health if bot is not None and not with_slack else partial(_health, services, checks)
+                        )
+                        await stack.enter_async_context(OpsServer(settings.ops, metrics, health))
+                    if bot is not None:
+                        await run_discord(bot, token, services.stop, stack)
+                    else:
+                        await services.stop.wait()
+                exit_code = services.exit_code
         finally:
             feedback.close()
     logger.info("bot stopped")
     return exit_code
+
+
+def _health(services: Services, checks: dict[str, Callable[[], bool]]) -> dict[str, Any]:
+    return services.health({name: check() for name, check in checks.items()})
+
+
+async def run_discord(bot: DocentBot, token: str, stop: asyncio.Event, stack: contextlib.AsyncExitStack) -> None:
+    """Run the Discord bot until it closes: on ``stop`` (a signal, the engine's death), or by itself."""
+    await stack.enter_async_context(bot)
+    closer = asyncio.create_task(_close_on(stop, bot))
+    try:
+        await bot.start(token)
+    finally:
+        if stop.is_set():
+            await closer  # the close a signal started must finish, not be cancelled half way
+        else:
+            closer.cancel()  # the bot closed itself: nothing is closing it
 
 
 async def _close_on(stop: asyncio.Event, bot: DocentBot) -> None:
@@ -207,30 +233,46 @@ async def _close_on(stop: asyncio.Event, bot: DocentBot) -> None:
     await bot.close()
 
 
-async def print_report(settings: Settings, *, as_json: bool, limit: int = 20) -> int:
-    """The operator's report: every server separately, direct messages last, private questions included."""
+async def print_report(
+    settings: Settings, *, as_json: bool, limit: int = 20, platform: str | None = None, space: str | None = None
+) -> int:
+    """The operator's report: every Discord server, then every Slack workspace, each platform's direct messages
+    after its spaces, private questions included; ``platform`` and ``space`` narrow it down."""
     path = settings.data_dir / FEEDBACK_FILE
     problem = await asyncio.to_thread(FeedbackStore.check, path)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    reports: list[tuple[int | None, Report]] = []
+    reports: list[tuple[str, int | str | None, Report]] = []
     if path.exists():  # reading a report never creates the database
         store = await asyncio.to_thread(FeedbackStore, path)
         try:
-            reports = await store.reports_by_server(limit=limit)
+            reports = await store.reports_by_server(limit=limit, platform=platform, space=space)
         finally:
             store.close()
-    if as_json:
-        print(json.dumps([{"guild_id": guild, "report": dataclasses.asdict(report)} for guild, report in reports]))
+    if as_json:  # "guild_id" is the space on either platform, the key kept from before Slack
+        print(
+            json.dumps(
+                [
+                    {"platform": place, "guild_id": guild, "report": dataclasses.asdict(report)}
+                    for place, guild, report in reports
+                ]
+            )
+        )
     elif not reports:
-        print("No answers recorded yet.")
+        print(
+            "No answers recorded yet."
+            if platform is None and space is None
+            else "No answers recorded for that platform or space."
+        )
     else:
-        sections = [
-            f"{'Direct messages' if guild is None else f'Server {guild}'}\n{report.as_text(limit=limit)}"
-            for guild, report in reports
-        ]
-        print("\n\n".join(sections))
+        names = {"discord": ("Discord", "server"), "slack": ("Slack", "workspace")}
+
+        def title(place: str, guild: int | str | None) -> str:
+            name, kind = names.get(place, (place, "space"))
+            return f"{name} direct messages" if guild is None else f"{name} {kind} {guild}"
+
+        print("\n\n".join(f"{title(place, guild)}\n{report.as_text(limit=limit)}" for place, guild, report in reports))
     return 0
 
 
@@ -243,10 +285,16 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("run", help="run the Discord bot (the default)")
     commands.add_parser("sync", help="sync slash commands to Discord now")
     report_parser = commands.add_parser(
-        "report", help="feedback report per server: top questions, gaps, disliked answers"
+        "report", help="feedback report per Discord server and Slack workspace: top questions, gaps, disliked answers"
+    )
+    report_parser.add_argument("--platform", choices=("discord", "slack"), help="only this platform")
+    report_parser.add_argument(
+        "--space", metavar="ID", help="only this Discord server id or Slack workspace id (e.g. T0123ABC)"
     )
     report_parser.add_argument(
-        "--json", action="store_true", help="print a JSON list of {guild_id, report}, one per server (null: DMs)"
+        "--json",
+        action="store_true",
+        help="print a JSON list of {platform, guild_id, report}, one per server or workspace (guild_id null: DMs)",
     )
     args = parser.parse_args(argv)
     settings = load_settings()
@@ -258,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "ask":
         return run_command(ask(settings, " ".join(args.question), as_json=args.json))
     if args.command == "report":
-        return run_command(print_report(settings, as_json=args.json))
+        return run_command(print_report(settings, as_json=args.json, platform=args.platform, space=args.space))
     return run_command(run_bot(settings, sync_only=args.command == "sync"))
 
 

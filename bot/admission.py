@@ -1,4 +1,6 @@
-"""Who may ask now: a per-user cooldown, a per-server rate, a global concurrency limit and a bounded queue."""
+"""Who may ask now: a per-user cooldown, a per-server (or per-workspace) rate, a global concurrency limit and a
+bounded queue. One instance serves every platform in the process: they share one engine. Users and spaces are any
+hashable keys, so Discord's int ids and Slack's ``(team, user)`` strings never collide."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Hashable
 from dataclasses import dataclass
 
 from rag.errors import Overloaded
@@ -36,16 +38,17 @@ class Admission:
         self._max_queue = max_queue
         self._cooldown_s = cooldown_s
         self._clock = clock
-        self._last_question: dict[int, float] = {}
+        self._last_question: dict[Hashable, float] = {}
         self._guild_per_minute = guild_per_minute
-        self._guild_recent: dict[int, deque[float]] = {}
-        self._user_notified: dict[int, float] = {}  # user -> start of the cooldown they were last told about
-        self._guild_notified: dict[tuple[int, int], float] = {}  # (guild, user) -> when told the server is full
+        self._guild_recent: dict[Hashable, deque[float]] = {}
+        self._user_notified: dict[Hashable, float] = {}  # user -> start of the cooldown they were last told about
+        # (guild, user) -> when they were told the server is full
+        self._guild_notified: dict[tuple[Hashable, Hashable], float] = {}
         self.waiting = 0
         self.running = 0
         self.peak_waiting = 0
 
-    def refusal(self, user_id: int, guild_id: int | None = None) -> Refusal | None:
+    def refusal(self, user_id: Hashable, guild_id: Hashable | None = None, *, space: str = "server") -> Refusal | None:
         """Why this question can't be taken now, or None: admitted and counted.
 
         A refusal carries ``notify`` only the first time in its window, so someone who keeps asking during a
@@ -68,7 +71,7 @@ class Admission:
                 if notify:
                     self._guild_notified[(guild_id, user_id)] = now
                 return Refusal(
-                    f"⏳ This server has asked {self._guild_per_minute} questions in the last minute; "
+                    f"⏳ This {space} has asked {self._guild_per_minute} questions in the last minute; "
                     f"please try again in {GUILD_WINDOW_S - (now - recent[0]):.0f}s.",
                     notify,
                 )

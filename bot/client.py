@@ -7,13 +7,12 @@ bot (``commands.Bot(command_prefix=when_mentioned)``) reads every mention as a c
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import itertools
 import json
 import logging
 import math
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +20,14 @@ import discord
 import yarl
 from discord import app_commands
 
-from bot.admission import Admission
 from bot.conversations import Conversations
 from bot.discord import admin, ask, feedback
 from bot.discord.admin import TOKEN_LIFETIME_S, Reindexer
 from bot.discord.ask import Asker
 from bot.discord.feedback import VoteButton
 from bot.replies import NO_PINGS
-from indexer.lock import IndexerBusy
+from bot.services import Services, SourceFactory
 from indexer.runner import Indexer
-from indexer.sources import DocumentSource
 from rag.errors import describe, new_error_id
 from rag.feedback import FeedbackStore
 from rag.metrics import Metrics
@@ -40,9 +37,6 @@ from rag.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-SourceFactory = Callable[[str | None], list[DocumentSource]]
-ENGINE_DIED = 3  # exit code: the engine died and the process should be restarted
-ENGINE_CHECK_S = 2.0
 SYNC_RETRY_DELAYS = (10.0, 30.0, 60.0, 300.0, 900.0)  # then every 900 s until a sync lands
 
 
@@ -92,6 +86,9 @@ class DocentTree(app_commands.CommandTree["DocentBot"]):
 
 
 class DocentBot(discord.Client):
+    """The Discord front-end over the shared ``Services``. Given none (tests, benchmarks), it builds and owns its own;
+    given the process's, ``__main__`` owns them and closes them after every front-end."""
+
     def __init__(
         self,
         settings: Settings,
@@ -101,28 +98,23 @@ class DocentBot(discord.Client):
         feedback: FeedbackStore,
         *,
         metrics: Metrics | None = None,
+        services: Services | None = None,
         sync_retry_delays: Sequence[float] = SYNC_RETRY_DELAYS,
         interaction_token_s: float = TOKEN_LIFETIME_S,
         **options: Any,
     ) -> None:
         super().__init__(intents=make_intents(settings), allowed_mentions=NO_PINGS, **options)
+        self._owns_services = services is None
+        self.services = services or Services(settings, pipeline, indexer, sources, feedback, metrics=metrics)
         self.settings = settings
         self.pipeline = pipeline
         self.indexer = indexer
         self.sources = sources
         self.feedback = feedback
-        self.metrics = metrics or Metrics()
-        self.admission = Admission(
-            concurrency=settings.bot.max_concurrent_answers,
-            max_queue=settings.bot.max_queue,
-            cooldown_s=settings.bot.user_cooldown_s,
-            guild_per_minute=settings.bot.guild_questions_per_minute,
-        )
+        self.metrics = self.services.metrics
+        self.admission = self.services.admission
         self.conversations = Conversations(max_turns=settings.bot.history_turns)
         self.commands_synced = asyncio.Event()  # set once Discord has the current slash commands
-        self.index_guard = asyncio.Lock()  # one index run in this process: /reindex or the periodic run
-        self.last_index_report: IndexReport | None = None
-        self.exit_code = 0
         self.tree = DocentTree(self)
         add_commands(self.tree, settings)
         self.asker = Asker(self)
@@ -130,16 +122,26 @@ class DocentBot(discord.Client):
         self._sync_retry_delays = tuple(sync_retry_delays) or SYNC_RETRY_DELAYS
         self._closing: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._finishing: set[asyncio.Task[None]] = set()
+
+    @property
+    def index_guard(self) -> asyncio.Lock:
+        return self.services.index_guard
+
+    @property
+    def exit_code(self) -> int:
+        return self.services.exit_code
+
+    async def index_once(self) -> IndexReport | None:
+        return await self.services.index_once()
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(VoteButton)
         # Synced in the background: a rejected sync (a 400 for the payload, a 5xx, a 429) must not stop the bot
         # from answering mentions.
         self.spawn(self._sync_until_done(), name="command-sync")
-        if self.settings.indexer.schedule_minutes > 0:
-            self.spawn(self._periodic_index(), name="periodic-index")
-        self.spawn(self._watch_engine(), name="engine-watchdog")
+        if self._owns_services:
+            self.services.start()
+            self.spawn(self._close_when_stopped(), name="close-on-stop")
 
     # -- events -----------------------------------------------------------------------------------------
 
@@ -166,29 +168,21 @@ class DocentBot(discord.Client):
     # -- health and owned tasks ---------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        """What /healthz reports: ok only when connected to Discord and the engine is alive."""
+        """The shared health, with Discord's connection and gateway latency."""
         ready = self.is_ready() and not self.is_closed()
-        engine = self.pipeline.healthy()
-        last = self.metrics.last_index
-        return {
-            "status": "ok" if ready and engine else "unhealthy",
-            "discord_ready": ready,
-            "gateway_latency_ms": round(self.latency * 1000, 1) if ready and math.isfinite(self.latency) else None,
-            "engine_alive": engine,
-            "indexing": self.index_guard.locked() or self.indexer.lock.locked(),
-            "last_index_run": None if last is None else dataclasses.asdict(last),
-            "queue": self.admission.waiting,
-        }
+        state = self.services.health({"discord": ready})
+        state["gateway_latency_ms"] = round(self.latency * 1000, 1) if ready and math.isfinite(self.latency) else None
+        return state
 
     def spawn(self, coro: Coroutine[Any, Any, None], *, name: str, finish_on_close: bool = False) -> asyncio.Task[None]:
-        """Start a task the bot owns: kept until done, errors logged; on close it is cancelled, or awaited when
-        ``finish_on_close`` (short work that should not be cut off, like recording an answer)."""
+        """Discord-only work (command sync, notices) is cancelled with the bot; shared work goes to the services."""
+        if finish_on_close:
+            return self.services.spawn(coro, name=name, finish_on_close=True)
         task = asyncio.create_task(coro, name=name)
-        (self._finishing if finish_on_close else self._tasks).add(task)
+        self._tasks.add(task)
 
         def done(t: asyncio.Task[None]) -> None:
             self._tasks.discard(t)
-            self._finishing.discard(t)
             if not t.cancelled() and t.exception() is not None:
                 logger.error("task %s failed", t.get_name(), exc_info=t.exception())
 
@@ -200,45 +194,15 @@ class DocentBot(discord.Client):
         tasks = [task for task in self._tasks if task is not current]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, *self._finishing, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._owns_services:
+            await self.services.close()
         await super().close()
 
-    async def _watch_engine(self) -> None:
-        """A dead vLLM engine can't be revived in-process: exit with ENGINE_DIED so the supervisor
-        (Docker's restart policy, systemd) starts a fresh process. Until then answers fail fast."""
-        while True:
-            await asyncio.sleep(ENGINE_CHECK_S)
-            if not self.pipeline.healthy():
-                logger.error(
-                    "the language model engine died; exiting (code %d) for the supervisor to restart", ENGINE_DIED
-                )
-                self.exit_code = ENGINE_DIED
-                self._closing = asyncio.get_running_loop().create_task(self.close())
-                return
-
-    async def _periodic_index(self) -> None:
-        interval = self.settings.indexer.schedule_minutes * 60
-        while True:
-            await self.index_once()
-            await asyncio.sleep(interval)
-
-    async def index_once(self) -> IndexReport | None:
-        """One scheduled run; skipped (one log line) while a /reindex runs here or another process indexes."""
-        if self.index_guard.locked():
-            logger.info("periodic index run skipped: a /reindex is running")
-            return None
-        async with self.index_guard:
-            try:
-                self.last_index_report = await self.indexer.run(self.sources(None), wait=False)
-            except IndexerBusy:
-                logger.info("periodic index run skipped: another process is indexing")
-                return None
-            except Exception:
-                logger.exception(
-                    "periodic index run failed; next try in %d minutes", self.settings.indexer.schedule_minutes
-                )
-                return None
-        return self.last_index_report
+    async def _close_when_stopped(self) -> None:
+        """Standalone (own services): the engine watchdog's stop closes the bot; ``__main__`` does this otherwise."""
+        await self.services.stop.wait()
+        self._closing = asyncio.get_running_loop().create_task(self.close())
 
     # -- slash command sync -------------------------------------------------------------------------------
 

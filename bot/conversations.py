@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Hashable, Iterable
 
 from rag.prompt import Turn
 
@@ -15,20 +16,20 @@ class Conversations:
     """
 
     def __init__(self, max_items: int = 5000, max_turns: int = 3) -> None:
-        self._by_key: OrderedDict[int, tuple[Turn, ...]] = OrderedDict()
+        self._by_key: OrderedDict[Hashable, tuple[Turn, ...]] = OrderedDict()
         self._max_items = max_items
         self._max_turns = max_turns
 
-    def history(self, key: int | None) -> tuple[Turn, ...]:
+    def history(self, key: Hashable | None) -> tuple[Turn, ...]:
         if key is None or key not in self._by_key:
             return ()
         self._by_key.move_to_end(key)
         return self._by_key[key]
 
-    def knows(self, key: int | None) -> bool:
+    def knows(self, key: Hashable | None) -> bool:
         return key is not None and key in self._by_key
 
-    def remember(self, keys: list[int], history: tuple[Turn, ...], turn: Turn) -> None:
+    def remember(self, keys: Iterable[Hashable], history: tuple[Turn, ...], turn: Turn) -> None:
         """Store the conversation including ``turn`` under each key (answer messages, the thread)."""
         turns = (*history, turn)[-self._max_turns :] if self._max_turns else ()
         for key in keys:

@@ -1,9 +1,10 @@
 """Durable record of questions, answers and votes (SQLite in the data dir), and the reports built from it.
 
 User ids are stored only as salted hashes: enough to count distinct people and
-stop double votes, useless for identifying anyone. Each answer and vote carries the server it
-came from (NULL for direct messages) and whether it was asked privately, so a server's report
-shows only that server's public questions.
+stop double votes, useless for identifying anyone. Each answer and vote carries its platform
+("discord" or "slack"), the space it came from on that platform (a Discord server id or a Slack
+workspace id; NULL for direct messages) and whether it was asked privately, so a space's report
+shows only that space's public questions.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ CREATE TABLE IF NOT EXISTS answers (
     refused INTEGER NOT NULL,
     latency_ms REAL,
     guild_id INTEGER,
-    private INTEGER NOT NULL DEFAULT 1
+    private INTEGER NOT NULL DEFAULT 1,
+    platform TEXT NOT NULL DEFAULT 'discord'
 );
 CREATE TABLE IF NOT EXISTS votes (
     answer_id TEXT NOT NULL REFERENCES answers(id),
@@ -42,18 +44,48 @@ CREATE TABLE IF NOT EXISTS votes (
     helpful INTEGER NOT NULL,
     voted_at REAL NOT NULL,
     guild_id INTEGER,
+    platform TEXT NOT NULL DEFAULT 'discord',
     PRIMARY KEY (answer_id, user_hash)
 );
 CREATE INDEX IF NOT EXISTS answers_question ON answers(question);
 """
 
-# Columns added after the first release. Rows written before them have no known origin, so they get
-# guild NULL and private 1: they might have been DMs or `/ask private:true`, and must never show up
-# in any server's report. (The operator's CLI still lists them, under direct messages.)
+# Columns added after the first release, in the order they were added. Rows written before
+# `guild_id`/`private` have no known origin, so they get guild NULL and private 1: they might have been
+# DMs or `/ask private:true`, and must never show up in any server's report. (The operator's CLI still
+# lists them, under direct messages.) Rows written before `platform` predate Slack: they are Discord's.
+#
+# `guild_id` holds the space on either platform: a Discord server id (an integer) or a Slack workspace
+# id such as "T0123ABC". The column's INTEGER affinity does not stop that: SQLite stores a value that
+# does not read as a number as TEXT, unchanged (and one that does, such as "101", as the integer 101).
+# So a Discord server and a Slack workspace may hold equal `guild_id`s: every query about one space
+# filters on `platform` too.
 _ADDED_COLUMNS = {
-    "answers": {"guild_id": "INTEGER", "private": "INTEGER NOT NULL DEFAULT 1"},
-    "votes": {"guild_id": "INTEGER"},
+    "answers": {
+        "guild_id": "INTEGER",
+        "private": "INTEGER NOT NULL DEFAULT 1",
+        "platform": "TEXT NOT NULL DEFAULT 'discord'",
+    },
+    "votes": {"guild_id": "INTEGER", "platform": "TEXT NOT NULL DEFAULT 'discord'"},
 }
+
+PLATFORMS = ("discord", "slack")  # the report lists platforms in this order
+
+
+def _checked(platform: str) -> str:
+    if platform not in PLATFORMS:
+        raise ValueError(f"unknown platform {platform!r}: expected one of {', '.join(PLATFORMS)}")
+    return platform
+
+
+def _space_id(platform: str, stored: object) -> int | str | None:
+    """A ``guild_id`` as read back: a Discord server id is an integer, a Slack workspace id a string
+    (even one SQLite stored as an integer because it looked like one)."""
+    if stored is None:
+        return None
+    if platform == "slack":
+        return str(stored)
+    return stored if isinstance(stored, int) else str(stored)
 
 
 @dataclass(frozen=True)
@@ -142,27 +174,38 @@ class FeedbackStore:
         self._db.execute("INSERT INTO meta(key, value) VALUES ('salt', ?)", (salt,))
         return salt
 
-    def hash_user(self, user_id: int | str) -> str:
-        return hashlib.sha256(f"{self._salt}:{user_id}".encode()).hexdigest()[:24]
+    def hash_user(self, user_id: int | str, platform: str = "discord") -> str:
+        """Discord ids hash as they always have (so votes from before Slack still dedupe); other platforms'
+        ids are prefixed with the platform, so a Slack user never shares a hash with a Discord user."""
+        person = user_id if _checked(platform) == "discord" else f"{platform}:{user_id}"
+        return hashlib.sha256(f"{self._salt}:{person}".encode()).hexdigest()[:24]
 
     async def _run(self, sql: str, params: tuple[object, ...] | dict[str, object] = ()) -> list[tuple[Any, ...]]:
         async with self._lock:
             return await asyncio.to_thread(lambda: self._db.execute(sql, params).fetchall())
 
     async def record_answer(
-        self, answer: Answer, user_id: int | str, *, guild_id: int | None = None, private: bool = False
+        self,
+        answer: Answer,
+        user_id: int | str,
+        *,
+        guild_id: int | str | None = None,
+        private: bool = False,
+        platform: str = "discord",
     ) -> str:
-        """Store an answer asked in ``guild_id`` (None: a DM); returns its id (used in the feedback buttons)."""
+        """Store an answer asked on ``platform`` in ``guild_id`` (a Discord server id or a Slack workspace id;
+        None: a DM); returns its id (used in the feedback buttons)."""
+        user_hash = self.hash_user(user_id, platform)  # checks the platform before anything is written
         answer_id = answer.request_id or secrets.token_hex(6)
         sources = json.dumps([{"title": c.title, "url": c.url} for c in answer.citations])
         await self._run(
             "INSERT OR REPLACE INTO answers "
-            "(id, asked_at, user_hash, question, answer, sources, refused, latency_ms, guild_id, private) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "(id, asked_at, user_hash, question, answer, sources, refused, latency_ms, guild_id, private, platform) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 answer_id,
                 time.time(),
-                self.hash_user(user_id),
+                user_hash,
                 answer.question,
                 answer.text,
                 sources,
@@ -170,39 +213,77 @@ class FeedbackStore:
                 answer.timings_ms.get("total_ms"),
                 guild_id,
                 int(private),
+                platform,
             ),
         )
         return answer_id
 
-    async def vote(self, answer_id: str, user_id: int | str, helpful: bool, *, guild_id: int | None = None) -> bool:
-        """Record (or change) one person's vote; False if the answer is unknown."""
+    async def vote(
+        self,
+        answer_id: str,
+        user_id: int | str,
+        helpful: bool,
+        *,
+        guild_id: int | str | None = None,
+        platform: str = "discord",
+    ) -> bool:
+        """Record (or change) one person's vote, cast on ``platform`` in ``guild_id`` (None: a DM);
+        False if the answer is unknown."""
+        user_hash = self.hash_user(user_id, platform)
         if not await self._run("SELECT 1 FROM answers WHERE id = ?", (answer_id,)):
             return False
         await self._run(
-            "INSERT OR REPLACE INTO votes (answer_id, user_hash, helpful, voted_at, guild_id) VALUES (?, ?, ?, ?, ?)",
-            (answer_id, self.hash_user(user_id), int(helpful), time.time(), guild_id),
+            "INSERT OR REPLACE INTO votes (answer_id, user_hash, helpful, voted_at, guild_id, platform) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (answer_id, user_hash, int(helpful), time.time(), guild_id, platform),
         )
         return True
 
-    async def report(self, limit: int = 10, *, guild_id: int | None = None) -> Report:
-        """With ``guild_id``: that server's public questions only (never private ones or DMs), for its admins.
-        Without: everything, for the operator."""
+    async def report(self, limit: int = 10, *, guild_id: int | str | None = None, platform: str = "discord") -> Report:
+        """With ``guild_id``: that space's public questions on ``platform`` only (never private ones, DMs or
+        the other platform's), for its admins. Without: everything on every platform, for the operator."""
+        _checked(platform)
         if guild_id is None:
             return await self._report(limit, "1", "1", {})
         return await self._report(
-            limit, "a.guild_id = :guild AND a.private = 0", "v.guild_id = :guild", {"guild": guild_id}
+            limit,
+            "a.platform = :platform AND a.guild_id = :guild AND a.private = 0",
+            "v.platform = :platform AND v.guild_id = :guild",
+            {"platform": platform, "guild": guild_id},
         )
 
-    async def reports_by_server(self, limit: int = 10) -> list[tuple[int | None, Report]]:
-        """The operator's view: one report per server, busiest first, then direct messages (None).
-        Private questions are included: this is only for whoever runs the bot."""
+    async def reports_by_server(
+        self, limit: int = 10, *, platform: str | None = None, space: str | None = None
+    ) -> list[tuple[str, int | str | None, Report]]:
+        """The operator's view: (platform, space, report) for each Discord server, then Discord's direct
+        messages (space None), then each Slack workspace, then Slack's direct messages; busiest space first
+        within a platform. Private questions are included: this is only for whoever runs the bot.
+
+        ``platform`` keeps one platform; ``space`` keeps the space with that id (on either platform, unless
+        ``platform`` says which). A space id comes back as an int for Discord, a str for Slack."""
+        conditions: list[str] = []
+        params: dict[str, object] = {}
+        if platform is not None:
+            conditions.append("platform = :platform")
+            params["platform"] = _checked(platform)
+        if space is not None:
+            # Bound as text, compared with the column's INTEGER affinity: "101" finds server 101.
+            conditions.append("guild_id = :space")
+            params["space"] = space
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        order = " ".join(f"WHEN '{name}' THEN {i}" for i, name in enumerate(PLATFORMS))
         rows = await self._run(
-            "SELECT guild_id FROM answers GROUP BY guild_id ORDER BY guild_id IS NULL, count(*) DESC, guild_id"
+            f"SELECT platform, guild_id FROM answers {where} GROUP BY platform, guild_id "
+            f"ORDER BY CASE platform {order} ELSE {len(PLATFORMS)} END, platform, "
+            "guild_id IS NULL, count(*) DESC, guild_id",
+            params,
         )
-        reports: list[tuple[int | None, Report]] = []
-        for (guild,) in rows:
-            guild_id = None if guild is None else int(guild)
-            reports.append((guild_id, await self._report(limit, "a.guild_id IS :guild", "1", {"guild": guild_id})))
+        reports: list[tuple[str, int | str | None, Report]] = []
+        for place, guild in rows:
+            report = await self._report(
+                limit, "a.platform = :platform AND a.guild_id IS :guild", "1", {"platform": place, "guild": guild}
+            )
+            reports.append((str(place), _space_id(str(place), guild), report))
         return reports
 
     async def _report(self, limit: int, answers_in: str, votes_in: str, scope: dict[str, object]) -> Report:

@@ -48,6 +48,11 @@ class DiscordSettings(BaseModel):
     )
 
 
+class SuggestedPrompt(BaseModel):
+    title: str = Field(description="Short label on the prompt button.")
+    message: str = Field(description="The question sent when the button is pressed.")
+
+
 class SlackSettings(BaseModel):
     bot_token: SecretStr | None = Field(None, description="Bot token (xoxb-…) from the app's OAuth page (secret).")
     app_token: SecretStr | None = Field(
@@ -63,6 +68,15 @@ class SlackSettings(BaseModel):
     )
     allowed_team_ids: list[str] = Field(
         default_factory=list, description="Workspaces the bot answers in; others are ignored. Empty: any."
+    )
+    thread_followups: bool = Field(
+        True, description="Answer un-mentioned replies in threads the bot started (needs channels:history)."
+    )
+    streaming: bool = Field(
+        True, description="Stream answers with Slack's chat streaming API where the workspace has it (else edits)."
+    )
+    assistant_prompts: list[SuggestedPrompt] = Field(
+        default_factory=list, description="Suggested prompts in Slack's assistant panel (at most 4 are shown)."
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import re
 import time
@@ -17,6 +16,7 @@ from bot.discord import docent
 from bot.discord.feedback import feedback_view
 from bot.discord.render import MESSAGE_LIMIT, format_answer, split_message
 from bot.replies import NO_PINGS, InteractionReplier, MessageReplier, Replier, edit_quietly, finish
+from bot.services import SEARCHING, Place
 from bot.text import sendable
 from rag import logs
 from rag.errors import BadQuestion, describe, new_error_id
@@ -28,11 +28,9 @@ if TYPE_CHECKING:
     from bot.client import DocentBot
 
 logger = logging.getLogger(__name__)
-SEARCHING = "🔎 Searching the docs…"
 ONLY_IN_SERVERS = "I only answer in servers. Mention me in a channel or use /ask there."
 CANT_READ_REPLY = "I can't read replies that don't mention me. Mention me (or turn the reply ping on)."
 NOTICE_LIFETIME_S = 15.0
-RECORD_WAIT_S = 2.0  # a vote waits this long for its answer's record; the interaction must be answered in 3 s
 _MENTION = re.compile(r"<@!?\d+>")
 
 
@@ -54,13 +52,6 @@ class Asker:
 
     def __init__(self, bot: DocentBot) -> None:
         self.bot = bot
-        self._recording: dict[str, asyncio.Task[None]] = {}  # answer id -> its feedback record being written
-
-    async def recorded(self, answer_id: str) -> None:
-        """Let an answer's record land before it is voted on: the buttons are live before the record is written."""
-        pending = self._recording.get(answer_id)
-        if pending is not None:
-            await asyncio.wait({pending}, timeout=RECORD_WAIT_S)
 
     # -- mentions, replies, threads, DMs -------------------------------------------------------------
 
@@ -96,7 +87,7 @@ class Asker:
             await self._reply(message, CANT_READ_REPLY)
             return
         guild_id = message.guild.id if message.guild else None
-        refusal = self.bot.admission.refusal(message.author.id, guild_id)
+        refusal = self.bot.services.admit(message.author.id, Place("discord", guild_id))
         if refusal is not None:
             if refusal.notify:  # once per cooldown window; the rest are ignored rather than answered
                 notice = await self._reply(message, refusal.message)
@@ -137,7 +128,7 @@ class Asker:
             # allowed_contexts already hides /ask in DMs; this covers stale command registrations.
             await interaction.response.send_message(ONLY_IN_SERVERS, ephemeral=True, allowed_mentions=NO_PINGS)
             return
-        refusal = self.bot.admission.refusal(interaction.user.id, guild_id)
+        refusal = self.bot.services.admit(interaction.user.id, Place("discord", guild_id))
         if refusal is not None:  # an interaction must always be answered: privately, so it costs nobody else
             await interaction.response.send_message(
                 sendable(refusal.message), ephemeral=True, allowed_mentions=NO_PINGS
@@ -175,21 +166,14 @@ class Asker:
         must never cost the user an answer that was already generated.
         """
         request_id = uuid.uuid4().hex[:12]
-        interval = self.bot.settings.bot.edit_interval_s
         started = time.monotonic()
         context = logs.request_id.set(request_id)
         try:
-            answer = await self._generate(question, replier, history, request_id, started, interval)
+            answer = await self._generate(question, replier, history, request_id)
             if answer is None:
                 return None, []
-            # Recorded off the reply path, once posted: a slow or locked database delays nobody. The pending record
-            # is known before the buttons go live, so a vote cast at once waits for it (see ``recorded``).
             posted: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-            task = self.bot.spawn(
-                self._record(posted, answer, user_id, guild_id, private), name="record-answer", finish_on_close=True
-            )
-            self._recording[answer.request_id] = task
-            task.add_done_callback(lambda _: self._recording.pop(answer.request_id, None))
+            self.bot.services.record_later(answer, posted, user_id, Place("discord", guild_id), private=private)
             ids = None
             try:
                 ids = await self._post(answer, replier, request_id, started)
@@ -207,27 +191,17 @@ class Asker:
         replier: Replier,
         history: tuple[Turn, ...],
         request_id: str,
-        started: float,
-        interval: float,
     ) -> Answer | None:
+        async def notice(text: str) -> None:
+            await edit_quietly(replier, text)
+
+        async def partial(text: str) -> None:
+            await edit_quietly(replier, text[: MESSAGE_LIMIT - 2] + " ▌")
+
         try:
-            if self.bot.admission.must_wait:
-                ahead = self.bot.admission.waiting + 1
-                await edit_quietly(replier, f"⏳ Lots of questions right now; you're in the queue ({ahead} ahead)…")
-            answer: Answer | None = None
-            async with self.bot.admission.slot():
-                if time.monotonic() - started > 1:
-                    await edit_quietly(replier, SEARCHING)
-                last_edit = time.monotonic()
-                async for update in self.bot.pipeline.stream(question, history=history, request_id=request_id):
-                    if update.answer is not None:
-                        answer = update.answer
-                    elif time.monotonic() - last_edit >= interval and update.text:
-                        last_edit = time.monotonic()
-                        await edit_quietly(replier, update.text[: MESSAGE_LIMIT - 2] + " ▌")
-            if answer is None:
-                raise RuntimeError("the pipeline ended without an answer")
-            return answer if answer.request_id else dataclasses.replace(answer, request_id=request_id)
+            return await self.bot.services.generate(
+                question, history=history, request_id=request_id, notice=notice, partial=partial
+            )
         except Exception as exc:  # one failed question must never take the bot down
             await self._fail(exc, replier, request_id)
             return None
@@ -258,17 +232,6 @@ class Asker:
             answer.refused,
         )
         return [i for i in ids if i is not None]
-
-    async def _record(
-        self, posted: asyncio.Future[bool], answer: Answer, user_id: int, guild_id: int | None, private: bool
-    ) -> None:
-        """Best effort, once the answer is out: a locked, full or broken database costs the record, never the answer."""
-        if not await posted:
-            return
-        try:
-            await self.bot.feedback.record_answer(answer, user_id, guild_id=guild_id, private=private)
-        except Exception:
-            logger.warning("request %s was answered but not recorded for feedback", answer.request_id, exc_info=True)
 
     async def _fail(self, exc: Exception, replier: Replier, request_id: str) -> None:
         self.bot.metrics.failed(exc)

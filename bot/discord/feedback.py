@@ -18,6 +18,7 @@ from bot.discord import docent
 from bot.discord.admin import refused_unless_admin
 from bot.discord.render import split_message
 from bot.replies import NO_PINGS
+from bot.services import Place
 from bot.text import sendable
 from rag.settings import Settings
 
@@ -47,15 +48,10 @@ class VoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"doce
 
     async def callback(self, interaction: discord.Interaction) -> None:
         bot = docent(interaction)
-        await bot.asker.recorded(self.answer_id)
-        recorded = await bot.feedback.vote(
-            self.answer_id, interaction.user.id, self.helpful, guild_id=interaction.guild_id
-        )
-        if recorded:
-            bot.metrics.vote(self.helpful)
+        place = Place("discord", interaction.guild_id)
+        recorded = await bot.services.vote(self.answer_id, interaction.user.id, self.helpful, place)
         text = "Thanks for the feedback!" if recorded else "That answer is too old to rate."
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
-        logger.info("feedback %s on %s", "up" if self.helpful else "down", self.answer_id)
 
 
 def feedback_view(answer_id: str) -> discord.ui.View:

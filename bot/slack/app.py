@@ -1,18 +1,30 @@
-"""The Slack app: slack-bolt's ``AsyncApp`` over a Web API client pointed at ``slack.api_base``, so tests and
-Slack-compatible servers can stand in; ``ratelimited`` answers are retried after Retry-After by slack_sdk."""
+"""The Slack app: slack-bolt's ``AsyncApp`` over a Web API client pointed at ``slack.api_base`` (so tests and
+Slack-compatible servers can stand in; ``ratelimited`` answers are retried after Retry-After by slack_sdk), with one
+listener per feature. Events are acknowledged by bolt before the listener runs; commands and buttons ack first."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.response import BoltResponse
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.services import Services
+from bot.slack.admin import SlackReindexer
 from bot.slack.ask import SlackAsker
+from bot.slack.assistant import suggest_prompts
+from bot.slack.feedback import SlackVotes
+from bot.slack.render import VOTE_DOWN, VOTE_UP
 from rag.errors import ConfigError
-from rag.pipeline import AnswerPipeline
 from rag.settings import Settings, secret_text
+
+logger = logging.getLogger(__name__)
+NOT_ALLOWED = "Docent is not enabled for this workspace."
 
 
 def web_client(settings: Settings) -> AsyncWebClient:
@@ -24,14 +36,44 @@ def web_client(settings: Settings) -> AsyncWebClient:
     return client
 
 
-def build_app(settings: Settings, pipeline: AnswerPipeline) -> AsyncApp:
-    """Mentions are acknowledged at once (bolt acks before the listener runs) and answered after."""
-    client = web_client(settings)
-    app = AsyncApp(client=client, request_verification_enabled=False)
-    asker = SlackAsker(settings, pipeline)
+def build_app(services: Services) -> AsyncApp:
+    settings = services.settings
+    app = AsyncApp(client=web_client(settings), request_verification_enabled=False)
+    asker = SlackAsker(services)
+    reindexer = SlackReindexer(services)
+    votes = SlackVotes(services)
+    allowed = set(settings.slack.allowed_team_ids)
+
+    @app.middleware
+    async def only_allowed_workspaces(
+        context: AsyncBoltContext, body: dict[str, Any], next: Callable[[], Awaitable[None]]
+    ) -> BoltResponse | None:
+        """With ``slack.allowed_team_ids`` set, another workspace's events are acknowledged and dropped, and its
+        commands told no."""
+        if not allowed or context.team_id in allowed or context.enterprise_id in allowed:
+            await next()
+            return None
+        logger.warning("ignoring a request from workspace %s: not in slack.allowed_team_ids", context.team_id)
+        return BoltResponse(status=200, body=NOT_ALLOWED if body.get("command") else "")
 
     @app.event("app_mention")
     async def mention(body: dict[str, Any], client: AsyncWebClient) -> None:
         await asker.on_mention(body, client)
 
+    @app.event("message")
+    async def message(body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
+        await asker.on_message(body, client, context.bot_user_id)
+
+    @app.event("assistant_thread_started")
+    async def thread_started(body: dict[str, Any], client: AsyncWebClient) -> None:
+        await suggest_prompts(body, client, settings.slack)
+
+    @app.event("assistant_thread_context_changed")
+    async def context_changed() -> None:
+        return None  # the panel moved to another channel; Docent's answers don't depend on it
+
+    app.command(settings.slack.ask_command)(asker.on_ask)
+    app.command(settings.slack.reindex_command)(reindexer.on_reindex)
+    app.action(VOTE_UP)(votes.on_vote)
+    app.action(VOTE_DOWN)(votes.on_vote)
     return app

@@ -1,43 +1,193 @@
-"""Answer mentions in Slack: a threaded "Searching the docs…" reply at once, the answer streamed into it with
-``chat.update`` at most every ``bot.edit_interval_s``, then the final blocks with sources and vote buttons."""
+"""Answer questions in Slack: mentions, follow-ups in the bot's threads, direct messages and the assistant panel,
+and the ask slash command (in a thread under a short "@user asked" line, or only to the asker with ``private``).
+
+Every answer goes into one message, streamed with ``chat.update`` at most every ``bot.edit_interval_s``, and
+finished with sources, the AI notice and vote buttons. The waiting, streaming and recording are the shared
+``bot.services``; this module only delivers.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
 import uuid
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Protocol
 
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.render import SECTION_LIMIT, answer_blocks, mrkdwn
-from rag.errors import DocentError, describe, new_error_id
-from rag.pipeline import AnswerPipeline
-from rag.settings import Settings
+from bot.conversations import Conversations
+from bot.services import SEARCHING, Place, Services
+from bot.slack.render import SECTION_LIMIT, answer_blocks, escape, mrkdwn
+from rag import logs
+from rag.errors import BadQuestion, describe, new_error_id
+from rag.models import Answer
+from rag.prompt import Turn
 
 logger = logging.getLogger(__name__)
-SEARCHING = "🔎 Searching the docs…"
+ONLY_IN_CHANNELS = "I only answer in channels. Mention me in one, or use the ask command there."
+NOT_IN_CHANNEL = (
+    "I'm not in this channel, so here is the answer just for you. Invite me (`/invite @Docent`) to answer in it."
+)
+USAGE = "Ask after the command: `{command} how do I create a collection?` (`{command} private …`: only you see it)."
 _USER_MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
 _SEEN_EVENTS = 2048
 
 
 def question_text(text: str) -> str:
-    """The question in a mention: the bot's mention dropped and Slack's three escapes undone."""
+    """The question in a mention: user mentions dropped and Slack's three escapes undone."""
     text = _USER_MENTION.sub(" ", text)
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").strip()
 
 
-class SlackAsker:
-    """One answering path for mentions; an event Slack delivers twice (a retry after a lost ack) is answered once."""
+def parse_ask(text: str) -> tuple[str, bool]:
+    """``/ask [private] QUESTION`` → (question, private)."""
+    words = text.strip().split(maxsplit=1)
+    if words and words[0].lower() == "private":
+        return (words[1] if len(words) > 1 else "").strip(), True
+    return text.strip(), False
 
-    def __init__(self, settings: Settings, pipeline: AnswerPipeline) -> None:
-        self._settings = settings
-        self._pipeline = pipeline
+
+class Reply(Protocol):
+    async def notice(self, text: str) -> None:
+        """Best effort: a plain-text notice (queue position) while the answer waits."""
+        ...
+
+    async def partial(self, text: str) -> None:
+        """Best effort: the model's answer so far (markdown, unescaped)."""
+        ...
+
+    async def final(self, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+        """Must land: the answer, or the worded failure (mrkdwn)."""
+        ...
+
+
+class ThreadReply:
+    """One message in a thread carrying the answer.
+
+    With ``stream_to`` (team, user) it uses Slack's chat streaming API (``chat.startStream``/``appendStream``/
+    ``stopStream``), made for token streams and not rate-limited like ``chat.update``; a workspace without it answers
+    with an error and the reply falls back to a placeholder edited with ``chat.update``. Either way the finished
+    message is written with ``chat.update``, so its text, sources and buttons are exactly the non-streamed ones
+    (citations are renumbered once the model is done, and streamed text can only be appended to).
+    """
+
+    def __init__(
+        self, client: AsyncWebClient, channel: str, thread_ts: str, *, stream_to: tuple[str, str] | None = None
+    ) -> None:
+        self._client, self.channel, self.thread_ts = client, channel, thread_ts
+        self._stream_to = stream_to
+        self.ts: str | None = None
+        self.streaming = False
+        self.stream_error: str | None = None  # why the streaming API was refused, if it was
+        self._streamed = ""
+
+    async def open(self, *, placeholder: bool = True) -> None:
+        """Reply at once: a stream, else a "Searching the docs…" placeholder (none under an assistant status: the
+        first text is posted instead)."""
+        if self._stream_to is not None:
+            team, user = self._stream_to
+            try:
+                response = await self._client.chat_startStream(
+                    channel=self.channel, thread_ts=self.thread_ts, recipient_team_id=team, recipient_user_id=user
+                )
+                self.ts, self.streaming = str(response["ts"]), True
+                return
+            except SlackApiError as exc:
+                self.stream_error = str(exc.response.get("error") or "error")
+        if placeholder:
+            await self._post(SEARCHING)
+
+    async def _post(self, text: str) -> None:
+        response = await self._client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts, text=text)
+        self.ts = str(response["ts"])
+
+    async def _show(self, text: str) -> None:
+        try:
+            if self.ts is None:
+                await self._post(text)
+            else:
+                await self._client.chat_update(channel=self.channel, ts=self.ts, text=text)
+        except Exception as exc:
+            logger.warning("slack progress edit failed: %s: %s", type(exc).__name__, exc)
+
+    async def notice(self, text: str) -> None:
+        if not self.streaming:
+            await self._show(escape(text))
+
+    async def partial(self, text: str) -> None:
+        if not self.streaming:
+            await self._show(mrkdwn(text)[: SECTION_LIMIT - 2] + " …")
+            return
+        # Append only whole lines, and only while the text still extends what was streamed: the stream can't be
+        # rewritten, and the final edit replaces it anyway.
+        ready = escape(text[: text.rfind("\n") + 1])
+        if not ready.startswith(self._streamed) or len(ready) == len(self._streamed):
+            return
+        delta = ready[len(self._streamed) :]
+        try:
+            await self._client.chat_appendStream(channel=self.channel, ts=str(self.ts), markdown_text=delta)
+            self._streamed = ready
+        except Exception as exc:
+            logger.warning("slack stream append failed: %s: %s", type(exc).__name__, exc)
+
+    async def final(self, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+        if self.streaming:
+            self.streaming = False
+            try:
+                await self._client.chat_stopStream(channel=self.channel, ts=str(self.ts))
+            except Exception as exc:
+                logger.warning("slack stream stop failed: %s: %s", type(exc).__name__, exc)
+        if self.ts is not None:
+            try:
+                await self._client.chat_update(channel=self.channel, ts=self.ts, text=text, blocks=blocks or [])
+                return
+            except Exception as exc:
+                logger.warning("slack final edit failed (%s: %s); posting the answer instead", type(exc).__name__, exc)
+        response = await self._client.chat_postMessage(
+            channel=self.channel, thread_ts=self.thread_ts, text=text, blocks=blocks or None
+        )
+        self.ts = str(response["ts"])
+
+
+class PrivateReply:
+    """Only the asker sees it: the slash command's response URL, which Slack lets an app use five times, so the
+    answer replaces the "Searching" acknowledgement once instead of streaming."""
+
+    def __init__(self, respond: AsyncRespond, note: str = "") -> None:
+        self._respond = respond
+        self._note = note
+
+    async def notice(self, text: str) -> None:
+        return None
+
+    async def partial(self, text: str) -> None:
+        return None
+
+    async def final(self, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+        if self._note:
+            note = {"type": "context", "elements": [{"type": "mrkdwn", "text": self._note}]}
+            blocks = [note, *(blocks or [{"type": "section", "text": {"type": "mrkdwn", "text": text}}])]
+        await self._respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=True)
+
+
+class SlackAsker:
+    """Mentions, thread follow-ups, DMs, the assistant panel and the ask command: one answering path."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.settings = services.settings
+        self.conversations = Conversations(max_turns=self.settings.bot.history_turns)
         self._seen: OrderedDict[str, None] = OrderedDict()
+        self._no_streaming: set[str] = set()  # workspaces that refused chat.startStream
 
     def _first_time(self, event_id: str) -> bool:
+        """An event Slack delivers again (a retry after a lost ack) is answered once."""
         if not event_id:
             return True
         if event_id in self._seen:
@@ -47,37 +197,188 @@ class SlackAsker:
             self._seen.popitem(last=False)
         return True
 
+    # -- events ----------------------------------------------------------------------------------------------------
+
     async def on_mention(self, body: dict[str, Any], client: AsyncWebClient) -> None:
         event = body.get("event") or {}
         if not self._first_time(str(body.get("event_id") or "")):
             logger.info("slack event %s delivered again; already answered", body.get("event_id"))
             return
-        channel = str(event.get("channel"))
-        thread = str(event.get("thread_ts") or event.get("ts"))
-        placeholder = await client.chat_postMessage(channel=channel, thread_ts=thread, text=SEARCHING)
-        await self.answer_into(client, channel, str(placeholder["ts"]), question_text(str(event.get("text") or "")))
+        root = event.get("thread_ts")
+        await self._answer_event(client, body, event, thread=str(root or event.get("ts")), started=root is None)
 
-    async def answer_into(self, client: AsyncWebClient, channel: str, ts: str, question: str) -> None:
-        """Stream the answer into message ``ts``; any failure ends as a worded message in its place."""
-        request_id = uuid.uuid4().hex[:12]
-        interval = self._settings.bot.edit_interval_s
-        last_edit, shown = time.monotonic(), ""
+    async def on_message(self, body: dict[str, Any], client: AsyncWebClient, bot_user_id: str | None) -> None:
+        """Un-mentioned messages: follow-ups in threads the bot started, and direct messages (the assistant panel
+        included). Mentions are left to ``on_mention``; edits, joins and other bots' messages are ignored."""
+        event = body.get("event") or {}
+        if event.get("subtype") or event.get("bot_id") or not event.get("user") or event.get("user") == bot_user_id:
+            return
+        text = str(event.get("text") or "")
+        if bot_user_id and f"<@{bot_user_id}" in text and event.get("channel_type") != "im":
+            return
+        channel, root = str(event.get("channel")), event.get("thread_ts")
+        if event.get("channel_type") == "im":
+            if not self._first_time(str(body.get("event_id") or "")):
+                return
+            if self.settings.bot.direct_messages == "refuse":
+                await client.chat_postMessage(channel=channel, text=ONLY_IN_CHANNELS)
+                return
+            await self._answer_event(client, body, event, thread=str(root or event.get("ts")), started=True)
+            return
+        if root is None or not self.settings.slack.thread_followups:
+            return
+        if not self.conversations.knows(("ours", channel, str(root))):
+            return
+        if not self._first_time(str(body.get("event_id") or "")):
+            return
+        await self._answer_event(client, body, event, thread=str(root), started=True)
+
+    async def _answer_event(
+        self, client: AsyncWebClient, body: dict[str, Any], event: dict[str, Any], *, thread: str, started: bool
+    ) -> None:
+        channel, user = str(event.get("channel")), str(event.get("user"))
+        place = Place("slack", str(body.get("team_id") or event.get("team") or ""))
+        refusal = self.services.admit(user, place)
+        if refusal is not None:
+            if refusal.notify:  # once per window, to the asker only
+                await client.chat_postEphemeral(channel=channel, user=user, text=refusal.message, thread_ts=thread)
+            return
+        history = self.conversations.history(("history", channel, thread))
+        assistant = event.get("channel_type") == "im" and event.get("thread_ts") is not None
+        if assistant:  # the assistant panel shows a status instead of a placeholder message
+            await self._set_status(client, channel, thread, SEARCHING)
+        reply = await self.open_reply(client, channel, thread, place, user, placeholder=not assistant)
+        answer = await self.answer(
+            question_text(str(event.get("text") or "")), reply, user=user, place=place, private=False, history=history
+        )
+        if assistant and answer is None:
+            await self._set_status(client, channel, thread, "")
+        if answer is not None and not answer.refused:
+            self.remember(channel, thread, history, answer, started=started)
+
+    async def open_reply(
+        self, client: AsyncWebClient, channel: str, thread: str, place: Place, user: str, *, placeholder: bool = True
+    ) -> ThreadReply:
+        """A reply in ``thread``, streamed with Slack's chat streaming API unless it is off or this workspace
+        refused it before (remembered, so a workspace without it costs one failed call, not one per answer)."""
+        team = str(place.space or "")
+        stream = self.settings.slack.streaming and team not in self._no_streaming
+        reply = ThreadReply(client, channel, thread, stream_to=(team, user) if stream else None)
+        await reply.open(placeholder=placeholder)
+        if reply.stream_error is not None:
+            self._no_streaming.add(team)
+            logger.info(
+                "slack workspace %s has no chat streaming (%s); editing messages instead", team, reply.stream_error
+            )
+        return reply
+
+    async def _set_status(self, client: AsyncWebClient, channel: str, thread: str, status: str) -> None:
         try:
-            async for update in self._pipeline.stream(question, request_id=request_id):
-                if update.answer is not None:
-                    # No vote buttons until their clicks are recorded (issue 11): a dead button errors in Slack.
-                    text, blocks = answer_blocks(update.answer)
-                    await client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
-                    return
-                if update.raw and time.monotonic() - last_edit >= interval:
-                    partial = mrkdwn(update.text)[: SECTION_LIMIT - 2] + " …"
-                    if partial != shown:
-                        await client.chat_update(channel=channel, ts=ts, text=partial)
-                        last_edit, shown = time.monotonic(), partial
-        except Exception as exc:  # one bad question never takes the bot down; the user gets a worded reason
-            error_id = new_error_id()
-            if not isinstance(exc, DocentError):
-                logger.exception("slack request %s failed (error id %s)", request_id, error_id)
-            else:
-                logger.warning("slack request %s: %s (error id %s)", request_id, type(exc).__name__, error_id)
-            await client.chat_update(channel=channel, ts=ts, text=mrkdwn(describe(exc, error_id)))
+            await client.assistant_threads_setStatus(channel_id=channel, thread_ts=thread, status=status)
+        except Exception as exc:
+            logger.warning("slack assistant status failed: %s: %s", type(exc).__name__, exc)
+
+    def remember(self, channel: str, thread: str, history: tuple[Turn, ...], answer: Answer, *, started: bool) -> None:
+        """Every answered thread keeps its turns for mentions; only threads the bot started take un-mentioned
+        replies, so it never joins a conversation between people uninvited."""
+        keys: list[tuple[str, str, str]] = [("history", channel, thread)]
+        if started:
+            keys.append(("ours", channel, thread))
+        self.conversations.remember(keys, history, Turn(answer.question, answer.text))
+
+    # -- the ask command -------------------------------------------------------------------------------------------
+
+    async def on_ask(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
+        """Acknowledged at once, always (Slack allows 3 s); the answer comes after."""
+        question, private = parse_ask(str(body.get("text") or ""))
+        command = str(body.get("command") or self.settings.slack.ask_command)
+        if not question:
+            await ack(USAGE.format(command=command))
+            return
+        channel, user = str(body.get("channel_id")), str(body.get("user_id"))
+        place = Place("slack", str(body.get("team_id") or ""))
+        is_dm = channel.startswith("D")
+        if is_dm and self.settings.bot.direct_messages == "refuse":
+            await ack(ONLY_IN_CHANNELS)
+            return
+        refusal = self.services.admit(user, place)
+        if refusal is not None:
+            await ack(refusal.message)
+            return
+        if private or is_dm:
+            await ack(SEARCHING)
+            await self.answer(question, PrivateReply(respond), user=user, place=place, private=True)
+            return
+        await ack()
+        name = escape(str(body.get("user_name") or "someone"))
+        try:
+            asked = await client.chat_postMessage(channel=channel, text=f"*@{name}* asked: {escape(question)}"[:3000])
+        except Exception as exc:  # not in the channel, or it is archived: answer the asker alone, and say why
+            logger.info("slack ask: cannot post in %s (%s); answering privately", channel, exc)
+            await self.answer(question, PrivateReply(respond, NOT_IN_CHANNEL), user=user, place=place, private=True)
+            return
+        thread = str(asked["ts"])
+        reply = await self.open_reply(client, channel, thread, place, user)
+        answer = await self.answer(question, reply, user=user, place=place, private=False)
+        if answer is not None and not answer.refused:
+            self.remember(channel, thread, (), answer, started=True)
+
+    # -- the shared answering path ---------------------------------------------------------------------------------
+
+    async def answer(
+        self,
+        question: str,
+        reply: Reply,
+        *,
+        user: str,
+        place: Place,
+        private: bool,
+        history: tuple[Turn, ...] = (),
+    ) -> Answer | None:
+        """Stream the answer into ``reply``, finish it with sources and vote buttons, then record it. None if it
+        failed; the asker has then been told why. The answer is posted before it is recorded."""
+        request_id = uuid.uuid4().hex[:12]
+        started = time.monotonic()
+        context = logs.request_id.set(request_id)
+        try:
+            try:
+                answer = await self.services.generate(
+                    question, history=history, request_id=request_id, notice=reply.notice, partial=reply.partial
+                )
+            except Exception as exc:  # one bad question never takes the bot down; the asker gets a worded reason
+                await self._fail(exc, reply, request_id)
+                return None
+            posted: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            self.services.record_later(answer, posted, user, place, private=private)
+            text, blocks = answer_blocks(answer, feedback_id=answer.request_id)
+            try:
+                await reply.final(text, blocks)
+            except Exception as exc:
+                posted.set_result(False)
+                await self._fail(exc, reply, request_id)
+                return None
+            posted.set_result(True)
+            self.services.metrics.answered(answer, time.monotonic() - started)
+            logger.info(
+                "slack request %s answered in %.0f ms (%d blocks, %d sources, refused=%s)",
+                request_id,
+                (time.monotonic() - started) * 1000,
+                len(blocks),
+                len(answer.citations),
+                answer.refused,
+            )
+            return answer
+        finally:
+            logs.request_id.reset(context)
+
+    async def _fail(self, exc: Exception, reply: Reply, request_id: str) -> None:
+        self.services.metrics.failed(exc)
+        error_id = new_error_id()
+        if isinstance(exc, BadQuestion):
+            logger.info("slack request %s refused: %s", request_id, exc)
+        else:
+            logger.warning("slack request %s failed (error id %s)", request_id, error_id, exc_info=True)
+        try:
+            await reply.final(escape(describe(exc, error_id)))
+        except Exception:
+            logger.warning("slack request %s: could not tell the asker about error %s", request_id, error_id)

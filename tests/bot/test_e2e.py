@@ -21,8 +21,8 @@ import aiohttp
 import discord
 import pytest
 
+from bot import services as shared_services
 from bot.client import DocentBot
-from bot.discord import admin as admin_feature
 from bot.discord import docent
 from bot.discord import feedback as feedback_feature
 from bot.ops import OpsServer
@@ -30,14 +30,13 @@ from indexer.build import make_indexer
 from indexer.local import FolderDocs
 from indexer.lock import ProcessLock
 from indexer.runner import Indexer
-from rag.errors import StoreUnavailable
 from rag.feedback import FeedbackStore
 from rag.metrics import Metrics
-from rag.models import Hit
 from rag.pipeline import AnswerPipeline
 from rag.retrieval import Retriever
 from rag.settings import FolderSource, OpsSettings, Settings
 from rag.store import MilvusStore
+from tests.bot.failing_store import FailingStore
 from tests.bot.fake_discord import FakeDiscord, InteractionRecord, MessageRecord, pending_discordpy_tasks
 from tests.scripted import ScriptedGenerator
 
@@ -70,23 +69,6 @@ class ObedientGenerator(ScriptedGenerator):
         self.pieces = [prompt.split("Sources:", 1)[-1].split("Question:", 1)[0]]
         async for part in super().stream(messages, request_id=request_id):
             yield part
-
-
-class FailingStore:
-    """The real store, but the next ``fail_next`` searches fail as a Milvus outage would."""
-
-    def __init__(self, inner: MilvusStore) -> None:
-        self.inner = inner
-        self.fail_next = 0
-
-    async def search(self, vector: Sequence[float], limit: int, **options: Any) -> list[Hit]:
-        if self.fail_next:
-            self.fail_next -= 1
-            raise StoreUnavailable("milvus search failed: connection refused (injected)")
-        return await self.inner.search(vector, limit, **options)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 def write_docs(root: Path, pages: dict[str, str]) -> Path:
@@ -244,7 +226,7 @@ async def test_slash_ask_defers_then_edits_in_the_answer(harness_factory, genera
 
 
 async def test_reindex_is_for_admins_and_runs_one_at_a_time(harness_factory, monkeypatch) -> None:
-    monkeypatch.setattr(admin_feature, "PROGRESS_EVERY_S", 0.05)
+    monkeypatch.setattr(shared_services, "PROGRESS_EVERY_S", 0.05)
     many = {f"page{i:02d}.md": f"# Page {i}\n\n" + f"Topic {i} explained in detail. " * 60 for i in range(40)}
     h = await harness_factory(ScriptedGenerator(), pages=many)
 

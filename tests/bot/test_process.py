@@ -142,6 +142,8 @@ async def test_the_operator_report_lists_each_server_and_direct_messages(
     await store.record_answer(answer("asked in server one", "r2"), ALICE, guild_id=101)
     await store.record_answer(answer("asked privately in server one", "r3"), ALICE, guild_id=101, private=True)
     await store.record_answer(answer("asked in server two", "r4"), ALICE, guild_id=202)
+    await store.record_answer(answer("asked in workspace T1", "r5"), "U1", guild_id="T1", platform="slack")
+    await store.record_answer(answer("asked in a Slack DM", "r6"), "U1", platform="slack")
     store.close()
 
     async def report(*args: str) -> str:
@@ -160,16 +162,44 @@ async def test_the_operator_report_lists_each_server_and_direct_messages(
         assert proc.returncode == 0, err.decode(errors="replace")
         return out.decode()
 
-    parts = re.split(r"^(Server \d+|Direct messages)$", await report(), flags=re.MULTILINE)
-    sections = dict(zip(parts[1::2], parts[2::2], strict=True))
-    assert list(sections) == ["Server 101", "Server 202", "Direct messages"], parts
-    assert "asked privately in server one" in sections["Server 101"], "the operator sees private questions"
-    assert "asked in server two" in sections["Server 202"] and "server one" not in sections["Server 202"]
-    assert "asked in a DM" in sections["Direct messages"] and "server" not in sections["Direct messages"]
+    def sections_of(text: str) -> dict[str, str]:
+        titles = r"Discord server \d+|Discord direct messages|Slack workspace \w+|Slack direct messages"
+        parts = re.split(rf"^({titles})$", text, flags=re.MULTILINE)
+        return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+    sections = sections_of(await report())
+    assert list(sections) == [
+        "Discord server 101",
+        "Discord server 202",
+        "Discord direct messages",
+        "Slack workspace T1",
+        "Slack direct messages",
+    ], sections
+    assert "asked privately in server one" in sections["Discord server 101"], "the operator sees private questions"
+    server_two = sections["Discord server 202"]
+    assert "asked in server two" in server_two and "server one" not in server_two
+    assert "asked in a DM" in sections["Discord direct messages"]
+    assert "server" not in sections["Discord direct messages"] and "Slack" not in sections["Discord direct messages"]
+    assert "asked in workspace T1" in sections["Slack workspace T1"] and "DM" not in sections["Slack workspace T1"]
+    assert "asked in a Slack DM" in sections["Slack direct messages"]
 
     listed = json.loads(await report("--json"))
-    assert [entry["guild_id"] for entry in listed] == [101, 202, None]
+    assert [(entry["platform"], entry["guild_id"]) for entry in listed] == [
+        ("discord", 101),
+        ("discord", 202),
+        ("discord", None),
+        ("slack", "T1"),
+        ("slack", None),
+    ]
     assert listed[0]["report"]["answers"] == 2 and listed[2]["report"]["top_questions"] == [["asked in a DM", 1]]
+
+    assert list(sections_of(await report("--platform", "slack"))) == ["Slack workspace T1", "Slack direct messages"]
+    assert list(sections_of(await report("--space", "101"))) == ["Discord server 101"]
+    only_t1 = json.loads(await report("--platform", "slack", "--space", "T1", "--json"))
+    assert [(entry["platform"], entry["guild_id"]) for entry in only_t1] == [("slack", "T1")]
+    assert only_t1[0]["report"]["top_questions"] == [["asked in workspace T1", 1]]
+    assert json.loads(await report("--platform", "discord", "--space", "T1", "--json")) == []
+    assert "No answers" in await report("--platform", "discord", "--space", "T1")
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import sqlite3
 from pathlib import Path
 
@@ -91,11 +92,15 @@ async def test_the_operator_report_lists_every_server_then_direct_messages(tmp_p
     assert await store.vote(secret, 2, True, guild_id=GUILD)
 
     reports = await store.reports_by_server()
-    assert [guild for guild, _ in reports] == [GUILD, OTHER_GUILD, None], "busiest server first, DMs last"
-    busiest = reports[0][1]
+    assert [(platform, guild) for platform, guild, _ in reports] == [
+        ("discord", GUILD),
+        ("discord", OTHER_GUILD),
+        ("discord", None),
+    ], "busiest server first, DMs last"
+    busiest = reports[0][2]
     assert (busiest.answers, busiest.helpful) == (2, 1), "private questions are in the operator's view"
     assert sorted(q for q, _ in busiest.top_questions) == ["private", "public"]
-    assert reports[2][1].top_questions == [("dm", 1)]
+    assert reports[2][2].top_questions == [("dm", 1)]
     store.close()
 
 
@@ -121,12 +126,126 @@ async def test_a_database_from_before_servers_were_recorded_is_migrated_safely(t
     await store.record_answer(answer("new", "r1"), 1, guild_id=GUILD)
     assert (await store.report(guild_id=GUILD)).top_questions == [("new", 1)]
     assert (await store.report(guild_id=GUILD)).not_helpful == 0
-    reports = dict(await store.reports_by_server())
-    assert reports[None].top_questions == [("asked before servers were recorded", 1)]
-    assert reports[None].not_helpful == 1
+    reports = {(platform, guild): report for platform, guild, report in await store.reports_by_server()}
+    assert reports["discord", None].top_questions == [("asked before servers were recorded", 1)]
+    assert reports["discord", None].not_helpful == 1
     store.close()
-    private = sqlite3.connect(path).execute("SELECT private FROM answers WHERE id = 'old'").fetchone()
-    assert private == (1,)
+    private = sqlite3.connect(path).execute("SELECT private, platform FROM answers WHERE id = 'old'").fetchone()
+    assert private == (1, "discord")
+
+
+# The schema just before Slack: servers and privacy recorded, but no platform column.
+SCHEMA_BEFORE_SLACK = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE answers (id TEXT PRIMARY KEY, asked_at REAL NOT NULL, user_hash TEXT NOT NULL, question TEXT NOT NULL,
+    answer TEXT NOT NULL, sources TEXT NOT NULL, refused INTEGER NOT NULL, latency_ms REAL, guild_id INTEGER,
+    private INTEGER NOT NULL DEFAULT 1);
+CREATE TABLE votes (answer_id TEXT NOT NULL REFERENCES answers(id), user_hash TEXT NOT NULL, helpful INTEGER NOT NULL,
+    voted_at REAL NOT NULL, guild_id INTEGER, PRIMARY KEY (answer_id, user_hash));
+INSERT INTO meta VALUES ('salt', 'old-salt');
+"""
+
+
+async def test_a_database_from_before_slack_keeps_its_rows_as_discord_rows(tmp_path: Path) -> None:
+    path = tmp_path / "feedback.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(SCHEMA_BEFORE_SLACK)
+        db.execute(
+            "INSERT INTO answers VALUES ('old', 1.0, 'h', 'asked in a server', 'a', '[]', 0, NULL, ?, 0)", (GUILD,)
+        )
+        voter = hashlib.sha256(b"old-salt:7").hexdigest()[:24]  # how Discord user 7 was always hashed
+        db.execute("INSERT INTO votes VALUES ('old', ?, 0, 2.0, ?)", (voter, GUILD))
+    db.close()
+    store = FeedbackStore(path)
+    report = await store.report(guild_id=GUILD)
+    assert (report.top_questions, report.not_helpful) == ([("asked in a server", 1)], 1)
+    assert (await store.report(guild_id=GUILD, platform="slack")).answers == 0
+    assert await store.vote("old", 7, True, guild_id=GUILD), "the same Discord user changes their old vote"
+    assert (await store.report(guild_id=GUILD)).helpful == 1 and (await store.report()).not_helpful == 0
+    assert [(platform, guild) for platform, guild, _ in await store.reports_by_server()] == [("discord", GUILD)]
+    store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT platform FROM answers").fetchall() == [("discord",)]
+        assert db.execute("SELECT platform FROM votes").fetchall() == [("discord",)]
+    db.close()
+
+
+TEAM = "T0123ABC"
+
+
+async def test_slack_and_discord_never_see_each_others_rows(tmp_path: Path) -> None:
+    store = FeedbackStore(tmp_path / "feedback.sqlite3")
+    on_discord = await store.record_answer(answer("Asked on Discord?", "r1"), 1, guild_id=GUILD)
+    on_slack = await store.record_answer(answer("Asked on Slack?", "r2"), "U1", guild_id=TEAM, platform="slack")
+    # A Discord server and a Slack workspace whose ids are equal as text are still two different places.
+    await store.record_answer(answer("Discord 101?", "r3"), 1, guild_id=101)
+    await store.record_answer(answer("Slack 101?", "r4"), "U1", guild_id="101", platform="slack")
+    await store.record_answer(answer("Slack DM?", "r5"), "U1", platform="slack")
+    assert await store.vote(on_discord, 2, False, guild_id=GUILD)
+    assert await store.vote(on_slack, "U2", True, guild_id=TEAM, platform="slack")
+
+    slack = await store.report(guild_id=TEAM, platform="slack")
+    assert (slack.answers, slack.helpful, slack.not_helpful) == (1, 1, 0)
+    assert slack.top_questions == [("Asked on Slack?", 1)]
+    discord = await store.report(guild_id=GUILD)
+    assert (discord.answers, discord.helpful, discord.not_helpful) == (1, 0, 1)
+    assert discord.top_questions == [("Asked on Discord?", 1)]
+    assert (await store.report(guild_id=TEAM)).answers == 0, "a Slack team id is no Discord server"
+    assert (await store.report(guild_id=GUILD, platform="slack")).answers == 0
+    assert (await store.report(guild_id=101)).top_questions == [("Discord 101?", 1)]
+    assert (await store.report(guild_id="101", platform="slack")).top_questions == [("Slack 101?", 1)]
+    assert (await store.report()).answers == 5, "the operator's report still sees all"
+
+    reports = await store.reports_by_server()
+    assert [(platform, space) for platform, space, _ in reports] == [
+        ("discord", 101),
+        ("discord", GUILD),
+        ("slack", "101"),
+        ("slack", TEAM),
+        ("slack", None),
+    ], "per platform: busiest first (ties by id), direct messages last"
+    assert reports[2][2].top_questions == [("Slack 101?", 1)]
+    assert reports[4][2].top_questions == [("Slack DM?", 1)]
+
+    only_slack = await store.reports_by_server(platform="slack")
+    assert [space for _, space, _ in only_slack] == ["101", TEAM, None]
+    by_space = await store.reports_by_server(space="101")
+    assert [(platform, space) for platform, space, _ in by_space] == [("discord", 101), ("slack", "101")]
+    assert [r.top_questions for _, _, r in await store.reports_by_server(platform="discord", space="101")] == [
+        [("Discord 101?", 1)]
+    ]
+    assert [space for _, space, _ in await store.reports_by_server(platform="slack", space=TEAM)] == [TEAM]
+    assert await store.reports_by_server(platform="discord", space=TEAM) == []
+    store.close()
+
+
+async def test_votes_carry_their_platform_and_users_are_hashed_per_platform(tmp_path: Path) -> None:
+    path = tmp_path / "feedback.sqlite3"
+    store = FeedbackStore(path)
+    assert store.hash_user(7) == store.hash_user(7, platform="discord"), "Discord hashes unchanged: old votes dedupe"
+    assert store.hash_user(7) != store.hash_user(7, platform="slack")
+    assert store.hash_user("U7") != store.hash_user("U7", platform="slack")
+    asked = await store.record_answer(answer("q", "r1"), "U7", guild_id=TEAM, platform="slack")
+    assert await store.vote(asked, "U7", False, guild_id=TEAM, platform="slack")
+    assert await store.vote(asked, "U7", True, guild_id=TEAM, platform="slack")  # replaces the first
+    store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT platform, guild_id FROM answers").fetchall() == [("slack", TEAM)]
+        votes = db.execute("SELECT platform, guild_id, helpful, user_hash FROM votes").fetchall()
+    db.close()
+    assert [row[:3] for row in votes] == [("slack", TEAM, 1)]
+    assert "U7" not in votes[0][3]
+
+
+async def test_an_unknown_platform_is_refused(tmp_path: Path) -> None:
+    store = FeedbackStore(tmp_path / "feedback.sqlite3")
+    with pytest.raises(ValueError, match="platform"):
+        await store.record_answer(answer("q", "r1"), 1, platform="teams")
+    with pytest.raises(ValueError, match="platform"):
+        await store.report(guild_id=1, platform="Slack")
+    with pytest.raises(ValueError, match="platform"):
+        await store.reports_by_server(platform="irc")
+    store.close()
 
 
 async def test_a_locked_database_does_not_block_the_event_loop(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""A loopback fake of Slack's Web API (HTTP) and Socket Mode (a websocket handed out by ``apps.connections.open``),
-so tests drive the real slack_sdk and slack-bolt clients; only the far end of the socket is fake.
+"""A loopback fake of Slack's Web API (HTTP), its response_url webhooks and Socket Mode (a websocket handed out by
+``apps.connections.open``), so tests drive the real slack_sdk and slack-bolt clients; only the far end is fake.
 
 Typical use::
 
@@ -13,12 +13,37 @@ Realism that tests can rely on (each is what Slack does):
 
 - Every Socket Mode envelope must be acknowledged within ``ack_timeout`` (3 s); otherwise it is delivered again
   with ``retry_attempt`` + 1 and ``retry_reason`` "timeout", up to three retries, like the Events API.
-- ``chat.postMessage`` / ``chat.update`` fail with ``msg_too_long`` over 40,000 characters of text, with
-  ``invalid_blocks`` over 50 blocks or a section text over 3,000 characters, with ``not_in_channel`` in a channel
-  the bot has not joined, and with ``invalid_auth`` for a wrong token.
+- Users act through envelopes shaped as Slack sends them: ``mention`` (``app_mention``), ``message`` (a ``message``
+  event, as with channels:history / im:history), ``slash`` (a slash command), ``click`` (a ``block_actions``
+  payload for a button that must exist in the stored message) and ``assistant_thread_started``.
+- With ``echo_bot_messages=True`` each ``chat.postMessage`` also comes back as a ``message`` event carrying the
+  bot's ``bot_id`` and ``user`` (collected in ``echoes``), as Slack echoes a bot's own posts; bolt's self-event
+  filter recognises them because ``auth.test`` answers the same ids. (Edits and streams are not echoed.)
+- ``chat.postMessage`` / ``chat.update`` / ``chat.postEphemeral`` fail with ``msg_too_long`` over 40,000
+  characters of text, with ``invalid_blocks`` over 50 blocks or a section text over 3,000 characters, with
+  ``not_in_channel`` in a channel the bot has not joined (direct-message channels, ids starting with "D", always
+  count as joined), and with ``invalid_auth`` for a wrong token.
+- A ``response_url`` (in slash commands and clicks) takes JSON ``{text, blocks, response_type, replace_original,
+  delete_original}`` with the same text and block limits (400 ``{"ok": false, "error": …}``) and answers 404
+  ``used_too_many_times`` from its 6th use on: Slack allows 5 uses in 30 minutes. Every POST counts, refused ones
+  too (the stricter reading); the 30-minute expiry is not emulated, and a url the fake never issued answers 404
+  ``no_service``. On a click's url ``replace_original`` edits the clicked message and ``delete_original`` deletes
+  it. What was posted is in ``responses`` (``responses_to(envelope)``).
+- ``assistant.threads.setStatus`` / ``setSuggestedPrompts`` / ``setTitle`` are recorded; suggested prompts must be
+  at most 4, each with a ``title`` and a ``message``, else ``invalid_arguments``.
+- Chat streaming (``chat.startStream`` / ``appendStream`` / ``stopStream``) exists only with ``streaming=True``;
+  otherwise the methods answer ``unknown_method``, as in a workspace without the feature, so a bot's fallback can
+  be tested. Each call's ``markdown_text`` (and each ``markdown_text`` chunk) is limited to 12,000 characters
+  (``msg_too_long``); ``chat.startStream`` needs ``thread_ts`` and both ``recipient_team_id`` and
+  ``recipient_user_id`` (``missing_recipient_team_id`` / ``missing_recipient_user_id``, as Slack answers bot
+  tokens even in DMs); a stopped stream answers ``message_not_in_streaming_state``, an unknown ts
+  ``message_not_found``. The 5-minute stream lifetime is not emulated.
+- ``conversations.replies`` answers a thread from what the fake has seen (the bot's posts and the user messages
+  it delivered), parent first, as bolt's assistant thread-context store reads it.
 - ``rate_limit(method, retry_after)`` makes the next call of a method answer 429 ``ratelimited`` with Retry-After.
 - ``notifications`` records every mention or broadcast the bot's messages would trigger: ``<!channel>``,
-  ``<!here>``, ``<!everyone>``, ``<!subteam^…>`` and ``<@U…>``, in text and in blocks.
+  ``<!here>``, ``<!everyone>``, ``<!subteam^…>`` and ``<@U…>``, in text and in blocks, of posts, edits, ephemeral
+  messages, response_url messages and streamed text (also when a sequence is split across appends).
 """
 
 from __future__ import annotations
@@ -35,12 +60,15 @@ from urllib.parse import parse_qsl
 from aiohttp import WSMsgType, web
 
 TEXT_LIMIT, MAX_BLOCKS, SECTION_LIMIT = 40_000, 50, 3000
+STREAM_TEXT_LIMIT, RESPONSE_URL_USES, MAX_PROMPTS = 12_000, 5, 4
 _NOTIFY = re.compile(r"<(!channel|!here|!everyone|!subteam\^[^>|]+|@[UW][A-Z0-9]+)[^>]*>")
+_STREAM_METHODS = {"chat.startStream", "chat.appendStream", "chat.stopStream"}
+_JSON_ARGS = ("blocks", "attachments", "chunks", "prompts", "loading_messages", "metadata")
 
 
 @dataclass
 class Posted:
-    """One message as the bot last left it."""
+    """One message as the bot last left it; ``versions`` counts its writes (post, edits, stream appends)."""
 
     channel: str
     ts: str
@@ -48,6 +76,19 @@ class Posted:
     blocks: list[dict[str, Any]]
     thread_ts: str | None
     versions: int = 1
+    streaming: bool = False
+
+
+@dataclass
+class Ephemeral:
+    """One ``chat.postEphemeral`` message, visible only to ``user``."""
+
+    channel: str
+    user: str
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]]
+    thread_ts: str | None
 
 
 @dataclass
@@ -60,6 +101,13 @@ class Envelope:
     response: dict[str, Any] | None = None
 
 
+@dataclass
+class _ResponseUrl:
+    channel: str
+    message_ts: str | None  # the clicked message, which replace_original / delete_original act on
+    uses: int = 0
+
+
 class FakeSlack:
     def __init__(
         self,
@@ -70,16 +118,27 @@ class FakeSlack:
         bot_user_id: str = "UBOT",
         ack_timeout: float = 3.0,
         max_retries: int = 3,
+        echo_bot_messages: bool = False,
+        streaming: bool = False,
     ) -> None:
         self.bot_token, self.app_token = bot_token, app_token
         self.team_id, self.bot_user_id = team_id, bot_user_id
         self.ack_timeout, self.max_retries = ack_timeout, max_retries
+        self.echo_bot_messages, self.streaming = echo_bot_messages, streaming
         self.joined: set[str] = {"C1"}
         self.users: dict[str, dict[str, Any]] = {}
         self.messages: dict[str, Posted] = {}  # ts -> message
+        self.ephemeral: list[Ephemeral] = []
+        self.responses: dict[str, list[dict[str, Any]]] = {}  # response_url -> what was posted to it
+        self.statuses: list[dict[str, Any]] = []  # assistant.threads.setStatus arguments
+        self.suggested: list[dict[str, Any]] = []  # assistant.threads.setSuggestedPrompts arguments
+        self.titles: list[dict[str, Any]] = []  # assistant.threads.setTitle arguments
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.notifications: list[tuple[str, str]] = []  # (ts, the control sequence)
         self.envelopes: dict[str, Envelope] = {}
+        self.echoes: list[Envelope] = []  # the message events echoing the bot's own posts
+        self._said: dict[str, dict[str, Any]] = {}  # ts -> user message event the fake delivered
+        self._response_urls: dict[str, _ResponseUrl] = {}
         self._limits: dict[str, float] = {}
         self._ids = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
@@ -94,6 +153,8 @@ class FakeSlack:
     async def __aenter__(self) -> FakeSlack:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)  # slack_sdk reads some methods (conversations.replies) by GET
+        app.router.add_post("/response/{n}", self._response)
         app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
@@ -103,8 +164,10 @@ class FakeSlack:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        for task in self._tasks:
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for ws in self._sockets:
             await ws.close()
         if self._runner is not None:
@@ -114,21 +177,33 @@ class FakeSlack:
     def api_base(self) -> str:
         return f"http://127.0.0.1:{self.port}/api/"
 
+    @property
+    def bot_id(self) -> str:
+        """The bot's ``bot_id``, as ``auth.test`` answers it and as the bot's own message events carry it."""
+        return "B" + self.bot_user_id
+
     def add_user(self, user_id: str, name: str, *, admin: bool = False, owner: bool = False) -> None:
         self.users[user_id] = {"id": user_id, "name": name, "is_admin": admin, "is_owner": owner}
 
     def rate_limit(self, method: str, retry_after: float = 1) -> None:
         self._limits[method] = retry_after
 
+    def _ts(self, suffix: str = "000100") -> str:
+        return f"{1700000000 + next(self._ids)}.{suffix}"
+
+    def _is_joined(self, channel: str) -> bool:
+        return channel in self.joined or channel.startswith("D")
+
     # -- Web API -----------------------------------------------------------------------------------------------
 
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        args: dict[str, Any] = dict(request.query)  # slack_sdk sends some methods' arguments in the query string
         if request.content_type == "application/json":
-            args = await request.json()
+            args.update(await request.json())
         else:
-            args = dict(parse_qsl(await request.text()))
-        for key in ("blocks", "attachments"):
+            args.update(parse_qsl(await request.text()))
+        for key in _JSON_ARGS:
             if isinstance(args.get(key), str):
                 args[key] = json.loads(args[key])
         self.calls.append((method, args))
@@ -142,13 +217,13 @@ class FakeSlack:
         if token != wanted:
             return web.json_response({"ok": False, "error": "invalid_auth"})
         handler = getattr(self, "_" + method.replace(".", "_"), None)
-        if handler is None:
+        if handler is None or (method in _STREAM_METHODS and not self.streaming):
             return web.json_response({"ok": False, "error": "unknown_method"})
         result: dict[str, Any] = handler(args)
         return web.json_response(result)
 
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": True, "user_id": self.bot_user_id, "team_id": self.team_id, "bot_id": "B" + self.bot_user_id}
+        return {"ok": True, "user_id": self.bot_user_id, "team_id": self.team_id, "bot_id": self.bot_id}
 
     def _apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket"}
@@ -157,28 +232,32 @@ class FakeSlack:
         user = self.users.get(str(args.get("user")))
         return {"ok": True, "user": user} if user else {"ok": False, "error": "user_not_found"}
 
-    def _check_message(self, args: dict[str, Any]) -> str | None:
-        text, blocks = str(args.get("text") or ""), args.get("blocks") or []
-        if str(args.get("channel")) not in self.joined:
-            return "not_in_channel"
+    @staticmethod
+    def _check_content(text: str, blocks: list[dict[str, Any]]) -> str | None:
         if len(text) > TEXT_LIMIT:
             return "msg_too_long"
-        if len(blocks) > MAX_BLOCKS or any(
-            b.get("type") == "section" and len(b.get("text", {}).get("text", "")) > SECTION_LIMIT for b in blocks
-        ):
+        if _bad_blocks(blocks):
             return "invalid_blocks"
         if not text and not blocks:
             return "no_text"
         return None
 
+    def _check_message(self, args: dict[str, Any]) -> str | None:
+        if not self._is_joined(str(args.get("channel"))):
+            return "not_in_channel"
+        return self._check_content(str(args.get("text") or ""), args.get("blocks") or [])
+
     async def changed(self) -> None:
-        """Return once any message is posted or edited."""
+        """Return once any message is posted or edited (posts, edits, ephemeral messages, responses, streams)."""
         await self._change.wait()
+
+    def _wake(self) -> None:
+        self._change.set()
+        self._change = asyncio.Event()
 
     def _written(self, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
         """A message was posted or edited: record what it would notify, and wake ``changed()`` waiters."""
-        self._change.set()
-        self._change = asyncio.Event()
+        self._wake()
         for match in _NOTIFY.finditer(text + "\n" + json.dumps(blocks)):
             self.notifications.append((ts, match.group(0)))
 
@@ -186,12 +265,14 @@ class FakeSlack:
         error = self._check_message(args)
         if error:
             return {"ok": False, "error": error}
-        ts = f"{1700000000 + next(self._ids)}.000100"
+        ts = self._ts()
         message = Posted(
             str(args["channel"]), ts, str(args.get("text") or ""), args.get("blocks") or [], args.get("thread_ts")
         )
         self.messages[ts] = message
         self._written(ts, message.text, message.blocks)
+        if self.echo_bot_messages:
+            self._echo(message)
         return {"ok": True, "channel": message.channel, "ts": ts, "message": {"text": message.text, "ts": ts}}
 
     def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -205,6 +286,194 @@ class FakeSlack:
         message.versions += 1
         self._written(message.ts, message.text, message.blocks)
         return {"ok": True, "channel": message.channel, "ts": message.ts}
+
+    def _chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        error = self._check_message(args)
+        if error:
+            return {"ok": False, "error": error}
+        ts = self._ts()
+        message = Ephemeral(
+            str(args["channel"]),
+            str(args.get("user")),
+            ts,
+            str(args.get("text") or ""),
+            args.get("blocks") or [],
+            args.get("thread_ts"),
+        )
+        self.ephemeral.append(message)
+        self._written(ts, message.text, message.blocks)
+        return {"ok": True, "message_ts": ts}
+
+    def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel, parent = str(args.get("channel")), str(args.get("ts"))
+        seen = [event for event in self._said.values() if event["channel"] == channel]
+        seen += [self._as_event(m) for m in self.messages.values() if m.channel == channel]
+        thread = sorted(
+            (e for e in seen if parent in (e["ts"], e.get("thread_ts"))), key=lambda e: (e["ts"] != parent, e["ts"])
+        )
+        if not thread:
+            return {"ok": False, "error": "thread_not_found"}
+        oldest = float(args.get("oldest") or 0)
+        thread = [e for e in thread if float(e["ts"]) >= oldest][: int(args.get("limit") or 1000)]
+        return {"ok": True, "messages": thread, "has_more": False}
+
+    # -- Assistant (Agents & AI apps) --------------------------------------------------------------------------
+
+    @staticmethod
+    def _thread_args(args: dict[str, Any]) -> dict[str, Any]:
+        return {key: value for key, value in args.items() if key != "token"}
+
+    def _assistant_threads_setStatus(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("channel_id") or not args.get("thread_ts") or "status" not in args:
+            return {"ok": False, "error": "invalid_arguments"}
+        self.statuses.append(self._thread_args(args))
+        return {"ok": True}
+
+    def _assistant_threads_setSuggestedPrompts(self, args: dict[str, Any]) -> dict[str, Any]:
+        prompts = args.get("prompts")
+        if (
+            not args.get("channel_id")
+            or not isinstance(prompts, list)
+            or not 0 < len(prompts) <= MAX_PROMPTS
+            or not all(isinstance(p, dict) and p.get("title") and p.get("message") for p in prompts)
+        ):
+            return {"ok": False, "error": "invalid_arguments"}
+        self.suggested.append(self._thread_args(args))
+        return {"ok": True}
+
+    def _assistant_threads_setTitle(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("channel_id") or not args.get("thread_ts") or not args.get("title"):
+            return {"ok": False, "error": "invalid_arguments"}
+        self.titles.append(self._thread_args(args))
+        return {"ok": True}
+
+    # -- Chat streaming ----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _stream_text(args: dict[str, Any]) -> tuple[str, str | None]:
+        """The markdown a stream call appends (``markdown_text`` and ``markdown_text`` chunks), or an error."""
+        parts = [str(args["markdown_text"])] if args.get("markdown_text") else []
+        chunks = args.get("chunks") or []
+        if not isinstance(chunks, list) or not all(isinstance(c, dict) and c.get("type") for c in chunks):
+            return "", "invalid_chunks"
+        parts += [str(c.get("text") or "") for c in chunks if c["type"] == "markdown_text"]
+        if any(len(part) > STREAM_TEXT_LIMIT for part in parts):
+            return "", "msg_too_long"
+        return "".join(parts), None
+
+    def _streamed(self, message: Posted) -> None:
+        """Record the notifications a stream write adds (a sequence may be split across appends)."""
+        self._wake()
+        known = sum(1 for ts, _ in self.notifications if ts == message.ts)
+        matches = [m.group(0) for m in _NOTIFY.finditer(message.text + "\n" + json.dumps(message.blocks))]
+        self.notifications += [(message.ts, match) for match in matches[known:]]
+
+    def _chat_startStream(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args.get("channel"))
+        if not self._is_joined(channel):
+            return {"ok": False, "error": "not_in_channel"}
+        if not args.get("thread_ts"):
+            return {"ok": False, "error": "invalid_arguments"}
+        for recipient in ("recipient_team_id", "recipient_user_id"):
+            if not args.get(recipient):
+                return {"ok": False, "error": "missing_" + recipient}
+        text, error = self._stream_text(args)
+        if error:
+            return {"ok": False, "error": error}
+        ts = self._ts()
+        message = Posted(channel, ts, text, [], str(args["thread_ts"]), streaming=True)
+        self.messages[ts] = message
+        self._streamed(message)
+        return {"ok": True, "channel": channel, "ts": ts}
+
+    def _stream_message(self, args: dict[str, Any]) -> tuple[Posted | None, str | None]:
+        message = self.messages.get(str(args.get("ts")))
+        if message is None or message.channel != args.get("channel"):
+            return None, "message_not_found"
+        if not message.streaming:
+            return None, "message_not_in_streaming_state"
+        return message, None
+
+    def _chat_appendStream(self, args: dict[str, Any]) -> dict[str, Any]:
+        message, error = self._stream_message(args)
+        if message is None:
+            return {"ok": False, "error": error}
+        text, error = self._stream_text(args)
+        if error:
+            return {"ok": False, "error": error}
+        message.text += text
+        message.versions += 1
+        self._streamed(message)
+        return {"ok": True, "channel": message.channel, "ts": message.ts}
+
+    def _chat_stopStream(self, args: dict[str, Any]) -> dict[str, Any]:
+        message, error = self._stream_message(args)
+        if message is None:
+            return {"ok": False, "error": error}
+        text, error = self._stream_text(args)
+        blocks = args.get("blocks") or []
+        if error or _bad_blocks(blocks):
+            return {"ok": False, "error": error or "invalid_blocks"}
+        message.text += text
+        message.blocks = blocks or message.blocks
+        message.streaming = False
+        message.versions += 1
+        self._streamed(message)
+        return {"ok": True, "channel": message.channel, "ts": message.ts, "message": self._as_event(message)}
+
+    # -- response_url ------------------------------------------------------------------------------------------
+
+    def _response_url(self, channel: str, message_ts: str | None = None) -> str:
+        url = f"http://127.0.0.1:{self.port}/response/{next(self._ids)}"
+        self._response_urls[url] = _ResponseUrl(channel, message_ts)
+        return url
+
+    async def _response(self, request: web.Request) -> web.Response:
+        url = f"http://127.0.0.1:{self.port}/response/{request.match_info['n']}"
+        target = self._response_urls.get(url)
+        if target is None:
+            return web.json_response({"ok": False, "error": "no_service"}, status=404)
+        target.uses += 1
+        if target.uses > RESPONSE_URL_USES:
+            return web.json_response({"ok": False, "error": "used_too_many_times"}, status=404)
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"ok": False, "error": "invalid_payload"}, status=400)
+        if not isinstance(body, dict):
+            return web.json_response({"ok": False, "error": "invalid_payload"}, status=400)
+        blocks = json.loads(body["blocks"]) if isinstance(body.get("blocks"), str) else body.get("blocks") or []
+        record = {
+            **body,
+            "text": str(body.get("text") or ""),
+            "blocks": blocks,
+            "response_type": body.get("response_type") or "ephemeral",
+            "replace_original": bool(body.get("replace_original")),
+            "delete_original": bool(body.get("delete_original")),
+        }
+        original = self.messages.get(target.message_ts or "")
+        if record["delete_original"]:
+            if original is not None:
+                del self.messages[original.ts]
+            record["ts"] = target.message_ts
+            self._wake()
+        else:
+            error = self._check_content(record["text"], blocks)
+            if error:
+                return web.json_response({"ok": False, "error": error}, status=400)
+            if record["replace_original"] and original is not None:
+                original.text, original.blocks = record["text"], blocks
+                original.versions += 1
+                record["ts"] = original.ts
+            else:
+                record["ts"] = self._ts()
+            self._written(record["ts"], record["text"], blocks)
+        self.responses.setdefault(url, []).append(record)
+        return web.json_response({"ok": True})
+
+    def responses_to(self, envelope: Envelope) -> list[dict[str, Any]]:
+        """What the app posted to the ``response_url`` of a slash command or click, oldest first."""
+        return self.responses.get(str(envelope.payload.get("response_url")), [])
 
     # -- Socket Mode -------------------------------------------------------------------------------------------
 
@@ -231,6 +500,10 @@ class FakeSlack:
     async def deliver(self, kind: str, payload: dict[str, Any]) -> Envelope:
         """Send an envelope over the live socket; redeliver it until acknowledged (as Slack retries)."""
         await self.wait_connected()
+        return self._enqueue(kind, payload)
+
+    def _enqueue(self, kind: str, payload: dict[str, Any]) -> Envelope:
+        """Deliver an envelope once the app is connected (Slack keeps events for an app that is not)."""
         envelope = Envelope(f"env-{next(self._ids)}", kind, payload)
         self.envelopes[envelope.envelope_id] = envelope
         task = asyncio.create_task(self._send_until_acked(envelope))
@@ -239,6 +512,7 @@ class FakeSlack:
         return envelope
 
     async def _send_until_acked(self, envelope: Envelope) -> None:
+        await self._connected.wait()
         for attempt in range(self.max_retries + 1):
             envelope.deliveries += 1
             body = {
@@ -259,13 +533,73 @@ class FakeSlack:
     async def wait_acked(self, envelope: Envelope, timeout: float = 10) -> None:
         await asyncio.wait_for(envelope.acked.wait(), timeout)
 
+    # -- what users do -----------------------------------------------------------------------------------------
+
+    def _event_callback(self, event: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "event_callback", "team_id": self.team_id, "event": event, "event_id": f"Ev{event['event_ts']}"}
+
     async def mention(self, channel: str, user: str, text: str, *, thread_ts: str | None = None) -> Envelope:
-        ts = f"{1700000000 + next(self._ids)}.000200"
+        ts = self._ts("000200")
         event = {"type": "app_mention", "user": user, "text": text, "channel": channel, "ts": ts, "team": self.team_id}
+        event["event_ts"] = ts
         if thread_ts:
             event["thread_ts"] = thread_ts
-        payload = {"type": "event_callback", "team_id": self.team_id, "event": event, "event_id": f"Ev{ts}"}
-        return await self.deliver("events_api", payload)
+        self._said[ts] = {**event, "type": "message"}
+        return await self.deliver("events_api", self._event_callback(event))
+
+    async def message(
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        *,
+        thread_ts: str | None = None,
+        channel_type: str = "channel",
+        bot_id: str | None = None,
+    ) -> Envelope:
+        """A ``message`` event, as Slack sends it to apps with channels:history (``channel_type`` "channel") or
+        im:history ("im"); ``envelope.payload["event"]["ts"]`` is the message's ts."""
+        ts = self._ts("000200")
+        event = {
+            "type": "message",
+            "channel": channel,
+            "user": user,
+            "text": text,
+            "ts": ts,
+            "event_ts": ts,
+            "team": self.team_id,
+            "channel_type": channel_type,
+        }
+        if thread_ts:
+            event["thread_ts"] = thread_ts
+        if bot_id:
+            event["bot_id"] = bot_id
+        self._said[ts] = event
+        return await self.deliver("events_api", self._event_callback(event))
+
+    def _as_event(self, message: Posted) -> dict[str, Any]:
+        """The bot's message as Slack shows it in events, payloads and history."""
+        event: dict[str, Any] = {
+            "type": "message",
+            "channel": message.channel,
+            "user": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "text": message.text,
+            "blocks": message.blocks,
+            "ts": message.ts,
+            "team": self.team_id,
+        }
+        if message.thread_ts:
+            event["thread_ts"] = message.thread_ts
+        return event
+
+    def _echo(self, message: Posted) -> None:
+        event = {
+            **self._as_event(message),
+            "event_ts": message.ts,
+            "channel_type": "im" if message.channel.startswith("D") else "channel",
+        }
+        self.echoes.append(self._enqueue("events_api", self._event_callback(event)))
 
     async def slash(self, command: str, text: str, *, user: str, channel: str = "C1") -> Envelope:
         payload = {
@@ -274,7 +608,74 @@ class FakeSlack:
             "user_id": user,
             "channel_id": channel,
             "team_id": self.team_id,
-            "response_url": f"http://127.0.0.1:{self.port}/response/{next(self._ids)}",
+            "response_url": self._response_url(channel),
             "trigger_id": f"trigger-{next(self._ids)}",
         }
         return await self.deliver("slash_commands", payload)
+
+    async def click(self, message_ts: str, action_id: str, *, user: str, value: str | None = None) -> Envelope:
+        """``user`` clicks the button ``action_id`` of the bot's message ``message_ts``: a ``block_actions``
+        payload as Slack sends it, with a fresh ``response_url``. ``value`` defaults to the button's own."""
+        message = self.messages.get(message_ts)
+        assert message is not None, f"no message {message_ts} to click in (the bot posted {list(self.messages)})"
+        found = _button(message.blocks, action_id)
+        assert found is not None, f"message {message_ts} has no button {action_id!r}: {message.blocks}"
+        block_id, button = found
+        action = {
+            "type": "button",
+            "action_id": action_id,
+            "block_id": block_id,
+            "text": button.get("text", {}),
+            "action_ts": self._ts("000300"),
+        }
+        if value is not None or "value" in button:
+            action["value"] = value if value is not None else button["value"]
+        name = str(self.users.get(user, {}).get("name") or user.lower())
+        payload = {
+            "type": "block_actions",
+            "user": {"id": user, "username": name, "name": name, "team_id": self.team_id},
+            "api_app_id": "AFAKE",
+            "container": {
+                "type": "message",
+                "message_ts": message.ts,
+                "channel_id": message.channel,
+                "is_ephemeral": False,
+            },
+            "trigger_id": f"trigger-{next(self._ids)}",
+            "team": {"id": self.team_id, "domain": "fake"},
+            "channel": {"id": message.channel, "name": message.channel.lower()},
+            "message": self._as_event(message),
+            "state": {"values": {}},
+            "response_url": self._response_url(message.channel, message.ts),
+            "actions": [action],
+        }
+        return await self.deliver("interactive", payload)
+
+    async def assistant_thread_started(self, user: str, *, channel: str = "D1") -> Envelope:
+        """``user`` opens a new thread with the app in the assistant container (Agents & AI apps)."""
+        thread_ts, event_ts = self._ts("000200"), self._ts("000300")
+        event = {
+            "type": "assistant_thread_started",
+            "assistant_thread": {"user_id": user, "context": {}, "channel_id": channel, "thread_ts": thread_ts},
+            "event_ts": event_ts,
+        }
+        # Slack roots the thread in a message of its own, which history shows and bolt's context store skips
+        root = {"type": "message", "subtype": "assistant_app_thread", "channel": channel, "user": user, "text": ""}
+        self._said[thread_ts] = {**root, "ts": thread_ts}
+        return await self.deliver("events_api", self._event_callback(event))
+
+
+def _bad_blocks(blocks: list[dict[str, Any]]) -> bool:
+    return len(blocks) > MAX_BLOCKS or any(
+        b.get("type") == "section" and len(b.get("text", {}).get("text", "")) > SECTION_LIMIT for b in blocks
+    )
+
+
+def _button(blocks: list[dict[str, Any]], action_id: str) -> tuple[str, dict[str, Any]] | None:
+    """The (block_id, element) of the button ``action_id`` in an actions block or a section accessory."""
+    for index, block in enumerate(blocks):
+        elements = [*block.get("elements", []), block["accessory"]] if "accessory" in block else block.get("elements")
+        for element in elements or []:
+            if isinstance(element, dict) and element.get("type") == "button" and element.get("action_id") == action_id:
+                return str(block.get("block_id") or f"b{index}"), element
+    return None

@@ -1,100 +1,337 @@
-"""Slack mentions end to end: the real slack-bolt app over the fake Slack, real Milvus Lite and MiniLM retrieval,
-a scripted generator (the shared vLLM engine is for the slow e2e suite)."""
+"""Slack end to end: the real slack-bolt app and slack_sdk over the loopback fake Slack, the shared services, real
+Milvus Lite and MiniLM retrieval, and either the shared vLLM engine (``slow``) or a scripted generator where a test
+needs exact model output."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
+from bot.services import SEARCHING, Services
 from bot.slack.app import build_app
-from bot.slack.ask import SEARCHING, question_text
+from bot.slack.ask import parse_ask, question_text
+from bot.slack.render import FOOTER, VOTE_DOWN, VOTE_UP
+from indexer.build import make_indexer
+from indexer.local import FolderDocs
+from rag.feedback import FeedbackStore
 from rag.pipeline import AnswerPipeline
 from rag.retrieval import Retriever
-from rag.settings import Settings
+from rag.settings import FolderSource, Settings
+from rag.store import MilvusStore
+from tests.bot.failing_store import FailingStore
 from tests.bot.slack.fake_slack import FakeSlack, Posted
-from tests.conftest import index_pages
 from tests.scripted import ScriptedGenerator
 
-DOCS = {"index.md": "# Index\n\n## HNSW\n\nHNSW builds a graph. `M` is the maximum degree of a node.\n"}
+pytestmark = pytest.mark.integration
+
+DOCS = {
+    "hnsw.md": "# HNSW\n\nHNSW builds a graph. `M` is the maximum degree of a node; `efConstruction` sets build "
+    "quality.\n",
+    "ivf.md": "# IVF_FLAT\n\nIVF_FLAT splits vectors into `nlist` clusters and searches `nprobe` of them.\n",
+}
+ADMIN, MEMBER = "UADMIN", "UMEMBER"
 
 
 def test_the_question_is_the_mention_text_without_the_mention_and_escapes() -> None:
     assert question_text("<@UBOT> is a &lt; b &amp;&amp; c?") == "is a < b && c?"
 
 
-@asynccontextmanager
-async def running(slack: FakeSlack, settings: Settings, pipeline: AnswerPipeline) -> AsyncIterator[None]:
-    app = build_app(settings, pipeline)
-    handler = AsyncSocketModeHandler(app, slack.app_token, web_client=app.client)
-    await handler.connect_async()
-    try:
-        yield
-    finally:
-        await handler.close_async()
+def test_ask_takes_private_as_its_first_word() -> None:
+    assert parse_ask("private how do I index?") == ("how do I index?", True)
+    assert parse_ask("Private") == ("", True)
+    assert parse_ask("is private data encrypted?") == ("is private data encrypted?", False)
 
 
-async def _final(slack: FakeSlack, thread: str) -> Posted:
-    async def done() -> Posted:
-        while True:
-            for message in slack.messages.values():
-                if message.thread_ts == thread and message.blocks:
-                    return message
-            await slack.changed()
+class Harness:
+    def __init__(self, slack: FakeSlack, services: Services, store: FailingStore) -> None:
+        self.slack, self.services, self.store = slack, services, store
 
-    return await asyncio.wait_for(done(), 30)
+    async def until(self, found: Callable[[], Any], timeout: float = 60) -> Any:
+        """Wait until ``found()`` returns something truthy, waking on every message the bot writes."""
 
+        async def poll() -> Any:
+            while True:
+                change = asyncio.ensure_future(self.slack.changed())
+                value = found()
+                if value:
+                    change.cancel()
+                    return value
+                await asyncio.wait({change}, timeout=0.5)
 
-@pytest.mark.integration
-async def test_a_mention_gets_a_threaded_answer_with_sources_and_no_pings(
-    tmp_path: Path, embedder, store, make_settings: Callable[..., Settings]
-) -> None:
-    await index_pages(tmp_path / "docs", DOCS, embedder, store, base_url="https://docs.example/")
-    generator = ScriptedGenerator(["<!channel> HNSW ", "<!channel> HNSW is a graph index <@U999> [1]."])
-    async with FakeSlack() as slack:
-        settings = make_settings(slack={"bot_token": slack.bot_token, "api_base": slack.api_base})
-        pipeline = AnswerPipeline(Retriever(embedder, store, settings.retrieval), generator, settings.retrieval)
-        async with running(slack, settings, pipeline):
-            envelope = await slack.mention("C1", "U1", "<@UBOT> what is HNSW?")
-            await slack.wait_acked(envelope)
-            answer = await _final(slack, envelope.payload["event"]["ts"])
-    assert answer.versions >= 2, f"posted as {SEARCHING!r} first, then edited"
-    texts = [b["text"]["text"] for b in answer.blocks if b["type"] == "section"]
-    assert "HNSW is a graph index" in texts[0]
-    assert "<https://docs.example/index.md#hnsw|Index › HNSW>" in texts[-1]
-    assert not any(b["type"] == "actions" for b in answer.blocks), "no buttons until their clicks are recorded"
-    assert slack.notifications == [], "nothing the bot posted can notify anyone"
-    assert "what is HNSW?" in generator.prompts[0][-1]["content"]
+        return await asyncio.wait_for(poll(), timeout)
+
+    def answer_in(self, thread: str, after: int = 0) -> Posted | None:
+        """The finished answer (it has the footer) in ``thread``, the n-th one if ``after``."""
+        done = [m for m in self.slack.messages.values() if m.thread_ts == thread and _has_footer(m)]
+        return done[after] if len(done) > after else None
+
+    async def final(self, thread: str, after: int = 0, timeout: float = 90) -> Posted:
+        result: Posted = await self.until(lambda: self.answer_in(thread, after), timeout)
+        return result
 
 
-@pytest.mark.integration
-async def test_a_store_outage_ends_as_a_worded_message_and_the_next_mention_is_answered(
-    embedder, make_settings: Callable[..., Settings]
-) -> None:
-    from rag.settings import MilvusSettings
-    from rag.store import MilvusStore
+def _has_footer(message: Posted) -> bool:
+    return any(b.get("type") == "context" and FOOTER in str(b) for b in message.blocks)
 
-    broken = MilvusStore("http://127.0.0.1:9", MilvusSettings(timeout_s=2))
-    async with FakeSlack() as slack:
-        settings = make_settings(slack={"bot_token": slack.bot_token, "api_base": slack.api_base})
-        pipeline = AnswerPipeline(
-            Retriever(embedder, broken, settings.retrieval), ScriptedGenerator(), settings.retrieval
+
+def texts(message: Posted) -> str:
+    return "\n".join(b["text"]["text"] for b in message.blocks if b.get("type") == "section")
+
+
+@pytest.fixture
+async def slack_harness(
+    tmp_path: Path, embedder: Any, make_settings: Callable[..., Settings]
+) -> AsyncIterator[Callable[..., Awaitable[Harness]]]:
+    opened: list[tuple[FakeSlack, AsyncSocketModeHandler, Services, MilvusStore, FeedbackStore]] = []
+
+    async def build(generator: Any, *, fake: dict[str, Any] | None = None, **overrides: Any) -> Harness:
+        docs = tmp_path / "docs"
+        docs.mkdir(exist_ok=True)
+        for name, text in DOCS.items():
+            (docs / name).write_text(text)
+        slack = FakeSlack(**(fake or {}))
+        await slack.__aenter__()
+        slack.add_user(ADMIN, "ada", admin=True)
+        slack.add_user(MEMBER, "max")
+        settings = make_settings(
+            slack={
+                "bot_token": slack.bot_token,
+                "app_token": slack.app_token,
+                "api_base": slack.api_base,
+                **overrides.pop("slack", {}),
+            },
+            bot={"user_cooldown_s": 0, "edit_interval_s": 0.2, "reindex_cooldown_s": 0, **overrides.pop("bot", {})},
+            **overrides,
         )
-        async with running(slack, settings, pipeline):
-            for question in ("what is HNSW?", "and IVF?"):
-                envelope = await slack.mention("C1", "U1", f"<@UBOT> {question}")
-                thread = envelope.payload["event"]["ts"]
+        inner = MilvusStore(settings.milvus_uri, settings.milvus)
+        store = FailingStore(inner)
+        source = FolderSource(id="docs", path=docs, base_url="https://docs.example/")
+        indexer = make_indexer(settings, embedder, store)
+        await indexer.run([FolderDocs(source)])
+        pipeline = AnswerPipeline(Retriever(embedder, store, settings.retrieval), generator, settings.retrieval)
+        feedback = FeedbackStore(settings.data_dir / "feedback.sqlite3")
+        services = Services(settings, pipeline, indexer, lambda _id: [FolderDocs(source)], feedback)
+        app = build_app(services)
+        handler = AsyncSocketModeHandler(app, slack.app_token, web_client=app.client)
+        await handler.connect_async()
+        await slack.wait_connected()
+        opened.append((slack, handler, services, inner, feedback))
+        return Harness(slack, services, store)
 
-                async def worded(thread: str = thread) -> str:
-                    while True:
-                        for message in slack.messages.values():
-                            if message.thread_ts == thread and "error id" in message.text:
-                                return message.text
-                        await slack.changed()
+    yield build
+    for slack, handler, services, inner, feedback in reversed(opened):
+        for envelope in list(slack.envelopes.values()):  # a late ack into a closed socket logs into later tests
+            await slack.wait_acked(envelope)
+        await handler.close_async()
+        await services.close()
+        await slack.__aexit__(None, None, None)
+        await inner.close()
+        feedback.close()
 
-                text = await asyncio.wait_for(worded(), 30)
-                assert text != SEARCHING and "`" in text
+
+@pytest.mark.slow
+async def test_a_mention_gets_a_threaded_answer_with_sources_buttons_and_no_pings(slack_harness, generator) -> None:
+    h = await slack_harness(generator)
+    envelope = await h.slack.mention("C1", MEMBER, "<@UBOT> what does M mean in HNSW?")
+    await h.slack.wait_acked(envelope)
+    thread = envelope.payload["event"]["ts"]
+    answer = await h.final(thread)
+    assert answer.versions >= 2, f"posted as {SEARCHING!r} at once, then edited into the answer"
+    assert "<https://docs.example/hnsw.md#hnsw|HNSW>" in texts(answer)
+    buttons = [e["action_id"] for b in answer.blocks if b["type"] == "actions" for e in b["elements"]]
+    assert buttons == [VOTE_UP, VOTE_DOWN]
+    assert h.slack.notifications == []
+
+
+async def test_model_output_cannot_ping_and_a_6000_char_code_answer_fits(slack_harness) -> None:
+    code = "\n".join(f"print({i})  # {'x' * 30}" for i in range(150))
+    pings = "<!channel> <!here> <@U999> <!subteam^S1|devs>"
+    model = ScriptedGenerator(f"{pings} Try this [1]:\n\n```python\n{code}\n```\n")
+    h = await slack_harness(model)
+    envelope = await h.slack.mention("C1", MEMBER, "<@UBOT> <!everyone> what does M mean in HNSW?")
+    answer = await h.final(envelope.payload["event"]["ts"])
+    body = texts(answer)
+    assert len(body) > 6000 and all(f"print({i})" in body for i in range(150))
+    sections = [b["text"]["text"] for b in answer.blocks if b["type"] == "section"]
+    assert all(s.count("```") % 2 == 0 for s in sections), "every section closes the code blocks it opens"
+    assert h.slack.notifications == [], "nothing the bot posted can notify anyone"
+
+
+async def test_a_thread_follow_up_uses_the_earlier_turn_only_in_the_bots_threads(slack_harness) -> None:
+    model = ScriptedGenerator("IVF_FLAT splits vectors into clusters [1].")
+    h = await slack_harness(model)
+    envelope = await h.slack.mention("C1", MEMBER, "<@UBOT> How does IVF_FLAT work?")
+    thread = envelope.payload["event"]["ts"]
+    first = await h.final(thread)
+    await h.slack.message("C1", MEMBER, "which parameters control it?", thread_ts=thread)
+    await h.final(thread, after=1)
+    assert len(model.prompts) == 2
+    assert {"role": "user", "content": "How does IVF_FLAT work?"} in model.prompts[1], "the first question"
+    assert any(m["role"] == "assistant" and "IVF_FLAT" in m["content"] for m in model.prompts[1])
+    assert "IVF_FLAT splits" in texts(first)
+
+    # People talking in their own thread are left alone, and so is a top-level message.
+    other = await h.slack.message("C1", MEMBER, "lunch?")
+    reply = await h.slack.message("C1", MEMBER, "what is nprobe?", thread_ts=other.payload["event"]["ts"])
+    await h.slack.wait_acked(reply)
+    marker = await h.slack.mention("C1", MEMBER, "<@UBOT> what is nlist?")
+    await h.final(marker.payload["event"]["ts"])
+    assert len(model.prompts) == 3, "only the mention was answered"
+
+
+async def test_a_duplicate_envelope_is_answered_once(slack_harness) -> None:
+    model = ScriptedGenerator()
+    h = await slack_harness(model)
+    envelope = await h.slack.mention("C1", MEMBER, "<@UBOT> what is HNSW?")
+    thread = envelope.payload["event"]["ts"]
+    await h.final(thread)
+    again = await h.slack.deliver("events_api", envelope.payload)  # Slack's retry after a lost ack
+    await h.slack.wait_acked(again)
+    marker = await h.slack.mention("C1", MEMBER, "<@UBOT> what is IVF_FLAT?")
+    await h.final(marker.payload["event"]["ts"])
+    assert len(model.prompts) == 2
+    assert len([m for m in h.slack.messages.values() if m.thread_ts == thread]) == 1
+
+
+@pytest.mark.slow
+async def test_ask_in_a_thread_under_the_askers_line_and_private_to_the_asker(slack_harness, generator) -> None:
+    h = await slack_harness(generator)
+    envelope = await h.slack.slash("/ask", "what is HNSW?", user=MEMBER)
+    await h.slack.wait_acked(envelope)
+    asked = await h.until(lambda: next((m for m in h.slack.messages.values() if "asked" in m.text), None))
+    assert "what is HNSW?" in asked.text and "<@" not in asked.text, "the asker is named, not pinged"
+    answer = await h.final(asked.ts)
+    assert "docs.example" in texts(answer)
+
+    private = await h.slack.slash("/ask", "private what is IVF_FLAT?", user=MEMBER)
+    await h.slack.wait_acked(private)
+    assert private.response and SEARCHING in private.response.get("text", ""), "acknowledged at once, privately"
+    responses = await h.until(lambda: [r for r in h.slack.responses_to(private) if r.get("blocks")])
+    assert responses[-1]["replace_original"] and responses[-1].get("response_type", "ephemeral") == "ephemeral"
+    assert "docs.example/ivf.md" in str(responses[-1]["blocks"])
+    assert not any("IVF_FLAT?" in m.text for m in h.slack.messages.values()), "nothing private went to the channel"
+
+
+async def test_ask_in_a_channel_the_bot_is_not_in_answers_the_asker_privately(slack_harness) -> None:
+    h = await slack_harness(ScriptedGenerator())
+    envelope = await h.slack.slash("/ask", "what is HNSW?", user=MEMBER, channel="C2")
+    responses = await h.until(lambda: [r for r in h.slack.responses_to(envelope) if r.get("blocks")])
+    assert "/invite" in str(responses[-1]["blocks"]) and "docs.example/hnsw.md" in str(responses[-1]["blocks"])
+
+
+async def test_reindex_is_refused_to_a_member_and_run_for_an_admin(slack_harness) -> None:
+    h = await slack_harness(ScriptedGenerator())
+    refused = await h.slack.slash("/reindex", "", user=MEMBER)
+    await h.slack.wait_acked(refused)
+    said = await h.until(lambda: h.slack.responses_to(refused))
+    assert "admins" in said[-1]["text"] and h.services.last_index_report is None
+    ran = await h.slack.slash("/reindex", "", user=ADMIN)
+    await h.slack.wait_acked(ran)
+    summary = await h.until(lambda: next((m for m in h.slack.messages.values() if "Reindex done" in m.text), None))
+    assert "unchanged" in summary.text and h.services.last_index_report is not None
+    assert summary.versions >= 2, "posted as progress first, then the summary"
+
+
+async def test_feedback_buttons_are_recorded_for_the_workspace(slack_harness) -> None:
+    h = await slack_harness(ScriptedGenerator())
+    envelope = await h.slack.mention("C1", MEMBER, "<@UBOT> what is HNSW?")
+    answer = await h.final(envelope.payload["event"]["ts"])
+    click = await h.slack.click(answer.ts, VOTE_DOWN, user=ADMIN)
+    await h.slack.wait_acked(click)
+    thanks = await h.until(lambda: h.slack.responses_to(click))
+    assert "Thanks" in thanks[-1]["text"]
+    report = await h.services.feedback.report(guild_id=h.slack.team_id, platform="slack")
+    assert report.answers == 1 and report.not_helpful == 1
+    assert (await h.services.feedback.report(guild_id=h.slack.team_id)).answers == 0, "not a Discord server's"
+
+
+@pytest.mark.slow
+async def test_twenty_concurrent_mentions_are_all_answered(slack_harness, generator) -> None:
+    h = await slack_harness(generator, bot={"max_concurrent_answers": 4})
+    envelopes = [await h.slack.mention("C1", f"U{i:03d}", f"<@UBOT> question {i} about HNSW?") for i in range(20)]
+    for envelope in envelopes:
+        await h.final(envelope.payload["event"]["ts"])
+    assert h.services.admission.peak_waiting > 0, "with 4 slots and 20 questions some had to queue"
+    assert h.slack.notifications == []
+
+
+async def test_a_store_outage_is_worded_and_the_next_mention_is_answered(slack_harness) -> None:
+    h = await slack_harness(ScriptedGenerator())
+    h.store.fail_next = 1
+    envelope = await h.slack.mention("C1", MEMBER, "<@UBOT> what is HNSW?")
+    thread = envelope.payload["event"]["ts"]
+    worded = await h.until(
+        lambda: next((m for m in h.slack.messages.values() if m.thread_ts == thread and "error id" in m.text), None)
+    )
+    assert "unavailable" in worded.text and "Traceback" not in worded.text
+    again = await h.slack.mention("C1", MEMBER, "<@UBOT> what is HNSW?")
+    await h.final(again.payload["event"]["ts"])
+
+
+async def test_the_assistant_panel_suggests_prompts_and_answers_under_a_status(slack_harness) -> None:
+    h = await slack_harness(ScriptedGenerator())
+    started = await h.slack.assistant_thread_started(MEMBER, channel="D1")
+    await h.slack.wait_acked(started)
+    suggested = await h.until(lambda: h.slack.suggested)
+    assert suggested[-1]["prompts"][0]["message"] == "How do I get started?"
+    thread = started.payload["event"]["assistant_thread"]["thread_ts"]
+    await h.slack.message("D1", MEMBER, "what is HNSW?", thread_ts=thread, channel_type="im")
+    answer = await h.final(thread)
+    assert "docs.example/hnsw.md" in texts(answer)
+    assert any(s["status"] == SEARCHING for s in h.slack.statuses)
+
+
+async def test_another_workspace_is_ignored_when_workspaces_are_listed(slack_harness) -> None:
+    model = ScriptedGenerator()
+    h = await slack_harness(model, slack={"allowed_team_ids": ["TOTHER"]})
+    envelope = await h.slack.slash("/ask", "what is HNSW?", user=MEMBER)
+    await h.slack.wait_acked(envelope)
+    assert envelope.response and "not enabled" in envelope.response.get("text", "")
+    mention = await h.slack.mention("C1", MEMBER, "<@UBOT> what is HNSW?")
+    await h.slack.wait_acked(mention)
+    assert model.prompts == [] and not h.slack.messages
+
+
+class PacedGenerator(ScriptedGenerator):
+    """Streams one line per edit interval, as a model writing a long answer would, so partial text is shown."""
+
+    def __init__(self, lines: Sequence[str], pace_s: float) -> None:
+        super().__init__(list(lines))
+        self.pace_s = pace_s
+
+    async def stream(self, messages: Sequence[dict[str, str]], *, request_id: str | None = None) -> AsyncIterator[str]:
+        self.prompts.append([dict(m) for m in messages])
+        text = ""
+        for piece in self.pieces:
+            await asyncio.sleep(self.pace_s)  # the model's pace, not a wait for the system under test
+            text += piece
+            yield text
+
+
+async def test_answers_stream_through_slacks_streaming_api_where_the_workspace_has_it(slack_harness) -> None:
+    lines = ["HNSW builds a graph [1].\n", "`M` is the maximum degree <!channel>.\n", "Raise `efConstruction` [1].\n"]
+    h = await slack_harness(PacedGenerator(lines, 0.25), fake={"streaming": True})
+    envelope = await h.slack.mention("C1", MEMBER, "<@UBOT> what does M mean in HNSW?")
+    answer = await h.final(envelope.payload["event"]["ts"])
+    methods = [method for method, _ in h.slack.calls if method.startswith("chat.")]
+    assert methods[0] == "chat.startStream", "the reply is a stream from the start"
+    assert "chat.appendStream" in methods and "chat.postMessage" not in methods
+    assert methods.index("chat.stopStream") < len(methods) - 1 and methods[-1] == "chat.update"
+    start = next(args for method, args in h.slack.calls if method == "chat.startStream")
+    assert start["recipient_user_id"] == MEMBER and start["recipient_team_id"] == h.slack.team_id
+    assert "maximum degree" in texts(answer) and any(b["type"] == "actions" for b in answer.blocks)
+    assert h.slack.notifications == [], "streamed text is escaped too"
+
+
+async def test_a_workspace_without_streaming_falls_back_to_edits_and_is_asked_once(slack_harness) -> None:
+    h = await slack_harness(ScriptedGenerator())
+    for question in ("what is HNSW?", "what is IVF_FLAT?"):
+        envelope = await h.slack.mention("C1", MEMBER, f"<@UBOT> {question}")
+        answer = await h.final(envelope.payload["event"]["ts"])
+        assert answer.versions >= 2 and "docs.example" in texts(answer)
+    assert [method for method, _ in h.slack.calls].count("chat.startStream") == 1

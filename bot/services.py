@@ -1,0 +1,305 @@
+"""What every front-end in one process shares, wired once in ``__main__`` and handed to Discord and Slack: one
+admission queue (there is one engine), the answer stream with its throttled progress, the feedback store and the
+records being written to it, the indexer with its single-flight guard and periodic run, the engine watchdog, and
+the background tasks they own. The platforms only render and deliver."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.admission import Admission, Refusal
+from indexer.lock import IndexerBusy
+from indexer.runner import Indexer
+from indexer.sources import DocumentSource
+from rag.errors import describe, new_error_id
+from rag.feedback import FeedbackStore
+from rag.metrics import Metrics
+from rag.models import Answer, IndexReport
+from rag.pipeline import AnswerPipeline
+from rag.prompt import Turn
+from rag.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SourceFactory = Callable[[str | None], list[DocumentSource]]
+Say = Callable[[str], Awaitable[None]]
+ENGINE_DIED = 3  # exit code: the engine died and the process should be restarted
+ENGINE_CHECK_S = 2.0
+PROGRESS_EVERY_S = 2.0
+RECORD_WAIT_S = 2.0  # a vote waits this long for its answer's record; platforms want an answer within 3 s
+
+SEARCHING = "🔎 Searching the docs…"
+
+
+def queued(ahead: int) -> str:
+    return f"⏳ Lots of questions right now; you're in the queue ({ahead} ahead)…"
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a question was asked: the platform and its server or workspace (None: a direct message)."""
+
+    platform: str
+    space: int | str | None
+
+    @property
+    def word(self) -> str:
+        return "workspace" if self.platform == "slack" else "server"
+
+
+class Services:
+    """Shared by the front-ends of one process; ``start`` is idempotent so whoever runs first starts it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pipeline: AnswerPipeline,
+        indexer: Indexer,
+        sources: SourceFactory,
+        feedback: FeedbackStore,
+        *,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self.indexer = indexer
+        self.sources = sources
+        self.feedback = feedback
+        self.metrics = metrics or Metrics()
+        bot = settings.bot
+        self.admission = Admission(
+            concurrency=bot.max_concurrent_answers,
+            max_queue=bot.max_queue,
+            cooldown_s=bot.user_cooldown_s,
+            guild_per_minute=bot.guild_questions_per_minute,
+        )
+        self.index_guard = asyncio.Lock()  # one index run in this process: /reindex (any platform) or the periodic run
+        self.last_index_report: IndexReport | None = None
+        self.stop = asyncio.Event()  # set when the process should stop (a signal, or the engine died)
+        self.exit_code = 0
+        self._started = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._finishing: set[asyncio.Task[None]] = set()
+        self._reindexed_at: dict[Place, float] = {}  # when each server's or workspace's last /reindex started
+        self._recording: dict[str, asyncio.Task[None]] = {}  # answer id -> its feedback record being written
+
+    # -- lifecycle and owned tasks --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        if self.settings.indexer.schedule_minutes > 0:
+            self.spawn(self._periodic_index(), name="periodic-index")
+        self.spawn(self._watch_engine(), name="engine-watchdog")
+
+    async def __aenter__(self) -> Services:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def spawn(self, coro: Coroutine[Any, Any, None], *, name: str, finish_on_close: bool = False) -> asyncio.Task[None]:
+        """Start an owned task: kept until done, errors logged; on close it is cancelled, or awaited when
+        ``finish_on_close`` (short work that should not be cut off, like recording an answer)."""
+        task = asyncio.create_task(coro, name=name)
+        (self._finishing if finish_on_close else self._tasks).add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            self._finishing.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                logger.error("task %s failed", t.get_name(), exc_info=t.exception())
+
+        task.add_done_callback(done)
+        return task
+
+    async def close(self) -> None:
+        current = asyncio.current_task()
+        tasks = [task for task in self._tasks if task is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, *[t for t in self._finishing if t is not current], return_exceptions=True)
+
+    async def _watch_engine(self) -> None:
+        """A dead vLLM engine can't be revived in-process: stop with ENGINE_DIED so the supervisor (Docker's
+        restart policy, systemd) starts a fresh process. Until then answers fail fast."""
+        while True:
+            await asyncio.sleep(ENGINE_CHECK_S)
+            if not self.pipeline.healthy():
+                logger.error(
+                    "the language model engine died; exiting (code %d) for the supervisor to restart", ENGINE_DIED
+                )
+                self.exit_code = ENGINE_DIED
+                self.stop.set()
+                return
+
+    def health(self, platforms: dict[str, bool]) -> dict[str, Any]:
+        """What /healthz reports: ok only when every running platform is connected and the engine is alive."""
+        engine = self.pipeline.healthy()
+        last = self.metrics.last_index
+        return {
+            "status": "ok" if engine and all(platforms.values()) else "unhealthy",
+            **{f"{name}_ready": up for name, up in platforms.items()},
+            "engine_alive": engine,
+            "indexing": self.indexing(),
+            "last_index_run": None if last is None else dataclasses.asdict(last),
+            "queue": self.admission.waiting,
+        }
+
+    # -- indexing --------------------------------------------------------------------------------------------------
+
+    def indexing(self) -> bool:
+        return self.index_guard.locked() or self.indexer.lock.locked()
+
+    async def _periodic_index(self) -> None:
+        interval = self.settings.indexer.schedule_minutes * 60
+        while True:
+            await self.index_once()
+            await asyncio.sleep(interval)
+
+    async def index_once(self) -> IndexReport | None:
+        """One scheduled run; skipped (one log line) while a /reindex runs here or another process indexes."""
+        if self.index_guard.locked():
+            logger.info("periodic index run skipped: a /reindex is running")
+            return None
+        async with self.index_guard:
+            try:
+                self.last_index_report = await self.indexer.run(self.sources(None), wait=False)
+            except IndexerBusy:
+                logger.info("periodic index run skipped: another process is indexing")
+                return None
+            except Exception:
+                logger.exception(
+                    "periodic index run failed; next try in %d minutes", self.settings.indexer.schedule_minutes
+                )
+                return None
+        return self.last_index_report
+
+    def reindex_refusal(self, place: Place, source_id: str | None) -> str | None:
+        """Why /reindex can't start now (already running, this space's cooldown, an unknown source), or None."""
+        if self.index_guard.locked():
+            progress = self.indexer.progress
+            seen = progress.pages_seen if progress else 0
+            return f"A reindex is already running ({seen} pages read so far)."
+        last = self._reindexed_at.get(place)
+        wait = 0.0 if last is None else self.settings.bot.reindex_cooldown_s - (time.monotonic() - last)
+        if wait > 0:
+            return f"⏳ This {place.word} reindexed recently; try again in {wait:.0f}s."
+        if not self.sources(source_id):
+            return f"No configured source has id `{source_id}`."
+        return None
+
+    async def reindex(self, place: Place, source_id: str | None, *, on_start: Say, progress: Say) -> str:
+        """Run /reindex and return the final word. Call right after ``reindex_refusal`` said None, with no await in
+        between: an unlocked lock is taken without suspending, so two admins at once cannot both start a run.
+        ``on_start`` gets the first line, ``progress`` a line every ``PROGRESS_EVERY_S``."""
+        async with self.index_guard:
+            self._reindexed_at[place] = time.monotonic()
+            await on_start("⏳ Reindexing…")
+            pump = asyncio.create_task(self._pump_progress(progress), name="reindex-progress")
+            try:
+                report = await self.indexer.run(self.sources(source_id), wait=False)
+            except IndexerBusy as exc:
+                logger.info("reindex refused: %s", exc)
+                return describe(exc, new_error_id())
+            except Exception as exc:
+                error_id = new_error_id()
+                logger.warning("reindex failed (error id %s)", error_id, exc_info=True)
+                return describe(exc, error_id)
+            finally:
+                pump.cancel()
+                await asyncio.gather(pump, return_exceptions=True)
+            self.last_index_report = report
+            return f"✅ Reindex done: {report.summary()}"
+
+    async def _pump_progress(self, progress: Say) -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_EVERY_S)
+            report = self.indexer.progress
+            if report is not None:
+                await progress(f"⏳ Reindexing… {report.pages_seen} pages read, {report.chunks_written} chunks written")
+
+    # -- answering -------------------------------------------------------------------------------------------------
+
+    def admit(self, user: Hashable, place: Place) -> Refusal | None:
+        """Admission for a question: a user is keyed within its platform, so ids of two platforms never meet."""
+        return self.admission.refusal(
+            (place.platform, user), (place.platform, place.space) if place.space else None, space=place.word
+        )
+
+    async def generate(
+        self,
+        question: str,
+        *,
+        history: tuple[Turn, ...],
+        request_id: str,
+        notice: Say,
+        partial: Say,
+    ) -> Answer:
+        """Wait for an answering slot (telling the asker their place in the queue), then stream the answer:
+        ``partial`` gets the cleaned text so far at most every ``bot.edit_interval_s``. Failures propagate."""
+        started = time.monotonic()
+        interval = self.settings.bot.edit_interval_s
+        if self.admission.must_wait:
+            await notice(queued(self.admission.waiting + 1))
+        answer: Answer | None = None
+        async with self.admission.slot():
+            if time.monotonic() - started > 1:
+                await notice(SEARCHING)
+            last_edit = time.monotonic()
+            async for update in self.pipeline.stream(question, history=history, request_id=request_id):
+                if update.answer is not None:
+                    answer = update.answer
+                elif time.monotonic() - last_edit >= interval and update.raw:
+                    last_edit = time.monotonic()
+                    await partial(update.text)
+        if answer is None:
+            raise RuntimeError("the pipeline ended without an answer")
+        return answer if answer.request_id else dataclasses.replace(answer, request_id=request_id)
+
+    def record_later(
+        self, answer: Answer, posted: asyncio.Future[bool], user: int | str, place: Place, *, private: bool
+    ) -> None:
+        """Record the answer off the reply path once ``posted`` says it reached the user: a slow or broken database
+        delays and costs nobody an answer. The pending record is known before the buttons go live, so a vote cast
+        at once waits for it (see ``vote``)."""
+        task = self.spawn(
+            self._record(posted, answer, user, place, private), name="record-answer", finish_on_close=True
+        )
+        self._recording[answer.request_id] = task
+        task.add_done_callback(lambda _: self._recording.pop(answer.request_id, None))
+
+    async def _record(
+        self, posted: asyncio.Future[bool], answer: Answer, user: int | str, place: Place, private: bool
+    ) -> None:
+        if not await posted:
+            return
+        try:
+            await self.feedback.record_answer(
+                answer, user, guild_id=place.space, private=private, platform=place.platform
+            )
+        except Exception:
+            logger.warning("request %s was answered but not recorded for feedback", answer.request_id, exc_info=True)
+
+    async def recorded(self, answer_id: str) -> None:
+        """Let an answer's record land before it is voted on: the buttons are live before the record is written."""
+        pending = self._recording.get(answer_id)
+        if pending is not None:
+            await asyncio.wait({pending}, timeout=RECORD_WAIT_S)
+
+    async def vote(self, answer_id: str, user: int | str, helpful: bool, place: Place) -> bool:
+        """Record one person's vote on an answer; False if the answer is unknown (too old, or never recorded)."""
+        await self.recorded(answer_id)
+        recorded = await self.feedback.vote(answer_id, user, helpful, guild_id=place.space, platform=place.platform)
+        if recorded:
+            self.metrics.vote(helpful)
+        logger.info("feedback %s on %s (%s)", "up" if helpful else "down", answer_id, place.platform)
+        return recorded

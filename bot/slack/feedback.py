@@ -1,0 +1,34 @@
+"""👍/👎 on Slack answers: the button carries the answer id, so votes keep working after a restart; they go to the
+shared feedback store with ``platform = "slack"`` and the workspace id."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
+
+from bot.services import Place, Services
+from bot.slack.render import VOTE_UP
+
+logger = logging.getLogger(__name__)
+
+
+class SlackVotes:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def on_vote(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        action = (body.get("actions") or [{}])[0]
+        team = str((body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id") or "")
+        user = str((body.get("user") or {}).get("id") or "")
+        recorded = await self.services.vote(
+            str(action.get("value") or ""), user, action.get("action_id") == VOTE_UP, Place("slack", team)
+        )
+        text = "Thanks for the feedback!" if recorded else "That answer is too old to rate."
+        try:
+            await respond(text=text, response_type="ephemeral", replace_original=False)
+        except Exception as exc:
+            logger.warning("slack vote acknowledgement failed: %s", exc)
