@@ -1,8 +1,8 @@
 """Latency a chat user sees, on Discord or on Slack: question arrival -> first sign of life, and -> final answer.
 
-The production front-end runs against its loopback fake (tests/bot/fake_discord.py, tests/bot/slack/fake_slack.py)
-with real Milvus Lite, MiniLM and the vLLM CPU engine (tiny model, so generation time is the engine's floor, not a
-real model's).
+The production front-end runs against its loopback fake (tests/bot/discord/fake_discord.py,
+tests/bot/slack/fake_slack.py) with real Milvus Lite, MiniLM and the vLLM CPU engine (tiny model, so generation
+time is the engine's floor, not a real model's).
 
     python -m bench.bot_latency [--platform discord|slack] [--questions 40] [--concurrency 4]
 
@@ -130,8 +130,8 @@ def results(
 
 
 async def run_discord(args: argparse.Namespace) -> dict[str, Any]:
-    from bot.client import DocentBot
-    from tests.bot.fake_discord import FakeDiscord
+    from bot.discord.client import DocentBot
+    from tests.bot.discord.fake_discord import FakeDiscord
 
     users = [700000000000000000 + i for i in range(args.questions)]
     deferral: list[float] = []

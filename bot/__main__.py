@@ -26,7 +26,7 @@ import aiohttp
 import discord
 
 from bot.cli import ask
-from bot.client import DocentBot, point_at, sync_now
+from bot.discord.client import DocentBot, point_at, sync_now
 from bot.ops import OpsServer
 from bot.services import Services
 from indexer.build import http_session, make_indexer, make_source

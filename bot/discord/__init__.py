@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, cast
 import discord
 
 if TYPE_CHECKING:
-    from bot.client import DocentBot
+    from bot.discord.client import DocentBot
 
 
 def docent(interaction: discord.Interaction) -> DocentBot:

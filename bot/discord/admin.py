@@ -11,13 +11,13 @@ import discord
 from discord import app_commands
 
 from bot.discord import docent
-from bot.replies import NO_PINGS
+from bot.discord.replies import NO_PINGS
 from bot.services import Place
 from bot.text import sendable
 from rag.settings import Settings
 
 if TYPE_CHECKING:
-    from bot.client import DocentBot
+    from bot.discord.client import DocentBot
 
 logger = logging.getLogger(__name__)
 TOKEN_LIFETIME_S = 14 * 60.0  # Discord's interaction tokens last 15 minutes; stop using one a little before

@@ -15,7 +15,7 @@ from discord import app_commands
 from bot.discord import docent
 from bot.discord.feedback import feedback_view
 from bot.discord.render import MESSAGE_LIMIT, format_answer, split_message
-from bot.replies import NO_PINGS, InteractionReplier, MessageReplier, Replier, edit_quietly, finish
+from bot.discord.replies import NO_PINGS, InteractionReplier, MessageReplier, Replier, edit_quietly, finish
 from bot.services import SEARCHING, Place
 from bot.text import sendable
 from rag import logs
@@ -25,7 +25,7 @@ from rag.prompt import Turn
 from rag.settings import Settings
 
 if TYPE_CHECKING:
-    from bot.client import DocentBot
+    from bot.discord.client import DocentBot
 
 logger = logging.getLogger(__name__)
 ONLY_IN_SERVERS = "I only answer in servers. Mention me in a channel or use /ask there."

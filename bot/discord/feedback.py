@@ -17,7 +17,7 @@ from discord import app_commands
 from bot.discord import docent
 from bot.discord.admin import refused_unless_admin
 from bot.discord.render import split_message
-from bot.replies import NO_PINGS
+from bot.discord.replies import NO_PINGS
 from bot.services import Place
 from bot.text import sendable
 from rag.settings import Settings

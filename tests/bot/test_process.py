@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bot.fake_discord import FakeDiscord
+from tests.bot.discord.fake_discord import FakeDiscord
 
 pytestmark = pytest.mark.integration  # tests that start the engine are also marked slow, one by one
 ROOT = Path(__file__).resolve().parents[2]

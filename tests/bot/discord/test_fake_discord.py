@@ -12,7 +12,7 @@ import discord
 import pytest
 from discord import app_commands
 
-from tests.bot.fake_discord import FakeDiscord, pending_discordpy_tasks
+from tests.bot.discord.fake_discord import FakeDiscord, pending_discordpy_tasks
 
 ALICE = 600000000000000001
 NO_PINGS = discord.AllowedMentions.none()

@@ -25,7 +25,7 @@ from bot.discord import admin, ask, feedback
 from bot.discord.admin import TOKEN_LIFETIME_S, Reindexer
 from bot.discord.ask import Asker
 from bot.discord.feedback import VoteButton
-from bot.replies import NO_PINGS
+from bot.discord.replies import NO_PINGS
 from bot.services import Services, SourceFactory
 from indexer.runner import Indexer
 from rag.errors import describe, new_error_id

@@ -22,9 +22,9 @@ import discord
 import pytest
 
 from bot import services as shared_services
-from bot.client import DocentBot
 from bot.discord import docent
 from bot.discord import feedback as feedback_feature
+from bot.discord.client import DocentBot
 from bot.ops import OpsServer
 from indexer.build import make_indexer
 from indexer.local import FolderDocs
@@ -36,8 +36,8 @@ from rag.pipeline import AnswerPipeline
 from rag.retrieval import Retriever
 from rag.settings import FolderSource, OpsSettings, Settings
 from rag.store import MilvusStore
+from tests.bot.discord.fake_discord import FakeDiscord, InteractionRecord, MessageRecord, pending_discordpy_tasks
 from tests.bot.failing_store import FailingStore
-from tests.bot.fake_discord import FakeDiscord, InteractionRecord, MessageRecord, pending_discordpy_tasks
 from tests.scripted import ScriptedGenerator
 
 pytestmark = [pytest.mark.integration]

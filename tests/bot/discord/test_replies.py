@@ -10,8 +10,8 @@ import discord
 import pytest
 from discord import app_commands
 
-from bot.replies import InteractionReplier, MessageReplier, edit_quietly, finish
-from tests.bot.fake_discord import FakeDiscord
+from bot.discord.replies import InteractionReplier, MessageReplier, edit_quietly, finish
+from tests.bot.discord.fake_discord import FakeDiscord
 
 ALICE = 600000000000000001
 
@@ -38,7 +38,7 @@ class Recorder:
 async def test_a_progress_edit_that_raises_anything_is_logged_and_swallowed(caplog: pytest.LogCaptureFixture) -> None:
     """A compatible server's odd reply made discord.py raise TypeError; that must not abort the answer."""
     replier = Recorder(edit_error=TypeError("'NoneType' object is not subscriptable"))
-    with caplog.at_level(logging.WARNING, logger="bot.replies"):
+    with caplog.at_level(logging.WARNING, logger="bot.discord.replies"):
         await edit_quietly(replier, "partial answer ▌")
     assert "progress edit failed" in caplog.text and "TypeError" in caplog.text
     assert replier.sends == [], "progress is not worth a new message"
@@ -47,7 +47,7 @@ async def test_a_progress_edit_that_raises_anything_is_logged_and_swallowed(capl
 async def test_the_final_edit_falls_back_to_a_new_message(caplog: pytest.LogCaptureFixture) -> None:
     replier = Recorder(edit_error=TypeError("bad response body"))
     view = discord.ui.View()
-    with caplog.at_level(logging.WARNING, logger="bot.replies"):
+    with caplog.at_level(logging.WARNING, logger="bot.discord.replies"):
         message_id = await finish(replier, "the answer", view=view)
     assert replier.sends == [("the answer", view)], "the answer and its buttons arrive in a new message"
     assert message_id == 101, "the id returned is that of the message carrying the answer"
