@@ -131,15 +131,15 @@ def results(
 
 async def run_discord(args: argparse.Namespace) -> dict[str, Any]:
     from bot.discord.client import DocentBot
+    from bot.services import Services
     from tests.bot.discord.fake_discord import FakeDiscord
 
     users = [700000000000000000 + i for i in range(args.questions)]
     deferral: list[float] = []
     final: list[float] = []
     async with open_core(args) as core, FakeDiscord() as fake:
-        bot = DocentBot(
-            core.settings, core.pipeline, core.indexer, lambda _id: [], core.feedback, guild_ready_timeout=0.1
-        )
+        services = Services(core.settings, core.pipeline, core.indexer, lambda _id: [], core.feedback)
+        bot = DocentBot(services, own_services=True, guild_ready_timeout=0.1)
         for user in users:
             fake.add_member(user, f"user{user % 1000}")
         async with fake.run_bot(bot):

@@ -188,11 +188,7 @@ async def serve(settings: Settings, token: str, feedback_path: Path, *, with_sla
                     checks: dict[str, Callable[[], bool]] = {}
                     if with_slack:
                         checks["slack"] = await stack.enter_async_context(slack_running(services))
-                    bot = (
-                        DocentBot(settings, core.pipeline, indexer, sources, feedback, services=services)
-                        if token
-                        else None
-                    )
+                    bot = DocentBot(services) if token else None
                     if bot is not None:
                         checks["discord"] = lambda: bot.is_ready() and not bot.is_closed()
                     if settings.ops.metrics_enabled:

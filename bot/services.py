@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.admission import Admission, Refusal
+from bot.tasks import OwnedTasks
 from indexer.lock import IndexerBusy
 from indexer.runner import Indexer
 from indexer.sources import DocumentSource
@@ -84,8 +85,7 @@ class Services:
         self.stop = asyncio.Event()  # set when the process should stop (a signal, or the engine died)
         self.exit_code = 0
         self._started = False
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._finishing: set[asyncio.Task[None]] = set()
+        self._owned = OwnedTasks()
         self._reindexed_at: dict[Place, float] = {}  # when each server's or workspace's last /reindex started
         self._recording: dict[str, asyncio.Task[None]] = {}  # answer id -> its feedback record being written
 
@@ -107,26 +107,11 @@ class Services:
         await self.close()
 
     def spawn(self, coro: Coroutine[Any, Any, None], *, name: str, finish_on_close: bool = False) -> asyncio.Task[None]:
-        """Start an owned task: kept until done, errors logged; on close it is cancelled, or awaited when
-        ``finish_on_close`` (short work that should not be cut off, like recording an answer)."""
-        task = asyncio.create_task(coro, name=name)
-        (self._finishing if finish_on_close else self._tasks).add(task)
-
-        def done(t: asyncio.Task[None]) -> None:
-            self._tasks.discard(t)
-            self._finishing.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                logger.error("task %s failed", t.get_name(), exc_info=t.exception())
-
-        task.add_done_callback(done)
-        return task
+        """An owned task (see ``OwnedTasks``): cancelled on close, or awaited when ``finish_on_close``."""
+        return self._owned.spawn(coro, name=name, finish_on_close=finish_on_close)
 
     async def close(self) -> None:
-        current = asyncio.current_task()
-        tasks = [task for task in self._tasks if task is not current]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, *[t for t in self._finishing if t is not current], return_exceptions=True)
+        await self._owned.close()
 
     async def _watch_engine(self) -> None:
         """A dead vLLM engine can't be revived in-process: stop with ENGINE_DIED so the supervisor (Docker's

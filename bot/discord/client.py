@@ -26,13 +26,10 @@ from bot.discord.admin import TOKEN_LIFETIME_S, Reindexer
 from bot.discord.ask import Asker
 from bot.discord.feedback import VoteButton
 from bot.discord.replies import NO_PINGS
-from bot.services import Services, SourceFactory
-from indexer.runner import Indexer
+from bot.services import Services
+from bot.tasks import OwnedTasks
 from rag.errors import describe, new_error_id
-from rag.feedback import FeedbackStore
-from rag.metrics import Metrics
 from rag.models import IndexReport
-from rag.pipeline import AnswerPipeline
 from rag.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -86,31 +83,27 @@ class DocentTree(app_commands.CommandTree["DocentBot"]):
 
 
 class DocentBot(discord.Client):
-    """The Discord front-end over the shared ``Services``. Given none (tests, benchmarks), it builds and owns its own;
-    given the process's, ``__main__`` owns them and closes them after every front-end."""
+    """The Discord front-end over the shared ``Services``. Normally ``__main__`` owns the services and closes them
+    after every front-end; with ``own_services`` (tests, benchmarks: Discord alone) the bot starts and closes them."""
 
     def __init__(
         self,
-        settings: Settings,
-        pipeline: AnswerPipeline,
-        indexer: Indexer,
-        sources: SourceFactory,
-        feedback: FeedbackStore,
+        services: Services,
         *,
-        metrics: Metrics | None = None,
-        services: Services | None = None,
+        own_services: bool = False,
         sync_retry_delays: Sequence[float] = SYNC_RETRY_DELAYS,
         interaction_token_s: float = TOKEN_LIFETIME_S,
         **options: Any,
     ) -> None:
+        settings = services.settings
         super().__init__(intents=make_intents(settings), allowed_mentions=NO_PINGS, **options)
-        self._owns_services = services is None
-        self.services = services or Services(settings, pipeline, indexer, sources, feedback, metrics=metrics)
+        self._owns_services = own_services
+        self.services = services
         self.settings = settings
-        self.pipeline = pipeline
-        self.indexer = indexer
-        self.sources = sources
-        self.feedback = feedback
+        self.pipeline = services.pipeline
+        self.indexer = services.indexer
+        self.sources = services.sources
+        self.feedback = services.feedback
         self.metrics = self.services.metrics
         self.admission = self.services.admission
         self.conversations = Conversations(max_turns=settings.bot.history_turns)
@@ -121,7 +114,7 @@ class DocentBot(discord.Client):
         self.reindexer = Reindexer(self, token_lifetime_s=interaction_token_s)
         self._sync_retry_delays = tuple(sync_retry_delays) or SYNC_RETRY_DELAYS
         self._closing: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._owned = OwnedTasks()
 
     @property
     def index_guard(self) -> asyncio.Lock:
@@ -178,23 +171,10 @@ class DocentBot(discord.Client):
         """Discord-only work (command sync, notices) is cancelled with the bot; shared work goes to the services."""
         if finish_on_close:
             return self.services.spawn(coro, name=name, finish_on_close=True)
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-
-        def done(t: asyncio.Task[None]) -> None:
-            self._tasks.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                logger.error("task %s failed", t.get_name(), exc_info=t.exception())
-
-        task.add_done_callback(done)
-        return task
+        return self._owned.spawn(coro, name=name)
 
     async def close(self) -> None:
-        current = asyncio.current_task()
-        tasks = [task for task in self._tasks if task is not current]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._owned.close()
         if self._owns_services:
             await self.services.close()
         await super().close()

@@ -26,6 +26,7 @@ from bot.discord import docent
 from bot.discord import feedback as feedback_feature
 from bot.discord.client import DocentBot
 from bot.ops import OpsServer
+from bot.services import Services
 from indexer.build import make_indexer
 from indexer.local import FolderDocs
 from indexer.lock import ProcessLock
@@ -158,16 +159,8 @@ async def harness_factory(
         retriever = Retriever(embedder, store, settings.retrieval)
         pipeline = AnswerPipeline(retriever, generator, settings.retrieval)
         feedback = FeedbackStore(settings.data_dir / "feedback.sqlite3")
-        bot = DocentBot(
-            settings,
-            pipeline,
-            indexer,
-            lambda _id: [FolderDocs(source)],
-            feedback,
-            metrics=metrics,
-            guild_ready_timeout=0.1,
-            **(bot_options or {}),
-        )
+        services = Services(settings, pipeline, indexer, lambda _id: [FolderDocs(source)], feedback, metrics=metrics)
+        bot = DocentBot(services, own_services=True, guild_ready_timeout=0.1, **(bot_options or {}))
         fake = FakeDiscord(guild_id=guild_id)
         await fake.start()
         for user in (ALICE, BOB):
