@@ -335,3 +335,13 @@ async def test_a_workspace_without_streaming_falls_back_to_edits_and_is_asked_on
         answer = await h.final(envelope.payload["event"]["ts"])
         assert answer.versions >= 2 and "docs.example" in texts(answer)
     assert [method for method, _ in h.slack.calls].count("chat.startStream") == 1
+
+
+async def test_a_rate_limited_post_is_retried_after_retry_after(slack_harness) -> None:
+    h = await slack_harness(ScriptedGenerator())
+    h.slack.rate_limit("chat.update", retry_after=1)
+    envelope = await h.slack.mention("C1", MEMBER, "<@UBOT> what is HNSW?")
+    answer = await h.final(envelope.payload["event"]["ts"])
+    assert "docs.example" in texts(answer)
+    updates = [method for method, _ in h.slack.calls if method == "chat.update"]
+    assert len(updates) >= 2, "the 429 was answered and the same update sent again"
