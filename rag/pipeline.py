@@ -80,13 +80,22 @@ class AnswerPipeline:
             hits = hits[:-1]
 
     async def stream(
-        self, question: str, *, history: Sequence[Turn] = (), request_id: str | None = None
+        self,
+        question: str,
+        *,
+        history: Sequence[Turn] = (),
+        request_id: str | None = None,
+        source_ids: Sequence[str] = (),
+        min_score: float | None = None,
     ) -> AsyncIterator[Update]:
+        """Retrieve (from ``source_ids`` only, when given), then refuse below ``min_score`` (default: the
+        configured one; a support channel answering unasked sets a stricter one), else generate with citations."""
         request_id = request_id or uuid.uuid4().hex[:12]
+        threshold = self._settings.min_score if min_score is None else min_score
         started = time.perf_counter()
         question = clean_question(question, self._settings.max_question_chars)
         yield Update("retrieving")
-        retrieval = await self.retriever.retrieve(question, [turn.question for turn in history])
+        retrieval = await self.retriever.retrieve(question, [turn.question for turn in history], source_ids=source_ids)
         hits, timings = list(retrieval.hits), dict(retrieval.timings_ms)
         logger.info(
             "request %s retrieved %d hits from %d pages, confidence %.3f, in %.0f ms",
@@ -96,7 +105,7 @@ class AnswerPipeline:
             retrieval.confidence,
             sum(timings.values()),
         )
-        if not hits or retrieval.confidence < self._settings.min_score:
+        if not hits or retrieval.confidence < threshold:
             closest = number_sources(_distinct_pages(hits)[:3])
             timings["total_ms"] = (time.perf_counter() - started) * 1000
             text = REFUSAL + (" These pages are the closest I found:" if closest else "")

@@ -77,7 +77,11 @@ class Retriever:
         self._settings = settings
         self._reranker = reranker
 
-    async def retrieve(self, question: str, history: Sequence[str] = ()) -> Retrieval:
+    async def retrieve(
+        self, question: str, history: Sequence[str] = (), *, source_ids: Sequence[str] = ()
+    ) -> Retrieval:
+        """The best passages for ``question`` (with earlier questions of the thread); ``source_ids`` limits them to
+        those sources."""
         settings = self._settings
         query = search_text(question, history, settings.history_questions, normalise=settings.normalise_query)
         started = time.perf_counter()
@@ -90,6 +94,7 @@ class Retriever:
             lexical=lexical,
             rrf_k=settings.rrf_k,
             headings=settings.heading_search,
+            source_ids=source_ids,
         )
         searched = time.perf_counter()
         timings = {"embed_ms": (embedded - started) * 1000, "search_ms": (searched - embedded) * 1000}

@@ -88,10 +88,17 @@ class Store(Protocol):
     async def scan(self, fields: Sequence[str], expr: str = "") -> list[dict[str, Any]]: ...
 
     async def search(
-        self, vector: Sequence[float], limit: int, *, lexical: str = "", rrf_k: int = 60, headings: bool = False
+        self,
+        vector: Sequence[float],
+        limit: int,
+        *,
+        lexical: str = "",
+        rrf_k: int = 60,
+        headings: bool = False,
+        source_ids: Sequence[str] = (),
     ) -> list[Hit]:
         """Nearest chunks; with ``lexical`` terms, dense and BM25 results fused by reciprocal rank (and with
-        ``headings``, BM25 over titles and headings alone as a third list)."""
+        ``headings``, BM25 over titles and headings alone as a third list); with ``source_ids``, only theirs."""
         ...
 
     async def flush(self) -> None: ...
@@ -327,10 +334,18 @@ class MilvusStore:
             await self._call("delete", delete)
 
     async def search(
-        self, vector: Sequence[float], limit: int, *, lexical: str = "", rrf_k: int = 60, headings: bool = False
+        self,
+        vector: Sequence[float],
+        limit: int,
+        *,
+        lexical: str = "",
+        rrf_k: int = 60,
+        headings: bool = False,
+        source_ids: Sequence[str] = (),
     ) -> list[Hit]:
         """Nearest chunks; with ``lexical`` terms, dense and BM25 results fused by reciprocal rank, and with
-        ``headings`` a third list: BM25 over titles and heading paths alone.
+        ``headings`` a third list: BM25 over titles and heading paths alone. With ``source_ids``, every list is
+        filtered to those sources (a channel limited to the SDK docs).
 
         ``Hit.similarity`` is always the dense cosine, computed from the returned vectors, so confidence does
         not depend on the fusion (whose scores are ranks) or on BM25 (whose scores Lite returns negated).
@@ -339,16 +354,19 @@ class MilvusStore:
 
         query = list(vector)
         dense_params = {"metric_type": self._settings.metric}
+        expr = f"source_id in [{', '.join(literal(s) for s in source_ids)}]" if source_ids else ""
 
         def run(client: Any) -> list[Hit]:
             self._ensure_loaded(client)
             if lexical.strip():
                 requests = [
-                    AnnSearchRequest([query], "vector", dense_params, limit),
-                    AnnSearchRequest([lexical], "sparse", {"metric_type": "BM25"}, limit),
+                    AnnSearchRequest([query], "vector", dense_params, limit, expr=expr or None),
+                    AnnSearchRequest([lexical], "sparse", {"metric_type": "BM25"}, limit, expr=expr or None),
                 ]
                 if headings:
-                    requests.append(AnnSearchRequest([lexical], "heading_sparse", {"metric_type": "BM25"}, limit))
+                    requests.append(
+                        AnnSearchRequest([lexical], "heading_sparse", {"metric_type": "BM25"}, limit, expr=expr or None)
+                    )
                 results = client.hybrid_search(
                     self._name, requests, RRFRanker(rrf_k), limit=limit, output_fields=_OUTPUT
                 )
@@ -360,6 +378,7 @@ class MilvusStore:
                     limit=limit,
                     output_fields=_OUTPUT,
                     search_params=dense_params,
+                    filter=expr,
                 )
             return [_hit(row, query) for row in results[0]]
 

@@ -140,6 +140,15 @@ async def test_below_threshold_refuses_without_generating(embedder, indexed_stor
 
 
 @pytest.mark.integration
+async def test_a_stricter_threshold_per_call_refuses_what_the_default_answers(embedder, indexed_store) -> None:
+    generator = ScriptedGenerator()
+    docent = pipeline(embedder, indexed_store, generator, min_score=0.0)
+    assert not (await docent.ask("What is HNSW?")).refused
+    strict = [u.answer async for u in docent.stream("What is HNSW?", min_score=0.99) if u.answer is not None]
+    assert strict[0].refused and len(generator.prompts) == 1, "refused before generating"
+
+
+@pytest.mark.integration
 async def test_follow_up_uses_earlier_turn_for_retrieval(embedder, indexed_store) -> None:
     history = [Turn("How does IVF_FLAT work?", "It clusters vectors [1].")]
     answer = await pipeline(embedder, indexed_store, ScriptedGenerator()).ask(

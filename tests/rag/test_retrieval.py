@@ -214,3 +214,18 @@ async def test_an_older_collection_layout_is_rebuilt(make_settings: Callable[...
         assert await store.count() == 0
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense"])
+async def test_a_source_filter_keeps_other_sources_out(tmp_path: Path, embedder, store, mode: str) -> None:
+    for name, text in (("sdk", "The Python SDK connects with `MilvusClient(uri)`."), ("server", "Connect clients.")):
+        root = tmp_path / name
+        root.mkdir()
+        (root / f"connect-{name}.md").write_text(f"# Connecting\n\n{text} Connections time out after 10 s.\n")
+        source = FolderSource(id=name, path=root, base_url=f"https://{name}.example/")
+        await Indexer(embedder, store).run([FolderDocs(source)])
+    retriever = Retriever(embedder, store, RetrievalSettings(mode=mode))
+    both = await retriever.retrieve("how do I connect?")
+    assert {h.url.split("/")[2] for h in both.hits} == {"sdk.example", "server.example"}
+    only = await retriever.retrieve("how do I connect?", source_ids=["server"])
+    assert only.hits and {h.url.split("/")[2] for h in only.hits} == {"server.example"}
