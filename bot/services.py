@@ -9,11 +9,12 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Hashable
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bot.admission import Admission, Refusal
+from bot.channels import Channels
 from bot.tasks import OwnedTasks
 from indexer.lock import IndexerBusy
 from indexer.runner import Indexer
@@ -80,6 +81,7 @@ class Services:
             cooldown_s=bot.user_cooldown_s,
             guild_per_minute=bot.guild_questions_per_minute,
         )
+        self.channels = Channels(settings)
         self.index_guard = asyncio.Lock()  # one index run in this process: /reindex (any platform) or the periodic run
         self.last_index_report: IndexReport | None = None
         self.stop = asyncio.Event()  # set when the process should stop (a signal, or the engine died)
@@ -228,9 +230,12 @@ class Services:
         request_id: str,
         notice: Say,
         partial: Say,
+        source_ids: Sequence[str] = (),
+        min_score: float | None = None,
     ) -> Answer:
         """Wait for an answering slot (telling the asker their place in the queue), then stream the answer:
-        ``partial`` gets the cleaned text so far at most every ``bot.edit_interval_s``. Failures propagate."""
+        ``partial`` gets the cleaned text so far at most every ``bot.edit_interval_s``. A channel's policy may limit
+        the sources and raise the refusal threshold. Failures propagate."""
         started = time.monotonic()
         interval = self.settings.bot.edit_interval_s
         if self.admission.must_wait:
@@ -240,7 +245,10 @@ class Services:
             if time.monotonic() - started > 1:
                 await notice(SEARCHING)
             last_edit = time.monotonic()
-            async for update in self.pipeline.stream(question, history=history, request_id=request_id):
+            stream = self.pipeline.stream(
+                question, history=history, request_id=request_id, source_ids=source_ids, min_score=min_score
+            )
+            async for update in stream:
                 if update.answer is not None:
                     answer = update.answer
                 elif time.monotonic() - last_edit >= interval and update.raw:
@@ -273,6 +281,10 @@ class Services:
             )
         except Exception:
             logger.warning("request %s was answered but not recorded for feedback", answer.request_id, exc_info=True)
+
+    async def records_written(self) -> None:
+        """Wait for every pending answer record (reports and tests read after this)."""
+        await asyncio.gather(*list(self._recording.values()), return_exceptions=True)
 
     async def recorded(self, answer_id: str) -> None:
         """Let an answer's record land before it is voted on: the buttons are live before the record is written."""

@@ -63,6 +63,9 @@ class SlackSettings(BaseModel):
     )
     ask_command: str = Field("/ask", description="Slash command that asks (workspaces often have an /ask already).")
     reindex_command: str = Field("/reindex", description="Slash command that re-indexes (admins only).")
+    channel_command: str = Field(
+        "/docent-channel", description="Slash command that shows or sets this channel's mode (admins only)."
+    )
     admin_user_ids: list[str] = Field(
         default_factory=list, description="Users allowed to re-index besides workspace admins and owners."
     )
@@ -241,6 +244,28 @@ class OpsSettings(BaseModel):
     port: int = Field(9108, ge=0, le=65535, description="Port of the health and metrics server (0: any free port).")
 
 
+class ChannelPolicy(BaseModel):
+    """How Docent behaves in one channel, forum or category (by id; a channel's own entry wins over its parent's)."""
+
+    mode: Literal["mention", "auto", "always", "off"] = Field(
+        "mention",
+        description="mention: only when asked; auto: answer new questions when confident, else hand off; "
+        "always: answer every new question; off: ignore the channel, mentions included.",
+    )
+    min_confidence: float = Field(
+        0.45, description="auto: answer unasked only at this retrieval confidence or above (make eval's sweep)."
+    )
+    sources: list[str] = Field(default_factory=list, description="Only these source ids are searched. Empty: all.")
+    reply_in_thread: bool = Field(True, description="Answer new questions in a thread under them.")
+    min_chars: int = Field(15, ge=0, description="Shorter new messages are not treated as questions.")
+    handoff: Literal["silent", "react", "message"] = Field(
+        "react", description="auto, when unsure: stay silent, add a 👀 reaction, or say so in the thread."
+    )
+    helper_role: str = Field(
+        "", description="With handoff = message: the role (Discord) or user group (Slack) id pinged, the only ping."
+    )
+
+
 class Settings(BaseSettings):
     """Everything configurable. Build one in ``__main__`` and pass it down."""
 
@@ -249,7 +274,7 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         env_file=".env",
         extra="ignore",
-        toml_file=[CONFIG_DIR / "settings.toml", CONFIG_DIR / "sources.toml"],
+        toml_file=[CONFIG_DIR / "settings.toml", CONFIG_DIR / "sources.toml", CONFIG_DIR / "channels.toml"],
         secrets_dir=SECRETS_DIR,
         secrets_dir_missing="ok",
     )
@@ -266,6 +291,11 @@ class Settings(BaseSettings):
     indexer: IndexerSettings = IndexerSettings()
     bot: BotSettings = BotSettings()
     ops: OpsSettings = OpsSettings()
+    channels: dict[str, ChannelPolicy] = Field(
+        default_factory=dict,
+        description="Per-channel behaviour by channel, forum or category id (config/channels.toml, or "
+        "DOCENT_CHANNELS as JSON). Unlisted channels: mention.",
+    )
 
     @field_validator("data_dir")
     @classmethod

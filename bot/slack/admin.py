@@ -11,11 +11,12 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.channels import MODES, describe
 from bot.services import Place, Services
 from bot.slack.render import escape
 
 logger = logging.getLogger(__name__)
-ADMINS_ONLY = "Only workspace admins and owners (or users in `slack.admin_user_ids`) can reindex."
+ADMINS_ONLY = "Only workspace admins and owners (or users in `slack.admin_user_ids`) can {action}."
 
 
 async def is_admin(client: AsyncWebClient, user_id: str, admin_user_ids: list[str]) -> bool:
@@ -42,7 +43,7 @@ class SlackReindexer:
         user, channel = str(body.get("user_id")), str(body.get("channel_id"))
         source = str(body.get("text") or "").strip() or None
         if not await is_admin(client, user, self.services.settings.slack.admin_user_ids):
-            await respond(text=ADMINS_ONLY, response_type="ephemeral")
+            await respond(text=ADMINS_ONLY.format(action="reindex"), response_type="ephemeral")
             return
         place = Place("slack", str(body.get("team_id") or ""))
         refusal = self.services.reindex_refusal(place, source)
@@ -74,3 +75,30 @@ class SlackReindexer:
         except Exception as exc:
             logger.warning("slack reindex summary edit failed (%s); telling the admin privately", exc)
         await respond(text=summary, response_type="ephemeral")
+
+
+class SlackChannelModes:
+    """The channel command: shows this channel's mode, or sets it (admins; kept over ``config/channels.toml``)."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def on_channel(
+        self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        await ack()
+        user, channel = str(body.get("user_id")), str(body.get("channel_id"))
+        mode = str(body.get("text") or "").strip().lower()
+        channels = self.services.channels
+        if mode and not await is_admin(client, user, self.services.settings.slack.admin_user_ids):
+            await respond(text=ADMINS_ONLY.format(action="change a channel's mode"), response_type="ephemeral")
+            return
+        if mode:
+            if mode not in MODES:
+                await respond(
+                    text=f"Unknown mode `{escape(mode)}`. {describe(await channels.policy('slack', channel))}"
+                )
+                return
+            await channels.set_mode("slack", channel, mode)
+            logger.info("slack channel %s set to %s by %s", channel, mode, user)
+        await respond(text=describe(await channels.policy("slack", channel)), response_type="ephemeral")

@@ -15,7 +15,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services
-from bot.slack.admin import SlackReindexer
+from bot.slack.admin import SlackChannelModes, SlackReindexer
 from bot.slack.ask import SlackAsker
 from bot.slack.assistant import suggest_prompts
 from bot.slack.feedback import SlackVotes
@@ -74,6 +74,7 @@ def build_app(services: Services) -> AsyncApp:
 
     app.command(settings.slack.ask_command)(asker.on_ask)
     app.command(settings.slack.reindex_command)(reindexer.on_reindex)
+    app.command(settings.slack.channel_command)(SlackChannelModes(services).on_channel)
     app.action(VOTE_UP)(votes.on_vote)
     app.action(VOTE_DOWN)(votes.on_vote)
     return app

@@ -28,6 +28,7 @@ from rag import logs
 from rag.errors import BadQuestion, describe, new_error_id
 from rag.models import Answer
 from rag.prompt import Turn
+from rag.settings import ChannelPolicy
 
 logger = logging.getLogger(__name__)
 ONLY_IN_CHANNELS = "I only answer in channels. Mention me in one, or use the ask command there."
@@ -35,6 +36,9 @@ NOT_IN_CHANNEL = (
     "I'm not in this channel, so here is the answer just for you. Invite me (`/invite @Docent`) to answer in it."
 )
 USAGE = "Ask after the command: `{command} how do I create a collection?` (`{command} private …`: only you see it)."
+OFF_HERE = "Docent is switched off in this channel."
+HANDOFF = "I'm not sure about this one, so I'll leave it to the helpers."
+_GROUP_ID = re.compile(r"S[A-Z0-9]{2,}")
 _USER_MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
 _SEEN_EVENTS = 2048
 
@@ -185,6 +189,7 @@ class SlackAsker:
         self.conversations = Conversations(max_turns=self.settings.bot.history_turns)
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._no_streaming: set[str] = set()  # workspaces that refused chat.startStream
+        self._askers: OrderedDict[tuple[str, str], str] = OrderedDict()  # support threads -> who asked
 
     def _first_time(self, event_id: str) -> bool:
         """An event Slack delivers again (a retry after a lost ack) is answered once."""
@@ -204,8 +209,13 @@ class SlackAsker:
         if not self._first_time(str(body.get("event_id") or "")):
             logger.info("slack event %s delivered again; already answered", body.get("event_id"))
             return
+        policy = await self.services.channels.policy("slack", event.get("channel"))
+        if policy.mode == "off":
+            return
         root = event.get("thread_ts")
-        await self._answer_event(client, body, event, thread=str(root or event.get("ts")), started=root is None)
+        await self._answer_event(
+            client, body, event, thread=str(root or event.get("ts")), started=root is None, policy=policy
+        )
 
     async def on_message(self, body: dict[str, Any], client: AsyncWebClient, bot_user_id: str | None) -> None:
         """Un-mentioned messages: follow-ups in threads the bot started, and direct messages (the assistant panel
@@ -225,16 +235,76 @@ class SlackAsker:
                 return
             await self._answer_event(client, body, event, thread=str(root or event.get("ts")), started=True)
             return
-        if root is None or not self.settings.slack.thread_followups:
+        policy = await self.services.channels.policy("slack", channel)
+        if policy.mode == "off":
             return
-        if not self.conversations.knows(("ours", channel, str(root))):
+        if root is None:
+            is_question = policy.mode in ("auto", "always") and len(question_text(text)) >= policy.min_chars
+            if is_question and self._first_time(str(body.get("event_id") or "")):
+                await self._answer_new_question(client, body, event, policy)
             return
+        if not self.settings.slack.thread_followups or not self.conversations.knows(("ours", channel, str(root))):
+            return
+        asker = self._askers.get((channel, str(root)))
+        if asker is not None and asker != event.get("user"):
+            return  # a support thread: only the asker's follow-ups get more answers; others are people helping
         if not self._first_time(str(body.get("event_id") or "")):
             return
-        await self._answer_event(client, body, event, thread=str(root), started=True)
+        await self._answer_event(client, body, event, thread=str(root), started=True, policy=policy)
+
+    async def _answer_new_question(
+        self, client: AsyncWebClient, body: dict[str, Any], event: dict[str, Any], policy: ChannelPolicy
+    ) -> None:
+        """A new question in an auto/always channel, answered in its thread; in auto, only when retrieval is
+        confident, else handed off. Nothing is visible until the answer starts, and unasked means quiet: no
+        placeholder, no stream, no admission notice."""
+        channel, user, ts = str(event.get("channel")), str(event.get("user")), str(event.get("ts"))
+        place = Place("slack", str(body.get("team_id") or event.get("team") or ""))
+        if self.services.admit(user, place) is not None:
+            logger.info("slack: a new question in %s was not considered (admission)", channel)
+            return
+        auto = policy.mode == "auto"
+        reply = ThreadReply(client, channel, ts)
+        answer = await self.answer(
+            question_text(str(event.get("text") or "")),
+            reply,
+            user=user,
+            place=place,
+            private=False,
+            policy=policy,
+            quiet_refusal=auto,
+        )
+        if answer is None:
+            return
+        self._askers[(channel, ts)] = user
+        while len(self._askers) > _SEEN_EVENTS:
+            self._askers.popitem(last=False)
+        if answer.refused and auto:
+            await self._hand_off(client, channel, ts, policy)
+            return
+        self.remember(channel, ts, (), answer, started=True)
+
+    async def _hand_off(self, client: AsyncWebClient, channel: str, ts: str, policy: ChannelPolicy) -> None:
+        """Not sure: a 👀 reaction, or a line in the thread that may ping the channel's helper group — the one
+        notification Docent ever sends, and only when the operator configured it."""
+        try:
+            if policy.handoff == "react":
+                await client.reactions_add(channel=channel, timestamp=ts, name="eyes")
+            elif policy.handoff == "message":
+                ping = f" <!subteam^{policy.helper_role}>" if _GROUP_ID.fullmatch(policy.helper_role) else ""
+                await client.chat_postMessage(channel=channel, thread_ts=ts, text=HANDOFF + ping)
+        except Exception as exc:
+            logger.warning("slack hand-off in %s failed: %s", channel, exc)
 
     async def _answer_event(
-        self, client: AsyncWebClient, body: dict[str, Any], event: dict[str, Any], *, thread: str, started: bool
+        self,
+        client: AsyncWebClient,
+        body: dict[str, Any],
+        event: dict[str, Any],
+        *,
+        thread: str,
+        started: bool,
+        policy: ChannelPolicy | None = None,
     ) -> None:
         channel, user = str(event.get("channel")), str(event.get("user"))
         place = Place("slack", str(body.get("team_id") or event.get("team") or ""))
@@ -249,7 +319,13 @@ class SlackAsker:
             await self._set_status(client, channel, thread, SEARCHING)
         reply = await self.open_reply(client, channel, thread, place, user, placeholder=not assistant)
         answer = await self.answer(
-            question_text(str(event.get("text") or "")), reply, user=user, place=place, private=False, history=history
+            question_text(str(event.get("text") or "")),
+            reply,
+            user=user,
+            place=place,
+            private=False,
+            history=history,
+            policy=policy,
         )
         if assistant and answer is None:
             await self._set_status(client, channel, thread, "")
@@ -298,6 +374,10 @@ class SlackAsker:
         channel, user = str(body.get("channel_id")), str(body.get("user_id"))
         place = Place("slack", str(body.get("team_id") or ""))
         is_dm = channel.startswith("D")
+        policy = await self.services.channels.policy("slack", channel)
+        if policy.mode == "off":
+            await ack(OFF_HERE)
+            return
         if is_dm and self.settings.bot.direct_messages == "refuse":
             await ack(ONLY_IN_CHANNELS)
             return
@@ -307,7 +387,7 @@ class SlackAsker:
             return
         if private or is_dm:
             await ack(SEARCHING)
-            await self.answer(question, PrivateReply(respond), user=user, place=place, private=True)
+            await self.answer(question, PrivateReply(respond), user=user, place=place, private=True, policy=policy)
             return
         await ack()
         name = escape(str(body.get("user_name") or "someone"))
@@ -315,11 +395,12 @@ class SlackAsker:
             asked = await client.chat_postMessage(channel=channel, text=f"*@{name}* asked: {escape(question)}"[:3000])
         except Exception as exc:  # not in the channel, or it is archived: answer the asker alone, and say why
             logger.info("slack ask: cannot post in %s (%s); answering privately", channel, exc)
-            await self.answer(question, PrivateReply(respond, NOT_IN_CHANNEL), user=user, place=place, private=True)
+            note = PrivateReply(respond, NOT_IN_CHANNEL)
+            await self.answer(question, note, user=user, place=place, private=True, policy=policy)
             return
         thread = str(asked["ts"])
         reply = await self.open_reply(client, channel, thread, place, user)
-        answer = await self.answer(question, reply, user=user, place=place, private=False)
+        answer = await self.answer(question, reply, user=user, place=place, private=False, policy=policy)
         if answer is not None and not answer.refused:
             self.remember(channel, thread, (), answer, started=True)
 
@@ -334,22 +415,40 @@ class SlackAsker:
         place: Place,
         private: bool,
         history: tuple[Turn, ...] = (),
+        policy: ChannelPolicy | None = None,
+        quiet_refusal: bool = False,
     ) -> Answer | None:
         """Stream the answer into ``reply``, finish it with sources and vote buttons, then record it. None if it
-        failed; the asker has then been told why. The answer is posted before it is recorded."""
+        failed; the asker has then been told why. The answer is posted before it is recorded.
+
+        The channel's ``policy`` limits the sources; with ``quiet_refusal`` (a question nobody asked Docent) a
+        refusal is recorded, as unanswered, but not posted, and the threshold is the channel's ``min_confidence``.
+        """
         request_id = uuid.uuid4().hex[:12]
         started = time.monotonic()
         context = logs.request_id.set(request_id)
         try:
             try:
                 answer = await self.services.generate(
-                    question, history=history, request_id=request_id, notice=reply.notice, partial=reply.partial
+                    question,
+                    history=history,
+                    request_id=request_id,
+                    notice=reply.notice,
+                    partial=reply.partial,
+                    source_ids=policy.sources if policy else (),
+                    min_score=policy.min_confidence if policy and quiet_refusal else None,
                 )
             except Exception as exc:  # one bad question never takes the bot down; the asker gets a worded reason
-                await self._fail(exc, reply, request_id)
+                if quiet_refusal:
+                    logger.warning("slack request %s (unasked) failed: %s", request_id, exc)
+                else:
+                    await self._fail(exc, reply, request_id)
                 return None
             posted: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
             self.services.record_later(answer, posted, user, place, private=private)
+            if quiet_refusal and answer.refused:
+                posted.set_result(True)  # recorded as unanswered; the caller hands it off
+                return answer
             text, blocks = answer_blocks(answer, feedback_id=answer.request_id)
             try:
                 await reply.final(text, blocks)

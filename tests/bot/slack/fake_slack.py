@@ -40,6 +40,7 @@ Realism that tests can rely on (each is what Slack does):
   ``message_not_found``. The 5-minute stream lifetime is not emulated.
 - ``conversations.replies`` answers a thread from what the fake has seen (the bot's posts and the user messages
   it delivered), parent first, as bolt's assistant thread-context store reads it.
+- ``reactions.add`` is recorded in ``reactions`` (``already_reacted`` the second time, as Slack answers).
 - ``rate_limit(method, retry_after)`` makes the next call of a method answer 429 ``ratelimited`` with Retry-After.
 - ``notifications`` records every mention or broadcast the bot's messages would trigger: ``<!channel>``,
   ``<!here>``, ``<!everyone>``, ``<!subteam^…>`` and ``<@U…>``, in text and in blocks, of posts, edits, ephemeral
@@ -133,6 +134,7 @@ class FakeSlack:
         self.statuses: list[dict[str, Any]] = []  # assistant.threads.setStatus arguments
         self.suggested: list[dict[str, Any]] = []  # assistant.threads.setSuggestedPrompts arguments
         self.titles: list[dict[str, Any]] = []  # assistant.threads.setTitle arguments
+        self.reactions: list[tuple[str, str, str]] = []  # (channel, message ts, emoji name) the bot added
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.notifications: list[tuple[str, str]] = []  # (ts, the control sequence)
         self.envelopes: dict[str, Envelope] = {}
@@ -339,6 +341,18 @@ class FakeSlack:
         ):
             return {"ok": False, "error": "invalid_arguments"}
         self.suggested.append(self._thread_args(args))
+        return {"ok": True}
+
+    def _reactions_add(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel, ts, name = str(args.get("channel")), str(args.get("timestamp")), str(args.get("name") or "")
+        if not self._is_joined(channel):
+            return {"ok": False, "error": "not_in_channel"}
+        if not name or not ts:
+            return {"ok": False, "error": "invalid_arguments"}
+        if (channel, ts, name) in self.reactions:
+            return {"ok": False, "error": "already_reacted"}
+        self.reactions.append((channel, ts, name))
+        self._wake()
         return {"ok": True}
 
     def _assistant_threads_setTitle(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -5,36 +5,17 @@ needs exact model output."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-from bot.services import SEARCHING, Services
-from bot.slack.app import build_app
+from bot.services import SEARCHING
 from bot.slack.ask import parse_ask, question_text
-from bot.slack.render import FOOTER, VOTE_DOWN, VOTE_UP
-from indexer.build import make_indexer
-from indexer.local import FolderDocs
-from rag.feedback import FeedbackStore
-from rag.pipeline import AnswerPipeline
-from rag.retrieval import Retriever
-from rag.settings import FolderSource, Settings
-from rag.store import MilvusStore
-from tests.bot.failing_store import FailingStore
-from tests.bot.slack.fake_slack import FakeSlack, Posted
+from bot.slack.render import VOTE_DOWN, VOTE_UP
+from tests.bot.slack.harness import ADMIN, MEMBER, texts
 from tests.scripted import ScriptedGenerator
 
 pytestmark = pytest.mark.integration
-
-DOCS = {
-    "hnsw.md": "# HNSW\n\nHNSW builds a graph. `M` is the maximum degree of a node; `efConstruction` sets build "
-    "quality.\n",
-    "ivf.md": "# IVF_FLAT\n\nIVF_FLAT splits vectors into `nlist` clusters and searches `nprobe` of them.\n",
-}
-ADMIN, MEMBER = "UADMIN", "UMEMBER"
 
 
 def test_the_question_is_the_mention_text_without_the_mention_and_escapes() -> None:
@@ -45,93 +26,6 @@ def test_ask_takes_private_as_its_first_word() -> None:
     assert parse_ask("private how do I index?") == ("how do I index?", True)
     assert parse_ask("Private") == ("", True)
     assert parse_ask("is private data encrypted?") == ("is private data encrypted?", False)
-
-
-class Harness:
-    def __init__(self, slack: FakeSlack, services: Services, store: FailingStore) -> None:
-        self.slack, self.services, self.store = slack, services, store
-
-    async def until(self, found: Callable[[], Any], timeout: float = 60) -> Any:
-        """Wait until ``found()`` returns something truthy, waking on every message the bot writes."""
-
-        async def poll() -> Any:
-            while True:
-                change = asyncio.ensure_future(self.slack.changed())
-                value = found()
-                if value:
-                    change.cancel()
-                    return value
-                await asyncio.wait({change}, timeout=0.5)
-
-        return await asyncio.wait_for(poll(), timeout)
-
-    def answer_in(self, thread: str, after: int = 0) -> Posted | None:
-        """The finished answer (it has the footer) in ``thread``, the n-th one if ``after``."""
-        done = [m for m in self.slack.messages.values() if m.thread_ts == thread and _has_footer(m)]
-        return done[after] if len(done) > after else None
-
-    async def final(self, thread: str, after: int = 0, timeout: float = 90) -> Posted:
-        result: Posted = await self.until(lambda: self.answer_in(thread, after), timeout)
-        return result
-
-
-def _has_footer(message: Posted) -> bool:
-    return any(b.get("type") == "context" and FOOTER in str(b) for b in message.blocks)
-
-
-def texts(message: Posted) -> str:
-    return "\n".join(b["text"]["text"] for b in message.blocks if b.get("type") == "section")
-
-
-@pytest.fixture
-async def slack_harness(
-    tmp_path: Path, embedder: Any, make_settings: Callable[..., Settings]
-) -> AsyncIterator[Callable[..., Awaitable[Harness]]]:
-    opened: list[tuple[FakeSlack, AsyncSocketModeHandler, Services, MilvusStore, FeedbackStore]] = []
-
-    async def build(generator: Any, *, fake: dict[str, Any] | None = None, **overrides: Any) -> Harness:
-        docs = tmp_path / "docs"
-        docs.mkdir(exist_ok=True)
-        for name, text in DOCS.items():
-            (docs / name).write_text(text)
-        slack = FakeSlack(**(fake or {}))
-        await slack.__aenter__()
-        slack.add_user(ADMIN, "ada", admin=True)
-        slack.add_user(MEMBER, "max")
-        settings = make_settings(
-            slack={
-                "bot_token": slack.bot_token,
-                "app_token": slack.app_token,
-                "api_base": slack.api_base,
-                **overrides.pop("slack", {}),
-            },
-            bot={"user_cooldown_s": 0, "edit_interval_s": 0.2, "reindex_cooldown_s": 0, **overrides.pop("bot", {})},
-            **overrides,
-        )
-        inner = MilvusStore(settings.milvus_uri, settings.milvus)
-        store = FailingStore(inner)
-        source = FolderSource(id="docs", path=docs, base_url="https://docs.example/")
-        indexer = make_indexer(settings, embedder, store)
-        await indexer.run([FolderDocs(source)])
-        pipeline = AnswerPipeline(Retriever(embedder, store, settings.retrieval), generator, settings.retrieval)
-        feedback = FeedbackStore(settings.data_dir / "feedback.sqlite3")
-        services = Services(settings, pipeline, indexer, lambda _id: [FolderDocs(source)], feedback)
-        app = build_app(services)
-        handler = AsyncSocketModeHandler(app, slack.app_token, web_client=app.client)
-        await handler.connect_async()
-        await slack.wait_connected()
-        opened.append((slack, handler, services, inner, feedback))
-        return Harness(slack, services, store)
-
-    yield build
-    for slack, handler, services, inner, feedback in reversed(opened):
-        for envelope in list(slack.envelopes.values()):  # a late ack into a closed socket logs into later tests
-            await slack.wait_acked(envelope)
-        await handler.close_async()
-        await services.close()
-        await slack.__aexit__(None, None, None)
-        await inner.close()
-        feedback.close()
 
 
 @pytest.mark.slow

@@ -17,9 +17,9 @@ def test_the_manifest_enables_socket_mode_with_the_scopes_events_and_commands_do
     assert settings["socket_mode_enabled"] is True and settings["interactivity"]["is_enabled"] is True
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     assert {"app_mentions:read", "chat:write", "commands", "channels:history", "im:history", "users:read"} <= scopes
-    assert "assistant:write" in scopes
+    assert {"assistant:write", "reactions:write"} <= scopes
     events = set(settings["event_subscriptions"]["bot_events"])
     assert {"app_mention", "message.channels", "message.im", "assistant_thread_started"} <= events
     commands = {c["command"] for c in manifest["features"]["slash_commands"]}
     defaults = SlackSettings()
-    assert commands == {defaults.ask_command, defaults.reindex_command}
+    assert commands == {defaults.ask_command, defaults.reindex_command, defaults.channel_command}

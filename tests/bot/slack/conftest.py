@@ -1,0 +1,74 @@
+"""The ``slack_harness`` fixture: build one production Slack app over the fake per call, all closed at the end."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+from bot.services import Services
+from bot.slack.app import build_app
+from indexer.build import make_indexer
+from indexer.local import FolderDocs
+from rag.feedback import FeedbackStore
+from rag.pipeline import AnswerPipeline
+from rag.retrieval import Retriever
+from rag.settings import FolderSource, Settings
+from rag.store import MilvusStore
+from tests.bot.failing_store import FailingStore
+from tests.bot.slack.fake_slack import FakeSlack
+from tests.bot.slack.harness import ADMIN, DOCS, MEMBER, Harness
+
+
+@pytest.fixture
+async def slack_harness(
+    tmp_path: Path, embedder: Any, make_settings: Callable[..., Settings]
+) -> AsyncIterator[Callable[..., Awaitable[Harness]]]:
+    opened: list[tuple[FakeSlack, AsyncSocketModeHandler, Services, MilvusStore, FeedbackStore]] = []
+
+    async def build(generator: Any, *, fake: dict[str, Any] | None = None, **overrides: Any) -> Harness:
+        docs = tmp_path / "docs"
+        docs.mkdir(exist_ok=True)
+        for name, text in DOCS.items():
+            (docs / name).write_text(text)
+        slack = FakeSlack(**(fake or {}))
+        await slack.__aenter__()
+        slack.add_user(ADMIN, "ada", admin=True)
+        slack.add_user(MEMBER, "max")
+        settings = make_settings(
+            slack={
+                "bot_token": slack.bot_token,
+                "app_token": slack.app_token,
+                "api_base": slack.api_base,
+                **overrides.pop("slack", {}),
+            },
+            bot={"user_cooldown_s": 0, "edit_interval_s": 0.2, "reindex_cooldown_s": 0, **overrides.pop("bot", {})},
+            **overrides,
+        )
+        inner = MilvusStore(settings.milvus_uri, settings.milvus)
+        store = FailingStore(inner)
+        source = FolderSource(id="docs", path=docs, base_url="https://docs.example/")
+        indexer = make_indexer(settings, embedder, store)
+        await indexer.run([FolderDocs(source)])
+        pipeline = AnswerPipeline(Retriever(embedder, store, settings.retrieval), generator, settings.retrieval)
+        feedback = FeedbackStore(settings.data_dir / "feedback.sqlite3")
+        services = Services(settings, pipeline, indexer, lambda _id: [FolderDocs(source)], feedback)
+        app = build_app(services)
+        handler = AsyncSocketModeHandler(app, slack.app_token, web_client=app.client)
+        await handler.connect_async()
+        await slack.wait_connected()
+        opened.append((slack, handler, services, inner, feedback))
+        return Harness(slack, services, store)
+
+    yield build
+    for slack, handler, services, inner, feedback in reversed(opened):
+        for envelope in list(slack.envelopes.values()):  # a late ack into a closed socket logs into later tests
+            await slack.wait_acked(envelope)
+        await handler.close_async()
+        await services.close()
+        await slack.__aexit__(None, None, None)
+        await inner.close()
+        feedback.close()

@@ -1,0 +1,56 @@
+"""The Slack test harness: the production Slack app (slack-bolt over the shared services) connected to the
+loopback fake Slack, with real Milvus Lite and MiniLM retrieval over a two-page docs folder."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from bot.services import Services
+from bot.slack.render import FOOTER
+from tests.bot.failing_store import FailingStore
+from tests.bot.slack.fake_slack import FakeSlack, Posted
+
+DOCS = {
+    "hnsw.md": "# HNSW\n\nHNSW builds a graph. `M` is the maximum degree of a node; `efConstruction` sets build "
+    "quality.\n",
+    "ivf.md": "# IVF_FLAT\n\nIVF_FLAT splits vectors into `nlist` clusters and searches `nprobe` of them.\n",
+}
+ADMIN, MEMBER = "UADMIN", "UMEMBER"
+
+
+class Harness:
+    def __init__(self, slack: FakeSlack, services: Services, store: FailingStore) -> None:
+        self.slack, self.services, self.store = slack, services, store
+
+    async def until(self, found: Callable[[], Any], timeout: float = 60) -> Any:
+        """Wait until ``found()`` returns something truthy, waking on every message the bot writes."""
+
+        async def poll() -> Any:
+            while True:
+                change = asyncio.ensure_future(self.slack.changed())
+                value = found()
+                if value:
+                    change.cancel()
+                    return value
+                await asyncio.wait({change}, timeout=0.5)
+
+        return await asyncio.wait_for(poll(), timeout)
+
+    def answer_in(self, thread: str, after: int = 0) -> Posted | None:
+        """The finished answer (it has the footer) in ``thread``, the n-th one if ``after``."""
+        done = [m for m in self.slack.messages.values() if m.thread_ts == thread and _has_footer(m)]
+        return done[after] if len(done) > after else None
+
+    async def final(self, thread: str, after: int = 0, timeout: float = 90) -> Posted:
+        result: Posted = await self.until(lambda: self.answer_in(thread, after), timeout)
+        return result
+
+
+def _has_footer(message: Posted) -> bool:
+    return any(b.get("type") == "context" and FOOTER in str(b) for b in message.blocks)
+
+
+def texts(message: Posted) -> str:
+    return "\n".join(b["text"]["text"] for b in message.blocks if b.get("type") == "section")

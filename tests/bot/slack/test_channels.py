@@ -1,0 +1,121 @@
+"""Support channels on Slack (issue 12): new questions answered unasked when confident, handed off when not, per-channel
+sources, ``off``, one answer per thread, and the channel command. Real slack-bolt over the fake Slack, real
+retrieval, a scripted model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from indexer.local import FolderDocs
+from rag.settings import FolderSource
+from tests.bot.slack.harness import ADMIN, MEMBER, texts
+from tests.scripted import ScriptedGenerator
+
+pytestmark = pytest.mark.integration
+HELP = "C1"
+CONFIDENT = "How does IVF_FLAT split vectors into nlist clusters?"
+OFF_TOPIC = "Does anyone know a good pizza place near the office for Friday?"
+
+
+def auto(**policy: object) -> dict[str, object]:
+    return {HELP: {"mode": "auto", "min_confidence": 0.3, **policy}}
+
+
+async def test_a_confident_new_question_is_answered_in_its_thread_unasked(slack_harness) -> None:
+    h = await slack_harness(ScriptedGenerator("IVF_FLAT clusters vectors [1]."), channels=auto())
+    asked = await h.slack.message(HELP, MEMBER, CONFIDENT)
+    answer = await h.final(asked.payload["event"]["ts"])
+    assert "docs.example/ivf.md" in texts(answer)
+    assert not any(m.text.startswith("🔎") for m in h.slack.messages.values() if m.versions == 1 and not m.blocks)
+    assert h.slack.notifications == []
+
+
+async def test_an_unsure_question_gets_eyes_and_is_reported_unanswered(slack_harness) -> None:
+    model = ScriptedGenerator()
+    h = await slack_harness(model, channels=auto(min_confidence=0.99))
+    asked = await h.slack.message(HELP, MEMBER, OFF_TOPIC)
+    ts = asked.payload["event"]["ts"]
+    await h.until(lambda: h.slack.reactions)
+    assert h.slack.reactions == [(HELP, ts, "eyes")]
+    assert not h.slack.messages, "silence apart from the reaction"
+    assert model.prompts == [], "nothing was generated"
+    await h.services.records_written()
+    report = await h.services.feedback.report(guild_id=h.slack.team_id, platform="slack")
+    assert report.not_in_docs == [(OFF_TOPIC, 1)], "the hand-off is on the unanswered list"
+
+
+async def test_a_hand_off_message_pings_only_the_configured_helper_group(slack_harness) -> None:
+    h = await slack_harness(
+        ScriptedGenerator(), channels=auto(min_confidence=0.99, handoff="message", helper_role="S0HELPERS")
+    )
+    asked = await h.slack.message(HELP, MEMBER, OFF_TOPIC)
+    said = await h.until(lambda: [m for m in h.slack.messages.values() if m.thread_ts == asked.payload["event"]["ts"]])
+    assert "helpers" in said[0].text
+    assert [n for _, n in h.slack.notifications] == ["<!subteam^S0HELPERS>"], "exactly one ping, the allowed one"
+
+
+async def test_always_answers_even_when_unsure_and_short_chatter_is_ignored(slack_harness) -> None:
+    model = ScriptedGenerator()
+    h = await slack_harness(model, channels={HELP: {"mode": "always"}})
+    await h.slack.message(HELP, MEMBER, "thanks!")
+    asked = await h.slack.message(HELP, MEMBER, OFF_TOPIC)
+    answer = await h.final(asked.payload["event"]["ts"])
+    assert "Closest pages" in texts(answer) or "docs.example" in texts(answer)
+    assert len([m for m in h.slack.messages.values() if m.blocks]) == 1, "the short message was not a question"
+
+
+async def test_an_off_channel_ignores_mentions_and_says_so_to_the_ask_command(slack_harness) -> None:
+    model = ScriptedGenerator()
+    h = await slack_harness(model, channels={HELP: {"mode": "off"}})
+    mention = await h.slack.mention(HELP, MEMBER, "<@UBOT> what is HNSW?")
+    await h.slack.wait_acked(mention)
+    command = await h.slack.slash("/ask", "what is HNSW?", user=MEMBER)
+    await h.slack.wait_acked(command)
+    assert command.response and "switched off" in command.response.get("text", "")
+    h.slack.joined.add("C3")
+    other = await h.slack.mention("C3", MEMBER, "<@UBOT> what is HNSW?")  # a mention-mode channel, asked after
+    await h.final(other.payload["event"]["ts"])
+    assert len(model.prompts) == 1, "only the other channel's question reached the model"
+    assert all(m.channel == "C3" for m in h.slack.messages.values())
+
+
+async def test_a_channel_limited_to_one_source_never_cites_another(tmp_path: Path, slack_harness) -> None:
+    h = await slack_harness(ScriptedGenerator("See [1] and [2]."), channels=auto(sources=["sdk"]))
+    sdk = tmp_path / "sdk"
+    sdk.mkdir()
+    (sdk / "ivf-sdk.md").write_text("# IVF_FLAT in the SDK\n\nCreate an IVF_FLAT index with `nlist` clusters.\n")
+    await h.services.indexer.run([FolderDocs(FolderSource(id="sdk", path=sdk, base_url="https://sdk.example/"))])
+    asked = await h.slack.message(HELP, MEMBER, CONFIDENT)
+    answer = await h.final(asked.payload["event"]["ts"])
+    assert "sdk.example/ivf-sdk.md" in texts(answer) and "docs.example" not in texts(answer)
+
+
+async def test_one_answer_per_thread_then_only_the_askers_follow_ups(slack_harness) -> None:
+    model = ScriptedGenerator("IVF_FLAT clusters vectors [1].")
+    h = await slack_harness(model, channels=auto())
+    asked = await h.slack.message(HELP, MEMBER, CONFIDENT)
+    thread = asked.payload["event"]["ts"]
+    await h.final(thread)
+    helper = await h.slack.message(HELP, ADMIN, "You can also tune nprobe for recall.", thread_ts=thread)
+    await h.slack.wait_acked(helper)
+    await h.slack.message(HELP, MEMBER, "and which nprobe should I start with?", thread_ts=thread)
+    await h.final(thread, after=1)
+    assert len(model.prompts) == 2, "the helper's reply was left to people; the asker's follow-up was answered"
+
+
+async def test_the_channel_command_shows_to_anyone_and_sets_for_admins(slack_harness) -> None:
+    model = ScriptedGenerator("IVF_FLAT clusters vectors [1].")
+    h = await slack_harness(model)
+    shown = await h.slack.slash("/docent-channel", "", user=MEMBER)
+    said = await h.until(lambda: h.slack.responses_to(shown))
+    assert "Mode here: mention" in said[-1]["text"]
+    refused = await h.slack.slash("/docent-channel", "auto", user=MEMBER)
+    said = await h.until(lambda: h.slack.responses_to(refused))
+    assert "admins" in said[-1]["text"]
+    accepted = await h.slack.slash("/docent-channel", "always", user=ADMIN)
+    said = await h.until(lambda: h.slack.responses_to(accepted))
+    assert "Mode here: always" in said[-1]["text"]
+    asked = await h.slack.message(HELP, MEMBER, CONFIDENT)
+    await h.final(asked.payload["event"]["ts"])
