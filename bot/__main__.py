@@ -61,6 +61,42 @@ async def check_token(api_base: str, token: str) -> str | None:
     return None
 
 
+GATEWAY_MESSAGE_CONTENT = (1 << 18) | (1 << 19)  # the application flags: enabled, or enabled while unverified
+
+
+async def message_content_enabled(api_base: str, token: str) -> bool:
+    """Whether the Developer Portal lets this bot have the privileged Message Content intent; asking for it
+    otherwise makes Discord close the connection (4014)."""
+    url = api_base.rstrip("/") + "/oauth2/applications/@me"
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session,
+            session.get(url, headers={"Authorization": f"Bot {token}"}) as response,
+        ):
+            if response.status >= 400:
+                return False
+            return bool(int((await response.json()).get("flags") or 0) & GATEWAY_MESSAGE_CONTENT)
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return False
+
+
+async def support_channels_on(services: Services, token: str) -> bool:
+    """Whether Discord channels may answer new questions unasked: some are set to, and the intent that shows
+    their text is available. Without it each such channel gets one warning and answers mentions only."""
+    wanted = await services.channels.unasked("discord")
+    if not wanted:
+        return False
+    if await message_content_enabled(services.settings.discord.api_base, token):
+        return True
+    for channel in wanted:
+        logger.warning(
+            "Discord channel %s is set to answer new questions, but the Message Content intent is off in the "
+            "Developer Portal: it answers mentions only until the intent is on and the bot restarts",
+            channel,
+        )
+    return False
+
+
 async def check_slack_token(settings: Settings) -> str | None:
     """Ask Slack (``auth.test``) whether the bot token is valid before loading models; None means fine."""
     from slack_sdk.errors import SlackApiError
@@ -188,7 +224,11 @@ async def serve(settings: Settings, token: str, feedback_path: Path, *, with_sla
                     checks: dict[str, Callable[[], bool]] = {}
                     if with_slack:
                         checks["slack"] = await stack.enter_async_context(slack_running(services))
-                    bot = DocentBot(services) if token else None
+                    bot = (
+                        DocentBot(services, support_channels=await support_channels_on(services, token))
+                        if token
+                        else None
+                    )
                     if bot is not None:
                         checks["discord"] = lambda: bot.is_ready() and not bot.is_closed()
                     if settings.ops.metrics_enabled:

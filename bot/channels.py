@@ -62,6 +62,20 @@ class Channels:
                 return configured
         return ChannelPolicy()
 
+    async def unasked(self, platform: str) -> list[str]:
+        """Channels of ``platform`` set to answer unasked (auto/always). Config ids carry no platform: Discord's are
+        numbers, Slack's start with a letter."""
+        await self.load()
+        numeric = platform == "discord"
+        ids = {
+            key
+            for key, policy in self._configured.items()
+            if policy.mode in ("auto", "always") and key.isdigit() == numeric
+        }
+        ids |= {c for (p, c), mode in self._modes.items() if p == platform and mode in ("auto", "always")}
+        ids -= {c for (p, c), mode in self._modes.items() if p == platform and mode not in ("auto", "always")}
+        return sorted(ids)
+
     async def set_mode(self, platform: str, channel: str | int, mode: str) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")

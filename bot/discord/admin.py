@@ -1,4 +1,5 @@
-"""/reindex: admins refresh the docs index on demand; one run at a time, and not too often per server."""
+"""Admin commands: /reindex (refresh the docs index; one run at a time, not too often per server) and
+/docent-channel (how Docent behaves in a channel)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
+from bot.channels import MODES, describe
 from bot.discord import docent
 from bot.discord.replies import NO_PINGS
 from bot.services import Place
@@ -53,6 +55,37 @@ def add_commands(tree: app_commands.CommandTree[Any], settings: Settings) -> Non
         await docent(interaction).reindexer.reindex(interaction, source)
 
     tree.add_command(reindex)
+
+    @app_commands.command(name="docent-channel", description="Show how Docent behaves in this channel, or set it.")
+    @app_commands.describe(mode="Set the mode (Manage Server only)")
+    @app_commands.choices(mode=[app_commands.Choice(name=m, value=m) for m in MODES])
+    @app_commands.guild_only()
+    async def channel_mode(interaction: discord.Interaction, mode: app_commands.Choice[str] | None = None) -> None:
+        await set_channel_mode(interaction, mode.value if mode else None)
+
+    tree.add_command(channel_mode)
+
+
+NEEDS_CONTENT = (
+    " New questions here are answered only once the Message Content intent is on in the Developer Portal and "
+    "the bot has restarted; until then, mentions."
+)
+
+
+async def set_channel_mode(interaction: discord.Interaction, mode: str | None) -> None:
+    """Anyone may see the mode; only admins may set it (kept in SQLite, over config/channels.toml)."""
+    bot = docent(interaction)
+    channel = interaction.channel
+    if channel is None:
+        return
+    if mode is not None:
+        if await refused_unless_admin(interaction, bot.settings.discord.admin_role_ids, "change a channel's mode"):
+            return
+        await bot.services.channels.set_mode("discord", channel.id, mode)
+        logger.info("discord channel %s set to %s by %s", channel.id, mode, interaction.user.id)
+    policy = await bot.asker.channel_policy(channel)
+    note = NEEDS_CONTENT if policy.mode in ("auto", "always") and not bot.support_channels else ""
+    await _private(interaction, describe(policy) + note)
 
 
 class Reindexer:

@@ -7,6 +7,7 @@ import logging
 import re
 import time
 import uuid
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -15,14 +16,22 @@ from discord import app_commands
 from bot.discord import docent
 from bot.discord.feedback import feedback_view
 from bot.discord.render import MESSAGE_LIMIT, format_answer, split_message
-from bot.discord.replies import NO_PINGS, InteractionReplier, MessageReplier, Replier, edit_quietly, finish
+from bot.discord.replies import (
+    NO_PINGS,
+    InteractionReplier,
+    LazyReplier,
+    MessageReplier,
+    Replier,
+    edit_quietly,
+    finish,
+)
 from bot.services import SEARCHING, Place
 from bot.text import sendable
 from rag import logs
 from rag.errors import BadQuestion, describe, new_error_id
 from rag.models import Answer
 from rag.prompt import Turn
-from rag.settings import Settings
+from rag.settings import ChannelPolicy, Settings
 
 if TYPE_CHECKING:
     from bot.discord.client import DocentBot
@@ -31,6 +40,9 @@ logger = logging.getLogger(__name__)
 ONLY_IN_SERVERS = "I only answer in servers. Mention me in a channel or use /ask there."
 CANT_READ_REPLY = "I can't read replies that don't mention me. Mention me (or turn the reply ping on)."
 NOTICE_LIFETIME_S = 15.0
+OFF_HERE = "Docent is switched off in this channel."
+HANDOFF = "I'm not sure about this one, so I'll leave it to the helpers."
+MAX_SUPPORT_THREADS = 5000
 _MENTION = re.compile(r"<@!?\d+>")
 
 
@@ -52,6 +64,7 @@ class Asker:
 
     def __init__(self, bot: DocentBot) -> None:
         self.bot = bot
+        self._askers: OrderedDict[int, int] = OrderedDict()  # support threads -> who asked
 
     # -- mentions, replies, threads, DMs -------------------------------------------------------------
 
@@ -72,11 +85,31 @@ class Asker:
         in_our_thread = isinstance(message.channel, discord.Thread) and (
             self.bot.conversations.knows(message.channel.id) or message.channel.owner_id == me.id
         )
-        return in_our_thread and self.bot.settings.bot.thread_followups_without_mention
+        support_thread = self.bot.support_channels and message.channel.id in self._askers
+        return in_our_thread and (self.bot.settings.bot.thread_followups_without_mention or support_thread)
+
+    async def channel_policy(self, channel: Any) -> ChannelPolicy:
+        """The channel's policy: its own entry, else its parent's (a forum or the thread's channel), else its
+        category's."""
+        parent = getattr(channel, "parent", None)
+        category = getattr(parent or channel, "category_id", None)
+        return await self.bot.services.channels.policy("discord", channel.id, getattr(parent, "id", None), category)
 
     async def on_message(self, message: discord.Message) -> None:
+        if message.guild is not None and not message.author.bot:
+            policy = await self.channel_policy(message.channel)
+            if policy.mode == "off":
+                return
+            if self._is_new_question(message, policy):
+                await self._answer_new_question(message, policy)
+                return
+        else:
+            policy = None
         if not self._is_addressed(message):
             return
+        asker = self._askers.get(message.channel.id)
+        if asker is not None and asker != message.author.id and not self._mentions_me(message):
+            return  # a support thread: only the asker's follow-ups get more answers; others are people helping
         settings = self.bot.settings.bot
         if message.guild is None and settings.direct_messages == "refuse":
             await self._reply(message, ONLY_IN_SERVERS)
@@ -112,10 +145,84 @@ class Asker:
             guild_id=guild_id,
             private=guild_id is None,
             history=history,
+            policy=policy,
         )
         if answer is not None and not answer.refused:
             keys = [*message_ids, *([thread_id] if thread_id else [])]
             self.bot.conversations.remember(keys, history, Turn(answer.question, answer.text))
+
+    def _mentions_me(self, message: discord.Message) -> bool:
+        me = self.bot.user
+        return me is not None and any(user.id == me.id for user in message.mentions)
+
+    def _is_new_question(self, message: discord.Message, policy: ChannelPolicy) -> bool:
+        """In an auto/always channel: a top-level message (not a reply, not in a thread) that doesn't mention the
+        bot, long enough to be a question. Only visible with the Message Content intent."""
+        if policy.mode not in ("auto", "always") or not self.bot.support_channels:
+            return False
+        if isinstance(message.channel, discord.Thread) or message.reference is not None or self._mentions_me(message):
+            return False
+        return len(message.content.strip()) >= policy.min_chars
+
+    async def _answer_new_question(self, message: discord.Message, policy: ChannelPolicy) -> None:
+        """Answered unasked in a thread under it (or as a reply); in auto only when confident, else handed off.
+        Nothing is visible until the answer starts, and no admission notice: nobody asked."""
+        guild_id = message.guild.id if message.guild else None
+        if self.bot.services.admit(message.author.id, Place("discord", guild_id)) is not None:
+            logger.info("a new question in %s was not considered (admission)", message.channel.id)
+            return
+        question = message.content.strip()
+        opened: dict[str, int] = {}
+
+        async def open_reply(content: str, view: discord.ui.View | None) -> discord.Message:
+            options: dict[str, Any] = {"view": view} if view is not None else {}
+            if policy.reply_in_thread:
+                thread = await message.create_thread(name=_thread_name(question), auto_archive_duration=1440)
+                opened["thread"] = thread.id
+                return await thread.send(content, allowed_mentions=NO_PINGS, **options)
+            return await message.reply(content, mention_author=False, allowed_mentions=NO_PINGS, **options)
+
+        auto = policy.mode == "auto"
+        answer, message_ids = await self.answer(
+            question,
+            LazyReplier(open_reply),
+            user_id=message.author.id,
+            guild_id=guild_id,
+            private=False,
+            policy=policy,
+            quiet_refusal=auto,
+        )
+        if answer is None:
+            return
+        if answer.refused and auto:
+            await self._hand_off(message, policy)
+            return
+        thread_id = opened.get("thread")
+        if thread_id is not None:
+            self._askers[thread_id] = message.author.id
+            while len(self._askers) > MAX_SUPPORT_THREADS:
+                self._askers.popitem(last=False)
+        if not answer.refused:
+            keys = [*message_ids, *([thread_id] if thread_id else [])]
+            self.bot.conversations.remember(keys, (), Turn(answer.question, answer.text))
+
+    async def _hand_off(self, message: discord.Message, policy: ChannelPolicy) -> None:
+        """Not sure: 👀 on the question, or a line under it that may ping the channel's helper role — the one
+        notification Docent ever sends, allowed for that role on that message only."""
+        try:
+            if policy.handoff == "react":
+                await message.add_reaction("👀")
+            elif policy.handoff == "message":
+                role = int(policy.helper_role) if policy.helper_role.isdigit() else None
+                text = HANDOFF + (f" <@&{role}>" if role else "")
+                allowed = (
+                    discord.AllowedMentions(everyone=False, users=False, roles=[discord.Object(id=role)])
+                    if role
+                    else NO_PINGS
+                )
+                await message.reply(text, mention_author=False, allowed_mentions=allowed)
+        except discord.HTTPException as exc:
+            logger.warning("hand-off in %s failed: %s", message.channel.id, exc)
 
     async def _reply(self, message: discord.Message, text: str) -> discord.Message:
         return await message.reply(sendable(text), mention_author=False, allowed_mentions=NO_PINGS)
@@ -128,6 +235,12 @@ class Asker:
             # allowed_contexts already hides /ask in DMs; this covers stale command registrations.
             await interaction.response.send_message(ONLY_IN_SERVERS, ephemeral=True, allowed_mentions=NO_PINGS)
             return
+        policy = None
+        if guild_id is not None and interaction.channel is not None:
+            policy = await self.channel_policy(interaction.channel)
+            if policy.mode == "off":
+                await interaction.response.send_message(OFF_HERE, ephemeral=True, allowed_mentions=NO_PINGS)
+                return
         refusal = self.bot.services.admit(interaction.user.id, Place("discord", guild_id))
         if refusal is not None:  # an interaction must always be answered: privately, so it costs nobody else
             await interaction.response.send_message(
@@ -141,6 +254,7 @@ class Asker:
             user_id=interaction.user.id,
             guild_id=guild_id,
             private=private or guild_id is None,
+            policy=policy,
         )
         if answer is not None and not answer.refused and not private:
             # Replies to the answer continue the conversation, as they do for mentions (nobody can reply to an
@@ -158,6 +272,8 @@ class Asker:
         guild_id: int | None,
         private: bool,
         history: tuple[Turn, ...] = (),
+        policy: ChannelPolicy | None = None,
+        quiet_refusal: bool = False,
     ) -> tuple[Answer | None, list[int]]:
         """Stream an answer into one message, finish it with sources and feedback buttons, then record it.
 
@@ -169,9 +285,14 @@ class Asker:
         started = time.monotonic()
         context = logs.request_id.set(request_id)
         try:
-            answer = await self._generate(question, replier, history, request_id)
+            answer = await self._generate(question, replier, history, request_id, policy, quiet_refusal)
             if answer is None:
                 return None, []
+            if quiet_refusal and answer.refused:  # nobody asked: recorded as unanswered, not posted
+                posted_now: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+                posted_now.set_result(True)
+                self.bot.services.record_later(answer, posted_now, user_id, Place("discord", guild_id), private=False)
+                return answer, []
             posted: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
             self.bot.services.record_later(answer, posted, user_id, Place("discord", guild_id), private=private)
             ids = None
@@ -191,6 +312,8 @@ class Asker:
         replier: Replier,
         history: tuple[Turn, ...],
         request_id: str,
+        policy: ChannelPolicy | None = None,
+        quiet: bool = False,
     ) -> Answer | None:
         async def notice(text: str) -> None:
             await edit_quietly(replier, text)
@@ -200,9 +323,18 @@ class Asker:
 
         try:
             return await self.bot.services.generate(
-                question, history=history, request_id=request_id, notice=notice, partial=partial
+                question,
+                history=history,
+                request_id=request_id,
+                notice=notice if not quiet else _nothing,
+                partial=partial,
+                source_ids=policy.sources if policy else (),
+                min_score=policy.min_confidence if policy and quiet else None,
             )
         except Exception as exc:  # one failed question must never take the bot down
+            if quiet:  # nobody asked: log it, say nothing
+                logger.warning("request %s (unasked) failed: %s", request_id, exc)
+                return None
             await self._fail(exc, replier, request_id)
             return None
 
@@ -241,6 +373,10 @@ class Asker:
         else:
             logger.exception("request %s failed (error id %s)", request_id, error_id)
         await edit_quietly(replier, describe(exc, error_id))
+
+
+async def _nothing(_: str) -> None:
+    return None
 
 
 async def _delete_later(message: discord.Message, delay: float) -> None:

@@ -43,14 +43,15 @@ def point_at(settings: Settings) -> None:
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord.gateway_url)
 
 
-def make_intents(settings: Settings) -> discord.Intents:
+def make_intents(settings: Settings, *, support_channels: bool = False) -> discord.Intents:
     """Least privilege: mentions and DMs carry their text without the privileged Message Content intent;
-    it is requested only to answer un-mentioned follow-ups in the bot's threads."""
+    it is requested only to answer un-mentioned follow-ups in the bot's threads, or new questions in
+    auto/always support channels."""
     intents = discord.Intents.none()
     intents.guilds = True
     intents.guild_messages = True
     intents.dm_messages = True
-    intents.message_content = settings.bot.thread_followups_without_mention
+    intents.message_content = settings.bot.thread_followups_without_mention or support_channels
     return intents
 
 
@@ -91,12 +92,16 @@ class DocentBot(discord.Client):
         services: Services,
         *,
         own_services: bool = False,
+        support_channels: bool = False,
         sync_retry_delays: Sequence[float] = SYNC_RETRY_DELAYS,
         interaction_token_s: float = TOKEN_LIFETIME_S,
         **options: Any,
     ) -> None:
         settings = services.settings
-        super().__init__(intents=make_intents(settings), allowed_mentions=NO_PINGS, **options)
+        super().__init__(
+            intents=make_intents(settings, support_channels=support_channels), allowed_mentions=NO_PINGS, **options
+        )
+        self.support_channels = support_channels  # new questions are visible (Message Content) and answered
         self._owns_services = own_services
         self.services = services
         self.settings = settings

@@ -7,6 +7,7 @@ Discord-compatible server reject the message with a 500).
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import discord
@@ -64,6 +65,28 @@ class InteractionReplier:
         message = await self._interaction.followup.send(
             sendable(content), ephemeral=self._ephemeral, allowed_mentions=NO_PINGS, wait=True, **_view(view)
         )
+        return message.id
+
+
+class LazyReplier:
+    """Posts nothing until there is something to show, for questions nobody asked the bot: ``open`` posts the first
+    content (in a new thread, or as a reply) and returns the message that later edits go to."""
+
+    def __init__(self, open: Callable[[str, discord.ui.View | None], Awaitable[discord.Message]]) -> None:
+        self._open = open
+        self._message: discord.Message | None = None
+
+    async def edit(self, content: str, *, view: discord.ui.View | None = None) -> int | None:
+        if self._message is None:
+            self._message = await self._open(sendable(content), view)
+        else:
+            await self._message.edit(content=sendable(content), allowed_mentions=NO_PINGS, **_view(view))
+        return self._message.id
+
+    async def send(self, content: str, *, view: discord.ui.View | None = None) -> int | None:
+        if self._message is None:
+            return await self.edit(content, view=view)
+        message = await self._message.channel.send(sendable(content), allowed_mentions=NO_PINGS, **_view(view))
         return message.id
 
 

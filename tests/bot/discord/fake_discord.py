@@ -20,6 +20,8 @@ Typical use::
 Realism that tests can rely on (each is what Discord does, and each has bitten real bots):
 
 - Without the MESSAGE_CONTENT intent, guild messages arrive with empty content unless they mention the bot.
+- With ``message_content_enabled=False`` (the Developer Portal switch off) the application's flags say so, and
+  identifying with MESSAGE_CONTENT closes the gateway with 4014, as Discord does.
 - Message content over 2000 characters and empty messages are rejected with Discord's 400 errors.
 - Interaction callbacks later than ``interaction_deadline`` (3 s) fail with 10062 "Unknown interaction"; a second
   callback fails with 40060; followups before any callback fail with 10015.
@@ -435,6 +437,7 @@ class FakeDiscord:
         interaction_deadline: float | None = 3.0,
         heartbeat_interval: float = 41.25,
         echo_bot_messages: bool = True,
+        message_content_enabled: bool = True,
     ) -> None:
         self.guild_id = guild_id
         self.channel_id = channel_id
@@ -445,6 +448,7 @@ class FakeDiscord:
         self.interaction_deadline = interaction_deadline
         self.heartbeat_interval = heartbeat_interval
         self.echo_bot_messages = echo_bot_messages  # Discord sends the bot its own MESSAGE_CREATEs
+        self.message_content_enabled = message_content_enabled  # the Developer Portal's switch, in the app's flags
 
         self.requests: list[Recorded] = []
         self.unhandled: list[Recorded] = []  # calls to routes the fake does not implement (answered 404)
@@ -1059,6 +1063,9 @@ class FakeDiscord:
         if op == 1:  # heartbeat
             await self._send(session, {"op": 11})
         elif op == 2:  # identify
+            if int(data.get("intents", 0)) & MESSAGE_CONTENT and not self.message_content_enabled:
+                await session.ws.close(code=4014, message=b"Disallowed intent(s).")  # as Discord does
+                return
             self.identify = data
             session.intents = int(data.get("intents", 0))
             session.identified = True
@@ -1645,7 +1652,7 @@ class FakeDiscord:
             "bot_public": True,
             "bot_require_code_grant": False,
             "verify_key": "0" * 64,
-            "flags": 0,
+            "flags": (1 << 18) if self.message_content_enabled else 0,  # GATEWAY_MESSAGE_CONTENT
             "owner": self.users[self.owner_id],
             "team": None,
             "bot": self.users[self.bot_user_id],

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,34 +26,21 @@ from bot.discord import docent
 from bot.discord import feedback as feedback_feature
 from bot.discord.client import DocentBot
 from bot.ops import OpsServer
-from bot.services import Services
-from indexer.build import make_indexer
-from indexer.local import FolderDocs
 from indexer.lock import ProcessLock
-from indexer.runner import Indexer
-from rag.feedback import FeedbackStore
-from rag.metrics import Metrics
-from rag.pipeline import AnswerPipeline
-from rag.retrieval import Retriever
-from rag.settings import FolderSource, OpsSettings, Settings
-from rag.store import MilvusStore
-from tests.bot.discord.fake_discord import FakeDiscord, InteractionRecord, MessageRecord, pending_discordpy_tasks
-from tests.bot.failing_store import FailingStore
+from rag.settings import OpsSettings
+from tests.bot.discord.fake_discord import FakeDiscord, InteractionRecord, MessageRecord
+from tests.bot.discord.harness import (
+    ADMIN,
+    ADMIN2,
+    ALICE,
+    BOB,
+    SERVER_A,
+    SERVER_B,
+)
 from tests.scripted import ScriptedGenerator
 
 pytestmark = [pytest.mark.integration]
 
-ALICE, BOB, ADMIN, ADMIN2 = 600000000000000001, 600000000000000002, 600000000000000003, 600000000000000004
-MANAGE_GUILD = 1 << 5
-SERVER_A, SERVER_B = 111111111111111111, 121212121212121212
-DOCS = {
-    "index.md": "# In-memory Index\n\n## HNSW\n\nHNSW is a graph index. `M` is the maximum degree of a node and "
-    "`efConstruction` is the build-time search range; `ef` is the query-time search range.\n\n"
-    "## IVF_FLAT\n\nIVF_FLAT splits vectors into `nlist` clusters. At query time it searches `nprobe` of them.\n",
-    "install.md": "# Install Milvus Standalone\n\nDownload the compose file and run `docker compose up -d`.\n",
-    "collections.md": "# Manage Collections\n\nCreate a collection with `create_collection`; drop it with "
-    "`drop_collection`.\n",
-}
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -70,117 +57,6 @@ class ObedientGenerator(ScriptedGenerator):
         self.pieces = [prompt.split("Sources:", 1)[-1].split("Question:", 1)[0]]
         async for part in super().stream(messages, request_id=request_id):
             yield part
-
-
-def write_docs(root: Path, pages: dict[str, str]) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    for name, text in pages.items():
-        (root / name).write_text(text)
-    return root
-
-
-class Harness:
-    def __init__(
-        self,
-        fake: FakeDiscord,
-        bot: DocentBot,
-        store: FailingStore,
-        settings: Settings,
-        closer: Callable[[Harness], Awaitable[None]],
-    ) -> None:
-        self.fake, self.bot, self.store, self.settings = fake, bot, store, settings
-        self._closer = closer
-
-    async def ask(self, question: str, user: int = ALICE, **options: Any) -> InteractionRecord:
-        return await self.fake.slash("ask", {"question": question, **options}, user_id=user)
-
-    async def final(self, ix: InteractionRecord, marker: str = "AI-generated", timeout: float = 60) -> str:
-        def found() -> str:
-            return next((c for c in ix.all_contents if marker in c), "") if ix.original else ""
-
-        return await self.fake.wait_for(found, timeout, what=f"the final answer of /{ix.name}")
-
-    async def reply_to(self, message_id: int, timeout: float = 60) -> MessageRecord:
-        return await self.fake.wait_for_message(
-            lambda m: m.reply_to == message_id and "AI-generated" in m.content, timeout=timeout
-        )
-
-    async def close(self) -> None:
-        """Stop this bot now (e.g. to start another one on the same data directory)."""
-        await self._closer(self)
-
-
-@pytest.fixture
-async def harness_factory(
-    tmp_path: Path, make_settings: Callable[..., Settings], embedder: Any
-) -> AsyncIterator[Callable[..., Awaitable[Harness]]]:
-    """Builds the production bot (real pipeline and indexer) around a fresh fake Discord and Milvus Lite.
-
-    ``generator`` is the session's vLLM engine (tests that take the ``generator`` fixture, marked slow) or a
-    scripted one. ``before_start`` runs after the first index run, before the bot connects.
-    """
-    open_harnesses: list[tuple[Harness, Any, MilvusStore, FeedbackStore]] = []
-    docs = write_docs(tmp_path / "docs", DOCS)
-
-    async def close(h: Harness) -> None:
-        entry = next(e for e in open_harnesses if e[0] is h)
-        open_harnesses.remove(entry)
-        _, runner, inner, feedback = entry
-        await runner.__aexit__(None, None, None)
-        await h.fake.close()
-        await inner.close()
-        feedback.close()
-        assert not h.fake.errors, h.fake.errors
-        assert not h.fake.any_pings(), "the bot pinged someone"
-        assert h.bot.is_closed()
-
-    async def build(
-        generator: Any,
-        *,
-        pages: dict[str, str] | None = None,
-        guild_id: int = SERVER_A,
-        bot_options: dict[str, Any] | None = None,
-        before_start: Callable[[FakeDiscord], Awaitable[None]] | None = None,
-        wait_for_sync: bool = True,
-        **overrides: Any,
-    ) -> Harness:
-        if pages:
-            write_docs(docs, pages)
-        settings = make_settings(
-            bot={"user_cooldown_s": 0, "edit_interval_s": 0.2, "reindex_cooldown_s": 0, **overrides.pop("bot", {})},
-            **overrides,
-        )
-        inner = MilvusStore(settings.milvus_uri, settings.milvus)
-        store = FailingStore(inner)
-        source = FolderSource(id="docs", path=docs, base_url="https://milvus.io/docs/")
-        metrics = Metrics()
-        indexer: Indexer = make_indexer(settings, embedder, store, metrics=metrics)
-        await indexer.run([FolderDocs(source)])
-        retriever = Retriever(embedder, store, settings.retrieval)
-        pipeline = AnswerPipeline(retriever, generator, settings.retrieval)
-        feedback = FeedbackStore(settings.data_dir / "feedback.sqlite3")
-        services = Services(settings, pipeline, indexer, lambda _id: [FolderDocs(source)], feedback, metrics=metrics)
-        bot = DocentBot(services, own_services=True, guild_ready_timeout=0.1, **(bot_options or {}))
-        fake = FakeDiscord(guild_id=guild_id)
-        await fake.start()
-        for user in (ALICE, BOB):
-            fake.add_member(user, f"user{user % 100}")
-        fake.add_member(ADMIN, "admin", permissions=MANAGE_GUILD)
-        fake.add_member(ADMIN2, "admin2", permissions=MANAGE_GUILD)
-        if before_start is not None:
-            await before_start(fake)
-        runner = fake.run_bot(bot)
-        await runner.__aenter__()
-        h = Harness(fake, bot, store, settings, close)
-        open_harnesses.append((h, runner, inner, feedback))
-        if wait_for_sync:
-            await fake.wait_for(bot.commands_synced.is_set, what="the slash command sync")
-        return h
-
-    yield build
-    for h, *_ in reversed(list(open_harnesses)):
-        await close(h)
-    assert not pending_discordpy_tasks()
 
 
 def assert_quiet(messages: Sequence[MessageRecord]) -> None:
@@ -432,7 +308,7 @@ async def test_a_failed_command_sync_is_logged_and_retried_while_mentions_work(h
     asked = await h.fake.user_says(ALICE, "What is HNSW?", mention_bot=True)
     await h.reply_to(asked)
     await h.fake.wait_for(h.bot.commands_synced.is_set, what="a later sync to succeed")
-    assert sorted(c["name"] for c in h.fake.synced_commands()) == ["ask", "feedback", "reindex"]
+    assert sorted(c["name"] for c in h.fake.synced_commands()) == ["ask", "docent-channel", "feedback", "reindex"]
     assert [r.status for r in h.fake.calls("PUT", "/applications/*/commands")] == [400, 503, 200]
     failures = [m for m in errors_logged(caplog) if "slash command sync failed" in m]
     assert len(failures) == 2 and "HTTP 400, code 50035: Invalid Form Body" in failures[0] and "503" in failures[1]

@@ -1,0 +1,64 @@
+"""The Discord test harness: the production bot (real pipeline, indexer and services) around the loopback fake
+Discord and Milvus Lite; ``harness_factory`` (conftest) builds one per call."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from bot.discord.client import DocentBot
+from rag.settings import Settings
+from tests.bot.discord.fake_discord import FakeDiscord, InteractionRecord, MessageRecord
+from tests.bot.failing_store import FailingStore
+
+ALICE, BOB, ADMIN, ADMIN2 = 600000000000000001, 600000000000000002, 600000000000000003, 600000000000000004
+MANAGE_GUILD = 1 << 5
+SERVER_A, SERVER_B = 111111111111111111, 121212121212121212
+DOCS = {
+    "index.md": "# In-memory Index\n\n## HNSW\n\nHNSW is a graph index. `M` is the maximum degree of a node and "
+    "`efConstruction` is the build-time search range; `ef` is the query-time search range.\n\n"
+    "## IVF_FLAT\n\nIVF_FLAT splits vectors into `nlist` clusters. At query time it searches `nprobe` of them.\n",
+    "install.md": "# Install Milvus Standalone\n\nDownload the compose file and run `docker compose up -d`.\n",
+    "collections.md": "# Manage Collections\n\nCreate a collection with `create_collection`; drop it with "
+    "`drop_collection`.\n",
+}
+
+
+def write_docs(root: Path, pages: dict[str, str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name, text in pages.items():
+        (root / name).write_text(text)
+    return root
+
+
+class Harness:
+    def __init__(
+        self,
+        fake: FakeDiscord,
+        bot: DocentBot,
+        store: FailingStore,
+        settings: Settings,
+        closer: Callable[[Harness], Awaitable[None]],
+    ) -> None:
+        self.fake, self.bot, self.store, self.settings = fake, bot, store, settings
+        self.allowed_roles: set[int] = set()  # helper roles a support channel's hand-off may ping
+        self._closer = closer
+
+    async def ask(self, question: str, user: int = ALICE, **options: Any) -> InteractionRecord:
+        return await self.fake.slash("ask", {"question": question, **options}, user_id=user)
+
+    async def final(self, ix: InteractionRecord, marker: str = "AI-generated", timeout: float = 60) -> str:
+        def found() -> str:
+            return next((c for c in ix.all_contents if marker in c), "") if ix.original else ""
+
+        return await self.fake.wait_for(found, timeout, what=f"the final answer of /{ix.name}")
+
+    async def reply_to(self, message_id: int, timeout: float = 60) -> MessageRecord:
+        return await self.fake.wait_for_message(
+            lambda m: m.reply_to == message_id and "AI-generated" in m.content, timeout=timeout
+        )
+
+    async def close(self) -> None:
+        """Stop this bot now (e.g. to start another one on the same data directory)."""
+        await self._closer(self)

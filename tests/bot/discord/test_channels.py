@@ -1,0 +1,127 @@
+"""Support channels on Discord (issue 12): new questions in a text channel answered unasked in a thread when
+confident, handed off when not (👀, or a line that pings only the helper role), ``off``, one answer per thread,
+the Message Content fallback and /docent-channel. The production bot over the fake Discord, a scripted model."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.__main__ import message_content_enabled
+from bot.channels import Channels
+from tests.bot.discord.fake_discord import FakeDiscord
+from tests.bot.discord.harness import ADMIN, ALICE, BOB
+from tests.scripted import ScriptedGenerator
+
+pytestmark = pytest.mark.integration
+CONFIDENT = "How does IVF_FLAT split vectors into nlist clusters?"
+OFF_TOPIC = "Does anyone know a good pizza place near the office for Friday?"
+CHANNEL = 222222222222222222  # the fake's default text channel
+
+
+def auto(**policy: object) -> dict[str, object]:
+    return {str(CHANNEL): {"mode": "auto", "min_confidence": 0.3, **policy}}
+
+
+async def test_a_confident_new_question_is_answered_in_a_thread_unasked(harness_factory) -> None:
+    h = await harness_factory(
+        ScriptedGenerator("IVF_FLAT clusters vectors [1]."), channels=auto(), bot_options={"support_channels": True}
+    )
+    asked = await h.fake.user_says(ALICE, CONFIDENT)
+    await h.fake.wait_for(lambda: h.fake.user_messages[asked].thread_id, what="a thread under the question")
+    thread = h.fake.user_messages[asked].thread_id
+    answer = await h.fake.wait_for_message(lambda m: "AI-generated" in m.content, channel_id=thread, timeout=60)
+    assert "IVF_FLAT" in answer.content and "**Sources**" in answer.content
+    assert not any("Searching" in c for m in h.fake.channel_messages(thread) for c in m.contents), "no placeholder"
+
+
+async def test_an_unsure_question_gets_eyes_and_nothing_else(harness_factory) -> None:
+    model = ScriptedGenerator()
+    h = await harness_factory(model, channels=auto(min_confidence=0.99), bot_options={"support_channels": True})
+    asked = await h.fake.user_says(ALICE, OFF_TOPIC)
+    await h.fake.wait_for(lambda: h.fake.user_messages[asked].reactions, what="a reaction")
+    assert h.fake.user_messages[asked].reactions == [("👀", h.fake.bot_user_id)]
+    assert not h.fake.messages and model.prompts == []
+    await h.bot.services.records_written()
+    report = await h.bot.feedback.report(guild_id=h.fake.guild_id)
+    assert report.not_in_docs == [(OFF_TOPIC, 1)], "the hand-off is on the unanswered list"
+
+
+async def test_a_hand_off_line_pings_only_the_helper_role(harness_factory) -> None:
+    async def helpers(fake: FakeDiscord) -> None:
+        fake.add_role("helpers", role_id=777777777777777777)
+
+    h = await harness_factory(
+        ScriptedGenerator(),
+        channels=auto(min_confidence=0.99, handoff="message", helper_role="777777777777777777"),
+        bot_options={"support_channels": True},
+        before_start=helpers,
+    )
+    h.allowed_roles = {777777777777777777}
+    await h.fake.user_says(ALICE, OFF_TOPIC)
+    line = await h.fake.wait_for_message(lambda m: "helpers" in m.content, timeout=60)
+    assert line.pings.roles == {777777777777777777} and not line.pings.users and not line.pings.everyone
+
+
+async def test_without_message_content_it_answers_mentions_only(harness_factory) -> None:
+    model = ScriptedGenerator("IVF_FLAT clusters vectors [1].")
+    h = await harness_factory(model, channels=auto())  # support_channels off: the intent is not available
+    await h.fake.user_says(ALICE, CONFIDENT)
+    mentioned = await h.fake.user_says(BOB, CONFIDENT, mention_bot=True)
+    await h.fake.wait_for_message(lambda m: "AI-generated" in m.content and m.reply_to == mentioned, timeout=60)
+    assert len(model.prompts) == 1, "only the mention was answered"
+
+
+async def test_an_off_channel_ignores_mentions_and_ask_says_so(harness_factory) -> None:
+    model = ScriptedGenerator()
+    h = await harness_factory(model, channels={str(CHANNEL): {"mode": "off"}})
+    ix = await h.ask("What is HNSW?")
+    await h.fake.wait_for(lambda: ix.responded, what="the reply to /ask")
+    assert ix.ephemeral and "switched off" in (ix.final_content or "")
+    mention = await h.fake.user_says(ALICE, "What is HNSW?", mention_bot=True)
+    ask_again = await h.ask("What is HNSW?", user=BOB)  # handled after the mention: the mention was dropped
+    await h.fake.wait_for(lambda: ask_again.responded, what="the second reply")
+    assert model.prompts == [] and not [m for m in h.fake.messages.values() if m.reply_to == mention]
+
+
+async def test_one_answer_per_thread_then_only_the_askers_follow_ups(harness_factory) -> None:
+    model = ScriptedGenerator("IVF_FLAT clusters vectors [1].")
+    h = await harness_factory(model, channels=auto(), bot_options={"support_channels": True})
+    asked = await h.fake.user_says(ALICE, CONFIDENT)
+    await h.fake.wait_for(lambda: h.fake.user_messages[asked].thread_id, what="a thread")
+    thread = h.fake.user_messages[asked].thread_id
+    await h.fake.wait_for_message(lambda m: "AI-generated" in m.content, channel_id=thread, timeout=60)
+    await h.fake.user_says(BOB, "You can also tune nprobe for recall, it helps a lot.", channel_id=thread)
+    follow = await h.fake.user_says(ALICE, "and which nprobe should I start with?", channel_id=thread)
+    await h.fake.wait_for_message(
+        lambda m: "AI-generated" in m.content and m.id > follow, channel_id=thread, timeout=60
+    )
+    assert len(model.prompts) == 2, "Bob's reply was left to people; Alice's follow-up was answered"
+
+
+async def test_docent_channel_shows_to_anyone_and_sets_for_admins(harness_factory) -> None:
+    h = await harness_factory(
+        ScriptedGenerator("IVF_FLAT clusters vectors [1]."), bot_options={"support_channels": True}
+    )
+    shown = await h.fake.slash("docent-channel", {}, user_id=ALICE)
+    await h.fake.wait_for(lambda: shown.responded, what="the mode")
+    assert "Mode here: mention" in (shown.final_content or "")
+    refused = await h.fake.slash("docent-channel", {"mode": "auto"}, user_id=ALICE)
+    await h.fake.wait_for(lambda: refused.responded, what="the refusal")
+    assert "Manage Server" in (refused.final_content or "")
+    accepted = await h.fake.slash("docent-channel", {"mode": "always"}, user_id=ADMIN)
+    await h.fake.wait_for(lambda: accepted.responded, what="the new mode")
+    assert "Mode here: always" in (accepted.final_content or "")
+    asked = await h.fake.user_says(BOB, CONFIDENT)
+    await h.fake.wait_for(lambda: h.fake.user_messages[asked].thread_id, what="an answer thread")
+
+
+async def test_the_portal_switch_and_the_unasked_channels_are_known_before_connecting(make_settings) -> None:
+    async with FakeDiscord(message_content_enabled=False) as off, FakeDiscord() as on:
+        assert not await message_content_enabled(off.api_base, "token")
+        assert await message_content_enabled(on.api_base, "token")
+    settings = make_settings(channels={"123": {"mode": "auto"}, "C0SLACK": {"mode": "always"}, "456": {"mode": "off"}})
+    channels = Channels(settings)
+    assert await channels.unasked("discord") == ["123"]
+    assert await channels.unasked("slack") == ["C0SLACK"]
+    await channels.set_mode("discord", "123", "mention")
+    assert await channels.unasked("discord") == []
