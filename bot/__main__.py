@@ -4,6 +4,8 @@ python -m bot                  # run the bot: Discord (DOCENT_DISCORD__TOKEN), S
                                # DOCENT_SLACK__APP_TOKEN), or both from one process
 python -m bot ask "QUESTION"   # answer one question in the terminal, through the same pipeline
 python -m bot sync             # push slash commands to Discord now
+python -m bot learned …        # community answers waiting for approval (list, approve, reject, export)
+python -m bot forget USER_ID   # remove a user's stored questions, votes and community answers
 python -m bot report           # feedback report per Discord server and Slack workspace (and direct messages)
 """
 
@@ -25,14 +27,19 @@ from typing import Any
 import aiohttp
 import discord
 
+from bot import community
 from bot.cli import ask
 from bot.discord.client import DocentBot, point_at, sync_now
 from bot.ops import OpsServer
 from bot.services import Services
 from indexer.build import http_session, make_indexer, make_source
+from indexer.community import CommunityDocs
 from indexer.sources import DocumentSource
 from rag.entry import load_settings, run_command
 from rag.feedback import FeedbackStore, Report
+from rag.learned import FILE as LEARNED_FILE
+from rag.learned import SOURCE_ID as LEARNED_SOURCE
+from rag.learned import LearnedStore
 from rag.logs import configure_logging
 from rag.metrics import Metrics
 from rag.runtime import open_core
@@ -208,14 +215,22 @@ async def serve(settings: Settings, token: str, feedback_path: Path, *, with_sla
         metrics = Metrics()
         indexer = make_indexer(settings, core.embedder, core.store, metrics=metrics)
 
+        learned_path = settings.data_dir / LEARNED_FILE
+
         def sources(source_id: str | None) -> list[DocumentSource]:
             configs = [c for c in settings.indexer.sources if source_id in (None, c.source_id())]
-            return [make_source(config, settings.indexer, session) for config in configs]
+            chosen: list[DocumentSource] = [make_source(config, settings.indexer, session) for config in configs]
+            if source_id in (None, LEARNED_SOURCE):  # approved community answers, indexed like docs
+                chosen.append(CommunityDocs(learned_path))
+            return chosen
 
         await core.store.ensure_collection(core.embedder.dimension)
         feedback = await asyncio.to_thread(FeedbackStore, feedback_path)
+        learned = await asyncio.to_thread(LearnedStore, learned_path)
         try:
-            async with Services(settings, core.pipeline, indexer, sources, feedback, metrics=metrics) as services:
+            async with Services(
+                settings, core.pipeline, indexer, sources, feedback, metrics=metrics, learned=learned
+            ) as services:
                 loop = asyncio.get_running_loop()
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     with contextlib.suppress(NotImplementedError):
@@ -242,6 +257,7 @@ async def serve(settings: Settings, token: str, feedback_path: Path, *, with_sla
                         await services.stop.wait()
                 exit_code = services.exit_code
         finally:
+            learned.close()
             feedback.close()
     logger.info("bot stopped")
     return exit_code
@@ -332,6 +348,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="print a JSON list of {platform, guild_id, report}, one per server or workspace (guild_id null: DMs)",
     )
+    learned_parser = commands.add_parser("learned", help="community answers: list, approve, reject, export")
+    learned_parser.add_argument("action", choices=("list", "approve", "reject", "export"))
+    learned_parser.add_argument("targets", nargs="*", help="answer ids (approve, reject) or a directory (export)")
+    learned_parser.add_argument("--all", action="store_true", help="list every answer, not only pending ones")
+    forget_parser = commands.add_parser("forget", help="remove a user's stored questions, votes and answers")
+    forget_parser.add_argument("user_id")
+    forget_parser.add_argument("--platform", choices=("discord", "slack"), help="only this platform (default both)")
     args = parser.parse_args(argv)
     settings = load_settings()
     if settings is None:
@@ -341,6 +364,13 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     if args.command == "ask":
         return run_command(ask(settings, " ".join(args.question), as_json=args.json))
+    if args.command == "learned":
+        export = Path(args.targets[0]) if args.action == "export" and args.targets else None
+        ids = [int(t) for t in args.targets if t.isdigit()] if args.action in ("approve", "reject") else []
+        return run_command(community.learned(settings, args.action, ids, export, all_=args.all))
+    if args.command == "forget":
+        platforms = [args.platform] if args.platform else ["discord", "slack"]
+        return run_command(community.forget(settings, args.user_id, platforms))
     if args.command == "report":
         return run_command(print_report(settings, as_json=args.json, platform=args.platform, space=args.space))
     return run_command(run_bot(settings, sync_only=args.command == "sync"))

@@ -21,6 +21,9 @@ from indexer.runner import Indexer
 from indexer.sources import DocumentSource
 from rag.errors import describe, new_error_id
 from rag.feedback import FeedbackStore
+from rag.learned import FILE as LEARNED_FILE
+from rag.learned import SOURCE_ID as LEARNED_SOURCE
+from rag.learned import LearnedStore
 from rag.metrics import Metrics
 from rag.models import Answer, IndexReport
 from rag.pipeline import AnswerPipeline
@@ -41,6 +44,17 @@ SEARCHING = "🔎 Searching the docs…"
 
 def queued(ahead: int) -> str:
     return f"⏳ Lots of questions right now; you're in the queue ({ahead} ahead)…"
+
+
+@dataclass
+class SupportThread:
+    """A question answered (or handed off) unasked in a support channel. Only its asker's follow-ups get more
+    answers; once it needed help (hand-off, refusal, 👎), a trusted member's answer there is offered for learning."""
+
+    key: str  # the thread, or the question's message when it has none
+    asker: int | str
+    question: str
+    needs_help: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,7 @@ class Services:
         feedback: FeedbackStore,
         *,
         metrics: Metrics | None = None,
+        learned: LearnedStore | None = None,
     ) -> None:
         self.settings = settings
         self.pipeline = pipeline
@@ -82,6 +97,9 @@ class Services:
             guild_per_minute=bot.guild_questions_per_minute,
         )
         self.channels = Channels(settings)
+        # Opened off the loop by __main__; tests and benchmarks may let it open here.
+        self._owns_learned = learned is None
+        self.learned = learned or LearnedStore(settings.data_dir / LEARNED_FILE)
         self.index_guard = asyncio.Lock()  # one index run in this process: /reindex (any platform) or the periodic run
         self.last_index_report: IndexReport | None = None
         self.stop = asyncio.Event()  # set when the process should stop (a signal, or the engine died)
@@ -114,6 +132,8 @@ class Services:
 
     async def close(self) -> None:
         await self._owned.close()
+        if self._owns_learned:
+            self.learned.close()
 
     async def _watch_engine(self) -> None:
         """A dead vLLM engine can't be revived in-process: stop with ENGINE_DIED so the supervisor (Docker's
@@ -213,6 +233,27 @@ class Services:
             report = self.indexer.progress
             if report is not None:
                 await progress(f"⏳ Reindexing… {report.pages_seen} pages read, {report.chunks_written} chunks written")
+
+    async def index_community(self) -> None:
+        """Index the approved community answers now (after an approval or a rejection); if an index run is
+        going, the next periodic run picks them up."""
+        if self.index_guard.locked():
+            return
+        async with self.index_guard:
+            try:
+                await self.indexer.run(self.sources(LEARNED_SOURCE), wait=False)
+            except Exception as exc:
+                logger.warning("indexing the community answers failed: %s", exc)
+
+    async def capture(self, thread: SupportThread, **message: Any) -> None:
+        """A trusted member answered in a thread that needed help: offer it for learning (best effort)."""
+        try:
+            pair = await self.learned.capture(
+                question=thread.question, asker_id=thread.asker, thread=thread.key, **message
+            )
+            logger.info("captured community answer %d for approval", pair)
+        except Exception:
+            logger.warning("could not store a community answer", exc_info=True)
 
     # -- answering -------------------------------------------------------------------------------------------------
 

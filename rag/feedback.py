@@ -326,5 +326,18 @@ class FeedbackStore:
             ],
         )
 
+    async def forget(self, user_id: int | str, platform: str = "discord") -> int:
+        """Remove a user's stored questions (their answers' rows) and votes; returns how many rows went."""
+        user = self.hash_user(user_id, platform)
+        votes = await self._run("DELETE FROM votes WHERE user_hash = ? RETURNING 1", (user,))
+        asked = await self._run(
+            "DELETE FROM answers WHERE user_hash = ? AND platform = ? RETURNING id", (user, _checked(platform))
+        )
+        if asked:
+            ids = [row[0] for row in asked]
+            marks = ", ".join("?" * len(ids))
+            await self._run(f"DELETE FROM votes WHERE answer_id IN ({marks})", tuple(ids))
+        return len(votes) + len(asked)
+
     def close(self) -> None:
         self._db.close()

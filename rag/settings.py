@@ -43,6 +43,9 @@ class DiscordSettings(BaseModel):
     admin_role_ids: list[int] = Field(
         default_factory=list, description="Roles allowed to /reindex and /feedback besides Manage Server."
     )
+    trusted_role_ids: list[int] = Field(
+        default_factory=list, description="Roles whose answers in support threads Docent offers to learn."
+    )
     allowed_guild_ids: list[int] = Field(
         default_factory=list, description="Servers the bot may stay in; it leaves any other. Empty: any server."
     )
@@ -68,6 +71,9 @@ class SlackSettings(BaseModel):
     )
     admin_user_ids: list[str] = Field(
         default_factory=list, description="Users allowed to re-index besides workspace admins and owners."
+    )
+    trusted_user_ids: list[str] = Field(
+        default_factory=list, description="Members whose answers in support threads Docent offers to learn."
     )
     allowed_team_ids: list[str] = Field(
         default_factory=list, description="Workspaces the bot answers in; others are ignored. Empty: any."

@@ -41,7 +41,7 @@ def build_app(services: Services) -> AsyncApp:
     app = AsyncApp(client=web_client(settings), request_verification_enabled=False)
     asker = SlackAsker(services)
     reindexer = SlackReindexer(services)
-    votes = SlackVotes(services)
+    votes = SlackVotes(services, on_down=asker.needs_help)
     allowed = set(settings.slack.allowed_team_ids)
 
     @app.middleware

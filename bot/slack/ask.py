@@ -22,7 +22,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.conversations import Conversations
-from bot.services import SEARCHING, Place, Services
+from bot.services import SEARCHING, Place, Services, SupportThread
 from bot.slack.render import SECTION_LIMIT, answer_blocks, escape, mrkdwn
 from rag import logs
 from rag.errors import BadQuestion, describe, new_error_id
@@ -189,7 +189,7 @@ class SlackAsker:
         self.conversations = Conversations(max_turns=self.settings.bot.history_turns)
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._no_streaming: set[str] = set()  # workspaces that refused chat.startStream
-        self._askers: OrderedDict[tuple[str, str], str] = OrderedDict()  # support threads -> who asked
+        self.support: OrderedDict[tuple[str, str], SupportThread] = OrderedDict()  # by (channel, thread)
 
     def _first_time(self, event_id: str) -> bool:
         """An event Slack delivers again (a retry after a lost ack) is answered once."""
@@ -243,11 +243,15 @@ class SlackAsker:
             if is_question and self._first_time(str(body.get("event_id") or "")):
                 await self._answer_new_question(client, body, event, policy)
             return
+        support = self.support.get((channel, str(root)))
+        if support is not None and support.asker != event.get("user"):
+            # A support thread: only the asker's follow-ups get more answers; others are people helping, and a
+            # trusted member's answer after a hand-off is offered for learning.
+            if self._first_time(str(body.get("event_id") or "")):
+                await self._maybe_learn(client, body, event, support)
+            return
         if not self.settings.slack.thread_followups or not self.conversations.knows(("ours", channel, str(root))):
             return
-        asker = self._askers.get((channel, str(root)))
-        if asker is not None and asker != event.get("user"):
-            return  # a support thread: only the asker's follow-ups get more answers; others are people helping
         if not self._first_time(str(body.get("event_id") or "")):
             return
         await self._answer_event(client, body, event, thread=str(root), started=True, policy=policy)
@@ -276,13 +280,45 @@ class SlackAsker:
         )
         if answer is None:
             return
-        self._askers[(channel, ts)] = user
-        while len(self._askers) > _SEEN_EVENTS:
-            self._askers.popitem(last=False)
+        support = SupportThread(ts, user, answer.question, needs_help=answer.refused)
+        self.support[(channel, ts)] = support
+        while len(self.support) > _SEEN_EVENTS:
+            self.support.popitem(last=False)
         if answer.refused and auto:
             await self._hand_off(client, channel, ts, policy)
             return
         self.remember(channel, ts, (), answer, started=True)
+
+    def needs_help(self, channel: str, thread: str) -> None:
+        """A 👎 on the answer in a support thread: a trusted member's answer there is worth learning."""
+        support = self.support.get((channel, thread))
+        if support is not None:
+            support.needs_help = True
+
+    async def _maybe_learn(
+        self, client: AsyncWebClient, body: dict[str, Any], event: dict[str, Any], support: SupportThread
+    ) -> None:
+        user = str(event.get("user"))
+        if not support.needs_help or user not in self.settings.slack.trusted_user_ids:
+            return
+        channel, ts = str(event.get("channel")), str(event.get("ts"))
+        try:
+            link = str((await client.chat_getPermalink(channel=channel, message_ts=ts)).get("permalink") or "")
+            info = await client.users_info(user=user)
+            author = str((info.get("user") or {}).get("name") or user)
+        except Exception as exc:
+            logger.warning("slack: could not look up a trusted answer's link or author: %s", exc)
+            return
+        await self.services.capture(
+            support,
+            platform="slack",
+            space=str(body.get("team_id") or ""),
+            channel=channel,
+            answer=question_text(str(event.get("text") or "")),
+            link=link,
+            author=author,
+            author_id=user,
+        )
 
     async def _hand_off(self, client: AsyncWebClient, channel: str, ts: str, policy: ChannelPolicy) -> None:
         """Not sure: a 👀 reaction, or a line in the thread that may ping the channel's helper group — the one

@@ -4,6 +4,7 @@ shared feedback store with ``platform = "slack"`` and the workspace id."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -16,8 +17,9 @@ logger = logging.getLogger(__name__)
 
 
 class SlackVotes:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, on_down: Callable[[str, str], None] | None = None) -> None:
         self.services = services
+        self._on_down = on_down  # told (channel, thread) of a 👎: a support thread then needs help
 
     async def on_vote(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
@@ -27,6 +29,10 @@ class SlackVotes:
         recorded = await self.services.vote(
             str(action.get("value") or ""), user, action.get("action_id") == VOTE_UP, Place("slack", team)
         )
+        message = body.get("message") or {}
+        channel = str((body.get("channel") or {}).get("id") or "")
+        if action.get("action_id") != VOTE_UP and self._on_down is not None and message.get("thread_ts"):
+            self._on_down(channel, str(message["thread_ts"]))
         text = "Thanks for the feedback!" if recorded else "That answer is too old to rate."
         try:
             await respond(text=text, response_type="ephemeral", replace_original=False)

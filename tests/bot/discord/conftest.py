@@ -11,9 +11,13 @@ import pytest
 from bot.discord.client import DocentBot
 from bot.services import Services
 from indexer.build import make_indexer
+from indexer.community import CommunityDocs
 from indexer.local import FolderDocs
 from indexer.runner import Indexer
+from indexer.sources import DocumentSource
 from rag.feedback import FeedbackStore
+from rag.learned import FILE as LEARNED_FILE
+from rag.learned import SOURCE_ID as LEARNED_SOURCE
 from rag.metrics import Metrics
 from rag.pipeline import AnswerPipeline
 from rag.retrieval import Retriever
@@ -76,7 +80,14 @@ async def harness_factory(
         retriever = Retriever(embedder, store, settings.retrieval)
         pipeline = AnswerPipeline(retriever, generator, settings.retrieval)
         feedback = FeedbackStore(settings.data_dir / "feedback.sqlite3")
-        services = Services(settings, pipeline, indexer, lambda _id: [FolderDocs(source)], feedback, metrics=metrics)
+
+        def sources(source_id: str | None) -> list[DocumentSource]:
+            chosen: list[DocumentSource] = [FolderDocs(source)] if source_id in (None, "docs") else []
+            if source_id in (None, LEARNED_SOURCE):
+                chosen.append(CommunityDocs(settings.data_dir / LEARNED_FILE))
+            return chosen
+
+        services = Services(settings, pipeline, indexer, sources, feedback, metrics=metrics)
         bot = DocentBot(services, own_services=True, guild_ready_timeout=0.1, **(bot_options or {}))
         fake = FakeDiscord(guild_id=guild_id)
         await fake.start()

@@ -12,15 +12,19 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from bot.services import Services
 from bot.slack.app import build_app
 from indexer.build import make_indexer
+from indexer.community import CommunityDocs
 from indexer.local import FolderDocs
+from indexer.sources import DocumentSource
 from rag.feedback import FeedbackStore
+from rag.learned import FILE as LEARNED_FILE
+from rag.learned import SOURCE_ID as LEARNED_SOURCE
 from rag.pipeline import AnswerPipeline
 from rag.retrieval import Retriever
 from rag.settings import FolderSource, Settings
 from rag.store import MilvusStore
 from tests.bot.failing_store import FailingStore
 from tests.bot.slack.fake_slack import FakeSlack
-from tests.bot.slack.harness import ADMIN, DOCS, MEMBER, Harness
+from tests.bot.slack.harness import ADMIN, BOB, DOCS, MEMBER, Harness
 
 
 @pytest.fixture
@@ -38,6 +42,7 @@ async def slack_harness(
         await slack.__aenter__()
         slack.add_user(ADMIN, "ada", admin=True)
         slack.add_user(MEMBER, "max")
+        slack.add_user(BOB, "bob")
         settings = make_settings(
             slack={
                 "bot_token": slack.bot_token,
@@ -55,7 +60,14 @@ async def slack_harness(
         await indexer.run([FolderDocs(source)])
         pipeline = AnswerPipeline(Retriever(embedder, store, settings.retrieval), generator, settings.retrieval)
         feedback = FeedbackStore(settings.data_dir / "feedback.sqlite3")
-        services = Services(settings, pipeline, indexer, lambda _id: [FolderDocs(source)], feedback)
+
+        def sources(source_id: str | None) -> list[DocumentSource]:
+            chosen: list[DocumentSource] = [FolderDocs(source)] if source_id in (None, "docs") else []
+            if source_id in (None, LEARNED_SOURCE):
+                chosen.append(CommunityDocs(settings.data_dir / LEARNED_FILE))
+            return chosen
+
+        services = Services(settings, pipeline, indexer, sources, feedback)
         app = build_app(services)
         handler = AsyncSocketModeHandler(app, slack.app_token, web_client=app.client)
         await handler.connect_async()

@@ -289,6 +289,16 @@ class FakeSlack:
         self._written(message.ts, message.text, message.blocks)
         return {"ok": True, "channel": message.channel, "ts": message.ts}
 
+    def _chat_getPermalink(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = str(args.get("channel") or ""), str(args.get("message_ts") or "")
+        if not channel or not ts:
+            return {"ok": False, "error": "invalid_arguments"}
+        return {
+            "ok": True,
+            "channel": channel,
+            "permalink": f"https://fake.slack.com/archives/{channel}/p{ts.replace('.', '')}",
+        }
+
     def _chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         error = self._check_message(args)
         if error:

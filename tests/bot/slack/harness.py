@@ -4,7 +4,7 @@ loopback fake Slack, with real Milvus Lite and MiniLM retrieval over a two-page 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.services import Services
@@ -17,7 +17,7 @@ DOCS = {
     "quality.\n",
     "ivf.md": "# IVF_FLAT\n\nIVF_FLAT splits vectors into `nlist` clusters and searches `nprobe` of them.\n",
 }
-ADMIN, MEMBER = "UADMIN", "UMEMBER"
+ADMIN, MEMBER, BOB = "UADMIN", "UMEMBER", "UBOB"
 
 
 class Harness:
@@ -31,6 +31,20 @@ class Harness:
             while True:
                 change = asyncio.ensure_future(self.slack.changed())
                 value = found()
+                if value:
+                    change.cancel()
+                    return value
+                await asyncio.wait({change}, timeout=0.5)
+
+        return await asyncio.wait_for(poll(), timeout)
+
+    async def until_async(self, found: Callable[[], Awaitable[Any]], timeout: float = 60) -> Any:
+        """``until`` for a check that must await (a store read)."""
+
+        async def poll() -> Any:
+            while True:
+                change = asyncio.ensure_future(self.slack.changed())
+                value = await found()
                 if value:
                     change.cancel()
                     return value

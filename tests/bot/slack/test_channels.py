@@ -10,7 +10,7 @@ import pytest
 
 from indexer.local import FolderDocs
 from rag.settings import FolderSource
-from tests.bot.slack.harness import ADMIN, MEMBER, texts
+from tests.bot.slack.harness import ADMIN, BOB, MEMBER, texts
 from tests.scripted import ScriptedGenerator
 
 pytestmark = pytest.mark.integration
@@ -119,3 +119,31 @@ async def test_the_channel_command_shows_to_anyone_and_sets_for_admins(slack_har
     assert "Mode here: always" in said[-1]["text"]
     asked = await h.slack.message(HELP, MEMBER, CONFIDENT)
     await h.final(asked.payload["event"]["ts"])
+
+
+async def test_a_trusted_answer_after_a_hand_off_is_learned_once_approved(slack_harness) -> None:
+    question = "How do I make the zorblax cache survive restarts?"
+    model = ScriptedGenerator("Set zorblax.persist [1].")
+    h = await slack_harness(model, channels=auto(min_confidence=0.3), slack={"trusted_user_ids": [ADMIN]})
+    asked = await h.slack.message(HELP, MEMBER, question)
+    thread = asked.payload["event"]["ts"]
+    await h.until(lambda: h.slack.reactions)  # not in the docs: handed off
+    await h.slack.message(HELP, MEMBER, "any ideas, anyone?", thread_ts=thread)  # the asker: not an answer
+    await h.slack.message(HELP, ADMIN, "Set `zorblax.persist = true`.", thread_ts=thread)
+    await h.slack.message(HELP, ADMIN, "And mount the cache folder.", thread_ts=thread)
+    pending = await h.until_async(lambda: h.services.learned.list())
+    assert len(pending) == 1 and pending[0].question == question and pending[0].author == "ada"
+    assert pending[0].answer == "Set `zorblax.persist = true`.\n\nAnd mount the cache folder."
+    assert pending[0].link.startswith("https://fake.slack.com/archives/C1/p")
+
+    await h.services.index_community()
+    again = await h.slack.message(HELP, MEMBER, "zorblax cache lost after restart, how to keep it?")
+    handed = await h.until(lambda: len(h.slack.reactions) == 2)
+    assert handed, "pending answers are never used"
+
+    await h.services.learned.decide(pending[0].id, "approved")
+    await h.services.index_community()
+    third = await h.slack.message(HELP, BOB, "How can the zorblax cache survive a restart?")
+    answer = await h.final(third.payload["event"]["ts"])
+    assert f"<{pending[0].link}" in texts(answer) and "|Community answer by @ada>" in texts(answer)
+    del again

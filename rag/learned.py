@@ -1,0 +1,175 @@
+"""Community answers Docent may learn (issue 12): candidate Q&A pairs captured from trusted members' answers in
+support threads, kept in SQLite until a maintainer approves, edits or rejects them. Approved pairs become the
+``community`` source, indexed like any docs and cited as "Community answer by @name" with a link to the message.
+
+Stored per pair: the question, the answer, a link to the message, the author's display name, the platform and
+space, and salted hashes of the asker's and author's ids (so ``forget`` can find them without keeping the ids).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+FILE = "learned.sqlite3"
+SOURCE_ID = "community"
+Status = Literal["pending", "approved", "rejected"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS learned (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    platform TEXT NOT NULL,
+    space TEXT,
+    channel TEXT NOT NULL,
+    thread TEXT NOT NULL,
+    question TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    link TEXT NOT NULL,
+    author TEXT NOT NULL,
+    author_hash TEXT NOT NULL,
+    asker_hash TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    decided_at REAL
+);
+CREATE INDEX IF NOT EXISTS learned_thread ON learned(platform, channel, thread);
+"""
+
+
+@dataclass(frozen=True)
+class Learned:
+    id: int
+    platform: str
+    channel: str
+    thread: str
+    question: str
+    answer: str
+    link: str
+    author: str
+    created_at: float
+    status: Status
+
+    def as_markdown(self) -> str:
+        """The page the ``community`` source indexes (and ``learned export`` writes)."""
+        return f"# Community answer by @{self.author}\n\n**Question:** {self.question}\n\n{self.answer}\n"
+
+
+class LearnedStore:
+    """One SQLite file under ``data_dir``; every call runs in a worker thread."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, timeout=5, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()
+        if row is None:
+            self._salt = secrets.token_hex(16)
+            self._db.execute("INSERT INTO meta(key, value) VALUES ('salt', ?)", (self._salt,))
+        else:
+            self._salt = str(row[0])
+        self._lock = asyncio.Lock()
+
+    def hash_user(self, platform: str, user_id: int | str) -> str:
+        return hashlib.sha256(f"{self._salt}:{platform}:{user_id}".encode()).hexdigest()[:24]
+
+    async def _run(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        async with self._lock:
+            return await asyncio.to_thread(lambda: self._db.execute(sql, params).fetchall())
+
+    async def capture(
+        self,
+        *,
+        platform: str,
+        space: str | None,
+        channel: str,
+        thread: str,
+        question: str,
+        answer: str,
+        link: str,
+        author: str,
+        author_id: int | str,
+        asker_id: int | str,
+    ) -> int:
+        """A trusted member answered in a thread: a new pending pair, or — when their previous message there is
+        the newest pending pair — the same pair with this message stitched on."""
+        author_hash = self.hash_user(platform, author_id)
+        asker_hash = self.hash_user(platform, asker_id)
+
+        def write() -> int:  # one transaction: two messages arriving together must not both start a pair
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                last = self._db.execute(
+                    "SELECT id, author_hash, status FROM learned WHERE platform = ? AND channel = ? AND thread = ? "
+                    "ORDER BY id DESC LIMIT 1",
+                    (platform, channel, thread),
+                ).fetchone()
+                if last and last[1] == author_hash and last[2] == "pending":
+                    self._db.execute("UPDATE learned SET answer = answer || ? WHERE id = ?", ("\n\n" + answer, last[0]))
+                    return int(last[0])
+                row = self._db.execute(
+                    "INSERT INTO learned (platform, space, channel, thread, question, answer, link, author, "
+                    "author_hash, asker_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    (
+                        platform,
+                        space,
+                        channel,
+                        thread,
+                        question,
+                        answer,
+                        link,
+                        author,
+                        author_hash,
+                        asker_hash,
+                        time.time(),
+                    ),
+                ).fetchone()
+                return int(row[0])
+
+        async with self._lock:
+            return await asyncio.to_thread(write)
+
+    async def list(self, status: Status | None = "pending", *, limit: int = 50) -> list[Learned]:
+        where, params = ("WHERE status = ?", (status,)) if status else ("", ())
+        rows = await self._run(
+            "SELECT id, platform, channel, thread, question, answer, link, author, created_at, status "
+            f"FROM learned {where} ORDER BY id LIMIT ?",
+            (*params, limit),
+        )
+        return [Learned(*row) for row in rows]
+
+    async def get(self, pair_id: int) -> Learned | None:
+        rows = await self._run(
+            "SELECT id, platform, channel, thread, question, answer, link, author, created_at, status "
+            "FROM learned WHERE id = ?",
+            (pair_id,),
+        )
+        return Learned(*rows[0]) if rows else None
+
+    async def decide(self, pair_id: int, status: Status, *, answer: str | None = None) -> bool:
+        """Approve (optionally with an edited answer) or reject a pair; False if there is no such pair."""
+        if answer is not None:
+            await self._run("UPDATE learned SET answer = ? WHERE id = ?", (answer, pair_id))
+        rows = await self._run(
+            "UPDATE learned SET status = ?, decided_at = ? WHERE id = ? RETURNING id", (status, time.time(), pair_id)
+        )
+        return bool(rows)
+
+    async def delete(self, pair_id: int) -> bool:
+        return bool(await self._run("DELETE FROM learned WHERE id = ? RETURNING id", (pair_id,)))
+
+    async def forget(self, platform: str, user_id: int | str) -> int:
+        """Remove every pair a user asked or wrote; returns how many."""
+        user = self.hash_user(platform, user_id)
+        rows = await self._run("DELETE FROM learned WHERE asker_hash = ? OR author_hash = ? RETURNING id", (user, user))
+        return len(rows)
+
+    def close(self) -> None:
+        self._db.close()
