@@ -25,7 +25,7 @@ from bot.discord.replies import (
     edit_quietly,
     finish,
 )
-from bot.services import SEARCHING, Place
+from bot.services import SEARCHING, Place, SupportThread
 from bot.text import sendable
 from rag import logs
 from rag.errors import BadQuestion, describe, new_error_id
@@ -64,7 +64,9 @@ class Asker:
 
     def __init__(self, bot: DocentBot) -> None:
         self.bot = bot
-        self._askers: OrderedDict[int, int] = OrderedDict()  # support threads -> who asked
+        # Questions answered or handed off unasked, by the question's message id (a thread made from a message
+        # has the message's id, so this is also the thread).
+        self.support: OrderedDict[int, SupportThread] = OrderedDict()
 
     # -- mentions, replies, threads, DMs -------------------------------------------------------------
 
@@ -85,7 +87,7 @@ class Asker:
         in_our_thread = isinstance(message.channel, discord.Thread) and (
             self.bot.conversations.knows(message.channel.id) or message.channel.owner_id == me.id
         )
-        support_thread = self.bot.support_channels and message.channel.id in self._askers
+        support_thread = self.bot.support_channels and message.channel.id in self.support
         return in_our_thread and (self.bot.settings.bot.thread_followups_without_mention or support_thread)
 
     async def channel_policy(self, channel: Any) -> ChannelPolicy:
@@ -103,13 +105,16 @@ class Asker:
             if self._is_new_question(message, policy):
                 await self._answer_new_question(message, policy)
                 return
+            support = self._support_of(message)
+            if support is not None and str(support.asker) != str(message.author.id) and not self._mentions_me(message):
+                # A support thread: only the asker's follow-ups get more answers; others are people helping, and a
+                # trusted member's answer after a hand-off is offered for learning.
+                await self._maybe_learn(message, support)
+                return
         else:
             policy = None
         if not self._is_addressed(message):
             return
-        asker = self._askers.get(message.channel.id)
-        if asker is not None and asker != message.author.id and not self._mentions_me(message):
-            return  # a support thread: only the asker's follow-ups get more answers; others are people helping
         settings = self.bot.settings.bot
         if message.guild is None and settings.direct_messages == "refuse":
             await self._reply(message, ONLY_IN_SERVERS)
@@ -194,17 +199,45 @@ class Asker:
         )
         if answer is None:
             return
+        self.support[message.id] = SupportThread(str(message.id), message.author.id, question, answer.refused)
+        while len(self.support) > MAX_SUPPORT_THREADS:
+            self.support.popitem(last=False)
         if answer.refused and auto:
             await self._hand_off(message, policy)
             return
         thread_id = opened.get("thread")
-        if thread_id is not None:
-            self._askers[thread_id] = message.author.id
-            while len(self._askers) > MAX_SUPPORT_THREADS:
-                self._askers.popitem(last=False)
         if not answer.refused:
             keys = [*message_ids, *([thread_id] if thread_id else [])]
             self.bot.conversations.remember(keys, (), Turn(answer.question, answer.text))
+
+    def _support_of(self, message: discord.Message) -> SupportThread | None:
+        """The support question this message follows up: in its thread, or as a reply to it."""
+        support = self.support.get(message.channel.id)
+        if support is None and message.reference is not None and message.reference.message_id is not None:
+            support = self.support.get(message.reference.message_id)
+        return support
+
+    def needs_help(self, thread_id: int | None) -> None:
+        """A 👎 on an answer in a support thread: a trusted member's answer there is worth learning."""
+        support = self.support.get(thread_id) if thread_id is not None else None
+        if support is not None:
+            support.needs_help = True
+
+    async def _maybe_learn(self, message: discord.Message, support: SupportThread) -> None:
+        trusted = set(self.bot.settings.discord.trusted_role_ids)
+        roles = {role.id for role in getattr(message.author, "roles", [])}
+        if not support.needs_help or not trusted & roles or not message.content.strip():
+            return
+        await self.bot.services.capture(
+            support,
+            platform="discord",
+            space=str(message.guild.id) if message.guild else None,
+            channel=str(message.channel.id),
+            answer=message.content.strip(),
+            link=message.jump_url,
+            author=message.author.display_name,
+            author_id=message.author.id,
+        )
 
     async def _hand_off(self, message: discord.Message, policy: ChannelPolicy) -> None:
         """Not sure: 👀 on the question, or a line under it that may ping the channel's helper role — the one

@@ -50,6 +50,8 @@ class VoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"doce
         bot = docent(interaction)
         place = Place("discord", interaction.guild_id)
         recorded = await bot.services.vote(self.answer_id, interaction.user.id, self.helpful, place)
+        if not self.helpful:
+            bot.asker.needs_help(interaction.channel_id)
         text = "Thanks for the feedback!" if recorded else "That answer is too old to rate."
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
 

@@ -4,6 +4,9 @@ the Message Content fallback and /docent-channel. The production bot over the fa
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 
 from bot.__main__ import message_content_enabled
@@ -125,3 +128,43 @@ async def test_the_portal_switch_and_the_unasked_channels_are_known_before_conne
     assert await channels.unasked("slack") == ["C0SLACK"]
     await channels.set_mode("discord", "123", "mention")
     assert await channels.unasked("discord") == []
+
+
+async def test_a_trusted_reply_after_a_hand_off_is_learned_once_approved(harness_factory) -> None:
+    trusted_role, helper = 888888888888888888, 600000000000000009
+
+    async def trusted(fake: FakeDiscord) -> None:
+        fake.add_role("trusted", role_id=trusted_role)
+        fake.add_member(helper, "ada", roles=[trusted_role])
+
+    question = "How do I make the zorblax cache survive restarts?"
+    h = await harness_factory(
+        ScriptedGenerator("Set zorblax.persist [1]."),
+        channels=auto(),
+        discord={"trusted_role_ids": [trusted_role]},
+        bot_options={"support_channels": True},
+        before_start=trusted,
+    )
+    asked = await h.fake.user_says(ALICE, question)
+    await h.fake.wait_for(lambda: h.fake.user_messages[asked].reactions, what="the hand-off")
+    await h.fake.user_says(BOB, "Same problem here, any ideas?", reply_to=asked, ping_reply=False)
+    await h.fake.user_says(
+        helper, "Set `zorblax.persist = true` and mount the cache.", reply_to=asked, ping_reply=False
+    )
+
+    async def pending() -> list[Any]:
+        while not (rows := await h.bot.services.learned.list()):
+            await asyncio.sleep(0)  # the capture is one store write away; each read is a thread hop
+        return rows
+
+    rows = await asyncio.wait_for(pending(), 30)
+    assert len(rows) == 1 and rows[0].author == "ada" and rows[0].question == question
+    assert rows[0].link.endswith(f"/{h.fake.channel_id}/{max(h.fake.user_messages)}")
+
+    await h.bot.services.learned.decide(rows[0].id, "approved")
+    await h.bot.services.index_community()
+    again = await h.fake.user_says(BOB, "How can the zorblax cache survive a restart?")
+    await h.fake.wait_for(lambda: h.fake.user_messages[again].thread_id, what="an answer thread")
+    thread = h.fake.user_messages[again].thread_id
+    answer = await h.fake.wait_for_message(lambda m: "AI-generated" in m.content, channel_id=thread, timeout=60)
+    assert "Community answer by @ada" in answer.content and rows[0].link in answer.content
