@@ -153,8 +153,9 @@ async def test_a_trusted_reply_after_a_hand_off_is_learned_once_approved(harness
     )
 
     async def pending() -> list[Any]:
-        while not (rows := await h.bot.services.learned.list()):
-            await asyncio.sleep(0)  # the capture is one store write away; each read is a thread hop
+        rows: list[Any] = []
+        while not rows:  # the capture is one store write away; each read is a thread hop
+            rows = await h.bot.services.learned.list()
         return rows
 
     rows = await asyncio.wait_for(pending(), 30)
