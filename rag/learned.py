@@ -55,6 +55,7 @@ class Learned:
     author: str
     created_at: float
     status: Status
+    space: str | None = None
 
     def as_markdown(self) -> str:
         """The page the ``community`` source indexes (and ``learned export`` writes)."""
@@ -136,18 +137,33 @@ class LearnedStore:
         async with self._lock:
             return await asyncio.to_thread(write)
 
-    async def list(self, status: Status | None = "pending", *, limit: int = 50) -> list[Learned]:
-        where, params = ("WHERE status = ?", (status,)) if status else ("", ())
+    async def list(
+        self,
+        status: Status | None = "pending",
+        *,
+        limit: int = 50,
+        platform: str | None = None,
+        space: str | None = None,
+    ) -> list[Learned]:
+        """Pairs by status (None: all), oldest first; with ``platform``/``space``, only that server's or
+        workspace's (what its admins may see)."""
+        where: list[str] = []
+        params: list[object] = []
+        for column, value in (("status", status), ("platform", platform), ("space", space)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
         rows = await self._run(
-            "SELECT id, platform, channel, thread, question, answer, link, author, created_at, status "
-            f"FROM learned {where} ORDER BY id LIMIT ?",
+            "SELECT id, platform, channel, thread, question, answer, link, author, created_at, status, space "
+            f"FROM learned {clause} ORDER BY id LIMIT ?",
             (*params, limit),
         )
         return [Learned(*row) for row in rows]
 
     async def get(self, pair_id: int) -> Learned | None:
         rows = await self._run(
-            "SELECT id, platform, channel, thread, question, answer, link, author, created_at, status "
+            "SELECT id, platform, channel, thread, question, answer, link, author, created_at, status, space "
             "FROM learned WHERE id = ?",
             (pair_id,),
         )

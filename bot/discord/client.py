@@ -21,10 +21,11 @@ import yarl
 from discord import app_commands
 
 from bot.conversations import Conversations
-from bot.discord import admin, ask, feedback
+from bot.discord import admin, ask, feedback, learned
 from bot.discord.admin import TOKEN_LIFETIME_S, Reindexer
 from bot.discord.ask import Asker
 from bot.discord.feedback import VoteButton
+from bot.discord.learned import LearnedButton
 from bot.discord.replies import NO_PINGS
 from bot.services import Services
 from bot.tasks import OwnedTasks
@@ -60,6 +61,7 @@ def add_commands(tree: app_commands.CommandTree[Any], settings: Settings) -> Non
     ask.add_commands(tree, settings)
     admin.add_commands(tree, settings)
     feedback.add_commands(tree, settings)
+    learned.add_commands(tree, settings)
 
 
 class DocentTree(app_commands.CommandTree["DocentBot"]):
@@ -133,7 +135,7 @@ class DocentBot(discord.Client):
         return await self.services.index_once()
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(VoteButton)
+        self.add_dynamic_items(VoteButton, LearnedButton)
         # Synced in the background: a rejected sync (a 400 for the payload, a 5xx, a 429) must not stop the bot
         # from answering mentions.
         self.spawn(self._sync_until_done(), name="command-sync")

@@ -124,7 +124,7 @@ async def test_sync_pushes_the_commands_without_loading_models(tmp_path: Path, p
         synced = sorted(command["name"] for command in fake.synced_commands())
     text = log.read_text(errors="replace")
     assert proc.returncode == 0, text[-4000:]
-    assert {"ask", "docent-channel", "feedback", "reindex"} <= set(synced), synced
+    assert {"ask", "docent-channel", "feedback", "learned", "reindex"} <= set(synced), synced
     assert not any(line in text for line in ENGINE_START_LINES), text[-4000:]
 
 

@@ -169,3 +169,40 @@ async def test_a_trusted_reply_after_a_hand_off_is_learned_once_approved(harness
     thread = h.fake.user_messages[again].thread_id
     answer = await h.fake.wait_for_message(lambda m: "AI-generated" in m.content, channel_id=thread, timeout=60)
     assert "Community answer by @ada" in answer.content and rows[0].link in answer.content
+
+
+async def _pair(h: Any, question: str, *, space: str) -> int:
+    pair_id: int = await h.bot.services.learned.capture(
+        platform="discord",
+        space=space,
+        channel=str(CHANNEL),
+        thread=question,
+        question=question,
+        answer=f"The answer to {question}",
+        link="https://discord.com/channels/1/2/3",
+        author="ada",
+        author_id=9,
+        asker_id=8,
+    )
+    return pair_id
+
+
+async def test_learned_lists_this_servers_pending_answers_with_approve_and_reject(harness_factory) -> None:
+    h = await harness_factory(ScriptedGenerator())
+    mine = [await _pair(h, f"question {i}?", space=str(h.fake.guild_id)) for i in range(2)]
+    elsewhere = await _pair(h, "another server's question?", space="42")
+
+    refused = await h.fake.slash("learned", {}, user_id=ALICE)
+    await h.fake.wait_for(lambda: refused.responded, what="the refusal")
+    assert "Manage Server" in (refused.final_content or "")
+
+    shown = await h.fake.slash("learned", {}, user_id=ADMIN)
+    await h.fake.wait_for(lambda: len(shown.followups) == 2, what="one message per pending answer")
+    assert "2 community answers" in (shown.final_content or "")
+    assert not any("another server" in m.content for m in shown.followups), "servers never see each other's"
+    first, second = shown.followups
+    approve = await h.fake.click(first.id, f"docent:learned:approve:{mine[0]}", user_id=ADMIN)
+    reject = await h.fake.click(second.id, f"docent:learned:reject:{mine[1]}", user_id=ADMIN)
+    await h.fake.wait_for(lambda: approve.responded and reject.responded, what="both decisions")
+    statuses = {p.id: p.status for p in await h.bot.services.learned.list(None)}
+    assert statuses == {mine[0]: "approved", mine[1]: "rejected", elsewhere: "pending"}

@@ -308,7 +308,13 @@ async def test_a_failed_command_sync_is_logged_and_retried_while_mentions_work(h
     asked = await h.fake.user_says(ALICE, "What is HNSW?", mention_bot=True)
     await h.reply_to(asked)
     await h.fake.wait_for(h.bot.commands_synced.is_set, what="a later sync to succeed")
-    assert sorted(c["name"] for c in h.fake.synced_commands()) == ["ask", "docent-channel", "feedback", "reindex"]
+    assert sorted(c["name"] for c in h.fake.synced_commands()) == [
+        "ask",
+        "docent-channel",
+        "feedback",
+        "learned",
+        "reindex",
+    ]
     assert [r.status for r in h.fake.calls("PUT", "/applications/*/commands")] == [400, 503, 200]
     failures = [m for m in errors_logged(caplog) if "slash command sync failed" in m]
     assert len(failures) == 2 and "HTTP 400, code 50035: Invalid Form Body" in failures[0] and "503" in failures[1]

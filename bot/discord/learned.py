@@ -1,0 +1,117 @@
+"""/learned: this server's community answers waiting for approval, privately, to its admins, each with Approve,
+Edit (a form with the answer to correct, then approved) and Reject. Nothing is learned without approval; a
+decision re-indexes the community answers at once. The buttons carry the pair id, so they survive restarts."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from bot.discord import docent
+from bot.discord.admin import is_admin, refused_unless_admin
+from bot.discord.replies import NO_PINGS
+from bot.text import sendable
+from rag.learned import Learned
+from rag.settings import Settings
+
+logger = logging.getLogger(__name__)
+SHOWN = 10  # pending pairs per /learned; the rest wait for the next one
+_LABELS = {"approve": ("Approve", "✅"), "edit": ("Edit", "✏️"), "reject": ("Reject", "🗑️")}
+
+
+def describe(pair: Learned) -> str:
+    text = f"**#{pair.id}** by @{pair.author} — <{pair.link}>\n**Q:** {pair.question}\n**A:** {pair.answer}"
+    return sendable(text if len(text) <= 1900 else text[:1899] + "…")
+
+
+class LearnedButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"docent:learned:(?P<action>approve|edit|reject):(?P<id>\d+)",
+):
+    def __init__(self, pair_id: int, action: str) -> None:
+        self.pair_id, self.action = pair_id, action
+        label, emoji = _LABELS[action]
+        style = discord.ButtonStyle.danger if action == "reject" else discord.ButtonStyle.secondary
+        super().__init__(
+            discord.ui.Button(label=label, emoji=emoji, style=style, custom_id=f"docent:learned:{action}:{pair_id}")
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> LearnedButton:
+        return cls(int(match["id"]), match["action"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot = docent(interaction)
+        if await refused_unless_admin(interaction, bot.settings.discord.admin_role_ids, "decide what Docent learns"):
+            return
+        pair = await bot.services.learned.get(self.pair_id)
+        if pair is None or pair.platform != "discord" or pair.space != str(interaction.guild_id):
+            await interaction.response.send_message("That answer is gone.", ephemeral=True, allowed_mentions=NO_PINGS)
+            return
+        if self.action == "edit":
+            await interaction.response.send_modal(EditAnswer(pair))
+            return
+        await decide(interaction, pair, "approved" if self.action == "approve" else "rejected")
+
+
+class EditAnswer(discord.ui.Modal, title="Edit, then approve"):
+    def __init__(self, pair: Learned) -> None:
+        super().__init__(custom_id=f"docent:learned-edit:{pair.id}")
+        self.pair = pair
+        self.answer: discord.ui.TextInput[EditAnswer] = discord.ui.TextInput(
+            label="Answer", style=discord.TextStyle.paragraph, default=pair.answer[:4000], max_length=4000
+        )
+        self.add_item(self.answer)
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        if not is_admin(interaction.user, docent(interaction).settings.discord.admin_role_ids):
+            return
+        await decide(interaction, self.pair, "approved", answer=self.answer.value.strip() or self.pair.answer)
+
+
+async def decide(interaction: discord.Interaction, pair: Learned, status: str, *, answer: str | None = None) -> None:
+    bot = docent(interaction)
+    await bot.services.learned.decide(pair.id, "approved" if status == "approved" else "rejected", answer=answer)
+    logger.info("community answer %d %s by %s", pair.id, status, interaction.user.id)
+    bot.services.spawn(bot.services.index_community(), name="index-community")
+    verdict = "✅ Approved: Docent can cite it now." if status == "approved" else "🗑️ Rejected: never used."
+    await interaction.response.send_message(f"#{pair.id} {verdict}", ephemeral=True, allowed_mentions=NO_PINGS)
+
+
+def add_commands(tree: app_commands.CommandTree[Any], settings: Settings) -> None:
+    @app_commands.command(name="learned", description="Community answers waiting for approval (admins).")
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.guild_only()
+    async def learned(interaction: discord.Interaction) -> None:
+        await show_pending(interaction)
+
+    tree.add_command(learned)
+
+
+async def show_pending(interaction: discord.Interaction) -> None:
+    bot = docent(interaction)
+    if await refused_unless_admin(interaction, bot.settings.discord.admin_role_ids, "see what Docent may learn"):
+        return
+    if interaction.guild_id is None:
+        return
+    await interaction.response.defer(thinking=True, ephemeral=True)
+    pairs = await bot.services.learned.list("pending", platform="discord", space=str(interaction.guild_id))
+    if not pairs:
+        await interaction.edit_original_response(content="Nothing waiting for approval.", allowed_mentions=NO_PINGS)
+        return
+    more = f" (showing {SHOWN})" if len(pairs) > SHOWN else ""
+    await interaction.edit_original_response(
+        content=f"{len(pairs)} community answers wait for approval{more}.", allowed_mentions=NO_PINGS
+    )
+    for pair in pairs[:SHOWN]:
+        view = discord.ui.View(timeout=None)
+        for action in ("approve", "edit", "reject"):
+            view.add_item(LearnedButton(pair.id, action))
+        await interaction.followup.send(describe(pair), view=view, ephemeral=True, allowed_mentions=NO_PINGS)
+        view.stop()  # the buttons are dynamic items, matched by custom id; a stored ephemeral view only times out
