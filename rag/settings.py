@@ -69,6 +69,9 @@ class SlackSettings(BaseModel):
     channel_command: str = Field(
         "/docent-channel", description="Slash command that shows or sets this channel's mode (admins only)."
     )
+    learned_command: str = Field(
+        "/docent-learned", description="Slash command listing community answers waiting for approval (admins)."
+    )
     admin_user_ids: list[str] = Field(
         default_factory=list, description="Users allowed to re-index besides workspace admins and owners."
     )

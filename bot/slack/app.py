@@ -19,6 +19,7 @@ from bot.slack.admin import SlackChannelModes, SlackReindexer
 from bot.slack.ask import SlackAsker
 from bot.slack.assistant import suggest_prompts
 from bot.slack.feedback import SlackVotes
+from bot.slack.learned import APPROVE, EDIT, EDIT_VIEW, REJECT, SlackLearned
 from bot.slack.render import VOTE_DOWN, VOTE_UP
 from rag.errors import ConfigError
 from rag.settings import Settings, secret_text
@@ -75,6 +76,11 @@ def build_app(services: Services) -> AsyncApp:
     app.command(settings.slack.ask_command)(asker.on_ask)
     app.command(settings.slack.reindex_command)(reindexer.on_reindex)
     app.command(settings.slack.channel_command)(SlackChannelModes(services).on_channel)
+    learned = SlackLearned(services)
+    app.command(settings.slack.learned_command)(learned.on_command)
+    for action in (APPROVE, EDIT, REJECT):
+        app.action(action)(learned.on_decide)
+    app.view(EDIT_VIEW)(learned.on_edit_submitted)
     app.action(VOTE_UP)(votes.on_vote)
     app.action(VOTE_DOWN)(votes.on_vote)
     return app

@@ -27,6 +27,13 @@ Realism that tests can rely on (each is what Discord does, and each has bitten r
   callback fails with 40060; followups before any callback fail with 10015.
 - The first followup after a "thinking" defer replaces the loading message, as on Discord.
 - Guild-level permissions of the bot are enforced for sending, reacting and creating threads (403 50013).
+- Forum channels (``add_forum``) take no messages of their own (400 50008); a post (``user_posts``, or the bot's
+  ``ForumChannel.create_thread``) is a public thread whose id is its starter message's id, with ``applied_tags``
+  checked against the forum's tags (at most 5; REQUIRE_TAG forums refuse untagged posts with 40067).
+- Editing a thread (``PATCH /channels/{id}``) takes MANAGE_THREADS unless the bot owns it and only renames, archives
+  or retags it with unmoderated tags; an archived thread must be unarchived first (400 50083), and only sending a
+  message unarchives one implicitly (reactions, edits and deletes there fail with 50083). Locked threads take
+  MANAGE_THREADS to post in.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ from aiohttp import BodyPartReader, WSMsgType, web
 
 __all__ = [
     "CallbackRecord",
+    "ChannelEdit",
     "DiscordError",
     "FakeDiscord",
     "InteractionRecord",
@@ -112,6 +120,12 @@ DEFAULT_BOT_PERMISSIONS = P(
 _USER_MENTION = re.compile(r"<@!?(\d+)>")
 _ROLE_MENTION = re.compile(r"<@&(\d+)>")
 _THREAD_TYPES = (10, 11, 12)
+GUILD_TEXT, GUILD_CATEGORY, GUILD_FORUM = 0, 4, 15
+REQUIRE_TAG = 1 << 4  # channel flag: a forum's posts need at least one tag
+MAX_APPLIED_TAGS = 5
+MAX_FORUM_TAGS = 20
+ARCHIVE_DURATIONS = (60, 1440, 4320, 10080)
+MANAGE_THREADS = P(manage_threads=True).value
 
 
 def _now_iso() -> str:
@@ -152,6 +166,16 @@ def _too_long(field_name: str, limit: int) -> DiscordError:
 
 def _missing_permissions() -> DiscordError:
     return DiscordError(403, 50013, "Missing Permissions")
+
+
+def _form_error(field_name: str, code: str, message: str) -> DiscordError:
+    return DiscordError(
+        400, 50035, "Invalid Form Body", {field_name: {"_errors": [{"code": code, "message": message}]}}
+    )
+
+
+def _thread_archived() -> DiscordError:
+    return DiscordError(400, 50083, "Thread is archived")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -370,6 +394,20 @@ class InteractionRecord:
         return self.callback.data if self.callback and self.callback.type == 9 else None
 
 
+@dataclass(frozen=True)
+class ChannelEdit:
+    """One accepted ``PATCH /channels/{id}`` by the bot: the fields it set, with their old and new values.
+
+    Keys and values are as in Discord's channel object (``applied_tags`` is a list of tag id strings; ``archived``,
+    ``locked`` and ``auto_archive_duration`` are lifted out of ``thread_metadata``).
+    """
+
+    channel_id: int
+    time: float
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+
 @dataclass
 class GatewayFrame:
     time: float
@@ -467,6 +505,7 @@ class FakeDiscord:
         self._commands: dict[int | None, dict[tuple[str, int], dict[str, Any]]] = {}
         self.other_guilds: dict[int, dict[str, Any]] = {}  # servers the bot joined later (join_guild); no traffic
         self.left_guilds: list[int] = []  # servers the bot left (DELETE /users/@me/guilds/{id}), in order
+        self.channel_edits: list[ChannelEdit] = []  # the bot's accepted channel/thread edits, in order
 
         self._last_id = 0
         self._faults: list[_Fault] = []
@@ -677,6 +716,19 @@ class FakeDiscord:
     def bot_permissions(self) -> int:
         return self.permissions_of(self.bot_user_id)
 
+    def tag_id(self, forum_id: int, name: str) -> int:
+        """The id of the forum's tag called ``name`` (KeyError if it has none)."""
+        for tag in self._channel(forum_id).get("available_tags") or []:
+            if tag["name"] == name:
+                return int(tag["id"])
+        raise KeyError(f"forum {forum_id} has no tag {name!r}")
+
+    def thread_tags(self, thread_id: int) -> list[str]:
+        """The names of the tags applied to a forum post, in the order they were applied."""
+        thread = self._channel(thread_id)
+        names = {t["id"]: t["name"] for t in self._channel(int(thread["parent_id"])).get("available_tags") or []}
+        return [names.get(tag, f"<deleted tag {tag}>") for tag in thread.get("applied_tags") or []]
+
     # --------------------------------------------------------------------------------------------- fault injection
 
     def inject(
@@ -728,12 +780,73 @@ class FakeDiscord:
         self._spawn_dispatch("GUILD_MEMBER_ADD", {**member, "guild_id": str(self.guild_id)}, GUILD_MEMBERS)
         return member
 
-    def add_channel(self, name: str, *, channel_id: int | None = None) -> dict[str, Any]:
+    def add_channel(
+        self, name: str, *, channel_id: int | None = None, category_id: int | None = None
+    ) -> dict[str, Any]:
+        """A text channel, optionally inside a category (``add_category``)."""
         cid = channel_id or self._next_id()
-        channel = self._text_channel_payload(cid, name, position=len(self.channels))
-        self.channels[cid] = channel
-        self._spawn_dispatch("CHANNEL_CREATE", channel, GUILDS)
-        return channel
+        channel = self._text_channel_payload(cid, name, position=self._next_position(), parent_id=category_id)
+        return self._put_channel(channel)
+
+    def add_category(self, name: str, *, channel_id: int | None = None) -> dict[str, Any]:
+        """A channel category (type 4); pass its id as ``category_id`` to the other ``add_*``."""
+        cid = channel_id or self._next_id()
+        channel = {
+            "id": str(cid),
+            "type": GUILD_CATEGORY,
+            "guild_id": str(self.guild_id),
+            "name": name,
+            "position": self._next_position(),
+            "permission_overwrites": [],
+            "parent_id": None,
+            "nsfw": False,
+            "flags": 0,
+        }
+        return self._put_channel(channel)
+
+    def add_forum(
+        self,
+        name: str,
+        *,
+        channel_id: int | None = None,
+        tags: Iterable[str] = ("Solved",),
+        category_id: int | None = None,
+        require_tag: bool = False,
+    ) -> dict[str, Any]:
+        """A forum channel (type 15) whose ``available_tags`` are ``tags`` (unmoderated, no emoji), in order.
+
+        In GUILD_CREATE if added before the bot connects, else sent as CHANNEL_CREATE. ``require_tag`` sets the
+        REQUIRE_TAG flag: posts without a tag are then refused (40067), as on Discord.
+        """
+        cid = channel_id or self._next_id()
+        available = [
+            {"id": str(self._next_id()), "name": tag, "moderated": False, "emoji_id": None, "emoji_name": None}
+            for tag in tags
+        ]
+        if len(available) > MAX_FORUM_TAGS:
+            raise ValueError(f"a forum has at most {MAX_FORUM_TAGS} tags")
+        channel = {
+            "id": str(cid),
+            "type": GUILD_FORUM,
+            "guild_id": str(self.guild_id),
+            "name": name,
+            "position": self._next_position(),
+            "permission_overwrites": [],
+            "parent_id": str(category_id) if category_id is not None else None,
+            "topic": None,  # the forum's guidelines
+            "nsfw": False,
+            "rate_limit_per_user": 0,
+            "last_message_id": None,  # on a forum: the newest post's id
+            "flags": REQUIRE_TAG if require_tag else 0,
+            "available_tags": available,
+            "default_reaction_emoji": None,
+            "default_thread_rate_limit_per_user": 0,
+            "default_auto_archive_duration": 4320,
+            "default_sort_order": None,
+            "default_forum_layout": 0,
+            "template": "",
+        }
+        return self._put_channel(channel)
 
     def set_role_permissions(self, role_id: int, permissions: int) -> None:
         """Change a role (``guild_id`` is @everyone) and tell a connected bot (GUILD_ROLE_UPDATE)."""
@@ -810,6 +923,10 @@ class FakeDiscord:
         if mention_bot:
             content = f"<@{self.bot_user_id}> {content}"
         cid = self._dm_channel(author_id)["id"] if dm else str(channel_id or self.channel_id)
+        channel = self._channel(int(cid))
+        if channel["type"] in (GUILD_CATEGORY, GUILD_FORUM):
+            raise ValueError(f"channel {cid} takes no messages (for a forum, use user_posts)")
+        reopen = self._check_can_post(channel, author_id)
         reference = None
         if reply_to is not None:
             reference = {"message_id": str(reply_to), "channel_id": cid, "fail_if_not_exists": True}
@@ -819,8 +936,41 @@ class FakeDiscord:
             body={"content": content, "message_reference": reference} if reference else {"content": content},
             allowed_mentions=None if ping_reply else {"parse": ["users", "roles", "everyone"]},
         )
+        if reopen:
+            await self._reopen_thread(channel)
         await self._dispatch_message("MESSAGE_CREATE", rec)
         return rec.id
+
+    async def user_posts(
+        self,
+        author_id: int,
+        forum_id: int,
+        title: str,
+        content: str,
+        *,
+        tags: Iterable[str] = (),
+        mention_bot: bool = False,
+    ) -> tuple[int, int]:
+        """A member opens a post in a forum; returns ``(thread_id, message_id)``, which are equal, as on Discord.
+
+        The bot gets THREAD_CREATE (``newly_created``) then the starter message's MESSAGE_CREATE in the thread (blank
+        without MESSAGE_CONTENT unless it mentions the bot; the title, being the thread's name, is always visible).
+        ``tags`` are tag names. The starter message lands in ``user_messages``; answer in the post with
+        ``user_says(..., channel_id=thread_id)``.
+        """
+        await self._ensure_connected()
+        if author_id not in self.users:
+            raise KeyError(f"unknown user {author_id}: call add_member first")
+        forum = self._channel(forum_id)
+        if forum["type"] != GUILD_FORUM:
+            raise ValueError(f"channel {forum_id} is not a forum")
+        if mention_bot:
+            content = f"<@{self.bot_user_id}> {content}"
+        applied = [str(self.tag_id(forum_id, name)) for name in tags]
+        thread, rec = await self._open_post(
+            forum, author_id=author_id, body={"name": title, "applied_tags": applied}, message={"content": content}
+        )
+        return int(thread["id"]), rec.id
 
     async def slash(
         self,
@@ -909,21 +1059,83 @@ class FakeDiscord:
             role["tags"] = tags
         return role
 
-    def _text_channel_payload(self, channel_id: int, name: str, *, position: int) -> dict[str, Any]:
+    def _text_channel_payload(
+        self, channel_id: int, name: str, *, position: int, parent_id: int | None = None
+    ) -> dict[str, Any]:
         return {
             "id": str(channel_id),
-            "type": 0,
+            "type": GUILD_TEXT,
             "guild_id": str(self.guild_id),
             "name": name,
             "position": position,
             "permission_overwrites": [],
-            "parent_id": None,
+            "parent_id": str(parent_id) if parent_id is not None else None,
             "topic": None,
             "nsfw": False,
             "rate_limit_per_user": 0,
             "last_message_id": None,
             "flags": 0,
         }
+
+    def _next_position(self) -> int:
+        return sum(1 for c in self.channels.values() if c["type"] not in (1, *_THREAD_TYPES))
+
+    def _put_channel(self, channel: dict[str, Any]) -> dict[str, Any]:
+        """Store a new guild channel and tell a connected bot (CHANNEL_CREATE); before connecting, GUILD_CREATE does."""
+        parent_id = channel.get("parent_id")
+        if parent_id is not None and self.channels.get(int(parent_id), {}).get("type") != GUILD_CATEGORY:
+            raise ValueError(f"{parent_id} is not a category: create it with add_category")
+        self.channels[int(channel["id"])] = channel
+        self._spawn_dispatch("CHANNEL_CREATE", channel, GUILDS)
+        return channel
+
+    def _thread_payload(
+        self,
+        thread_id: int,
+        parent: dict[str, Any],
+        *,
+        owner_id: int,
+        name: str,
+        thread_type: int,
+        body: dict[str, Any],
+    ) -> dict[str, Any]:
+        now = _now_iso()
+        duration = int(body.get("auto_archive_duration") or parent.get("default_auto_archive_duration") or 4320)
+        if duration not in ARCHIVE_DURATIONS:
+            raise _form_error(
+                "auto_archive_duration", "BASE_TYPE_CHOICES", f"Value must be one of {ARCHIVE_DURATIONS}."
+            )
+        thread: dict[str, Any] = {
+            "id": str(thread_id),
+            "guild_id": str(self.guild_id),
+            "parent_id": parent["id"],
+            "owner_id": str(owner_id),
+            "name": name,
+            "type": thread_type,
+            "last_message_id": None,
+            "rate_limit_per_user": int(body.get("rate_limit_per_user") or 0),
+            "message_count": 0,  # Discord's count leaves out a forum post's starter message
+            "member_count": 1,
+            "total_message_sent": 0,
+            "flags": 0,
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": duration,
+                "archive_timestamp": now,
+                "locked": False,
+                "invitable": bool(body.get("invitable", True)),
+                "create_timestamp": now,
+            },
+        }
+        if parent["type"] == GUILD_FORUM:
+            thread["applied_tags"] = [str(t) for t in body.get("applied_tags") or []]
+        if owner_id == self.bot_user_id:  # the bot's thread member object: only in threads it is in
+            thread["member"] = {"id": str(thread_id), "user_id": str(owner_id), "join_timestamp": now, "flags": 0}
+        return thread
+
+    @staticmethod
+    def _thread_event(thread: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in thread.items() if k != "member"}
 
     def _put_member(
         self, user_id: int, name: str, *, roles: list[int], bot: bool = False, nick: str | None = None
@@ -988,7 +1200,10 @@ class FakeDiscord:
         members_intent = bool(self.identify and self.identify.get("intents", 0) & GUILD_MEMBERS)
         members = list(self.members.values()) if members_intent else [self.members[self.bot_user_id]]
         channels = [c for c in self.channels.values() if c["type"] not in (1, *_THREAD_TYPES)]
-        threads = [c for c in self.channels.values() if c["type"] in _THREAD_TYPES]
+        # Active threads only, as on Discord: archived ones are fetched on demand.
+        threads = [
+            c for c in self.channels.values() if c["type"] in _THREAD_TYPES and not c["thread_metadata"]["archived"]
+        ]
         return {
             "id": str(self.guild_id),
             "name": self.guild_name,
@@ -1213,6 +1428,7 @@ class FakeDiscord:
         files: tuple[str, ...] = (),
         extra_flags: int = 0,
         validate: bool = True,
+        message_id: int | None = None,
     ) -> MessageRecord:
         channel = self._channel(channel_id)
         guild = channel.get("guild_id") is not None
@@ -1232,7 +1448,7 @@ class FakeDiscord:
         replied_author = referenced.author_id if referenced else None
         pings = self._compute_pings(content, allowed_mentions, replied_author)
         reply_ping = replied_author if replied_author in pings.users else None
-        mid = self._next_id()
+        mid = message_id or self._next_id()
         flags = int(body.get("flags") or 0) | extra_flags
         attachments = [
             {
@@ -1315,6 +1531,9 @@ class FakeDiscord:
         (self.messages if by_bot else self.user_messages)[mid] = rec
         self._messages[mid] = rec
         channel["last_message_id"] = str(mid)
+        if channel["type"] in _THREAD_TYPES and mid != channel_id:  # a forum post's starter message is not counted
+            channel["message_count"] += 1
+            channel["total_message_sent"] += 1
         return rec
 
     def _edit_message(self, rec: MessageRecord, body: dict[str, Any], files: tuple[str, ...] = ()) -> None:
@@ -1345,6 +1564,9 @@ class FakeDiscord:
 
     async def _delete_message(self, rec: MessageRecord) -> None:
         rec.deleted_at = time.monotonic()
+        channel = self.channels.get(rec.channel_id, {})
+        if channel.get("type") in _THREAD_TYPES and rec.id != rec.channel_id:
+            channel["message_count"] = max(0, channel["message_count"] - 1)
         if not rec.ephemeral:
             data = {"id": str(rec.id), "channel_id": str(rec.channel_id)}
             if rec.payload.get("guild_id"):
@@ -1357,10 +1579,88 @@ class FakeDiscord:
             raise _missing_permissions()
 
     def _require_send(self, channel: dict[str, Any]) -> None:
+        if channel["type"] in (GUILD_CATEGORY, GUILD_FORUM):
+            raise DiscordError(400, 50008, "Cannot send messages in a non-text channel")
         if channel.get("guild_id") is None:
             return
         send = P(send_messages_in_threads=True) if channel["type"] in _THREAD_TYPES else P(send_messages=True)
         self._require(P(view_channel=True).value | send.value)
+
+    def _check_can_post(self, channel: dict[str, Any], author_id: int) -> bool:
+        """Whether posting in ``channel`` will unarchive it (Discord does so on a send); locked threads take
+        MANAGE_THREADS to post in."""
+        meta = channel.get("thread_metadata")
+        if meta is None:
+            return False
+        if meta["locked"] and not self.permissions_of(author_id) & MANAGE_THREADS:
+            raise _thread_archived() if meta["archived"] else _missing_permissions()
+        return bool(meta["archived"])
+
+    async def _reopen_thread(self, thread: dict[str, Any]) -> None:
+        thread["thread_metadata"].update(archived=False, archive_timestamp=_now_iso())
+        await self.dispatch("THREAD_UPDATE", self._thread_event(thread), intent=GUILDS)
+
+    def _check_not_archived(self, channel_id: int) -> None:
+        """Reactions, edits and deletes in an archived thread fail: only a new message reopens it."""
+        meta = self.channels.get(channel_id, {}).get("thread_metadata")
+        if meta is not None and meta["archived"]:
+            raise _thread_archived()
+
+    # ========================================================================================= internals: forums
+
+    def _check_tags(self, forum: dict[str, Any] | None, tags: list[str]) -> None:
+        """At most 5, each one of the forum's ``available_tags`` (a thread outside a forum has none).
+
+        Repeats are kept, as Discord keeps them. The per-item error code is the fake's own: assert on 400/50035.
+        """
+        if len(tags) > MAX_APPLIED_TAGS:
+            raise _too_long("applied_tags", MAX_APPLIED_TAGS)
+        available = {t["id"] for t in (forum or {}).get("available_tags") or []}
+        unknown = {
+            str(i): {"_errors": [{"code": "TAG_INVALID", "message": f"Tag {tag} is not available in this channel"}]}
+            for i, tag in enumerate(tags)
+            if tag not in available
+        }
+        if unknown:
+            raise DiscordError(400, 50035, "Invalid Form Body", {"applied_tags": unknown})
+
+    @staticmethod
+    def _moderated(forum: dict[str, Any] | None, tags: Iterable[str]) -> bool:
+        moderated = {t["id"] for t in (forum or {}).get("available_tags") or [] if t.get("moderated")}
+        return any(tag in moderated for tag in tags)
+
+    async def _open_post(
+        self,
+        forum: dict[str, Any],
+        *,
+        author_id: int,
+        body: dict[str, Any],
+        message: dict[str, Any],
+        files: tuple[str, ...] = (),
+    ) -> tuple[dict[str, Any], MessageRecord]:
+        """A forum post: a public thread and its starter message, which share one id; THREAD_CREATE, then the
+        message's MESSAGE_CREATE."""
+        name = body.get("name") or ""
+        if not 1 <= len(name) <= 100:
+            raise _too_long("name", 100)
+        tags = [str(t) for t in body.get("applied_tags") or []]
+        self._check_tags(forum, tags)
+        if forum["flags"] & REQUIRE_TAG and not tags:
+            raise DiscordError(400, 40067, "A tag is required to create a forum post in this channel")
+        self._check_body(message.get("content") or "", message, creating=True)
+        tid = self._next_id()
+        thread = self._thread_payload(tid, forum, owner_id=author_id, name=name, thread_type=11, body=body)
+        self.channels[tid] = thread
+        try:
+            rec = self._create_message(channel_id=tid, author_id=author_id, body=message, files=files, message_id=tid)
+        except DiscordError:
+            del self.channels[tid]
+            raise
+        rec.thread_id = tid
+        forum["last_message_id"] = str(tid)
+        await self.dispatch("THREAD_CREATE", {**thread, "newly_created": True}, intent=GUILDS)
+        await self._dispatch_message("MESSAGE_CREATE", rec)
+        return thread, rec
 
     # ====================================================================================== internals: interactions
 
@@ -1589,6 +1889,7 @@ class FakeDiscord:
             ("GET", r"/guilds/(?P<guild_id>\d+)/channels", self._r_guild_channels),
             ("GET", r"/guilds/(?P<guild_id>\d+)/members/(?P<user_id>\d+)", self._r_member),
             ("GET", c, self._r_channel),
+            ("PATCH", c, self._r_edit_channel),
             ("GET", c + r"/messages", self._r_history),
             ("POST", c + r"/messages", self._r_send),
             ("GET", c + m, self._r_get_message),
@@ -1702,9 +2003,12 @@ class FakeDiscord:
     async def _r_send(self, req: _Request) -> Any:
         channel = self._channel(int(req.params["channel_id"]))
         self._require_send(channel)
+        reopen = self._check_can_post(channel, self.bot_user_id)
         rec = self._create_message(
             channel_id=int(channel["id"]), author_id=self.bot_user_id, body=req.json or {}, files=req.files
         )
+        if reopen:
+            await self._reopen_thread(channel)
         await self._dispatch_message("MESSAGE_CREATE", rec)
         return rec.payload
 
@@ -1715,6 +2019,7 @@ class FakeDiscord:
         rec = self._message(int(req.params["channel_id"]), int(req.params["message_id"]))
         if not rec.by_bot:
             raise DiscordError(403, 50005, "Cannot edit a message authored by another user")
+        self._check_not_archived(rec.channel_id)
         self._edit_message(rec, req.json or {}, req.files)
         await self._dispatch_message("MESSAGE_UPDATE", rec)
         return rec.payload
@@ -1723,12 +2028,14 @@ class FakeDiscord:
         rec = self._message(int(req.params["channel_id"]), int(req.params["message_id"]))
         if not rec.by_bot:
             self._require(P(manage_messages=True).value)
+        self._check_not_archived(rec.channel_id)
         await self._delete_message(rec)
 
     async def _r_react(self, req: _Request) -> Any:
         rec = self._message(int(req.params["channel_id"]), int(req.params["message_id"]))
         if self._channel(rec.channel_id).get("guild_id") is not None:
             self._require(P(add_reactions=True, read_message_history=True).value)
+        self._check_not_archived(rec.channel_id)
         emoji = req.params["emoji"]
         if (emoji, self.bot_user_id) not in rec.reactions:
             rec.reactions.append((emoji, self.bot_user_id))
@@ -1772,13 +2079,28 @@ class FakeDiscord:
 
     async def _r_thread(self, req: _Request) -> Any:
         body = req.json or {}
-        return await self._create_thread(int(req.params["channel_id"]), body, None, int(body.get("type", 12)))
+        parent = self._channel(int(req.params["channel_id"]))
+        if parent["type"] == GUILD_FORUM:
+            return await self._bot_opens_post(parent, body, req.files)
+        return await self._create_thread(int(parent["id"]), body, None, int(body.get("type", 12)))
+
+    async def _bot_opens_post(self, forum: dict[str, Any], body: dict[str, Any], files: tuple[str, ...]) -> Any:
+        """``ForumChannel.create_thread``: the channel fields plus the starter message under ``message``; the answer
+        is the thread with the message nested the same way."""
+        self._require(P(view_channel=True, send_messages=True).value)  # Discord: a post takes Send Messages
+        message = body.get("message")
+        if not isinstance(message, dict):
+            raise _form_error("message", "BASE_TYPE_REQUIRED", "This field is required")
+        if self._moderated(forum, [str(t) for t in body.get("applied_tags") or []]):
+            self._require(MANAGE_THREADS)
+        thread, rec = await self._open_post(forum, author_id=self.bot_user_id, body=body, message=message, files=files)
+        return {**thread, "message": rec.payload}
 
     async def _create_thread(
         self, parent_id: int, body: dict[str, Any], thread_id: int | None, thread_type: int
     ) -> dict[str, Any]:
         parent = self._channel(parent_id)
-        if parent.get("guild_id") is None or parent["type"] in _THREAD_TYPES:
+        if parent.get("guild_id") is None or parent["type"] not in (GUILD_TEXT, 5):  # text and announcement
             raise DiscordError(400, 50024, "Cannot execute action on this channel type")
         bit = P(create_public_threads=True) if thread_type != 12 else P(create_private_threads=True)
         self._require(P(view_channel=True).value | bit.value)
@@ -1786,33 +2108,101 @@ class FakeDiscord:
         if not 1 <= len(name) <= 100:
             raise _too_long("name", 100)
         tid = thread_id or self._next_id()
-        now = _now_iso()
-        thread = {
-            "id": str(tid),
-            "guild_id": str(self.guild_id),
-            "parent_id": str(parent_id),
-            "owner_id": str(self.bot_user_id),
-            "name": name,
-            "type": thread_type,
-            "last_message_id": None,
-            "rate_limit_per_user": int(body.get("rate_limit_per_user") or 0),
-            "message_count": 0,
-            "member_count": 1,
-            "total_message_sent": 0,
-            "flags": 0,
-            "thread_metadata": {
-                "archived": False,
-                "auto_archive_duration": int(body.get("auto_archive_duration") or 4320),
-                "archive_timestamp": now,
-                "locked": False,
-                "invitable": bool(body.get("invitable", True)),
-                "create_timestamp": now,
-            },
-            "member": {"id": str(tid), "user_id": str(self.bot_user_id), "join_timestamp": now, "flags": 0},
-        }
+        thread = self._thread_payload(
+            tid, parent, owner_id=self.bot_user_id, name=name, thread_type=thread_type, body=body
+        )
         self.channels[tid] = thread
         await self.dispatch("THREAD_CREATE", {**thread, "newly_created": True}, intent=GUILDS)
         return thread
+
+    async def _r_edit_channel(self, req: _Request) -> Any:
+        channel = self._channel(int(req.params["channel_id"]))
+        if channel.get("guild_id") is None:
+            raise DiscordError(400, 50024, "Cannot execute action on this channel type")
+        body = req.json or {}
+        if channel["type"] in _THREAD_TYPES:
+            await self._edit_thread(channel, body)
+        else:
+            await self._edit_guild_channel(channel, body)
+        return channel
+
+    async def _edit_thread(self, thread: dict[str, Any], body: dict[str, Any]) -> None:
+        meta = thread["thread_metadata"]
+        parent = self.channels.get(int(thread["parent_id"]))
+        self._require(P(view_channel=True).value)
+        if meta["archived"] and body.get("archived") is not False:
+            raise _thread_archived()  # even to lock it: unarchive in the same call
+        if "name" in body and not 1 <= len(body["name"] or "") <= 100:
+            raise _too_long("name", 100)
+        if "auto_archive_duration" in body and body["auto_archive_duration"] not in ARCHIVE_DURATIONS:
+            raise _form_error(
+                "auto_archive_duration", "BASE_TYPE_CHOICES", f"Value must be one of {ARCHIVE_DURATIONS}."
+            )
+        tags: list[str] | None = None
+        if "applied_tags" in body:
+            tags = [str(t) for t in body["applied_tags"] or []]
+            self._check_tags(parent, tags)
+        if not self.bot_permissions & MANAGE_THREADS and not self._may_edit_unmanaged(thread, body, parent, tags):
+            raise _missing_permissions()
+        before: dict[str, Any] = {}
+        after: dict[str, Any] = {}
+        for key in ("name", "rate_limit_per_user", "flags", "applied_tags"):
+            if key in body:
+                before[key] = thread.get(key)
+                after[key] = thread[key] = tags if key == "applied_tags" else body[key]
+        for key in ("archived", "locked", "auto_archive_duration", "invitable"):
+            if key in body and not (key == "invitable" and thread["type"] != 12):
+                before[key] = meta[key]
+                after[key] = meta[key] = body[key]
+        if before.get("archived", meta["archived"]) != meta["archived"]:
+            meta["archive_timestamp"] = _now_iso()
+        self.channel_edits.append(ChannelEdit(int(thread["id"]), time.monotonic(), before, after))
+        await self.dispatch("THREAD_UPDATE", self._thread_event(thread), intent=GUILDS)
+
+    def _may_edit_unmanaged(
+        self, thread: dict[str, Any], body: dict[str, Any], parent: dict[str, Any] | None, tags: list[str] | None
+    ) -> bool:
+        """Without MANAGE_THREADS: anyone who may post can reopen an unlocked thread; its owner can also rename,
+        archive and retag it (tags marked ``moderated`` excepted)."""
+        if thread["thread_metadata"]["locked"]:
+            return False
+        if body == {"archived": False}:
+            self._require(P(send_messages=True).value)
+            return True
+        if int(thread["owner_id"]) != self.bot_user_id:
+            return False
+        if set(body) - {"name", "archived", "auto_archive_duration", "applied_tags"}:
+            return False
+        return tags is None or not self._moderated(parent, set(tags) ^ set(thread.get("applied_tags") or []))
+
+    async def _edit_guild_channel(self, channel: dict[str, Any], body: dict[str, Any]) -> None:
+        """Channel settings (MANAGE_CHANNELS): the keys the channel object has; a forum's ``available_tags`` keep
+        the ids they are sent with and get new ones otherwise (``ForumChannel.create_tag``)."""
+        self._require(P(view_channel=True, manage_channels=True).value)
+        if "name" in body and not 1 <= len(body["name"] or "") <= 100:
+            raise _too_long("name", 100)
+        changes = {k: v for k, v in body.items() if k in channel and k not in ("id", "type", "guild_id")}
+        if "parent_id" in changes and changes["parent_id"] is not None:
+            changes["parent_id"] = str(changes["parent_id"])
+        if "available_tags" in changes:
+            sent = changes["available_tags"] or []
+            if len(sent) > MAX_FORUM_TAGS:
+                raise _too_long("available_tags", MAX_FORUM_TAGS)
+            known = {t["id"] for t in channel["available_tags"]}
+            changes["available_tags"] = [
+                {
+                    "id": str(tag["id"]) if str(tag.get("id")) in known else str(self._next_id()),
+                    "name": tag["name"],
+                    "moderated": bool(tag.get("moderated", False)),
+                    "emoji_id": tag.get("emoji_id"),
+                    "emoji_name": tag.get("emoji_name"),
+                }
+                for tag in sent
+            ]
+        before = {k: channel[k] for k in changes}
+        channel.update(changes)
+        self.channel_edits.append(ChannelEdit(int(channel["id"]), time.monotonic(), before, dict(changes)))
+        await self.dispatch("CHANNEL_UPDATE", channel, intent=GUILDS)
 
     # ------------------------------------------------------------------------------------------- interaction routes
 

@@ -6,13 +6,21 @@ If one of these breaks after a discord.py upgrade, the e2e tests built on the fa
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import AsyncIterator
+from typing import Any
 
 import discord
 import pytest
 from discord import app_commands
 
-from tests.bot.discord.fake_discord import FakeDiscord, pending_discordpy_tasks
+from tests.bot.discord.fake_discord import (
+    DEFAULT_BOT_PERMISSIONS,
+    MANAGE_THREADS,
+    DiscordError,
+    FakeDiscord,
+    pending_discordpy_tasks,
+)
 
 ALICE = 600000000000000001
 NO_PINGS = discord.AllowedMentions.none()
@@ -85,6 +93,36 @@ class EchoBot(discord.Client):
         if "thread" in question:
             thread = await reply.create_thread(name="Follow-up")
             await thread.send("more in here", allowed_mentions=NO_PINGS)
+
+
+class ForumBot(discord.Client):
+    """Reads forum posts (with the message-content intent): 👀 on each new post, and an answer in its thread."""
+
+    def __init__(self) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True
+        intents.guild_messages = True
+        intents.message_content = True
+        super().__init__(intents=intents, guild_ready_timeout=0.1)
+        self.threads: list[discord.Thread] = []
+        self.posts: list[discord.Message] = []
+        self.errors: list[BaseException] = []
+
+    async def on_error(self, event_method: str, /, *args: Any, **kwargs: Any) -> None:
+        error = sys.exc_info()[1]
+        if error is not None:
+            self.errors.append(error)
+
+    async def on_thread_create(self, thread: discord.Thread) -> None:
+        self.threads.append(thread)
+
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author.bot:
+            return
+        self.posts.append(message)
+        if isinstance(message.channel, discord.Thread) and message.id == message.channel.id:  # a post's opener
+            await message.add_reaction("👀")
+            await message.channel.send(f"answer to: {message.channel.name}", allowed_mentions=NO_PINGS)
 
 
 @pytest.fixture
@@ -271,3 +309,189 @@ async def test_joining_and_leaving_servers(fake: FakeDiscord, bot: EchoBot) -> N
     sent = [f.payload for f in fake.gateway_log if f.direction == "sent" and f.payload.get("t") == "MESSAGE_CREATE"]
     assert not any("anyone there?" in (p["d"].get("content") or "") for p in sent), "a left server sends nothing"
     assert fake.left_guilds == [other, fake.guild_id]
+
+
+# ------------------------------------------------------------------------------------------------------------ forums
+
+
+@pytest.fixture
+def forum(fake: FakeDiscord) -> int:
+    """A forum in a category, added before the bot connects (so it comes in GUILD_CREATE)."""
+    category = fake.add_category("Help")
+    return int(fake.add_forum("questions", tags=("Solved", "Bug"), category_id=int(category["id"]))["id"])
+
+
+@pytest.fixture
+async def forum_bot(fake: FakeDiscord, forum: int) -> AsyncIterator[ForumBot]:
+    bot = ForumBot()
+    async with fake.run_bot(bot):
+        yield bot
+    assert bot.is_closed() and not bot.errors, bot.errors
+    assert not pending_discordpy_tasks()
+
+
+def _tag(thread: discord.Thread, name: str) -> discord.ForumTag:
+    assert isinstance(thread.parent, discord.ForumChannel)
+    return next(t for t in thread.parent.available_tags if t.name == name)
+
+
+async def test_forum_comes_with_its_tags_and_category(fake: FakeDiscord, forum: int, forum_bot: ForumBot) -> None:
+    channel = forum_bot.get_channel(forum)
+
+    assert isinstance(channel, discord.ForumChannel) and channel.name == "questions"
+    assert [(t.name, t.moderated, t.emoji) for t in channel.available_tags] == [
+        ("Solved", False, None),
+        ("Bug", False, None),
+    ]
+    assert channel.get_tag(fake.tag_id(forum, "Solved")) is channel.available_tags[0]
+    assert isinstance(channel.category, discord.CategoryChannel) and channel.category.name == "Help"
+
+
+async def test_user_post_is_a_thread_then_its_starter_message(
+    fake: FakeDiscord, forum: int, forum_bot: ForumBot
+) -> None:
+    tid, mid = await fake.user_posts(ALICE, forum, "How do I index PDFs?", "It fails on scans.", tags=["Bug"])
+
+    answer = await fake.wait_for_message(channel_id=tid)
+
+    assert tid == mid  # Discord: a post and its starter message share one id
+    [thread] = forum_bot.threads
+    assert thread.id == tid and thread.name == "How do I index PDFs?" and thread.owner_id == ALICE
+    assert isinstance(thread.parent, discord.ForumChannel) and thread.parent.id == forum
+    assert [t.name for t in thread.applied_tags] == ["Bug"] == fake.thread_tags(tid)
+    [opener] = forum_bot.posts
+    assert opener.id == thread.id and opener.content == "It fails on scans." and opener.author.id == ALICE
+    assert isinstance(opener.channel, discord.Thread) and opener.channel.parent == thread.parent
+    sent = [f.payload for f in fake.gateway_log if f.direction == "sent" and f.payload.get("t")]
+    about = [p for p in sent if str(tid) in (p["d"].get("id"), p["d"].get("channel_id"))]
+    assert [p["t"] for p in about[:2]] == ["THREAD_CREATE", "MESSAGE_CREATE"]
+    assert about[0]["d"]["newly_created"] and "member" not in about[0]["d"]  # the bot is not in the thread yet
+
+    assert answer.content == "answer to: How do I index PDFs?" and not answer.pings
+    assert fake.user_messages[mid].reactions == [("👀", fake.bot_user_id)]
+    assert fake.user_messages[mid].channel_id == tid
+    assert fake.channels[tid]["message_count"] == 1  # the starter message is not counted, as on Discord
+    assert fake.channels[forum]["last_message_id"] == str(tid)
+
+    await fake.user_says(ALICE, "thanks, that was it", channel_id=tid)
+    await fake.wait_for(lambda: len(forum_bot.posts) == 2, what="the follow-up in the post")
+    assert forum_bot.posts[1].channel.id == tid and forum_bot.posts[1].content == "thanks, that was it"
+
+
+async def test_bot_marks_a_post_solved(fake: FakeDiscord, forum: int, forum_bot: ForumBot) -> None:
+    tid, _ = await fake.user_posts(ALICE, forum, "Reindex?", "How often should I reindex?")
+    await fake.wait_for_message(channel_id=tid)
+    thread = forum_bot.get_channel(tid)
+    assert isinstance(thread, discord.Thread)
+    solved = _tag(thread, "Solved")
+
+    edited = await thread.edit(applied_tags=[solved])
+
+    assert [t.name for t in edited.applied_tags] == ["Solved"] == fake.thread_tags(tid)
+    edit = fake.channel_edits[-1]
+    assert (edit.channel_id, edit.before, edit.after) == (tid, {"applied_tags": []}, {"applied_tags": [str(solved.id)]})
+    await fake.wait_for(lambda: thread.applied_tags == [solved], what="THREAD_UPDATE to reach the cached thread")
+
+    bogus = discord.ForumTag(name="Bogus")
+    bogus.id = 1234
+    with pytest.raises(discord.HTTPException) as unknown:
+        await thread.edit(applied_tags=[solved, bogus])
+    assert (unknown.value.status, unknown.value.code) == (400, 50035)
+    with pytest.raises(discord.HTTPException) as too_many:
+        await thread.edit(applied_tags=[solved] * 6)
+    assert (too_many.value.status, too_many.value.code) == (400, 50035)
+
+    fake.set_bot_permissions(DEFAULT_BOT_PERMISSIONS & ~MANAGE_THREADS)
+    with pytest.raises(discord.Forbidden) as forbidden:  # not the bot's post: retagging takes Manage Threads
+        await thread.edit(applied_tags=[])
+    assert forbidden.value.code == 50013
+    assert fake.thread_tags(tid) == ["Solved"]
+
+
+async def test_bot_opens_a_forum_post(fake: FakeDiscord, forum: int, forum_bot: ForumBot) -> None:
+    channel = forum_bot.get_channel(forum)
+    assert isinstance(channel, discord.ForumChannel)
+    solved = channel.available_tags[0]
+
+    thread, message = await channel.create_thread(
+        name="FAQ: indexing", content="Start here.", applied_tags=[solved], allowed_mentions=NO_PINGS
+    )
+
+    assert thread.id == message.id and message.channel is thread and thread.parent is channel
+    assert thread.owner_id == fake.bot_user_id and fake.thread_tags(thread.id) == ["Solved"]
+    assert fake.messages[message.id].channel_id == thread.id and fake.messages[message.id].content == "Start here."
+    assert fake.calls("POST", f"/channels/{forum}/threads")[0].json["message"]["content"] == "Start here."
+    await fake.wait_for(lambda: forum_bot.threads, what="on_thread_create for the bot's own post")
+
+    with pytest.raises(discord.HTTPException) as empty:  # a post needs a starter message
+        await channel.create_thread(name="Empty")
+    assert empty.value.code == 50006
+
+    fake.set_bot_permissions(DEFAULT_BOT_PERMISSIONS & ~MANAGE_THREADS)
+    await thread.edit(applied_tags=[])  # its own post: the owner may retag it
+    assert fake.thread_tags(thread.id) == []
+    with pytest.raises(discord.Forbidden):
+        await thread.edit(locked=True)  # but locking always takes Manage Threads
+
+
+async def test_archived_post_reopens_only_on_a_new_message(fake: FakeDiscord, forum: int, forum_bot: ForumBot) -> None:
+    tid, _ = await fake.user_posts(ALICE, forum, "Stale", "Anyone?")
+    await fake.wait_for_message(channel_id=tid)
+    guild = forum_bot.get_guild(fake.guild_id)
+    thread = forum_bot.get_channel(tid)
+    assert guild is not None and isinstance(thread, discord.Thread)
+
+    await thread.edit(archived=True)
+    await fake.wait_for(lambda: guild.get_thread(tid) is None, what="the archived thread to leave the cache")
+    with pytest.raises(discord.HTTPException) as archived:
+        await forum_bot.posts[0].add_reaction("✅")
+    assert archived.value.code == 50083
+    with pytest.raises(discord.HTTPException):
+        await thread.edit(name="Renamed")  # must be unarchived first
+
+    await fake.user_says(ALICE, "still stuck", channel_id=tid)  # a new message reopens it
+    await fake.wait_for(lambda: len(forum_bot.posts) == 2, what="the message in the reopened post")
+    assert not fake.channels[tid]["thread_metadata"]["archived"]
+    assert isinstance(forum_bot.posts[1].channel, discord.Thread) and guild.get_thread(tid) is not None
+
+    await thread.edit(locked=True)
+    with pytest.raises(DiscordError) as locked:
+        await fake.user_says(ALICE, "hello?", channel_id=tid)  # a locked post takes Manage Threads to post in
+    assert locked.value.code == 50013
+    await thread.send("Locked; moderators can still post.")  # the bot has Manage Threads
+
+
+async def test_forum_added_later_and_posts_without_message_content(fake: FakeDiscord, bot: EchoBot) -> None:
+    forum = int(fake.add_forum("late")["id"])
+    await fake.wait_for(lambda: isinstance(bot.get_channel(forum), discord.ForumChannel), what="CHANNEL_CREATE")
+
+    quiet, _ = await fake.user_posts(ALICE, forum, "Visible title", "hidden body")
+    await fake.wait_for(lambda: bot.seen, what="the starter message")
+    loud, _ = await fake.user_posts(ALICE, forum, "Asking the bot", "how do I index?", mention_bot=True)
+    reply = await fake.wait_for_message(channel_id=loud)
+
+    assert bot.seen == ["", f"<@{fake.bot_user_id}> how do I index?"]  # the body is content; the title is not
+    quiet_thread = bot.get_channel(quiet)
+    assert isinstance(quiet_thread, discord.Thread) and quiet_thread.name == "Visible title"
+    assert reply.reply_to == loud and reply.content == "you asked: how do I index?"
+    assert fake.calls("POST", f"/channels/{loud}/typing")
+
+
+async def test_new_forum_tags_take_manage_channels(fake: FakeDiscord, forum: int, forum_bot: ForumBot) -> None:
+    channel = forum_bot.get_channel(forum)
+    assert isinstance(channel, discord.ForumChannel)
+    with pytest.raises(discord.Forbidden):
+        await channel.create_tag(name="Docs gap")
+
+    fake.set_bot_permissions(DEFAULT_BOT_PERMISSIONS | discord.Permissions(manage_channels=True).value)
+    tag = await channel.create_tag(name="Docs gap", moderated=True)
+
+    assert tag.id == fake.tag_id(forum, "Docs gap")
+    assert [t["name"] for t in fake.channels[forum]["available_tags"]] == ["Solved", "Bug", "Docs gap"]
+    await fake.wait_for(lambda: channel.get_tag(tag.id) is not None, what="CHANNEL_UPDATE to reach the cache")
+    thread, _ = await channel.create_thread(name="Known gaps", content="Listed here.")
+    fake.set_bot_permissions(DEFAULT_BOT_PERMISSIONS & ~MANAGE_THREADS)
+    await thread.add_tags(channel.available_tags[0])  # its own post: an unmoderated tag is fine
+    with pytest.raises(discord.Forbidden):
+        await thread.add_tags(tag)  # a moderated one takes Manage Threads even there
+    assert fake.thread_tags(thread.id) == ["Solved"]

@@ -134,6 +134,7 @@ class FakeSlack:
         self.statuses: list[dict[str, Any]] = []  # assistant.threads.setStatus arguments
         self.suggested: list[dict[str, Any]] = []  # assistant.threads.setSuggestedPrompts arguments
         self.titles: list[dict[str, Any]] = []  # assistant.threads.setTitle arguments
+        self.views: list[dict[str, Any]] = []  # modals opened by views.open
         self.reactions: list[tuple[str, str, str]] = []  # (channel, message ts, emoji name) the bot added
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.notifications: list[tuple[str, str]] = []  # (ts, the control sequence)
@@ -288,6 +289,64 @@ class FakeSlack:
         message.versions += 1
         self._written(message.ts, message.text, message.blocks)
         return {"ok": True, "channel": message.channel, "ts": message.ts}
+
+    def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        view = args.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        if not args.get("trigger_id"):
+            return {"ok": False, "error": "invalid_trigger_id"}
+        if (
+            not isinstance(view, dict)
+            or view.get("type") != "modal"
+            or not view.get("title")
+            or _bad_blocks(view.get("blocks") or [])
+        ):
+            return {"ok": False, "error": "invalid_arguments"}
+        opened = {**view, "id": f"V{next(self._ids)}"}
+        self.views.append(opened)
+        self._wake()
+        return {"ok": True, "view": opened}
+
+    async def submit_view(self, view: dict[str, Any], values: dict[str, str], *, user: str) -> Envelope:
+        """``user`` submits an opened modal; ``values`` maps each input block id to the text typed in it."""
+        state: dict[str, Any] = {}
+        for block in view.get("blocks") or []:
+            if block.get("type") == "input" and block.get("block_id") in values:
+                action_id = block["element"]["action_id"]
+                state[block["block_id"]] = {
+                    action_id: {"type": block["element"]["type"], "value": values[block["block_id"]]}
+                }
+        payload = {
+            "type": "view_submission",
+            "team": {"id": self.team_id, "domain": "fake"},
+            "user": {"id": user, "team_id": self.team_id},
+            "api_app_id": "AFAKE",
+            "trigger_id": f"trigger-{next(self._ids)}",
+            "view": {**view, "state": {"values": state}, "team_id": self.team_id},
+        }
+        return await self.deliver("interactive", payload)
+
+    async def click_in(self, response: dict[str, Any], action_id: str, *, user: str, channel: str = "C1") -> Envelope:
+        """``user`` clicks a button in an ephemeral message the bot sent through a response URL."""
+        found = _button(response.get("blocks") or [], action_id)
+        assert found is not None, f"no button {action_id!r} in {response.get('blocks')}"
+        block_id, button = found
+        action = {"type": "button", "action_id": action_id, "block_id": block_id, "action_ts": self._ts("000300")}
+        if "value" in button:
+            action["value"] = button["value"]
+        payload = {
+            "type": "block_actions",
+            "user": {"id": user, "team_id": self.team_id},
+            "api_app_id": "AFAKE",
+            "container": {"type": "message", "channel_id": channel, "is_ephemeral": True},
+            "trigger_id": f"trigger-{next(self._ids)}",
+            "team": {"id": self.team_id, "domain": "fake"},
+            "channel": {"id": channel},
+            "response_url": self._response_url(channel),
+            "actions": [action],
+        }
+        return await self.deliver("interactive", payload)
 
     def _chat_getPermalink(self, args: dict[str, Any]) -> dict[str, Any]:
         channel, ts = str(args.get("channel") or ""), str(args.get("message_ts") or "")

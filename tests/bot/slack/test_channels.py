@@ -147,3 +147,49 @@ async def test_a_trusted_answer_after_a_hand_off_is_learned_once_approved(slack_
     answer = await h.final(third.payload["event"]["ts"])
     assert f"<{pending[0].link}" in texts(answer) and "|Community answer by @ada>" in texts(answer)
     del again
+
+
+async def test_docent_learned_lists_this_workspaces_answers_to_admins_with_approve_edit_reject(slack_harness) -> None:
+    h = await slack_harness(ScriptedGenerator())
+    ids = []
+    for i, space in enumerate((h.slack.team_id, h.slack.team_id, h.slack.team_id, "TOTHER")):
+        ids.append(
+            await h.services.learned.capture(
+                platform="slack",
+                space=space,
+                channel=HELP,
+                thread=f"t{i}",
+                question=f"question {i}?",
+                answer=f"answer {i}",
+                link=f"https://fake.slack.com/archives/C1/p{i}",
+                author="ada",
+                author_id=ADMIN,
+                asker_id=MEMBER,
+            )
+        )
+    refused = await h.slack.slash("/docent-learned", "", user=MEMBER)
+    said = await h.until(lambda: h.slack.responses_to(refused))
+    assert "admins" in said[-1]["text"]
+
+    listing = await h.slack.slash("/docent-learned", "", user=ADMIN)
+    shown = (await h.until(lambda: h.slack.responses_to(listing)))[-1]
+    assert "3 community answers" in shown["text"] and "question 3" not in str(shown["blocks"]), "only this workspace"
+
+    def button_for(pair: int) -> dict[str, object]:
+        return {"blocks": [b for b in shown["blocks"] if str(pair) in str(b) and b["type"] == "actions"]}
+
+    approve = await h.slack.click_in(button_for(ids[0]), "docent_learned_approve", user=ADMIN)
+    reject = await h.slack.click_in(button_for(ids[1]), "docent_learned_reject", user=ADMIN)
+    edit = await h.slack.click_in(button_for(ids[2]), "docent_learned_edit", user=ADMIN)
+    for envelope in (approve, reject, edit):
+        await h.slack.wait_acked(envelope)
+    modal = (await h.until(lambda: h.slack.views))[-1]
+    assert "answer 2" in str(modal["blocks"])
+    submitted = await h.slack.submit_view(modal, {"answer": "answer 2, corrected"}, user=ADMIN)
+    await h.slack.wait_acked(submitted)
+    confirmed = await h.until(lambda: [e for e in h.slack.ephemeral if "edit" in e.text])
+    assert confirmed[0].user == ADMIN
+
+    pairs = {p.id: (p.status, p.answer) for p in await h.services.learned.list(None)}
+    assert pairs[ids[0]][0] == "approved" and pairs[ids[1]][0] == "rejected" and pairs[ids[3]][0] == "pending"
+    assert pairs[ids[2]] == ("approved", "answer 2, corrected")

@@ -22,4 +22,9 @@ def test_the_manifest_enables_socket_mode_with_the_scopes_events_and_commands_do
     assert {"app_mention", "message.channels", "message.im", "assistant_thread_started"} <= events
     commands = {c["command"] for c in manifest["features"]["slash_commands"]}
     defaults = SlackSettings()
-    assert commands == {defaults.ask_command, defaults.reindex_command, defaults.channel_command}
+    assert commands == {
+        defaults.ask_command,
+        defaults.reindex_command,
+        defaults.channel_command,
+        defaults.learned_command,
+    }
