@@ -36,7 +36,7 @@ from indexer.build import http_session, make_indexer, make_source
 from indexer.community import CommunityDocs
 from indexer.sources import DocumentSource
 from rag.entry import load_settings, run_command
-from rag.feedback import FeedbackStore, Report
+from rag.feedback import FeedbackStore, Report, support_text
 from rag.learned import FILE as LEARNED_FILE
 from rag.learned import SOURCE_ID as LEARNED_SOURCE
 from rag.learned import LearnedStore
@@ -296,17 +296,26 @@ async def print_report(
         print(f"error: {problem}", file=sys.stderr)
         return 2
     reports: list[tuple[str, int | str | None, Report]] = []
+    support: dict[tuple[str, int | str | None], list[dict[str, Any]]] = {}
     if path.exists():  # reading a report never creates the database
         store = await asyncio.to_thread(FeedbackStore, path)
         try:
             reports = await store.reports_by_server(limit=limit, platform=platform, space=space)
+            for place, guild, _ in reports:
+                if guild is not None:
+                    support[(place, guild)] = await store.channel_stats(place, guild)
         finally:
             store.close()
     if as_json:  # "guild_id" is the space on either platform, the key kept from before Slack
         print(
             json.dumps(
                 [
-                    {"platform": place, "guild_id": guild, "report": dataclasses.asdict(report)}
+                    {
+                        "platform": place,
+                        "guild_id": guild,
+                        "report": dataclasses.asdict(report),
+                        "support_channels": support.get((place, guild), []),
+                    }
                     for place, guild, report in reports
                 ]
             )
@@ -324,7 +333,12 @@ async def print_report(
             name, kind = names.get(place, (place, "space"))
             return f"{name} direct messages" if guild is None else f"{name} {kind} {guild}"
 
-        print("\n\n".join(f"{title(place, guild)}\n{report.as_text(limit=limit)}" for place, guild, report in reports))
+        print(
+            "\n\n".join(
+                f"{title(place, guild)}\n{report.as_text(limit=limit)}{support_text(support.get((place, guild), []))}"
+                for place, guild, report in reports
+            )
+        )
     return 0
 
 

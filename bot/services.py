@@ -234,6 +234,13 @@ class Services:
             if report is not None:
                 await progress(f"⏳ Reindexing… {report.pages_seen} pages read, {report.chunks_written} chunks written")
 
+    async def solved(self, place: Place, channel: str, thread: str) -> bool:
+        """Mark a support thread solved (recorded once, counted in the metrics)."""
+        new = await self.feedback.solved(place.platform, thread, channel=channel, guild_id=place.space)
+        if new:
+            self.metrics.support.labels(place.platform, "solved").inc()
+        return new
+
     async def index_community(self) -> None:
         """Index the approved community answers now (after an approval or a rejection); if an index run is
         going, the next periodic run picks them up."""
@@ -300,25 +307,49 @@ class Services:
         return answer if answer.request_id else dataclasses.replace(answer, request_id=request_id)
 
     def record_later(
-        self, answer: Answer, posted: asyncio.Future[bool], user: int | str, place: Place, *, private: bool
+        self,
+        answer: Answer,
+        posted: asyncio.Future[bool],
+        user: int | str,
+        place: Place,
+        *,
+        private: bool,
+        support: tuple[str, str] | None = None,
     ) -> None:
         """Record the answer off the reply path once ``posted`` says it reached the user: a slow or broken database
         delays and costs nobody an answer. The pending record is known before the buttons go live, so a vote cast
         at once waits for it (see ``vote``)."""
         task = self.spawn(
-            self._record(posted, answer, user, place, private), name="record-answer", finish_on_close=True
+            self._record(posted, answer, user, place, private, support), name="record-answer", finish_on_close=True
         )
         self._recording[answer.request_id] = task
         task.add_done_callback(lambda _: self._recording.pop(answer.request_id, None))
 
     async def _record(
-        self, posted: asyncio.Future[bool], answer: Answer, user: int | str, place: Place, private: bool
+        self,
+        posted: asyncio.Future[bool],
+        answer: Answer,
+        user: int | str,
+        place: Place,
+        private: bool,
+        support: tuple[str, str] | None,
     ) -> None:
+        """``support`` is (channel, thread) for a question nobody asked Docent, in a support channel."""
         if not await posted:
             return
+        channel, thread = support or (None, None)
+        if support is not None:
+            self.metrics.support.labels(place.platform, "handed_off" if answer.refused else "answered").inc()
         try:
             await self.feedback.record_answer(
-                answer, user, guild_id=place.space, private=private, platform=place.platform
+                answer,
+                user,
+                guild_id=place.space,
+                private=private,
+                platform=place.platform,
+                channel=channel,
+                thread=thread,
+                unasked=support is not None,
             )
         except Exception:
             logger.warning("request %s was answered but not recorded for feedback", answer.request_id, exc_info=True)

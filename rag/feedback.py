@@ -48,6 +48,14 @@ CREATE TABLE IF NOT EXISTS votes (
     PRIMARY KEY (answer_id, user_hash)
 );
 CREATE INDEX IF NOT EXISTS answers_question ON answers(question);
+CREATE TABLE IF NOT EXISTS solved (
+    platform TEXT NOT NULL,
+    thread TEXT NOT NULL,
+    channel TEXT,
+    guild_id TEXT,
+    solved_at REAL NOT NULL,
+    PRIMARY KEY (platform, thread)
+);
 """
 
 # Columns added after the first release, in the order they were added. Rows written before
@@ -65,6 +73,9 @@ _ADDED_COLUMNS = {
         "guild_id": "INTEGER",
         "private": "INTEGER NOT NULL DEFAULT 1",
         "platform": "TEXT NOT NULL DEFAULT 'discord'",
+        "channel": "TEXT",  # support channels: which channel asked (NULL before issue 12, and for mentions)
+        "unasked": "INTEGER NOT NULL DEFAULT 0",  # a new question in an auto/always channel
+        "thread": "TEXT",  # the thread it was answered in (support channels)
     },
     "votes": {"guild_id": "INTEGER", "platform": "TEXT NOT NULL DEFAULT 'discord'"},
 }
@@ -113,6 +124,19 @@ class Report:
             *(f"  {row['question']}  →  {str(row['answer'])[:120]}" for row in self.thumbs_down[:limit]),
         ]
         return "\n".join(lines)
+
+
+def support_text(stats: list[dict[str, Any]]) -> str:
+    """Per support channel: new questions, how many were answered, handed off and marked solved."""
+    if not stats:
+        return ""
+    lines = ["", "", "Support channels (questions nobody asked Docent):"]
+    for row in stats:
+        lines.append(
+            f"  #{row['channel']}: {row['questions']} questions, {row['answered']} answered, "
+            f"{row['handed_off']} handed off, {row['solved']} solved"
+        )
+    return "\n".join(lines)
 
 
 class FeedbackStore:
@@ -192,16 +216,20 @@ class FeedbackStore:
         guild_id: int | str | None = None,
         private: bool = False,
         platform: str = "discord",
+        channel: str | None = None,
+        thread: str | None = None,
+        unasked: bool = False,
     ) -> str:
         """Store an answer asked on ``platform`` in ``guild_id`` (a Discord server id or a Slack workspace id;
-        None: a DM); returns its id (used in the feedback buttons)."""
+        None: a DM); returns its id (used in the feedback buttons). Support channels also give the channel, the
+        thread and whether nobody asked Docent (a refused unasked question is a hand-off)."""
         user_hash = self.hash_user(user_id, platform)  # checks the platform before anything is written
         answer_id = answer.request_id or secrets.token_hex(6)
         sources = json.dumps([{"title": c.title, "url": c.url} for c in answer.citations])
         await self._run(
             "INSERT OR REPLACE INTO answers "
-            "(id, asked_at, user_hash, question, answer, sources, refused, latency_ms, guild_id, private, platform) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "(id, asked_at, user_hash, question, answer, sources, refused, latency_ms, guild_id, private, platform, "
+            "channel, thread, unasked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 answer_id,
                 time.time(),
@@ -214,9 +242,43 @@ class FeedbackStore:
                 guild_id,
                 int(private),
                 platform,
+                channel,
+                thread,
+                int(unasked),
             ),
         )
         return answer_id
+
+    async def solved(self, platform: str, thread: str, *, channel: str | None, guild_id: int | str | None) -> bool:
+        """Mark a support thread solved; False if it already was."""
+        rows = await self._run(
+            "INSERT OR IGNORE INTO solved (platform, thread, channel, guild_id, solved_at) VALUES (?, ?, ?, ?, ?) "
+            "RETURNING 1",
+            (_checked(platform), thread, channel, None if guild_id is None else str(guild_id), time.time()),
+        )
+        return bool(rows)
+
+    async def channel_stats(self, platform: str, guild_id: int | str | None = None) -> list[dict[str, Any]]:
+        """Per support channel: new questions considered, answered, handed off, solved (busiest first)."""
+        scope = "AND a.guild_id = ?" if guild_id is not None else ""
+        params: tuple[object, ...] = (_checked(platform), *(() if guild_id is None else (guild_id,)))
+        rows = await self._run(
+            "SELECT a.channel, count(*), sum(1 - a.refused), sum(a.refused), "
+            "(SELECT count(*) FROM solved s WHERE s.platform = a.platform AND s.channel = a.channel) "
+            f"FROM answers a WHERE a.platform = ? AND a.unasked = 1 AND a.channel IS NOT NULL {scope} "
+            "GROUP BY a.channel ORDER BY count(*) DESC",
+            params,
+        )
+        return [
+            {
+                "channel": c,
+                "questions": int(n),
+                "answered": int(ok or 0),
+                "handed_off": int(off or 0),
+                "solved": int(sv),
+            }
+            for c, n, ok, off, sv in rows
+        ]
 
     async def vote(
         self,

@@ -47,6 +47,12 @@ class Metrics:
         self.index_pages = Gauge(
             "docent_index_last_run_pages", "Pages of the last run by state.", ["state"], registry=r
         )
+        self.support = Counter(
+            "docent_support",
+            "Support-channel questions nobody asked Docent, by platform and outcome (answered, handed_off, solved).",
+            ["platform", "outcome"],
+            registry=r,
+        )
         self.last_index: LastIndexRun | None = None
 
     def answered(self, answer: Answer, seconds: float) -> None:

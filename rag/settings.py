@@ -46,6 +46,7 @@ class DiscordSettings(BaseModel):
     trusted_role_ids: list[int] = Field(
         default_factory=list, description="Roles whose answers in support threads Docent offers to learn."
     )
+    solved_tag: str = Field("Solved", description="The forum tag applied when a post is marked solved.")
     allowed_guild_ids: list[int] = Field(
         default_factory=list, description="Servers the bot may stay in; it leaves any other. Empty: any server."
     )

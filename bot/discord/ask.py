@@ -161,11 +161,16 @@ class Asker:
         return me is not None and any(user.id == me.id for user in message.mentions)
 
     def _is_new_question(self, message: discord.Message, policy: ChannelPolicy) -> bool:
-        """In an auto/always channel: a top-level message (not a reply, not in a thread) that doesn't mention the
-        bot, long enough to be a question. Only visible with the Message Content intent."""
+        """In an auto/always channel: a new forum post, or a top-level message (not a reply, not in a thread), that
+        doesn't mention the bot and is long enough to be a question. Only visible with the Message Content intent."""
         if policy.mode not in ("auto", "always") or not self.bot.support_channels:
             return False
-        if isinstance(message.channel, discord.Thread) or message.reference is not None or self._mentions_me(message):
+        if self._mentions_me(message):
+            return False
+        post = _forum_post(message)
+        if post is not None:  # a new forum post: its title is part of the question
+            return len(f"{post.name} {message.content}".strip()) >= policy.min_chars
+        if isinstance(message.channel, discord.Thread) or message.reference is not None:
             return False
         return len(message.content.strip()) >= policy.min_chars
 
@@ -176,11 +181,16 @@ class Asker:
         if self.bot.services.admit(message.author.id, Place("discord", guild_id)) is not None:
             logger.info("a new question in %s was not considered (admission)", message.channel.id)
             return
-        question = message.content.strip()
+        post = _forum_post(message)
+        question = f"{post.name}\n{message.content}".strip() if post is not None else message.content.strip()
+        support_channel = post.parent_id if post is not None else message.channel.id
         opened: dict[str, int] = {}
 
         async def open_reply(content: str, view: discord.ui.View | None) -> discord.Message:
             options: dict[str, Any] = {"view": view} if view is not None else {}
+            if post is not None:  # a forum post is its own thread
+                opened["thread"] = post.id
+                return await post.send(content, allowed_mentions=NO_PINGS, **options)
             if policy.reply_in_thread:
                 thread = await message.create_thread(name=_thread_name(question), auto_archive_duration=1440)
                 opened["thread"] = thread.id
@@ -196,6 +206,7 @@ class Asker:
             private=False,
             policy=policy,
             quiet_refusal=auto,
+            support=(str(support_channel), str(message.id)),
         )
         if answer is None:
             return
@@ -307,6 +318,7 @@ class Asker:
         history: tuple[Turn, ...] = (),
         policy: ChannelPolicy | None = None,
         quiet_refusal: bool = False,
+        support: tuple[str, str] | None = None,
     ) -> tuple[Answer | None, list[int]]:
         """Stream an answer into one message, finish it with sources and feedback buttons, then record it.
 
@@ -324,13 +336,15 @@ class Asker:
             if quiet_refusal and answer.refused:  # nobody asked: recorded as unanswered, not posted
                 posted_now: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
                 posted_now.set_result(True)
-                self.bot.services.record_later(answer, posted_now, user_id, Place("discord", guild_id), private=False)
+                place = Place("discord", guild_id)
+                self.bot.services.record_later(answer, posted_now, user_id, place, private=False, support=support)
                 return answer, []
             posted: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-            self.bot.services.record_later(answer, posted, user_id, Place("discord", guild_id), private=private)
+            place = Place("discord", guild_id)
+            self.bot.services.record_later(answer, posted, user_id, place, private=private, support=support)
             ids = None
             try:
-                ids = await self._post(answer, replier, request_id, started)
+                ids = await self._post(answer, replier, request_id, started, solved_for=support[1] if support else None)
             finally:
                 posted.set_result(ids is not None)
             if ids is None:
@@ -371,11 +385,13 @@ class Asker:
             await self._fail(exc, replier, request_id)
             return None
 
-    async def _post(self, answer: Answer, replier: Replier, request_id: str, started: float) -> list[int] | None:
+    async def _post(
+        self, answer: Answer, replier: Replier, request_id: str, started: float, *, solved_for: str | None = None
+    ) -> list[int] | None:
         """The final edit must land (``finish`` falls back to a new message); the vote buttons go on the last part
         and carry the answer id, known before anything is recorded."""
         parts = split_message(format_answer(answer))
-        view = feedback_view(answer.request_id)
+        view = feedback_view(answer.request_id, solved_for=None if answer.refused else solved_for)
         try:
             first = await finish(replier, parts[0], view=view if len(parts) == 1 else None)
         except Exception as exc:
@@ -406,6 +422,14 @@ class Asker:
         else:
             logger.exception("request %s failed (error id %s)", request_id, error_id)
         await edit_quietly(replier, describe(exc, error_id))
+
+
+def _forum_post(message: discord.Message) -> discord.Thread | None:
+    """The forum post this message starts (a post's thread has its starter message's id), else None."""
+    channel = message.channel
+    if isinstance(channel, discord.Thread) and isinstance(channel.parent, discord.ForumChannel):
+        return channel if channel.id == message.id else None
+    return None
 
 
 async def _nothing(_: str) -> None:

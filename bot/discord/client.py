@@ -24,7 +24,7 @@ from bot.conversations import Conversations
 from bot.discord import admin, ask, feedback, learned
 from bot.discord.admin import TOKEN_LIFETIME_S, Reindexer
 from bot.discord.ask import Asker
-from bot.discord.feedback import VoteButton
+from bot.discord.feedback import SolvedButton, VoteButton
 from bot.discord.learned import LearnedButton
 from bot.discord.replies import NO_PINGS
 from bot.services import Services
@@ -135,7 +135,7 @@ class DocentBot(discord.Client):
         return await self.services.index_once()
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(VoteButton, LearnedButton)
+        self.add_dynamic_items(VoteButton, SolvedButton, LearnedButton)
         # Synced in the background: a rejected sync (a 400 for the payload, a 5xx, a 429) must not stop the bot
         # from answering mentions.
         self.spawn(self._sync_until_done(), name="command-sync")

@@ -15,11 +15,12 @@ import discord
 from discord import app_commands
 
 from bot.discord import docent
-from bot.discord.admin import refused_unless_admin
+from bot.discord.admin import is_admin, refused_unless_admin
 from bot.discord.render import split_message
 from bot.discord.replies import NO_PINGS
 from bot.services import Place
 from bot.text import sendable
+from rag.feedback import support_text
 from rag.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -56,10 +57,81 @@ class VoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"doce
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
 
 
-def feedback_view(answer_id: str) -> discord.ui.View:
+class SolvedButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"docent:solved:(?P<thread>\d+)"):
+    """ "This solved it", on answers to support questions: for the asker and moderators. It records the thread as
+    solved and, in a forum with a tag named ``discord.solved_tag``, applies it."""
+
+    def __init__(self, thread_id: int) -> None:
+        self.thread_id = thread_id
+        super().__init__(
+            discord.ui.Button(
+                label="This solved it",
+                emoji="✅",
+                style=discord.ButtonStyle.success,
+                custom_id=f"docent:solved:{thread_id}",
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> SolvedButton:
+        return cls(int(match["thread"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot = docent(interaction)
+        support = bot.asker.support.get(self.thread_id)
+        asker = support is not None and str(support.asker) == str(interaction.user.id)
+        moderator = is_admin(interaction.user, bot.settings.discord.admin_role_ids) or (
+            isinstance(interaction.user, discord.Member) and interaction.user.guild_permissions.manage_threads
+        )
+        if not asker and not moderator:
+            await interaction.response.send_message(
+                "Only the person who asked (or a moderator) can mark this solved.",
+                ephemeral=True,
+                allowed_mentions=NO_PINGS,
+            )
+            return
+        channel = interaction.channel
+        parent = getattr(channel, "parent", None)
+        where = (
+            getattr(parent, "id", None)
+            if isinstance(parent, discord.ForumChannel)
+            else getattr(channel, "parent_id", None)
+        )
+        new = await bot.feedback.solved(
+            "discord",
+            str(self.thread_id),
+            channel=str(where or getattr(channel, "id", "")),
+            guild_id=interaction.guild_id,
+        )
+        tagged = await _apply_solved_tag(channel, bot.settings.discord.solved_tag)
+        text = "✅ Marked solved" + (" and tagged." if tagged else ".") if new else "Already marked solved."
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
+        logger.info("support thread %s solved by %s", self.thread_id, interaction.user.id)
+
+
+async def _apply_solved_tag(channel: object, tag_name: str) -> bool:
+    """In a forum post, add the forum's tag named ``tag_name`` (if it has one and the post hasn't it yet)."""
+    if not isinstance(channel, discord.Thread) or not isinstance(channel.parent, discord.ForumChannel):
+        return False
+    tag = next((t for t in channel.parent.available_tags if t.name.lower() == tag_name.lower()), None)
+    if tag is None or tag in channel.applied_tags:
+        return tag is not None
+    try:
+        await channel.edit(applied_tags=[*channel.applied_tags[:4], tag])
+    except discord.HTTPException as exc:
+        logger.warning("could not tag post %s solved: %s", channel.id, exc)
+        return False
+    return True
+
+
+def feedback_view(answer_id: str, *, solved_for: str | None = None) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     view.add_item(VoteButton(answer_id, True))
     view.add_item(VoteButton(answer_id, False))
+    if solved_for is not None and solved_for.isdigit():
+        view.add_item(SolvedButton(int(solved_for)))
     return view
 
 
@@ -82,7 +154,8 @@ async def show_report(interaction: discord.Interaction) -> None:
         return
     await interaction.response.defer(thinking=True, ephemeral=True)
     report = await bot.feedback.report(guild_id=interaction.guild_id)
-    parts = split_message(sendable(report.as_text()))
+    support = support_text(await bot.feedback.channel_stats("discord", interaction.guild_id))
+    parts = split_message(sendable(report.as_text() + support))
     await interaction.edit_original_response(content=parts[0], allowed_mentions=NO_PINGS)
     for part in parts[1:]:
         await interaction.followup.send(part, ephemeral=True, allowed_mentions=NO_PINGS)

@@ -18,9 +18,9 @@ from bot.services import Services
 from bot.slack.admin import SlackChannelModes, SlackReindexer
 from bot.slack.ask import SlackAsker
 from bot.slack.assistant import suggest_prompts
-from bot.slack.feedback import SlackVotes
+from bot.slack.feedback import SlackSolved, SlackVotes
 from bot.slack.learned import APPROVE, EDIT, EDIT_VIEW, REJECT, SlackLearned
-from bot.slack.render import VOTE_DOWN, VOTE_UP
+from bot.slack.render import SOLVED, VOTE_DOWN, VOTE_UP
 from rag.errors import ConfigError
 from rag.settings import Settings, secret_text
 
@@ -83,4 +83,5 @@ def build_app(services: Services) -> AsyncApp:
     app.view(EDIT_VIEW)(learned.on_edit_submitted)
     app.action(VOTE_UP)(votes.on_vote)
     app.action(VOTE_DOWN)(votes.on_vote)
+    app.action(SOLVED)(SlackSolved(services, asker.asker_of).on_solved)
     return app

@@ -277,6 +277,7 @@ class SlackAsker:
             private=False,
             policy=policy,
             quiet_refusal=auto,
+            support=(channel, ts),
         )
         if answer is None:
             return
@@ -288,6 +289,10 @@ class SlackAsker:
             await self._hand_off(client, channel, ts, policy)
             return
         self.remember(channel, ts, (), answer, started=True)
+
+    def asker_of(self, channel: str, thread: str) -> str | None:
+        support = self.support.get((channel, thread))
+        return str(support.asker) if support is not None else None
 
     def needs_help(self, channel: str, thread: str) -> None:
         """A 👎 on the answer in a support thread: a trusted member's answer there is worth learning."""
@@ -453,6 +458,7 @@ class SlackAsker:
         history: tuple[Turn, ...] = (),
         policy: ChannelPolicy | None = None,
         quiet_refusal: bool = False,
+        support: tuple[str, str] | None = None,
     ) -> Answer | None:
         """Stream the answer into ``reply``, finish it with sources and vote buttons, then record it. None if it
         failed; the asker has then been told why. The answer is posted before it is recorded.
@@ -481,11 +487,12 @@ class SlackAsker:
                     await self._fail(exc, reply, request_id)
                 return None
             posted: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-            self.services.record_later(answer, posted, user, place, private=private)
+            self.services.record_later(answer, posted, user, place, private=private, support=support)
             if quiet_refusal and answer.refused:
                 posted.set_result(True)  # recorded as unanswered; the caller hands it off
                 return answer
-            text, blocks = answer_blocks(answer, feedback_id=answer.request_id)
+            solved = "|".join(support) if support and not answer.refused else ""
+            text, blocks = answer_blocks(answer, feedback_id=answer.request_id, solved=solved)
             try:
                 await reply.final(text, blocks)
             except Exception as exc:

@@ -9,8 +9,10 @@ from typing import Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Place, Services
+from bot.slack.admin import is_admin
 from bot.slack.render import VOTE_UP
 
 logger = logging.getLogger(__name__)
@@ -38,3 +40,33 @@ class SlackVotes:
             await respond(text=text, response_type="ephemeral", replace_original=False)
         except Exception as exc:
             logger.warning("slack vote acknowledgement failed: %s", exc)
+
+
+class SlackSolved:
+    """ "This solved it" on answers to support questions: for the asker and workspace admins. It records the thread
+    as solved and puts ✅ on the question."""
+
+    def __init__(self, services: Services, askers: Callable[[str, str], str | None]) -> None:
+        self.services = services
+        self._asker_of = askers  # (channel, thread) -> who asked, if Docent knows
+
+    async def on_solved(
+        self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        await ack()
+        action = (body.get("actions") or [{}])[0]
+        channel, _, thread = str(action.get("value") or "").partition("|")
+        user = str((body.get("user") or {}).get("id") or "")
+        allowed = self._asker_of(channel, thread) == user or await is_admin(
+            client, user, self.services.settings.slack.admin_user_ids
+        )
+        if not allowed or not thread:
+            await respond(text="Only the person who asked (or an admin) can mark this solved.", replace_original=False)
+            return
+        team = str((body.get("team") or {}).get("id") or "")
+        new = await self.services.solved(Place("slack", team), channel, thread)
+        try:
+            await client.reactions_add(channel=channel, timestamp=thread, name="white_check_mark")
+        except Exception as exc:  # already there, or the question was deleted
+            logger.info("slack: no ✅ on %s: %s", thread, exc)
+        await respond(text="✅ Marked solved." if new else "Already marked solved.", replace_original=False)

@@ -14,7 +14,7 @@ SECTION_LIMIT = 3000
 MAX_BLOCKS = 50
 TEXT_LIMIT = 40_000
 FOOTER = "AI-generated from the docs; it can be wrong. Check the sources."
-VOTE_UP, VOTE_DOWN = "docent_vote_up", "docent_vote_down"
+VOTE_UP, VOTE_DOWN, SOLVED = "docent_vote_up", "docent_vote_down", "docent_solved"
 CUT_NOTE = "_(The answer was cut here: it is too long for one Slack message.)_"
 # Typed words Slack clients may turn into broadcasts; a word joiner after "@" keeps them words.
 _BROADCAST_WORD = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
@@ -54,9 +54,10 @@ def _section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
-def answer_blocks(answer: Answer, *, feedback_id: str = "") -> tuple[str, list[dict[str, Any]]]:
+def answer_blocks(answer: Answer, *, feedback_id: str = "", solved: str = "") -> tuple[str, list[dict[str, Any]]]:
     """The reply as (notification text, blocks): answer sections, sources, the AI notice and, when there is
-    something to vote on, 👍/👎 buttons carrying ``feedback_id``. Never more than Slack accepts."""
+    something to vote on, 👍/👎 buttons carrying ``feedback_id`` (and, on a support question, "This solved it"
+    carrying ``solved``). Never more than Slack accepts."""
     body = split_message(mrkdwn(answer.text), SECTION_LIMIT)
     sources = (
         split_message(format_sources(answer.citations, "Closest pages" if answer.refused else "Sources"), SECTION_LIMIT)
@@ -85,6 +86,16 @@ def answer_blocks(answer: Answer, *, feedback_id: str = "") -> tuple[str, list[d
                 ],
             }
         )
+        if solved:
+            tail[-1]["elements"].append(
+                {
+                    "type": "button",
+                    "action_id": SOLVED,
+                    "value": solved,
+                    "style": "primary",
+                    "text": {"type": "plain_text", "text": "✅ This solved it"},
+                }
+            )
     room = MAX_BLOCKS - len(tail)
     if len(body) > room:
         body = [*body[: room - 1], CUT_NOTE]

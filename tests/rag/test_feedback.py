@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.feedback import FeedbackStore
+from rag.feedback import FeedbackStore, support_text
 from rag.models import Answer, Citation
 
 
@@ -304,3 +304,27 @@ def test_check_finds_damaged_pages(tmp_path: Path) -> None:
     path.write_bytes(bytes(data))
     problem = FeedbackStore.check(path)
     assert problem is not None and str(path) in problem and "corrupt" in problem
+
+
+async def test_support_channel_stats_and_forgetting_a_user(tmp_path: Path) -> None:
+    store = FeedbackStore(tmp_path / "feedback.sqlite3")
+    for i, refused in enumerate((False, False, True)):
+        await store.record_answer(
+            answer(f"q{i}", f"s{i}", refused=refused),
+            "U1",
+            guild_id="T1",
+            platform="slack",
+            channel="C1",
+            thread=f"t{i}",
+            unasked=True,
+        )
+    await store.record_answer(answer("asked", "m1"), "U2", guild_id="T1", platform="slack")  # a mention: not support
+    await store.vote("s0", "U1", True, guild_id="T1", platform="slack")
+    assert await store.solved("slack", "t0", channel="C1", guild_id="T1")
+    assert not await store.solved("slack", "t0", channel="C1", guild_id="T1"), "once"
+    stats = await store.channel_stats("slack", "T1")
+    assert stats == [{"channel": "C1", "questions": 3, "answered": 2, "handed_off": 1, "solved": 1}]
+    assert "#C1: 3 questions, 2 answered, 1 handed off, 1 solved" in support_text(stats)
+    assert await store.forget("U1", "slack") == 4, "three questions and one vote"
+    assert (await store.report(guild_id="T1", platform="slack")).answers == 1
+    store.close()

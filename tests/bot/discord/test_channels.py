@@ -206,3 +206,29 @@ async def test_learned_lists_this_servers_pending_answers_with_approve_and_rejec
     await h.fake.wait_for(lambda: approve.responded and reject.responded, what="both decisions")
     statuses = {p.id: p.status for p in await h.bot.services.learned.list(None)}
     assert statuses == {mine[0]: "approved", mine[1]: "rejected", elsewhere: "pending"}
+
+
+async def test_a_forum_post_is_answered_in_it_and_this_solved_it_applies_the_solved_tag(harness_factory) -> None:
+    forum_id = 999999999999999999
+
+    async def forum(fake: FakeDiscord) -> None:
+        fake.add_forum("help", channel_id=forum_id, tags=("Solved", "Bug"))
+
+    h = await harness_factory(
+        ScriptedGenerator("IVF_FLAT clusters vectors [1]."),
+        channels={str(forum_id): {"mode": "always"}},
+        bot_options={"support_channels": True},
+        before_start=forum,
+    )
+    thread, _ = await h.fake.user_posts(ALICE, forum_id, "IVF_FLAT clusters", "How does IVF_FLAT split vectors?")
+    answer = await h.fake.wait_for_message(lambda m: "AI-generated" in m.content, channel_id=thread, timeout=60)
+    solved_button = f"docent:solved:{thread}"
+    bystander = await h.fake.click(answer.id, solved_button, user_id=BOB)
+    await h.fake.wait_for(lambda: bystander.responded, what="the refusal")
+    assert "Only the person who asked" in (bystander.final_content or "") and h.fake.thread_tags(thread) == []
+    asker = await h.fake.click(answer.id, solved_button, user_id=ALICE)
+    await h.fake.wait_for(lambda: asker.responded, what="the solved reply")
+    assert h.fake.thread_tags(thread) == ["Solved"]
+    await h.bot.services.records_written()
+    stats = await h.bot.feedback.channel_stats("discord", h.fake.guild_id)
+    assert stats == [{"channel": str(forum_id), "questions": 1, "answered": 1, "handed_off": 0, "solved": 1}]

@@ -193,3 +193,19 @@ async def test_docent_learned_lists_this_workspaces_answers_to_admins_with_appro
     pairs = {p.id: (p.status, p.answer) for p in await h.services.learned.list(None)}
     assert pairs[ids[0]][0] == "approved" and pairs[ids[1]][0] == "rejected" and pairs[ids[3]][0] == "pending"
     assert pairs[ids[2]] == ("approved", "answer 2, corrected")
+
+
+async def test_this_solved_it_is_for_the_asker_and_puts_a_check_on_the_question(slack_harness) -> None:
+    h = await slack_harness(ScriptedGenerator("IVF_FLAT clusters vectors [1]."), channels=auto())
+    asked = await h.slack.message(HELP, MEMBER, CONFIDENT)
+    thread = asked.payload["event"]["ts"]
+    answer = await h.final(thread)
+    bystander = await h.slack.click(answer.ts, "docent_solved", user=BOB)
+    said = await h.until(lambda: h.slack.responses_to(bystander))
+    assert "Only the person who asked" in said[-1]["text"]
+    solved = await h.slack.click(answer.ts, "docent_solved", user=MEMBER)
+    await h.until(lambda: h.slack.responses_to(solved))
+    assert (HELP, thread, "white_check_mark") in h.slack.reactions
+    await h.services.records_written()
+    stats = await h.services.feedback.channel_stats("slack", h.slack.team_id)
+    assert stats == [{"channel": HELP, "questions": 1, "answered": 1, "handed_off": 0, "solved": 1}]
