@@ -20,6 +20,7 @@ from rag.settings import Settings
 
 logger = logging.getLogger(__name__)
 SHOWN = 10  # pending pairs per /learned; the rest wait for the next one
+TEACH = "Teach Docent"
 _LABELS = {"approve": ("Approve", "✅"), "edit": ("Edit", "✏️"), "reject": ("Reject", "🗑️")}
 
 
@@ -92,6 +93,72 @@ def add_commands(tree: app_commands.CommandTree[Any], settings: Settings) -> Non
         await show_pending(interaction)
 
     tree.add_command(learned)
+
+    @app_commands.context_menu(name=TEACH)
+    @app_commands.default_permissions(manage_messages=True)
+    @app_commands.guild_only()
+    async def teach(interaction: discord.Interaction, message: discord.Message) -> None:
+        await teach_docent(interaction, message)
+
+    tree.add_command(teach)
+
+
+async def teach_docent(interaction: discord.Interaction, message: discord.Message) -> None:
+    """A moderator offers a member's answer for learning; the question is the support question of its thread, the
+    message it replies to, or its thread's title. Nothing is learned until an admin approves it in /learned."""
+    bot = docent(interaction)
+    user = interaction.user
+    moderator = is_admin(user, bot.settings.discord.admin_role_ids) or (
+        isinstance(user, discord.Member) and user.guild_permissions.manage_messages
+    )
+    if not moderator:
+        await interaction.response.send_message(
+            "Only moderators can teach Docent.", ephemeral=True, allowed_mentions=NO_PINGS
+        )
+        return
+    question = await _question_for(bot, message)
+    if not question or not message.content.strip() or message.author.bot:
+        await interaction.response.send_message(
+            "I can't tell which question this answers: use it on a reply to the question, or in its thread.",
+            ephemeral=True,
+            allowed_mentions=NO_PINGS,
+        )
+        return
+    asker, text = question
+    pair = await bot.services.learned.capture(
+        platform="discord",
+        space=str(interaction.guild_id),
+        channel=str(message.channel.id),
+        thread=f"teach-{message.id}",
+        question=text,
+        answer=message.content.strip(),
+        link=message.jump_url,
+        author=message.author.display_name,
+        author_id=message.author.id,
+        asker_id=asker,
+    )
+    await interaction.response.send_message(
+        f"Saved as #{pair} for approval in /learned.", ephemeral=True, allowed_mentions=NO_PINGS
+    )
+
+
+async def _question_for(bot: Any, message: discord.Message) -> tuple[int | str, str] | None:
+    support = bot.asker.support.get(message.channel.id)
+    if support is not None:
+        return support.asker, support.question
+    reference = message.reference
+    if reference is not None and reference.message_id is not None:
+        asked = reference.resolved if isinstance(reference.resolved, discord.Message) else None
+        if asked is None:
+            try:
+                asked = await message.channel.fetch_message(reference.message_id)
+            except discord.HTTPException:
+                asked = None
+        if asked is not None and asked.content.strip():
+            return asked.author.id, asked.content.strip()
+    if isinstance(message.channel, discord.Thread) and message.channel.name:
+        return message.channel.owner_id or 0, message.channel.name
+    return None
 
 
 async def show_pending(interaction: discord.Interaction) -> None:

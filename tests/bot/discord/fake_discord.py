@@ -989,6 +989,29 @@ class FakeDiscord:
         """
         return await self._command_interaction(2, name, options, user_id, channel_id, guild, focused=None)
 
+    async def message_command(self, name: str, message_id: int, *, user_id: int) -> InteractionRecord:
+        """A member runs the message context-menu command ``name`` (Apps → name) on a message."""
+        await self._ensure_connected()
+        rec = self.user_messages.get(message_id) or self.messages.get(message_id)
+        if rec is None:
+            raise KeyError(f"unknown message {message_id}")
+        command = self._find_command(name, True, ctype_wanted=3)
+        if command is None:
+            raise LookupError(f"no synced message command {name!r}")
+        data: dict[str, Any] = {
+            "id": command["id"],
+            "name": name,
+            "type": 3,
+            "target_id": str(message_id),
+            "resolved": {"messages": {str(message_id): rec.payload}},
+        }
+        if command.get("guild_id"):
+            data["guild_id"] = command["guild_id"]
+        ix = self._new_interaction(2, user_id=user_id, channel_id=rec.channel_id, guild=True, data=data)
+        ix.name = name
+        await self._dispatch_interaction(ix)
+        return ix
+
     async def autocomplete(
         self,
         name: str,
@@ -1718,11 +1741,11 @@ class FakeDiscord:
             _fake=self,
         )
 
-    def _find_command(self, name: str, guild: bool) -> dict[str, Any] | None:
+    def _find_command(self, name: str, guild: bool, ctype_wanted: int = 1) -> dict[str, Any] | None:
         scopes: list[int | None] = [self.guild_id, None] if guild else [None]
         for scope in scopes:
             for (cname, ctype), command in self._commands.get(scope, {}).items():
-                if cname == name and ctype == 1:
+                if cname == name and ctype == ctype_wanted:
                     return command
         return None
 

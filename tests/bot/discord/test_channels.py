@@ -232,3 +232,19 @@ async def test_a_forum_post_is_answered_in_it_and_this_solved_it_applies_the_sol
     await h.bot.services.records_written()
     stats = await h.bot.feedback.channel_stats("discord", h.fake.guild_id)
     assert stats == [{"channel": str(forum_id), "questions": 1, "answered": 1, "handed_off": 0, "solved": 1}]
+
+
+async def test_teach_docent_offers_a_members_reply_for_approval(harness_factory) -> None:
+    h = await harness_factory(ScriptedGenerator())
+    question = await h.fake.user_says(ALICE, "How do I keep the zorblax cache across restarts?")
+    reply = await h.fake.user_says(BOB, "Set `zorblax.persist = true`.", reply_to=question, ping_reply=False)
+    refused = await h.fake.message_command("Teach Docent", reply, user_id=ALICE)
+    await h.fake.wait_for(lambda: refused.responded, what="the refusal")
+    assert "Only moderators" in (refused.final_content or "")
+    taught = await h.fake.message_command("Teach Docent", reply, user_id=ADMIN)
+    await h.fake.wait_for(lambda: taught.responded, what="the confirmation")
+    assert "for approval" in (taught.final_content or "")
+    pending = await h.bot.services.learned.list(platform="discord", space=str(h.fake.guild_id))
+    assert [(p.question, p.answer) for p in pending] == [
+        ("How do I keep the zorblax cache across restarts?", "Set `zorblax.persist = true`.")
+    ]
