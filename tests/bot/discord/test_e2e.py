@@ -309,6 +309,7 @@ async def test_a_failed_command_sync_is_logged_and_retried_while_mentions_work(h
     await h.reply_to(asked)
     await h.fake.wait_for(h.bot.commands_synced.is_set, what="a later sync to succeed")
     assert sorted(c["name"] for c in h.fake.synced_commands()) == [
+        "Teach Docent",
         "ask",
         "docent-channel",
         "feedback",
