@@ -133,7 +133,8 @@ def support_text(stats: list[dict[str, Any]]) -> str:
     lines = ["", "", "Support channels (questions nobody asked Docent):"]
     for row in stats:
         lines.append(
-            f"  #{row['channel']}: {row['questions']} questions, {row['answered']} answered, "
+            f"  #{row['channel']}: {row['questions']} question{'' if row['questions'] == 1 else 's'}, "
+            f"{row['answered']} answered, "
             f"{row['handed_off']} handed off, {row['solved']} solved"
         )
     return "\n".join(lines)
