@@ -23,6 +23,6 @@ class CommunityDocs:
         store = await asyncio.to_thread(LearnedStore, self._path)
         try:
             for pair in await store.list("approved", limit=100_000):
-                yield RawDocument(f"learned/{pair.id}", pair.link, pair.as_markdown(), "markdown")
+                yield RawDocument(f"learned/{pair.id}", pair.link, pair.as_page(), "markdown")
         finally:
             store.close()

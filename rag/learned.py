@@ -57,9 +57,19 @@ class Learned:
     status: Status
     space: str | None = None
 
+    @property
+    def title(self) -> str:
+        return f"Community answer by @{self.author}"
+
     def as_markdown(self) -> str:
-        """The page the ``community`` source indexes (and ``learned export`` writes)."""
-        return f"# Community answer by @{self.author}\n\n**Question:** {self.question}\n\n{self.answer}\n"
+        """What ``learned export`` writes: a page to move into the real docs."""
+        return f"# {self.title}\n\n**Question:** {self.question}\n\n{self.answer}\n"
+
+    def as_page(self) -> str:
+        """What the ``community`` source indexes: the title in front matter, no heading, so citations link to the
+        message itself rather than to a heading anchor inside it."""
+        title = self.title.replace('"', "'")
+        return f'---\ntitle: "{title}"\n---\n\n**Question:** {self.question}\n\n{self.answer}\n'
 
 
 class LearnedStore:
