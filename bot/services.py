@@ -40,6 +40,7 @@ PROGRESS_EVERY_S = 2.0
 RECORD_WAIT_S = 2.0  # a vote waits this long for its answer's record; platforms want an answer within 3 s
 
 SEARCHING = "🔎 Searching the docs…"
+SKIP = "🚫"  # a moderator's reaction that keeps Docent from answering a new question unasked (Slack: no_entry_sign)
 
 
 def queued(ahead: int) -> str:

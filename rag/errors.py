@@ -46,6 +46,13 @@ class Overloaded(DocentError):
     user_message = "I'm answering a lot of questions right now. Please ask again in a minute."
 
 
+class Skipped(DocentError):
+    """A moderator marked a question nobody asked Docent with the skip reaction before its answer was posted."""
+
+    shows_error_id = False
+    user_message = ""
+
+
 class ConfigError(DocentError):
     """Settings that cannot work; the message says which and why."""
 

@@ -14,6 +14,7 @@ import discord
 from discord import app_commands
 
 from bot.discord import docent
+from bot.discord.admin import is_admin
 from bot.discord.feedback import feedback_view
 from bot.discord.render import MESSAGE_LIMIT, format_answer, split_message
 from bot.discord.replies import (
@@ -25,10 +26,10 @@ from bot.discord.replies import (
     edit_quietly,
     finish,
 )
-from bot.services import SEARCHING, Place, SupportThread
+from bot.services import SEARCHING, SKIP, Place, SupportThread
 from bot.text import sendable
 from rag import logs
-from rag.errors import BadQuestion, describe, new_error_id
+from rag.errors import BadQuestion, Skipped, describe, new_error_id
 from rag.models import Answer
 from rag.prompt import Turn
 from rag.settings import ChannelPolicy, Settings
@@ -67,6 +68,7 @@ class Asker:
         # Questions answered or handed off unasked, by the question's message id (a thread made from a message
         # has the message's id, so this is also the thread).
         self.support: OrderedDict[int, SupportThread] = OrderedDict()
+        self._skipped: OrderedDict[int, None] = OrderedDict()  # questions a moderator marked 🚫
 
     # -- mentions, replies, threads, DMs -------------------------------------------------------------
 
@@ -178,6 +180,8 @@ class Asker:
         """Answered unasked in a thread under it (or as a reply); in auto only when confident, else handed off.
         Nothing is visible until the answer starts, and no admission notice: nobody asked."""
         guild_id = message.guild.id if message.guild else None
+        if message.id in self._skipped:
+            return
         if self.bot.services.admit(message.author.id, Place("discord", guild_id)) is not None:
             logger.info("a new question in %s was not considered (admission)", message.channel.id)
             return
@@ -200,7 +204,7 @@ class Asker:
         auto = policy.mode == "auto"
         answer, message_ids = await self.answer(
             question,
-            LazyReplier(open_reply),
+            LazyReplier(open_reply, lambda: message.id in self._skipped),
             user_id=message.author.id,
             guild_id=guild_id,
             private=False,
@@ -220,6 +224,17 @@ class Asker:
         if not answer.refused:
             keys = [*message_ids, *([thread_id] if thread_id else [])]
             self.bot.conversations.remember(keys, (), Turn(answer.question, answer.text))
+
+    def on_reaction(self, payload: discord.RawReactionActionEvent) -> None:
+        """A moderator's 🚫 on a new question keeps Docent from answering it (if the answer isn't posted yet)."""
+        member = payload.member
+        if str(payload.emoji) != SKIP or member is None or member.bot:
+            return
+        permissions = member.guild_permissions
+        if permissions.manage_messages or is_admin(member, self.bot.settings.discord.admin_role_ids):
+            self._skipped[payload.message_id] = None
+            while len(self._skipped) > MAX_SUPPORT_THREADS:
+                self._skipped.popitem(last=False)
 
     def _support_of(self, message: discord.Message) -> SupportThread | None:
         """The support question this message follows up: in its thread, or as a reply to it."""
@@ -415,6 +430,9 @@ class Asker:
         return [i for i in ids if i is not None]
 
     async def _fail(self, exc: Exception, replier: Replier, request_id: str) -> None:
+        if isinstance(exc, Skipped):
+            logger.info("request %s skipped by a moderator", request_id)
+            return
         self.bot.metrics.failed(exc)
         error_id = new_error_id()
         if isinstance(exc, BadQuestion):

@@ -53,6 +53,7 @@ def make_intents(settings: Settings, *, support_channels: bool = False) -> disco
     intents.guild_messages = True
     intents.dm_messages = True
     intents.message_content = settings.bot.thread_followups_without_mention or support_channels
+    intents.guild_reactions = support_channels  # a moderator's 🚫 on a new question
     return intents
 
 
@@ -147,6 +148,9 @@ class DocentBot(discord.Client):
 
     async def on_message(self, message: discord.Message) -> None:
         await self.asker.on_message(message)
+
+    async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
+        self.asker.on_reaction(payload)
 
     async def on_guild_available(self, guild: discord.Guild) -> None:
         await self._leave_unless_allowed(guild)

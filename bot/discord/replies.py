@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import discord
 
 from bot.text import sendable
+from rag.errors import Skipped
 
 logger = logging.getLogger(__name__)
 NO_PINGS = discord.AllowedMentions.none()
@@ -72,12 +73,19 @@ class LazyReplier:
     """Posts nothing until there is something to show, for questions nobody asked the bot: ``open`` posts the first
     content (in a new thread, or as a reply) and returns the message that later edits go to."""
 
-    def __init__(self, open: Callable[[str, discord.ui.View | None], Awaitable[discord.Message]]) -> None:
+    def __init__(
+        self,
+        open: Callable[[str, discord.ui.View | None], Awaitable[discord.Message]],
+        skipped: Callable[[], bool] = lambda: False,
+    ) -> None:
         self._open = open
+        self._skipped = skipped  # a moderator said not to answer: nothing is posted, ever
         self._message: discord.Message | None = None
 
     async def edit(self, content: str, *, view: discord.ui.View | None = None) -> int | None:
         if self._message is None:
+            if self._skipped():
+                raise Skipped("a moderator skipped this question")
             self._message = await self._open(sendable(content), view)
         else:
             await self._message.edit(content=sendable(content), allowed_mentions=NO_PINGS, **_view(view))
@@ -98,6 +106,8 @@ async def edit_quietly(replier: Replier, content: str) -> None:
     """
     try:
         await replier.edit(content)
+    except Skipped:
+        return  # a moderator skipped the question: nothing is shown, by design
     except Exception as exc:
         logger.warning("progress edit failed: %s: %s", type(exc).__name__, exc)
 
@@ -110,6 +120,8 @@ async def finish(replier: Replier, content: str, *, view: discord.ui.View | None
     """
     try:
         return await replier.edit(content, view=view)
+    except Skipped:
+        raise  # nothing may be posted; a new message would be posting too
     except Exception as exc:
         logger.warning("final edit failed (%s: %s); sending the answer as a new message", type(exc).__name__, exc)
     return await replier.send(content, view=view)

@@ -989,6 +989,27 @@ class FakeDiscord:
         """
         return await self._command_interaction(2, name, options, user_id, channel_id, guild, focused=None)
 
+    async def user_reacts(self, user_id: int, message_id: int, emoji: str) -> None:
+        """A member adds a (unicode) reaction to a message: MESSAGE_REACTION_ADD, with their member object."""
+        await self._ensure_connected()
+        rec = self.user_messages.get(message_id) or self.messages.get(message_id)
+        if rec is None:
+            raise KeyError(f"unknown message {message_id}")
+        rec.reactions.append((emoji, user_id))
+        data: dict[str, Any] = {
+            "user_id": str(user_id),
+            "channel_id": str(rec.channel_id),
+            "message_id": str(rec.id),
+            "message_author_id": str(rec.author_id),
+            "emoji": {"id": None, "name": emoji},
+            "burst": False,
+            "burst_colors": [],
+            "type": 0,
+            "guild_id": str(self.guild_id),
+            "member": self.members[user_id],
+        }
+        await self.dispatch("MESSAGE_REACTION_ADD", data, intent=GUILD_MESSAGE_REACTIONS)
+
     async def message_command(self, name: str, message_id: int, *, user_id: int) -> InteractionRecord:
         """A member runs the message context-menu command ``name`` (Apps → name) on a message."""
         await self._ensure_connected()

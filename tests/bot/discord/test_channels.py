@@ -5,6 +5,7 @@ the Message Content fallback and /docent-channel. The production bot over the fa
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -248,3 +249,39 @@ async def test_teach_docent_offers_a_members_reply_for_approval(harness_factory)
     assert [(p.question, p.answer) for p in pending] == [
         ("How do I keep the zorblax cache across restarts?", "Set `zorblax.persist = true`.")
     ]
+
+
+class PacedGenerator(ScriptedGenerator):
+    """Writes one piece per ``pace_s``, as a model writing a longer answer would."""
+
+    def __init__(self, pieces: list[str], pace_s: float) -> None:
+        super().__init__(pieces)
+        self.pace_s = pace_s
+        self.started = asyncio.Event()
+
+    async def stream(self, messages: Any, *, request_id: str | None = None) -> Any:
+        self.prompts.append([dict(m) for m in messages])
+        self.started.set()
+        text = ""
+        for piece in self.pieces:
+            await asyncio.sleep(self.pace_s)  # the model's pace, not a wait for the code under test
+            text += piece
+            yield text
+
+
+async def test_a_moderators_skip_reaction_keeps_docent_out_of_that_question(
+    harness_factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = PacedGenerator(["IVF_FLAT clusters ", "vectors [1]."], pace_s=0.5)
+    h = await harness_factory(model, channels=auto(), bot_options={"support_channels": True})
+    asked = await h.fake.user_says(ALICE, CONFIDENT)
+    await asyncio.wait_for(model.started.wait(), 30)
+    await h.fake.user_reacts(BOB, asked, "🚫")  # not a moderator: ignored
+    await h.fake.user_reacts(ADMIN, asked, "🚫")
+    caplog.set_level(logging.INFO, logger="bot.discord.ask")
+    await h.fake.wait_for(lambda: any("skipped by a moderator" in r.message for r in caplog.records), what="the skip")
+    assert not h.fake.messages, "nothing was posted for the skipped question"
+    again = await h.fake.user_says(BOB, CONFIDENT)
+    await h.fake.wait_for(lambda: h.fake.user_messages[again].thread_id, what="the next question answered")
+    thread = h.fake.user_messages[again].thread_id
+    await h.fake.wait_for_message(lambda m: "AI-generated" in m.content, channel_id=thread, timeout=60)
