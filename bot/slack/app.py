@@ -65,6 +65,10 @@ def build_app(services: Services) -> AsyncApp:
     async def message(body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
         await asker.on_message(body, client, context.bot_user_id)
 
+    @app.event("reaction_added")
+    async def reaction(body: dict[str, Any], client: AsyncWebClient) -> None:
+        await asker.on_reaction(body, client)
+
     @app.event("assistant_thread_started")
     async def thread_started(body: dict[str, Any], client: AsyncWebClient) -> None:
         await suggest_prompts(body, client, settings.slack)

@@ -14,6 +14,7 @@ import re
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -23,9 +24,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.conversations import Conversations
 from bot.services import SEARCHING, Place, Services, SupportThread
+from bot.slack.admin import is_admin
 from bot.slack.render import SECTION_LIMIT, answer_blocks, escape, mrkdwn
 from rag import logs
-from rag.errors import BadQuestion, describe, new_error_id
+from rag.errors import BadQuestion, Skipped, describe, new_error_id
 from rag.models import Answer
 from rag.prompt import Turn
 from rag.settings import ChannelPolicy
@@ -36,6 +38,7 @@ NOT_IN_CHANNEL = (
     "I'm not in this channel, so here is the answer just for you. Invite me (`/invite @Docent`) to answer in it."
 )
 USAGE = "Ask after the command: `{command} how do I create a collection?` (`{command} private …`: only you see it)."
+SKIP_NAME = "no_entry_sign"  # 🚫, as Slack names it
 OFF_HERE = "Docent is switched off in this channel."
 HANDOFF = "I'm not sure about this one, so I'll leave it to the helpers."
 _GROUP_ID = re.compile(r"S[A-Z0-9]{2,}")
@@ -82,10 +85,17 @@ class ThreadReply:
     """
 
     def __init__(
-        self, client: AsyncWebClient, channel: str, thread_ts: str, *, stream_to: tuple[str, str] | None = None
+        self,
+        client: AsyncWebClient,
+        channel: str,
+        thread_ts: str,
+        *,
+        stream_to: tuple[str, str] | None = None,
+        skipped: Callable[[], bool] = lambda: False,
     ) -> None:
         self._client, self.channel, self.thread_ts = client, channel, thread_ts
         self._stream_to = stream_to
+        self._skipped = skipped  # a moderator said not to answer: nothing is posted, ever
         self.ts: str | None = None
         self.streaming = False
         self.stream_error: str | None = None  # why the streaming API was refused, if it was
@@ -112,6 +122,8 @@ class ThreadReply:
         self.ts = str(response["ts"])
 
     async def _show(self, text: str) -> None:
+        if self.ts is None and self._skipped():
+            return
         try:
             if self.ts is None:
                 await self._post(text)
@@ -141,6 +153,8 @@ class ThreadReply:
             logger.warning("slack stream append failed: %s: %s", type(exc).__name__, exc)
 
     async def final(self, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+        if self.ts is None and self._skipped():
+            raise Skipped("a moderator skipped this question")
         if self.streaming:
             self.streaming = False
             try:
@@ -190,6 +204,7 @@ class SlackAsker:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._no_streaming: set[str] = set()  # workspaces that refused chat.startStream
         self.support: OrderedDict[tuple[str, str], SupportThread] = OrderedDict()  # by (channel, thread)
+        self._skipped: OrderedDict[tuple[str, str], None] = OrderedDict()  # new questions an admin marked skip
 
     def _first_time(self, event_id: str) -> bool:
         """An event Slack delivers again (a retry after a lost ack) is answered once."""
@@ -268,7 +283,7 @@ class SlackAsker:
             logger.info("slack: a new question in %s was not considered (admission)", channel)
             return
         auto = policy.mode == "auto"
-        reply = ThreadReply(client, channel, ts)
+        reply = ThreadReply(client, channel, ts, skipped=lambda: (channel, ts) in self._skipped)
         answer = await self.answer(
             question_text(str(event.get("text") or "")),
             reply,
@@ -289,6 +304,19 @@ class SlackAsker:
             await self._hand_off(client, channel, ts, policy)
             return
         self.remember(channel, ts, (), answer, started=True)
+
+    async def on_reaction(self, body: dict[str, Any], client: AsyncWebClient) -> None:
+        """A workspace admin's :no_entry_sign: on a new question keeps Docent from answering it (if the answer isn't
+        posted yet)."""
+        event = body.get("event") or {}
+        item = event.get("item") or {}
+        if event.get("reaction") != SKIP_NAME or item.get("type") != "message":
+            return
+        if not await is_admin(client, str(event.get("user")), self.settings.slack.admin_user_ids):
+            return
+        self._skipped[(str(item.get("channel")), str(item.get("ts")))] = None
+        while len(self._skipped) > _SEEN_EVENTS:
+            self._skipped.popitem(last=False)
 
     def asker_of(self, channel: str, thread: str) -> str | None:
         support = self.support.get((channel, thread))
@@ -495,6 +523,10 @@ class SlackAsker:
             text, blocks = answer_blocks(answer, feedback_id=answer.request_id, solved=solved)
             try:
                 await reply.final(text, blocks)
+            except Skipped:
+                posted.set_result(False)
+                logger.info("slack request %s skipped by a moderator", request_id)
+                return None
             except Exception as exc:
                 posted.set_result(False)
                 await self._fail(exc, reply, request_id)

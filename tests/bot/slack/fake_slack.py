@@ -734,6 +734,17 @@ class FakeSlack:
         }
         return await self.deliver("interactive", payload)
 
+    async def react(self, channel: str, ts: str, name: str, *, user: str) -> Envelope:
+        """``user`` adds the reaction ``name`` to a message: a ``reaction_added`` event (needs reactions:read)."""
+        event = {
+            "type": "reaction_added",
+            "user": user,
+            "reaction": name,
+            "item": {"type": "message", "channel": channel, "ts": ts},
+            "event_ts": self._ts("000400"),
+        }
+        return await self.deliver("events_api", self._event_callback(event))
+
     async def assistant_thread_started(self, user: str, *, channel: str = "D1") -> Envelope:
         """``user`` opens a new thread with the app in the assistant container (Agents & AI apps)."""
         thread_ts, event_ts = self._ts("000200"), self._ts("000300")

@@ -4,7 +4,10 @@ retrieval, a scripted model."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -209,3 +212,39 @@ async def test_this_solved_it_is_for_the_asker_and_puts_a_check_on_the_question(
     await h.services.records_written()
     stats = await h.services.feedback.channel_stats("slack", h.slack.team_id)
     assert stats == [{"channel": HELP, "questions": 1, "answered": 1, "handed_off": 0, "solved": 1}]
+
+
+class PacedGenerator(ScriptedGenerator):
+    """Writes one piece per ``pace_s``, as a model writing a longer answer would."""
+
+    def __init__(self, pieces: list[str], pace_s: float) -> None:
+        super().__init__(pieces)
+        self.pace_s = pace_s
+        self.started = asyncio.Event()
+
+    async def stream(self, messages: Any, *, request_id: str | None = None) -> Any:
+        self.prompts.append([dict(m) for m in messages])
+        self.started.set()
+        text = ""
+        for piece in self.pieces:
+            await asyncio.sleep(self.pace_s)  # the model's pace, not a wait for the code under test
+            text += piece
+            yield text
+
+
+async def test_an_admins_skip_reaction_keeps_docent_out_of_that_question(
+    slack_harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.slack.ask")
+    model = PacedGenerator(["IVF_FLAT clusters ", "vectors [1]."], pace_s=0.5)
+    h = await slack_harness(model, channels={HELP: {"mode": "always"}})
+    asked = await h.slack.message(HELP, MEMBER, CONFIDENT)
+    ts = asked.payload["event"]["ts"]
+    await asyncio.wait_for(model.started.wait(), 30)
+    await h.slack.react(HELP, ts, "no_entry_sign", user=BOB)  # not an admin: ignored
+    await h.slack.react(HELP, ts, "no_entry_sign", user=ADMIN)
+    again = await h.slack.message(HELP, BOB, "How does IVF_FLAT choose nprobe clusters at search time?")
+    await h.final(again.payload["event"]["ts"])
+    await h.until(lambda: any("skipped by a moderator" in r.message for r in caplog.records))
+    assert not [m for m in h.slack.messages.values() if m.thread_ts == ts], "nothing was posted for the skipped one"
+    assert len(model.prompts) == 2
