@@ -9,7 +9,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.response import BoltResponse
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
@@ -19,7 +21,7 @@ from bot.slack.admin import SlackChannelModes, SlackReindexer
 from bot.slack.ask import SlackAsker
 from bot.slack.assistant import suggest_prompts
 from bot.slack.feedback import SlackSolved, SlackVotes
-from bot.slack.learned import APPROVE, EDIT, EDIT_VIEW, REJECT, SlackLearned
+from bot.slack.learned import APPROVE, EDIT, EDIT_VIEW, REJECT, TEACH, SlackLearned
 from bot.slack.render import SOLVED, VOTE_DOWN, VOTE_UP
 from rag.errors import ConfigError
 from rag.settings import Settings, secret_text
@@ -85,6 +87,11 @@ def build_app(services: Services) -> AsyncApp:
     for action in (APPROVE, EDIT, REJECT):
         app.action(action)(learned.on_decide)
     app.view(EDIT_VIEW)(learned.on_edit_submitted)
+
+    @app.shortcut(TEACH)
+    async def teach(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
+        await learned.on_teach(ack, body, client, respond, lambda channel, thread: asker.support.get((channel, thread)))
+
     app.action(VOTE_UP)(votes.on_vote)
     app.action(VOTE_DOWN)(votes.on_vote)
     app.action(SOLVED)(SlackSolved(services, asker.asker_of).on_solved)

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.services import Services
+from bot.services import Services, SupportThread
 from bot.slack.admin import ADMINS_ONLY, is_admin
 from bot.slack.render import escape, link
 from rag.learned import Learned
@@ -20,6 +21,7 @@ from rag.learned import Learned
 logger = logging.getLogger(__name__)
 APPROVE, EDIT, REJECT = "docent_learned_approve", "docent_learned_edit", "docent_learned_reject"
 EDIT_VIEW = "docent_learned_edit_view"
+TEACH = "docent_teach"  # the "Teach Docent" message shortcut
 SHOWN = 10  # pairs per listing: 3 blocks each stays far under Slack's 50
 
 
@@ -138,3 +140,74 @@ class SlackLearned:
         await self.services.learned.decide(pair.id, "approved" if approved else "rejected", answer=answer)
         logger.info("community answer %d %s by %s", pair.id, "approved" if approved else "rejected", user)
         self.services.spawn(self.services.index_community(), name="index-community")
+
+    async def on_teach(
+        self,
+        ack: AsyncAck,
+        body: dict[str, Any],
+        client: AsyncWebClient,
+        respond: AsyncRespond,
+        support_of: Callable[[str, str], SupportThread | None],
+    ) -> None:
+        """ "Teach Docent" on a member's message: an admin offers it for approval. The question is the support
+        question of its thread, else the thread's first message."""
+        await ack()
+        user = str((body.get("user") or {}).get("id") or "")
+        if not await self._admin(client, user):
+            await respond(text=ADMINS_ONLY.format(action="teach Docent"), response_type="ephemeral")
+            return
+        message = body.get("message") or {}
+        channel = str((body.get("channel") or {}).get("id") or "")
+        ts, root = str(message.get("ts") or ""), str(message.get("thread_ts") or "")
+        question = await self._question(client, channel, root, ts, support_of)
+        answer = str(message.get("text") or "").strip()
+        if question is None or not answer or message.get("bot_id"):
+            await respond(
+                text="I can't tell which question this answers: use it on a reply in the question's thread.",
+                response_type="ephemeral",
+            )
+            return
+        asker, text = question
+        try:
+            link = str((await client.chat_getPermalink(channel=channel, message_ts=ts)).get("permalink") or "")
+            info = await client.users_info(user=str(message.get("user")))
+            author = str((info.get("user") or {}).get("name") or message.get("user"))
+        except Exception as exc:
+            logger.warning("slack teach: could not look up the message: %s", exc)
+            await respond(text="Slack didn't let me read that message; try again.", response_type="ephemeral")
+            return
+        pair = await self.services.learned.capture(
+            platform="slack",
+            space=str((body.get("team") or {}).get("id") or ""),
+            channel=channel,
+            thread=f"teach-{ts}",
+            question=text,
+            answer=answer,
+            link=link,
+            author=author,
+            author_id=str(message.get("user")),
+            asker_id=asker,
+        )
+        await respond(text=f"Saved as #{pair} for approval in /docent-learned.", response_type="ephemeral")
+
+    async def _question(
+        self,
+        client: AsyncWebClient,
+        channel: str,
+        root: str,
+        ts: str,
+        support_of: Callable[[str, str], SupportThread | None],
+    ) -> tuple[str, str] | None:
+        if not root or root == ts:
+            return None
+        support = support_of(channel, root)
+        if support is not None:
+            return str(support.asker), support.question
+        try:
+            replies = await client.conversations_replies(channel=channel, ts=root, limit=1)
+        except Exception as exc:
+            logger.info("slack teach: no thread %s: %s", root, exc)
+            return None
+        first = (replies.get("messages") or [{}])[0]
+        text = str(first.get("text") or "").strip()
+        return (str(first.get("user") or ""), text) if text else None

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.__main__ import message_content_enabled
 from bot.channels import Channels
+from indexer.local import FolderDocs
+from rag.settings import FolderSource
 from tests.bot.discord.fake_discord import FakeDiscord
 from tests.bot.discord.harness import ADMIN, ALICE, BOB
 from tests.scripted import ScriptedGenerator
@@ -285,3 +288,18 @@ async def test_a_moderators_skip_reaction_keeps_docent_out_of_that_question(
     await h.fake.wait_for(lambda: h.fake.user_messages[again].thread_id, what="the next question answered")
     thread = h.fake.user_messages[again].thread_id
     await h.fake.wait_for_message(lambda m: "AI-generated" in m.content, channel_id=thread, timeout=60)
+
+
+async def test_a_channel_limited_to_one_source_never_cites_another(tmp_path: Path, harness_factory) -> None:
+    h = await harness_factory(
+        ScriptedGenerator("See [1] and [2]."), channels=auto(sources=["sdk"]), bot_options={"support_channels": True}
+    )
+    sdk = tmp_path / "sdk-docs"
+    sdk.mkdir()
+    (sdk / "ivf-sdk.md").write_text("# IVF_FLAT in the SDK\n\nCreate an IVF_FLAT index with `nlist` clusters.\n")
+    await h.bot.indexer.run([FolderDocs(FolderSource(id="sdk", path=sdk, base_url="https://sdk.example/"))])
+    asked = await h.fake.user_says(ALICE, CONFIDENT)
+    await h.fake.wait_for(lambda: h.fake.user_messages[asked].thread_id, what="a thread")
+    thread = h.fake.user_messages[asked].thread_id
+    answer = await h.fake.wait_for_message(lambda m: "AI-generated" in m.content, channel_id=thread, timeout=60)
+    assert "sdk.example/ivf-sdk.md" in answer.content and "milvus.io" not in answer.content

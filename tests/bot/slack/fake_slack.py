@@ -734,6 +734,24 @@ class FakeSlack:
         }
         return await self.deliver("interactive", payload)
 
+    async def shortcut(self, callback_id: str, message_ts: str, *, user: str) -> Envelope:
+        """``user`` runs a message shortcut (the message's ⋯ menu) on a message a member wrote."""
+        said = self._said.get(message_ts)
+        assert said is not None, f"no member message {message_ts}"
+        name = str(self.users.get(user, {}).get("name") or user.lower())
+        payload = {
+            "type": "message_action",
+            "callback_id": callback_id,
+            "trigger_id": f"trigger-{next(self._ids)}",
+            "action_ts": self._ts("000500"),
+            "team": {"id": self.team_id, "domain": "fake"},
+            "user": {"id": user, "name": name, "team_id": self.team_id},
+            "channel": {"id": said["channel"], "name": str(said["channel"]).lower()},
+            "message": {k: v for k, v in said.items() if k in ("type", "user", "text", "ts", "thread_ts")},
+            "response_url": self._response_url(str(said["channel"])),
+        }
+        return await self.deliver("interactive", payload)
+
     async def react(self, channel: str, ts: str, name: str, *, user: str) -> Envelope:
         """``user`` adds the reaction ``name`` to a message: a ``reaction_added`` event (needs reactions:read)."""
         event = {

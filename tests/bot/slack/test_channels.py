@@ -248,3 +248,21 @@ async def test_an_admins_skip_reaction_keeps_docent_out_of_that_question(
     await h.until(lambda: any("skipped by a moderator" in r.message for r in caplog.records))
     assert not [m for m in h.slack.messages.values() if m.thread_ts == ts], "nothing was posted for the skipped one"
     assert len(model.prompts) == 2
+
+
+async def test_teach_docent_offers_a_members_thread_reply_for_approval(slack_harness) -> None:
+    h = await slack_harness(ScriptedGenerator())
+    asked = await h.slack.message(HELP, MEMBER, "How do I keep the zorblax cache across restarts?")
+    thread = asked.payload["event"]["ts"]
+    reply = await h.slack.message(HELP, BOB, "Set `zorblax.persist = true`.", thread_ts=thread)
+    ts = reply.payload["event"]["ts"]
+    refused = await h.slack.shortcut("docent_teach", ts, user=MEMBER)
+    said = await h.until(lambda: h.slack.responses_to(refused))
+    assert "admins" in said[-1]["text"]
+    taught = await h.slack.shortcut("docent_teach", ts, user=ADMIN)
+    said = await h.until(lambda: h.slack.responses_to(taught))
+    assert "for approval" in said[-1]["text"]
+    pending = await h.services.learned.list(platform="slack", space=h.slack.team_id)
+    assert [(p.question, p.answer, p.author) for p in pending] == [
+        ("How do I keep the zorblax cache across restarts?", "Set `zorblax.persist = true`.", "bob")
+    ]

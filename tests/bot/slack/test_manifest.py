@@ -28,3 +28,12 @@ def test_the_manifest_enables_socket_mode_with_the_scopes_events_and_commands_do
         defaults.channel_command,
         defaults.learned_command,
     }
+
+
+def test_the_manifest_has_the_teach_docent_shortcut_and_reaction_events() -> None:
+    from bot.slack.learned import TEACH
+
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    assert [s["callback_id"] for s in manifest["features"]["shortcuts"]] == [TEACH]
+    assert "reaction_added" in manifest["settings"]["event_subscriptions"]["bot_events"]
+    assert {"reactions:read", "reactions:write"} <= set(manifest["oauth_config"]["scopes"]["bot"])
