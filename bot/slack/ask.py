@@ -118,7 +118,9 @@ class ThreadReply:
             await self._post(SEARCHING)
 
     async def _post(self, text: str) -> None:
-        response = await self._client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts, text=text)
+        response = await self._client.chat_postMessage(
+            channel=self.channel, thread_ts=self.thread_ts or None, text=text
+        )
         self.ts = str(response["ts"])
 
     async def _show(self, text: str) -> None:
@@ -168,7 +170,7 @@ class ThreadReply:
             except Exception as exc:
                 logger.warning("slack final edit failed (%s: %s); posting the answer instead", type(exc).__name__, exc)
         response = await self._client.chat_postMessage(
-            channel=self.channel, thread_ts=self.thread_ts, text=text, blocks=blocks or None
+            channel=self.channel, thread_ts=self.thread_ts or None, text=text, blocks=blocks or None
         )
         self.ts = str(response["ts"])
 
@@ -283,7 +285,9 @@ class SlackAsker:
             logger.info("slack: a new question in %s was not considered (admission)", channel)
             return
         auto = policy.mode == "auto"
-        reply = ThreadReply(client, channel, ts, skipped=lambda: (channel, ts) in self._skipped)
+        # In the question's thread, or — with reply_in_thread off — in the channel itself ("" = no thread).
+        thread = ts if policy.reply_in_thread else ""
+        reply = ThreadReply(client, channel, thread, skipped=lambda: (channel, ts) in self._skipped)
         answer = await self.answer(
             question_text(str(event.get("text") or "")),
             reply,

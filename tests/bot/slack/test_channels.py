@@ -266,3 +266,10 @@ async def test_teach_docent_offers_a_members_thread_reply_for_approval(slack_har
     assert [(p.question, p.answer, p.author) for p in pending] == [
         ("How do I keep the zorblax cache across restarts?", "Set `zorblax.persist = true`.", "bob")
     ]
+
+
+async def test_reply_in_thread_off_answers_in_the_channel(slack_harness) -> None:
+    h = await slack_harness(ScriptedGenerator("IVF_FLAT clusters vectors [1]."), channels=auto(reply_in_thread=False))
+    await h.slack.message(HELP, MEMBER, CONFIDENT)
+    answer = await h.until(lambda: next((m for m in h.slack.messages.values() if m.blocks), None))
+    assert answer.thread_ts is None and "docs.example/ivf.md" in texts(answer)
