@@ -303,3 +303,23 @@ async def test_a_channel_limited_to_one_source_never_cites_another(tmp_path: Pat
     thread = h.fake.user_messages[asked].thread_id
     answer = await h.fake.wait_for_message(lambda m: "AI-generated" in m.content, channel_id=thread, timeout=60)
     assert "sdk.example/ivf-sdk.md" in answer.content and "milvus.io" not in answer.content
+
+
+async def test_without_the_portal_switch_each_unasked_channel_is_warned_once(
+    make_settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    from types import SimpleNamespace
+    from typing import cast
+
+    from bot.__main__ import support_channels_on
+    from bot.services import Services
+
+    settings = make_settings(channels={"123": {"mode": "auto"}, "456": {"mode": "always"}, "789": {"mode": "mention"}})
+    async with FakeDiscord(message_content_enabled=False) as fake:
+        settings = settings.model_copy(
+            update={"discord": settings.discord.model_copy(update={"api_base": fake.api_base})}
+        )
+        services = cast(Services, SimpleNamespace(settings=settings, channels=Channels(settings)))
+        assert not await support_channels_on(services, "token")
+    warned = [r.getMessage() for r in caplog.records if "Message Content intent is off" in r.getMessage()]
+    assert len(warned) == 2 and "123" in warned[0] and "456" in warned[1]
