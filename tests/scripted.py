@@ -36,3 +36,22 @@ class ScriptedGenerator:
             await asyncio.sleep(0)
             text += piece
             yield text
+
+
+class PacedGenerator(ScriptedGenerator):
+    """Writes one piece per ``pace_s``, as a model writing a longer answer would, so partial text is shown and a
+    test can act while it writes (``started`` is set when a stream begins)."""
+
+    def __init__(self, pieces: Sequence[str], pace_s: float) -> None:
+        super().__init__(list(pieces))
+        self.pace_s = pace_s
+        self.started = asyncio.Event()
+
+    async def stream(self, messages: Sequence[dict[str, str]], *, request_id: str | None = None) -> AsyncIterator[str]:
+        self.prompts.append([dict(m) for m in messages])
+        self.started.set()
+        text = ""
+        for piece in self.pieces:
+            await asyncio.sleep(self.pace_s)  # the model's pace, not a wait for the code under test
+            text += piece
+            yield text

@@ -17,7 +17,7 @@ from indexer.local import FolderDocs
 from rag.settings import FolderSource
 from tests.bot.discord.fake_discord import FakeDiscord
 from tests.bot.discord.harness import ADMIN, ALICE, BOB
-from tests.scripted import ScriptedGenerator
+from tests.scripted import PacedGenerator, ScriptedGenerator
 
 pytestmark = pytest.mark.integration
 CONFIDENT = "How does IVF_FLAT split vectors into nlist clusters?"
@@ -252,24 +252,6 @@ async def test_teach_docent_offers_a_members_reply_for_approval(harness_factory)
     assert [(p.question, p.answer) for p in pending] == [
         ("How do I keep the zorblax cache across restarts?", "Set `zorblax.persist = true`.")
     ]
-
-
-class PacedGenerator(ScriptedGenerator):
-    """Writes one piece per ``pace_s``, as a model writing a longer answer would."""
-
-    def __init__(self, pieces: list[str], pace_s: float) -> None:
-        super().__init__(pieces)
-        self.pace_s = pace_s
-        self.started = asyncio.Event()
-
-    async def stream(self, messages: Any, *, request_id: str | None = None) -> Any:
-        self.prompts.append([dict(m) for m in messages])
-        self.started.set()
-        text = ""
-        for piece in self.pieces:
-            await asyncio.sleep(self.pace_s)  # the model's pace, not a wait for the code under test
-            text += piece
-            yield text
 
 
 async def test_a_moderators_skip_reaction_keeps_docent_out_of_that_question(

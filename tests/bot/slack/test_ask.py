@@ -4,16 +4,13 @@ needs exact model output."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Sequence
-
 import pytest
 
 from bot.services import SEARCHING
 from bot.slack.ask import parse_ask, question_text
 from bot.slack.render import VOTE_DOWN, VOTE_UP
 from tests.bot.slack.harness import ADMIN, MEMBER, texts
-from tests.scripted import ScriptedGenerator
+from tests.scripted import PacedGenerator, ScriptedGenerator
 
 pytestmark = pytest.mark.integration
 
@@ -189,22 +186,6 @@ async def test_another_workspace_is_ignored_when_workspaces_are_listed(slack_har
     mention = await h.slack.mention("C1", MEMBER, "<@UBOT> what is HNSW?")
     await h.slack.wait_acked(mention)
     assert model.prompts == [] and not h.slack.messages
-
-
-class PacedGenerator(ScriptedGenerator):
-    """Streams one line per edit interval, as a model writing a long answer would, so partial text is shown."""
-
-    def __init__(self, lines: Sequence[str], pace_s: float) -> None:
-        super().__init__(list(lines))
-        self.pace_s = pace_s
-
-    async def stream(self, messages: Sequence[dict[str, str]], *, request_id: str | None = None) -> AsyncIterator[str]:
-        self.prompts.append([dict(m) for m in messages])
-        text = ""
-        for piece in self.pieces:
-            await asyncio.sleep(self.pace_s)  # the model's pace, not a wait for the system under test
-            text += piece
-            yield text
 
 
 async def test_answers_stream_through_slacks_streaming_api_where_the_workspace_has_it(slack_harness) -> None:

@@ -7,14 +7,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from indexer.local import FolderDocs
 from rag.settings import FolderSource
 from tests.bot.slack.harness import ADMIN, BOB, MEMBER, texts
-from tests.scripted import ScriptedGenerator
+from tests.scripted import PacedGenerator, ScriptedGenerator
 
 pytestmark = pytest.mark.integration
 HELP = "C1"
@@ -212,24 +211,6 @@ async def test_this_solved_it_is_for_the_asker_and_puts_a_check_on_the_question(
     await h.services.records_written()
     stats = await h.services.feedback.channel_stats("slack", h.slack.team_id)
     assert stats == [{"channel": HELP, "questions": 1, "answered": 1, "handed_off": 0, "solved": 1}]
-
-
-class PacedGenerator(ScriptedGenerator):
-    """Writes one piece per ``pace_s``, as a model writing a longer answer would."""
-
-    def __init__(self, pieces: list[str], pace_s: float) -> None:
-        super().__init__(pieces)
-        self.pace_s = pace_s
-        self.started = asyncio.Event()
-
-    async def stream(self, messages: Any, *, request_id: str | None = None) -> Any:
-        self.prompts.append([dict(m) for m in messages])
-        self.started.set()
-        text = ""
-        for piece in self.pieces:
-            await asyncio.sleep(self.pace_s)  # the model's pace, not a wait for the code under test
-            text += piece
-            yield text
 
 
 async def test_an_admins_skip_reaction_keeps_docent_out_of_that_question(
