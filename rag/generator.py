@@ -105,7 +105,7 @@ class VLLMGenerator:
         if not self.healthy():  # fail fast: a dead engine would only time out
             raise EngineUnavailable("the engine is closed or dead")
         request_id = request_id or uuid.uuid4().hex
-        prompt = {"prompt_token_ids": self._render(messages)}
+        prompt = {"prompt_token_ids": await asyncio.to_thread(self._render, messages)}  # a tokenizer pass: off-loop
         params = SamplingParams(
             max_tokens=self._settings.max_tokens,
             temperature=self._settings.temperature,

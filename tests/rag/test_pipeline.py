@@ -6,6 +6,8 @@ generator; only those marked ``slow`` start the engine.
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -204,3 +206,40 @@ async def test_store_failure_is_a_store_error(embedder) -> None:
     broken = MilvusStore("http://127.0.0.1:9", MilvusSettings(timeout_s=2))
     with pytest.raises(StoreUnavailable):
         await pipeline(embedder, broken, ScriptedGenerator()).ask("What is HNSW?")
+
+
+class MeasuringGenerator(ScriptedGenerator):
+    """Counts how often (and on which thread) the prompt is tokenised; 4 characters a token."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.measured: list[int] = []
+        self.threads: set[int] = set()
+
+    def prompt_tokens(self, messages: Sequence[dict[str, str]]) -> int:
+        self.threads.add(threading.get_ident())
+        tokens = sum(len(m["content"]) for m in messages) // 4
+        self.measured.append(tokens)
+        return tokens
+
+
+@pytest.mark.integration
+async def test_the_context_is_fitted_off_the_event_loop_in_few_measurements(embedder, indexed_store) -> None:
+    question, settings = "What is HNSW?", RetrievalSettings(min_score=-1.0, top_k=8, chunks_per_page=3)
+    hits = list((await Retriever(embedder, indexed_store, settings).retrieve(question)).hits)
+    model = MeasuringGenerator()
+
+    def tokens(count: int) -> int:
+        kept = hits[:count]
+        return model.prompt_tokens(build_messages(question, kept, number_sources(kept), max_context_chars=6000))
+
+    assert len(hits) >= 4 and tokens(2) < tokens(3)
+    model.context_limit = tokens(2)  # exactly the two strongest sources fit
+    model.measured.clear()
+    model.threads.clear()
+    answer = await AnswerPipeline(Retriever(embedder, indexed_store, settings), model, settings).ask(question)
+    assert answer.text
+    prompt = model.prompts[0][-1]["content"]
+    assert hits[0].text in prompt and hits[1].text in prompt and hits[2].text not in prompt
+    assert len(model.measured) <= 1 + math.ceil(math.log2(len(hits))), model.measured
+    assert threading.get_ident() not in model.threads, "tokenising never runs on the event loop"
