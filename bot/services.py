@@ -17,6 +17,7 @@ from bot.admission import Admission, Refusal
 from bot.channels import Channels
 from bot.tasks import OwnedTasks
 from indexer.lock import IndexerBusy
+from indexer.progress import line
 from indexer.runner import Indexer
 from indexer.sources import DocumentSource
 from rag.errors import describe, new_error_id
@@ -229,11 +230,14 @@ class Services:
             return f"✅ Reindex done: {report.summary()}"
 
     async def _pump_progress(self, progress: Say) -> None:
+        """The same numbers as ``python -m indexer``: pages read of pages known, chunks, rate, ETA."""
+        started = time.monotonic()
         while True:
             await asyncio.sleep(PROGRESS_EVERY_S)
             report = self.indexer.progress
             if report is not None:
-                await progress(f"⏳ Reindexing… {report.pages_seen} pages read, {report.chunks_written} chunks written")
+                elapsed = time.monotonic() - started
+                await progress(f"⏳ Reindexing… {line(report, report.chunks_written / elapsed, elapsed)}")
 
     async def solved(self, place: Place, channel: str, thread: str) -> bool:
         """Mark a support thread solved (recorded once, counted in the metrics)."""

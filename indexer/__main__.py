@@ -24,6 +24,7 @@ from pathlib import Path
 
 from indexer.build import folder_source_for, http_session, make_indexer, make_source
 from indexer.lock import IndexerBusy
+from indexer.progress import IndexProgress
 from rag.entry import load_settings, run_command
 from rag.errors import ConfigError
 from rag.logs import configure_logging
@@ -75,13 +76,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     if not configs:
         print("No sources configured: pass --dir or --url, or add sources to config/sources.toml.", file=sys.stderr)
         return 2
-    last = 0
-
-    def progress(report: IndexReport) -> None:
-        nonlocal last
-        if report.pages_seen - last >= 50:
-            last = report.pages_seen
-            print(f"  … {report.pages_seen} pages read, {report.chunks_written} chunks written", file=sys.stderr)
+    progress = IndexProgress(live=False if args.json else None)  # a live bar on a terminal, plain lines otherwise
 
     status = (lambda _: None) if args.json else (lambda msg: print(msg, file=sys.stderr))
     async with open_core(settings, with_llm=False, status=status) as core, http_session(settings.indexer) as session:
@@ -89,7 +84,10 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         while True:
             sources = [make_source(config, settings.indexer, session) for config in configs]
             try:
-                report = await indexer.run(sources, progress=progress, wait=not args.no_wait)
+                try:
+                    report = await indexer.run(sources, progress=progress, wait=not args.no_wait)
+                finally:
+                    progress.close()
             except IndexerBusy:
                 print(f"Another indexer is running (it holds {settings.data_dir / 'indexer.lock'}).", file=sys.stderr)
                 if not args.watch or settings.indexer.schedule_minutes <= 0:

@@ -139,6 +139,7 @@ class Indexer:
             known = {page_key(page_id): digest for page_id, digest in recorded.items()}
         else:
             known = await self._store.page_hashes(source.source_id)
+        report.pages_known = len(known)
         seen: set[str] = set()
         queue: asyncio.Queue[_Prepared | None] = asyncio.Queue(maxsize=_QUEUE_PAGES)
 

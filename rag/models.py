@@ -105,6 +105,7 @@ class IndexReport:
     pages_removed: int = 0
     pages_failed: int = 0
     pages_repaired: int = 0
+    pages_known: int = 0  # pages the record knew at the start: what "pages read of pages known" compares with
     chunks_written: int = 0
     seconds: float = 0.0
     failures: list[dict[str, str]] = field(default_factory=list)
@@ -119,6 +120,7 @@ class IndexReport:
             "pages_removed",
             "pages_failed",
             "pages_repaired",
+            "pages_known",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.chunks_written += other.chunks_written
