@@ -33,12 +33,11 @@ from bot.discord.client import DocentBot, point_at, sync_now
 from bot.ops import OpsServer
 from bot.services import Services
 from indexer.build import http_session, make_indexer, make_source
-from indexer.community import CommunityDocs
+from indexer.community import with_community
 from indexer.sources import DocumentSource
 from rag.entry import load_settings, run_command
 from rag.feedback import FeedbackStore, Report, support_text
 from rag.learned import FILE as LEARNED_FILE
-from rag.learned import SOURCE_ID as LEARNED_SOURCE
 from rag.learned import LearnedStore
 from rag.logs import configure_logging
 from rag.metrics import Metrics
@@ -217,12 +216,11 @@ async def serve(settings: Settings, token: str, feedback_path: Path, *, with_sla
 
         learned_path = settings.data_dir / LEARNED_FILE
 
-        def sources(source_id: str | None) -> list[DocumentSource]:
+        def configured(source_id: str | None) -> list[DocumentSource]:
             configs = [c for c in settings.indexer.sources if source_id in (None, c.source_id())]
-            chosen: list[DocumentSource] = [make_source(config, settings.indexer, session) for config in configs]
-            if source_id in (None, LEARNED_SOURCE):  # approved community answers, indexed like docs
-                chosen.append(CommunityDocs(learned_path))
-            return chosen
+            return [make_source(config, settings.indexer, session) for config in configs]
+
+        sources = with_community(configured, learned_path)  # approved community answers, indexed like docs
 
         await core.store.ensure_collection(core.embedder.dimension)
         feedback = await asyncio.to_thread(FeedbackStore, feedback_path)

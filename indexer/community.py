@@ -4,10 +4,10 @@ and prunes them like any docs, and answers cite them as "Community answer by @na
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from indexer.sources import DocumentFailure, RawDocument
+from indexer.sources import DocumentFailure, DocumentSource, RawDocument
 from rag.learned import SOURCE_ID, LearnedStore
 
 
@@ -26,3 +26,16 @@ class CommunityDocs:
                 yield RawDocument(f"learned/{pair.id}", pair.link, pair.as_page(), "markdown")
         finally:
             store.close()
+
+
+def with_community(
+    sources: Callable[[str | None], list[DocumentSource]], path: Path
+) -> Callable[[str | None], list[DocumentSource]]:
+    """A source factory (a source id, or None for all) that also yields the community answers kept at ``path``:
+    for every run, and for a run of just ``community``."""
+
+    def chosen(source_id: str | None) -> list[DocumentSource]:
+        extra: list[DocumentSource] = [CommunityDocs(path)] if source_id in (None, SOURCE_ID) else []
+        return [*sources(source_id), *extra]
+
+    return chosen

@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS learned (
 );
 CREATE INDEX IF NOT EXISTS learned_thread ON learned(platform, channel, thread);
 """
+_FIELDS = "id, platform, channel, thread, question, answer, link, author, created_at, status, space"  # ``Learned``
 
 
 @dataclass(frozen=True)
@@ -165,16 +166,14 @@ class LearnedStore:
                 params.append(value)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         rows = await self._run(
-            "SELECT id, platform, channel, thread, question, answer, link, author, created_at, status, space "
-            f"FROM learned {clause} ORDER BY id LIMIT ?",
+            f"SELECT {_FIELDS} FROM learned {clause} ORDER BY id LIMIT ?",
             (*params, limit),
         )
         return [Learned(*row) for row in rows]
 
     async def get(self, pair_id: int) -> Learned | None:
         rows = await self._run(
-            "SELECT id, platform, channel, thread, question, answer, link, author, created_at, status, space "
-            "FROM learned WHERE id = ?",
+            f"SELECT {_FIELDS} FROM learned WHERE id = ?",
             (pair_id,),
         )
         return Learned(*rows[0]) if rows else None

@@ -15,7 +15,7 @@ from bot.discord import docent
 from bot.discord.admin import is_admin, refused_unless_admin
 from bot.discord.replies import NO_PINGS
 from bot.text import sendable
-from rag.learned import Learned
+from rag.learned import Learned, Status
 from rag.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -76,9 +76,9 @@ class EditAnswer(discord.ui.Modal, title="Edit, then approve"):
         await decide(interaction, self.pair, "approved", answer=self.answer.value.strip() or self.pair.answer)
 
 
-async def decide(interaction: discord.Interaction, pair: Learned, status: str, *, answer: str | None = None) -> None:
+async def decide(interaction: discord.Interaction, pair: Learned, status: Status, *, answer: str | None = None) -> None:
     bot = docent(interaction)
-    await bot.services.learned.decide(pair.id, "approved" if status == "approved" else "rejected", answer=answer)
+    await bot.services.learned.decide(pair.id, status, answer=answer)
     logger.info("community answer %d %s by %s", pair.id, status, interaction.user.id)
     bot.services.spawn(bot.services.index_community(), name="index-community")
     verdict = "✅ Approved: Docent can cite it now." if status == "approved" else "🗑️ Rejected: never used."

@@ -25,6 +25,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.conversations import Conversations
 from bot.services import SEARCHING, Place, Services, SupportThread
 from bot.slack.admin import is_admin
+from bot.slack.learned import link_and_author
 from bot.slack.render import SECTION_LIMIT, answer_blocks, escape, mrkdwn
 from rag import logs
 from rag.errors import BadQuestion, Skipped, describe, new_error_id
@@ -340,9 +341,7 @@ class SlackAsker:
             return
         channel, ts = str(event.get("channel")), str(event.get("ts"))
         try:
-            link = str((await client.chat_getPermalink(channel=channel, message_ts=ts)).get("permalink") or "")
-            info = await client.users_info(user=user)
-            author = str((info.get("user") or {}).get("name") or user)
+            link, author = await link_and_author(client, channel, ts, user)
         except Exception as exc:
             logger.warning("slack: could not look up a trusted answer's link or author: %s", exc)
             return

@@ -25,6 +25,13 @@ TEACH = "docent_teach"  # the "Teach Docent" message shortcut
 SHOWN = 10  # pairs per listing: 3 blocks each stays far under Slack's 50
 
 
+async def link_and_author(client: AsyncWebClient, channel: str, ts: str, user: str) -> tuple[str, str]:
+    """What a community answer cites: the message's permalink and its author's name."""
+    link = str((await client.chat_getPermalink(channel=channel, message_ts=ts)).get("permalink") or "")
+    info = await client.users_info(user=user)
+    return link, str((info.get("user") or {}).get("name") or user)
+
+
 def pair_blocks(pair: Learned) -> list[dict[str, Any]]:
     text = (
         f"*#{pair.id}* by @{escape(pair.author)} — {link(pair.link, 'message')}\n"
@@ -169,9 +176,7 @@ class SlackLearned:
             return
         asker, text = question
         try:
-            link = str((await client.chat_getPermalink(channel=channel, message_ts=ts)).get("permalink") or "")
-            info = await client.users_info(user=str(message.get("user")))
-            author = str((info.get("user") or {}).get("name") or message.get("user"))
+            link, author = await link_and_author(client, channel, ts, str(message.get("user")))
         except Exception as exc:
             logger.warning("slack teach: could not look up the message: %s", exc)
             await respond(text="Slack didn't let me read that message; try again.", response_type="ephemeral")

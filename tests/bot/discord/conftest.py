@@ -11,13 +11,12 @@ import pytest
 from bot.discord.client import DocentBot
 from bot.services import Services
 from indexer.build import make_indexer
-from indexer.community import CommunityDocs
+from indexer.community import with_community
 from indexer.local import FolderDocs
 from indexer.runner import Indexer
 from indexer.sources import DocumentSource
 from rag.feedback import FeedbackStore
 from rag.learned import FILE as LEARNED_FILE
-from rag.learned import SOURCE_ID as LEARNED_SOURCE
 from rag.metrics import Metrics
 from rag.pipeline import AnswerPipeline
 from rag.retrieval import Retriever
@@ -81,11 +80,10 @@ async def harness_factory(
         pipeline = AnswerPipeline(retriever, generator, settings.retrieval)
         feedback = FeedbackStore(settings.data_dir / "feedback.sqlite3")
 
-        def sources(source_id: str | None) -> list[DocumentSource]:
-            chosen: list[DocumentSource] = [FolderDocs(source)] if source_id in (None, "docs") else []
-            if source_id in (None, LEARNED_SOURCE):
-                chosen.append(CommunityDocs(settings.data_dir / LEARNED_FILE))
-            return chosen
+        def docs_only(source_id: str | None) -> list[DocumentSource]:
+            return [FolderDocs(source)] if source_id in (None, "docs") else []
+
+        sources = with_community(docs_only, settings.data_dir / LEARNED_FILE)
 
         services = Services(settings, pipeline, indexer, sources, feedback, metrics=metrics)
         bot = DocentBot(services, own_services=True, guild_ready_timeout=0.1, **(bot_options or {}))

@@ -12,12 +12,11 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from bot.services import Services
 from bot.slack.app import build_app
 from indexer.build import make_indexer
-from indexer.community import CommunityDocs
+from indexer.community import with_community
 from indexer.local import FolderDocs
 from indexer.sources import DocumentSource
 from rag.feedback import FeedbackStore
 from rag.learned import FILE as LEARNED_FILE
-from rag.learned import SOURCE_ID as LEARNED_SOURCE
 from rag.pipeline import AnswerPipeline
 from rag.retrieval import Retriever
 from rag.settings import FolderSource, Settings
@@ -61,11 +60,10 @@ async def slack_harness(
         pipeline = AnswerPipeline(Retriever(embedder, store, settings.retrieval), generator, settings.retrieval)
         feedback = FeedbackStore(settings.data_dir / "feedback.sqlite3")
 
-        def sources(source_id: str | None) -> list[DocumentSource]:
-            chosen: list[DocumentSource] = [FolderDocs(source)] if source_id in (None, "docs") else []
-            if source_id in (None, LEARNED_SOURCE):
-                chosen.append(CommunityDocs(settings.data_dir / LEARNED_FILE))
-            return chosen
+        def docs_only(source_id: str | None) -> list[DocumentSource]:
+            return [FolderDocs(source)] if source_id in (None, "docs") else []
+
+        sources = with_community(docs_only, settings.data_dir / LEARNED_FILE)
 
         services = Services(settings, pipeline, indexer, sources, feedback)
         app = build_app(services)
