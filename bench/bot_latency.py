@@ -92,7 +92,7 @@ async def open_core(args: argparse.Namespace, **overrides: Any) -> AsyncIterator
     from rag.embedder import SentenceTransformerEmbedder
 
     async with contextlib.AsyncExitStack() as stack:
-        embedder = SentenceTransformerEmbedder(settings.embedding)
+        embedder = SentenceTransformerEmbedder(settings.embedding, settings.embedding_cache)
         stack.callback(embedder.close)
         store = MilvusStore(settings.milvus_uri, settings.milvus)
         stack.push_async_callback(store.close)

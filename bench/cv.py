@@ -246,7 +246,7 @@ async def evaluate(args: argparse.Namespace, settings: Settings) -> int:
     sets = [SETS[name] for name in args.sets.split(",")]
     indexings = [name for name in INDEXINGS if args.windows or name == "sections"]
     prepare_process_env(settings)
-    embedder = await asyncio.to_thread(SentenceTransformerEmbedder, settings.embedding)
+    embedder = await asyncio.to_thread(SentenceTransformerEmbedder, settings.embedding, settings.embedding_cache)
     questions = {s.name: load_questions([s.questions]) for s in sets}
     folds = {name: [q.fold for q in qs] for name, qs in questions.items()}
     grid = [

@@ -217,7 +217,9 @@ class EvalIndex:
         self.docs = docs
         self.embedder = embedder
         corpus = corpus_digest(docs)
-        self.root = settings.data_dir / "eval" / index_key(corpus, settings.embedding.model)
+        # torch vectors keep the key they always had; any other backend's vectors are kept apart.
+        backend = () if settings.embedding.backend == "torch" else (settings.embedding.backend,)
+        self.root = settings.data_dir / "eval" / index_key(corpus, settings.embedding.model, *backend)
         self.root.mkdir(parents=True, exist_ok=True)
         self.passages = CachedEmbedder(
             embedder, self.root / f"vectors-{index_key(settings.embedding.passage_prefix)}.npz"
@@ -401,7 +403,7 @@ async def evaluate(args: argparse.Namespace, settings: Settings) -> int:
         print("No questions to evaluate.", file=sys.stderr)
         return 2
     prepare_process_env(settings)
-    embedder = await asyncio.to_thread(SentenceTransformerEmbedder, settings.embedding)
+    embedder = await asyncio.to_thread(SentenceTransformerEmbedder, settings.embedding, settings.embedding_cache)
     reranker = None
     if settings.retrieval.rerank_model:
         reranker = await asyncio.to_thread(

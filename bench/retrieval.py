@@ -77,7 +77,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="docent-bench-retrieval-"))
     settings = Settings(data_dir=work, milvus={"uri": str(work / "milvus.db")})
     prepare_process_env(settings)
-    embedder = SentenceTransformerEmbedder(settings.embedding)
+    embedder = SentenceTransformerEmbedder(settings.embedding, settings.embedding_cache)
     store = MilvusStore(settings.milvus_uri, settings.milvus)
     indexer = make_indexer(settings, embedder, store)
     source = FolderDocs(FolderSource(id="bench", path=args.docs))

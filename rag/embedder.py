@@ -9,12 +9,19 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Protocol
 
+from rag import encoders
 from rag.errors import ConfigError
 from rag.settings import EmbeddingSettings, resolve_embedding_model
 
 logger = logging.getLogger(__name__)
+Step = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
 
 
 class Embedder(Protocol):
@@ -35,7 +42,8 @@ class SentenceTransformerEmbedder:
     and batches are small so a question never waits long behind an indexing run.
     """
 
-    def __init__(self, settings: EmbeddingSettings) -> None:
+    def __init__(self, settings: EmbeddingSettings, cache_dir: Path | None = None, step: Step = _quiet) -> None:
+        """``cache_dir`` holds exported backends (``<data_dir>/models``); without one, the torch backend runs."""
         from sentence_transformers import SentenceTransformer
 
         if settings.threads:
@@ -52,13 +60,29 @@ class SentenceTransformerEmbedder:
         self.dimension = int(self._model.get_embedding_dimension() or 0)
         self.max_tokens = settings.max_tokens or int(self._model.max_seq_length or 256)
         self._count = _token_counter(self._model.tokenizer)
+        self.backend = settings.backend if cache_dir is not None and settings.device == "cpu" else "torch"
+        self._compiled: encoders.CompiledEncoder | None = None
+        if self.backend in encoders.EXPORTED:
+            assert cache_dir is not None
+            self._compiled = encoders.load(self._model, self.backend, cache_dir, threads=settings.threads, step=step)
+        elif self.backend == "torch-int8":
+            self._model = encoders.quantise_torch(self._model)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
-        logger.info("embedding model %s loaded (%d-d) in %.1fs", name, self.dimension, time.perf_counter() - started)
+        logger.info(
+            "embedding model %s loaded (%d-d, %s) in %.1fs",
+            name,
+            self.dimension,
+            self.backend,
+            time.perf_counter() - started,
+        )
 
     def count_tokens(self, text: str) -> int:
         return self._count(text)
 
     def _encode(self, texts: list[str]) -> list[list[float]]:
+        if self._compiled is not None:
+            rows: list[list[float]] = self._compiled.encode(texts, self._settings.batch_size).tolist()
+            return rows
         vectors = self._model.encode(
             texts,
             batch_size=self._settings.batch_size,
@@ -66,8 +90,8 @@ class SentenceTransformerEmbedder:
             convert_to_numpy=True,
             show_progress_bar=False,
         )
-        rows: list[list[float]] = vectors.tolist()
-        return rows
+        result: list[list[float]] = vectors.tolist()
+        return result
 
     async def _run(self, texts: list[str]) -> list[list[float]]:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._encode, texts)

@@ -48,7 +48,9 @@ async def open_core(
     async with contextlib.AsyncExitStack() as stack:
         started = time.perf_counter()
         status("Loading the embedding model…")
-        embedder = await asyncio.to_thread(SentenceTransformerEmbedder, settings.embedding)
+        embedder = await asyncio.to_thread(
+            SentenceTransformerEmbedder, settings.embedding, settings.embedding_cache, status
+        )
         stack.callback(embedder.close)
         status(f"Embedding model ready ({time.perf_counter() - started:.1f}s).")
 

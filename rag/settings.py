@@ -107,8 +107,19 @@ class MilvusSettings(BaseModel):
 class EmbeddingSettings(BaseModel):
     model: str = Field(PACKAGED_MINILM, description="Hub name or local directory of a sentence-transformers model.")
     device: str = Field("cpu", description="torch device for the embedding model (cpu, cuda).")
+    backend: Literal["torch", "openvino", "onnx", "onnx-int8", "torch-int8"] = Field(
+        "openvino",
+        description=(
+            "Runtime for the embedding model on the CPU: openvino (exported once into data_dir, bf16 where the "
+            "CPU has bf16 units), torch, onnx / onnx-int8 (pip install '.[onnx]'), torch-int8. A GPU device "
+            "always uses torch."
+        ),
+    )
     batch_size: int = Field(32, ge=1, description="Passages per encode call while indexing.")
     threads: int = Field(0, ge=0, description="torch intra-op threads; 0 keeps torch's default.")
+    cache_dir: Path | None = Field(
+        None, description="Where exported embedding backends are kept; unset means <data_dir>/models."
+    )
     query_prefix: str = Field("", description="Prepended to questions (e5/bge-style models want one).")
     passage_prefix: str = Field("", description="Prepended to passages when indexing.")
     max_tokens: int = Field(0, ge=0, description="Chunk token budget; 0 uses the model's max_seq_length.")
@@ -333,6 +344,10 @@ class Settings(BaseSettings):
             path = Path(uri).expanduser()
             uri = str(path if path.is_absolute() else (Path.cwd() / path).resolve())
         return uri
+
+    @property
+    def embedding_cache(self) -> Path:
+        return self.embedding.cache_dir or self.data_dir / "models"
 
     @property
     def uses_milvus_lite(self) -> bool:

@@ -35,15 +35,21 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
+@pytest.fixture(scope="session")
+def embedding_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder of exported embedding backends for the whole session, so each backend is exported once."""
+    return tmp_path_factory.mktemp("embedding-cache")
+
+
 @pytest.fixture
-def make_settings(tmp_path: Path, minilm_dir: str) -> Callable[..., Settings]:
+def make_settings(tmp_path: Path, minilm_dir: str, embedding_cache: Path) -> Callable[..., Settings]:
     """Settings isolated in tmp_path; keyword overrides are nested dicts, as in production code."""
 
     def build(**overrides: Any) -> Settings:
         base: dict[str, Any] = {
             "data_dir": tmp_path / "data",
             "milvus": {"uri": str(tmp_path / "milvus.db")},
-            "embedding": {"model": minilm_dir, "threads": 1},
+            "embedding": {"model": minilm_dir, "threads": 1, "cache_dir": embedding_cache},
             "llm": {"model": "unset", "max_model_len": 4096, "max_tokens": 48, "kv_cache_gb": 1, "timeout_s": 60},
             "indexer": {"sources": [], "schedule_minutes": 0},
         }
@@ -58,13 +64,14 @@ def make_settings(tmp_path: Path, minilm_dir: str) -> Callable[..., Settings]:
 
 
 @pytest.fixture
-def process_env(tmp_path: Path, minilm_dir: str, tiny_model_dir: Path) -> dict[str, str]:
+def process_env(tmp_path: Path, minilm_dir: str, tiny_model_dir: Path, embedding_cache: Path) -> dict[str, str]:
     """Environment for running ``python -m bot`` / ``python -m indexer`` as a subprocess, isolated in tmp_path."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCENT_")}
     env.update(
         DOCENT_DATA_DIR=str(tmp_path / "data"),
         DOCENT_MILVUS__URI=str(tmp_path / "milvus.db"),
         DOCENT_EMBEDDING__MODEL=minilm_dir,
+        DOCENT_EMBEDDING__CACHE_DIR=str(embedding_cache),
         DOCENT_LLM__MODEL=str(tiny_model_dir),
         DOCENT_LLM__KV_CACHE_GB="1",
         DOCENT_LLM__MAX_TOKENS="32",
@@ -74,10 +81,11 @@ def process_env(tmp_path: Path, minilm_dir: str, tiny_model_dir: Path) -> dict[s
 
 
 @pytest.fixture(scope="session")
-def embedder(minilm_dir: str) -> Iterator[SentenceTransformerEmbedder]:
+def embedder(minilm_dir: str, embedding_cache: Path) -> Iterator[SentenceTransformerEmbedder]:
+    """The default backend (exported into the session's cache), as the bot runs it."""
     from rag.settings import EmbeddingSettings
 
-    model = SentenceTransformerEmbedder(EmbeddingSettings(model=minilm_dir, threads=1))
+    model = SentenceTransformerEmbedder(EmbeddingSettings(model=minilm_dir, threads=1), embedding_cache)
     yield model
     model.close()
 
