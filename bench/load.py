@@ -91,12 +91,36 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         done.set()
         await sampler
 
+        async def first_token(text: str) -> float:
+            """Milliseconds until the model's first streamed text (retrieval, queueing and prefill included)."""
+            t0 = time.perf_counter()
+            first = 0.0
+            async for update in pipeline.stream(text):
+                if update.raw and not first:
+                    first = (time.perf_counter() - t0) * 1000
+            return first
+
+        ttft: dict[str, dict[str, float]] = {}
+        for level in args.ttft_levels:
+            batch = [questions[i % len(questions)].text for i in range(level)]
+            if level == 1:  # one at a time, 20 samples that never overlap
+                measured = [await first_token(q.text) for q in questions[:20]]
+            else:
+                measured = list(await asyncio.gather(*(first_token(text) for text in batch)))
+            print(f"time to first token at {level} concurrent: p95 {percentile(measured, 95):.0f} ms", file=sys.stderr)
+            ttft[str(level)] = {
+                "p50_ms": round(statistics.median(measured), 1),
+                "p95_ms": round(percentile(measured, 95), 1),
+                "samples": len(measured),
+            }
+
     result = {
         "questions": len(questions),
         "pages_indexed": report.pages_new,
         "tokens_per_answer": args.tokens,
         "sequential": summary(sequential, sequential_wall),
         "concurrent": {**summary(list(concurrent), concurrent_wall), "peak_engine_queue": peak},
+        "ttft": ttft,
     }
     result["speedup"] = round(sequential_wall / concurrent_wall, 2)
     return result
@@ -107,6 +131,7 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=100)
     parser.add_argument("--pages", type=int, default=60, help="index only the first N corpus pages (0: all)")
     parser.add_argument("--tokens", type=int, default=64, help="tokens generated per answer")
+    parser.add_argument("--ttft-levels", type=lambda v: [int(x) for x in v.split(",")], default=[1, 10, 100])
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "load.json")
     args = parser.parse_args()
     from rag.logs import configure_logging
@@ -123,6 +148,8 @@ def main() -> None:
         f"{'concurrent':<12}{con['answered']:>9}{con['wall_s']:>9.1f}{con['throughput_qps']:>8.2f}"
         f"{con['p50_ms']:>9.0f}{con['p95_ms']:>9.0f}{con['peak_engine_queue']:>12}"
     )
+    for level, data in result["ttft"].items():
+        print(f"time to first token at {level:>3} concurrent: p50 {data['p50_ms']:.0f} ms, p95 {data['p95_ms']:.0f} ms")
     print(f"\nall {con['answered']} answered; concurrent is {result['speedup']:.1f}x faster than one at a time")
     write_results(args.out, result)
 

@@ -65,12 +65,10 @@ async def latency(retriever: Any, questions: list[Any], rounds: int) -> dict[str
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from bench.eval import load_questions
     from indexer.build import make_indexer
     from indexer.local import FolderDocs
     from rag.embedder import SentenceTransformerEmbedder
-    from rag.models import Chunk, with_context
-    from rag.retrieval import Retriever
+    from rag.models import with_context
     from rag.settings import FolderSource, Settings, prepare_process_env
     from rag.store import MilvusStore
 
@@ -107,23 +105,59 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         rows = await store.scan(["id", "source_id", "page_id", "ordinal", "url", "title", "heading", "text", "vector"])
         texts = [with_context(r["title"], r["heading"], r["text"]) for r in rows]
         print(f"raw encode of {len(texts)} chunks…", file=sys.stderr)
-        model = embedder._model  # the same loaded model, called directly: no executor, no batching of ours
         started = time.perf_counter()
-        model.encode(texts, batch_size=settings.embedding.batch_size, normalize_embeddings=True)
+        embedder.encode(texts)  # the same loaded model and backend, called directly: no executor, no ordering
         seconds = time.perf_counter() - started
         raw = len(texts) / seconds
         results["raw_encode"] = {"chunks": len(texts), "seconds": round(seconds, 2), "chunks_per_s": round(raw, 2)}
         results["full_index"]["fraction_of_raw_encode"] = round(results["full_index"]["chunks_per_s"] / raw, 3)
 
-        questions = load_questions([p for p in QUESTIONS if p.exists()])
-        retriever = Retriever(embedder, store, settings.retrieval)
-        print(f"retrieval latency at 1x ({len(rows)} chunks)…", file=sys.stderr)
-        results["latency_1x"] = {"chunks": len(rows), **await latency(retriever, questions, args.rounds)}
+        results.update(await latencies(settings, embedder, store, rows, args.scale, args.index_types.split(",")))
+        results["peak_rss_mb"] = round(peak_rss_mb())
+    finally:
+        await store.close()
+        embedder.close()
+    return results
 
-        scaled = MilvusStore(settings.milvus_uri, settings.milvus.model_copy(update={"collection": "scaled"}))
+
+def rotated(vectors: list[list[float]], seed: int) -> list[list[float]]:
+    import numpy as np
+
+    rotation, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((len(vectors[0]), len(vectors[0]))))
+    out: list[list[float]] = (np.asarray(vectors, dtype=np.float32) @ rotation.astype(np.float32)).tolist()
+    return out
+
+
+async def latencies(
+    settings: Any, embedder: Any, store: Any, rows: list[dict[str, Any]], scale: int, index_types: list[str]
+) -> dict[str, Any]:
+    """Retrieval latency on ``store`` (1x), then on ``scale`` copies of its rows under each vector index type,
+    with each vector index's recall@5 of chunks against the first type (FLAT: exact) on the same questions."""
+    from bench.eval import load_questions
+    from rag.models import Chunk
+    from rag.retrieval import Retriever
+    from rag.store import MilvusStore
+
+    questions = load_questions([p for p in QUESTIONS if p.exists()])
+    results: dict[str, Any] = {}
+    print(f"retrieval latency at 1x ({len(rows)} chunks)…", file=sys.stderr)
+    results["latency_1x"] = {
+        "chunks": len(rows),
+        **await latency(Retriever(embedder, store, settings.retrieval), questions, 2),
+    }
+    exact: list[list[str]] = []
+    for index_type in index_types:
+        name = f"scaled_{index_type.lower()}"
+        scaled = MilvusStore(
+            settings.milvus_uri, settings.milvus.model_copy(update={"collection": name, "index_type": index_type})
+        )
         await scaled.ensure_collection(embedder.dimension)
-        print(f"building the {args.scale}x collection…", file=sys.stderr)
-        for copy in range(args.scale):
+        print(f"building the {scale}x collection ({index_type})…", file=sys.stderr)
+        started = time.perf_counter()
+        for copy in range(scale):
+            # Copies after the first are turned by a fixed random rotation: as many vectors as a corpus this
+            # size, but no exact duplicates, which would make "the nearest" a tie that ANN and FLAT break apart.
+            vectors = [r["vector"] for r in rows] if not copy else rotated([r["vector"] for r in rows], copy)
             chunks = [
                 Chunk(
                     f"{r['id'][:30]}{copy:04d}",
@@ -139,18 +173,32 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 for r in rows
             ]
             for start in range(0, len(chunks), 1024):
-                batch = chunks[start : start + 1024]
-                await scaled.upsert(batch, [r["vector"] for r in rows[start : start + 1024]])
+                await scaled.upsert(chunks[start : start + 1024], vectors[start : start + 1024])
         await scaled.flush()
         count = await scaled.count()
-        print(f"retrieval latency at {args.scale}x ({count} chunks)…", file=sys.stderr)
+        build_s = time.perf_counter() - started
+        print(f"retrieval latency at {scale}x ({count} chunks, {index_type})…", file=sys.stderr)
         retriever = Retriever(embedder, scaled, settings.retrieval)
-        results[f"latency_{args.scale}x"] = {"chunks": count, **await latency(retriever, questions, 1)}
+        measured = await latency(retriever, questions, 1)
+        dense_only = Retriever(embedder, scaled, settings.retrieval.model_copy(update={"mode": "dense"}))
+        dense = await latency(dense_only, questions, 1)
+        # The vector index's own recall: its top 5 chunks against exact search's, on the same questions.
+        nearest = [
+            [hit.chunk_id for hit in await scaled.search(await embedder.embed_query(q.text), 5)] for q in questions
+        ]
+        if not exact:
+            exact = nearest
+        overlap = [len(set(a) & set(b)) / max(1, len(b)) for a, b in zip(nearest, exact, strict=True)]
+        key = f"latency_{scale}x" if index_type == index_types[0] else f"latency_{scale}x_{index_type.lower()}"
+        results[key] = {
+            "chunks": count,
+            "index_type": index_type,
+            "build_s": round(build_s, 1),
+            "recall_at_5_vs_exact": round(statistics.mean(overlap), 4),
+            "dense_only_p95_ms": dense["p95_ms"],
+            **measured,
+        }
         await scaled.close()
-        results["peak_rss_mb"] = round(peak_rss_mb())
-    finally:
-        await store.close()
-        embedder.close()
     return results
 
 
@@ -169,9 +217,9 @@ def print_table(results: dict[str, Any], scale: int) -> None:
         ("unchanged re-index: seconds", f"{again['seconds']:.2f}"),
         ("unchanged re-index / full index", f"{again['fraction_of_full']:.2%}"),
     ]
-    for name in ("latency_1x", f"latency_{scale}x"):
+    for name in [k for k in results if k.startswith("latency_")]:
         data = results[name]
-        label = f"retrieval {name.split('_')[1]} ({data['chunks']} chunks)"
+        label = f"retrieval {name.split('_', 1)[1]} ({data['chunks']} chunks)"
         lines.append((f"{label}: p50 / p95 ms", f"{data['p50_ms']:.0f} / {data['p95_ms']:.0f}"))
         lines.append((f"{label}: embed / search p50 ms", f"{data['embed_p50_ms']:.0f} / {data['search_p50_ms']:.0f}"))
     for name, value in lines:
@@ -183,6 +231,9 @@ def main() -> None:
     parser.add_argument("--docs", type=Path, default=CORPUS)
     parser.add_argument("--scale", type=int, default=10, help="corpus copies for the scaled latency run")
     parser.add_argument("--rounds", type=int, default=2, help="passes over the questions at 1x")
+    parser.add_argument(
+        "--index-types", default="FLAT,HNSW,IVF_FLAT", help="vector indexes for the scaled run; the first is exact"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "retrieval.json")
     args = parser.parse_args()
     from rag.logs import configure_logging

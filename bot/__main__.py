@@ -17,8 +17,10 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 from pathlib import Path
@@ -41,6 +43,7 @@ from rag.learned import FILE as LEARNED_FILE
 from rag.learned import LearnedStore
 from rag.logs import configure_logging
 from rag.metrics import Metrics
+from rag.pipeline import Answering
 from rag.runtime import open_core
 from rag.settings import Settings, secret_text
 
@@ -122,7 +125,20 @@ async def check_slack_token(settings: Settings) -> str | None:
     return None
 
 
-async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
+def process_started() -> float:
+    """When this process started, on the ``time.monotonic`` clock: from /proc on Linux, so the imports (seconds
+    of them) count towards time to ready; elsewhere, now."""
+    now = time.monotonic()
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, starttime, counted after the command name
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return now
+    return now - max(age, 0.0)
+
+
+async def run_bot(settings: Settings, *, sync_only: bool = False, started: float | None = None) -> int:
     """Discord when its token is set, Slack when both of its tokens are, both when both are."""
     discord_token = secret_text(settings.discord.token)
     slack_tokens = (secret_text(settings.slack.bot_token), secret_text(settings.slack.app_token))
@@ -167,7 +183,7 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
         if sync_only:  # commands only: no models, no gateway connection
             await sync_now(settings, discord_token)
             return 0
-        return await serve(settings, discord_token, feedback_path, with_slack=with_slack)
+        return await serve(settings, discord_token, feedback_path, with_slack=with_slack, started=started)
     except discord.LoginFailure:
         print("error: Discord rejected the bot token (DOCENT_DISCORD__TOKEN).", file=sys.stderr)
         return 2
@@ -202,11 +218,16 @@ async def slack_running(services: Services) -> AsyncIterator[Callable[[], bool]]
         await handler.close_async()
 
 
-async def serve(settings: Settings, token: str, feedback_path: Path, *, with_slack: bool = False) -> int:
+async def serve(
+    settings: Settings, token: str, feedback_path: Path, *, with_slack: bool = False, started: float | None = None
+) -> int:
     """Load the models once, then run each configured platform over the same services until a signal, or until
-    the engine dies (exit code 3, for the supervisor). Closing goes in reverse order of opening."""
+    the engine dies (exit code 3, for the supervisor). The engine starts in the background: the platforms connect
+    meanwhile and questions get "starting up" until it is up; if it cannot start, leaving ``open_core`` raises
+    why. Closing goes in reverse order of opening. ``started``: the process start, for the time to ready."""
+    started = time.monotonic() if started is None else started
     async with (
-        open_core(settings, with_llm=True, status=logger.info) as core,
+        open_core(settings, with_llm=True, llm_in_background=True, status=logger.info) as core,
         http_session(settings.indexer) as session,
     ):
         if core.pipeline is None:  # with_llm=True always builds one
@@ -229,6 +250,7 @@ async def serve(settings: Settings, token: str, feedback_path: Path, *, with_sla
             async with Services(
                 settings, core.pipeline, indexer, sources, feedback, metrics=metrics, learned=learned
             ) as services:
+                services.spawn(_log_ready(core.pipeline, started), name="ready-log")
                 loop = asyncio.get_running_loop()
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     with contextlib.suppress(NotImplementedError):
@@ -261,16 +283,30 @@ async def serve(settings: Settings, token: str, feedback_path: Path, *, with_sla
     return exit_code
 
 
+async def _log_ready(pipeline: Answering, started: float) -> None:
+    """The number an operator waits for: the first moment a question gets an answer."""
+    with contextlib.suppress(Exception):  # a failed start is reported by open_core
+        await pipeline.wait_ready()
+        logger.info("ready to answer in %.1f s (since process start)", time.monotonic() - started)
+
+
 def _health(services: Services, checks: dict[str, Callable[[], bool]]) -> dict[str, Any]:
     return services.health({name: check() for name, check in checks.items()})
 
 
 async def run_discord(bot: DocentBot, token: str, stop: asyncio.Event, stack: contextlib.AsyncExitStack) -> None:
-    """Run the Discord bot until it closes: on ``stop`` (a signal, the engine's death), or by itself."""
+    """Run the Discord bot until it closes: on ``stop`` (a signal, the engine's death or failed start), or by
+    itself. A stop during the login or connection ends them half way: that is not a failure."""
     await stack.enter_async_context(bot)
+    if stop.is_set():  # e.g. the engine failed to start while the platforms were being set up
+        return
     closer = asyncio.create_task(_close_on(stop, bot))
     try:
         await bot.start(token)
+    except (aiohttp.ClientError, OSError, discord.ConnectionClosed):
+        if not stop.is_set():
+            raise
+        logger.info("the Discord connection was cut short by the stop")
     finally:
         if stop.is_set():
             await closer  # the close a signal started must finish, not be cancelled half way
@@ -341,6 +377,7 @@ async def print_report(
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = process_started()
     parser = argparse.ArgumentParser(prog="python -m bot", description="Docent, the docs Q&A bot.")
     commands = parser.add_subparsers(dest="command")
     ask_parser = commands.add_parser("ask", help="answer one question in the terminal")
@@ -385,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_command(community.forget(settings, args.user_id, platforms))
     if args.command == "report":
         return run_command(print_report(settings, as_json=args.json, platform=args.platform, space=args.space))
-    return run_command(run_bot(settings, sync_only=args.command == "sync"))
+    return run_command(run_bot(settings, sync_only=args.command == "sync", started=started))
 
 
 if __name__ == "__main__":

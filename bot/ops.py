@@ -17,7 +17,8 @@ Health = Callable[[], dict[str, Any]]
 
 
 class OpsServer:
-    """``GET /healthz``: 200 when healthy, 503 otherwise, with the details as JSON. ``GET /metrics``: Prometheus."""
+    """``GET /healthz``: 200 when healthy, 503 otherwise (also while the engine starts: ``"status": "starting"``),
+    with the details as JSON. ``GET /metrics``: Prometheus."""
 
     def __init__(self, settings: OpsSettings, metrics: Metrics, health: Health) -> None:
         self._settings = settings

@@ -20,14 +20,14 @@ from indexer.lock import IndexerBusy
 from indexer.progress import line
 from indexer.runner import Indexer
 from indexer.sources import DocumentSource
-from rag.errors import describe, new_error_id
+from rag.errors import EngineUnavailable, StartingUp, describe, new_error_id
 from rag.feedback import FeedbackStore
 from rag.learned import FILE as LEARNED_FILE
 from rag.learned import SOURCE_ID as LEARNED_SOURCE
 from rag.learned import LearnedStore
 from rag.metrics import Metrics
 from rag.models import Answer, IndexReport
-from rag.pipeline import AnswerPipeline
+from rag.pipeline import Answering
 from rag.prompt import Turn
 from rag.settings import Settings
 
@@ -77,7 +77,7 @@ class Services:
     def __init__(
         self,
         settings: Settings,
-        pipeline: AnswerPipeline,
+        pipeline: Answering,
         indexer: Indexer,
         sources: SourceFactory,
         feedback: FeedbackStore,
@@ -139,7 +139,14 @@ class Services:
 
     async def _watch_engine(self) -> None:
         """A dead vLLM engine can't be revived in-process: stop with ENGINE_DIED so the supervisor (Docker's
-        restart policy, systemd) starts a fresh process. Until then answers fail fast."""
+        restart policy, systemd) starts a fresh process. Until then answers fail fast. An engine still starting
+        is left to start; one that fails to start stops the process, whose opener raises why (exit code 2)."""
+        try:
+            await self.pipeline.wait_ready()
+        except Exception as exc:
+            logger.info("stopping: the language model did not start (%s)", type(exc).__name__)
+            self.stop.set()
+            return
         while True:
             await asyncio.sleep(ENGINE_CHECK_S)
             if not self.pipeline.healthy():
@@ -151,13 +158,18 @@ class Services:
                 return
 
     def health(self, platforms: dict[str, bool]) -> dict[str, Any]:
-        """What /healthz reports: ok only when every running platform is connected and the engine is alive."""
+        """What /healthz reports: ok only when every running platform is connected and the engine is up and alive;
+        starting while the engine starts (it is alive, not ready)."""
         engine = self.pipeline.healthy()
+        ready = self.pipeline.ready
         last = self.metrics.last_index
+        healthy = engine and ready and all(platforms.values())
+        status = "starting" if engine and not ready else "ok" if healthy else "unhealthy"
         return {
-            "status": "ok" if engine and all(platforms.values()) else "unhealthy",
+            "status": status,
             **{f"{name}_ready": up for name, up in platforms.items()},
             "engine_alive": engine,
+            "engine_ready": ready,
             "indexing": self.indexing(),
             "last_index_run": None if last is None else dataclasses.asdict(last),
             "queue": self.admission.waiting,
@@ -270,7 +282,11 @@ class Services:
     # -- answering -------------------------------------------------------------------------------------------------
 
     def admit(self, user: Hashable, place: Place) -> Refusal | None:
-        """Admission for a question: a user is keyed within its platform, so ids of two platforms never meet."""
+        """Admission for a question: a user is keyed within its platform, so ids of two platforms never meet.
+        While the engine starts nothing is counted: the question is only told to come back (see ``generate``),
+        and coming back must not meet a cooldown."""
+        if not self.pipeline.ready:
+            return None
         return self.admission.refusal(
             (place.platform, user), (place.platform, place.space) if place.space else None, space=place.word
         )
@@ -288,7 +304,12 @@ class Services:
     ) -> Answer:
         """Wait for an answering slot (telling the asker their place in the queue), then stream the answer:
         ``partial`` gets the cleaned text so far at most every ``bot.edit_interval_s``. A channel's policy may limit
-        the sources and raise the refusal threshold. Failures propagate."""
+        the sources and raise the refusal threshold. Failures propagate; before the engine is up that is
+        ``StartingUp``, at once: no queue, no slot."""
+        if not self.pipeline.ready:
+            if self.pipeline.healthy():
+                raise StartingUp("a question before the language model is up")
+            raise EngineUnavailable("the language model did not start")
         started = time.monotonic()
         interval = self.settings.bot.edit_interval_s
         if self.admission.must_wait:

@@ -116,16 +116,30 @@ class Indexer:
                     caller(report)
 
             await self._store.ensure_collection(self._embedder.dimension)
+            known: set[str] = set()
             if self._manifest is not None:
+                known = {record.source_id for record in await self._manifest.pages()}
                 total.pages_repaired = await self.reconcile()
             for source in sources:
                 total.merge(await self._run_source(source, total, progress))
             await self._store.flush()
+            await self._finish_rebuild(total, known, {source.source_id for source in sources})
             total.seconds = time.perf_counter() - started
             logger.info("index run done: %s", total.summary())
             progress(total)
             self.progress = None
             return total
+
+    async def _finish_rebuild(self, total: IndexReport, known: set[str], ran: set[str]) -> None:
+        """Switch searches to a collection rebuilt beside the old one only once it holds everything: every source
+        the record knew was run, and none failed. Otherwise the old one keeps answering and the next run goes on."""
+        if not self._store.rebuilding:
+            return
+        if total.sources_failed or not known <= ran:
+            missing = sorted(known - ran) + [failed["source"] for failed in total.sources_failed]
+            logger.warning("the rebuilt index is not complete yet (%s); the old one keeps answering", ", ".join(missing))
+            return
+        await self._store.finish_rebuild()
 
     async def _run_source(
         self, source: DocumentSource, total: IndexReport, progress: ProgressCallback | None

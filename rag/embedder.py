@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import logging
 import threading
 import time
@@ -79,9 +80,11 @@ class SentenceTransformerEmbedder:
     def count_tokens(self, text: str) -> int:
         return self._count(text)
 
-    def _encode(self, texts: list[str]) -> list[list[float]]:
+    def encode(self, texts: list[str], *, queries: bool = False) -> list[list[float]]:
+        """Unit vectors, computed on the calling thread (benchmarks; the async methods use the worker thread)."""
         if self._compiled is not None:
-            rows: list[list[float]] = self._compiled.encode(texts, self._settings.batch_size).tolist()
+            batch = self._settings.batch_size
+            rows: list[list[float]] = self._compiled.encode(texts, batch, queries=queries).tolist()
             return rows
         vectors = self._model.encode(
             texts,
@@ -93,11 +96,12 @@ class SentenceTransformerEmbedder:
         result: list[list[float]] = vectors.tolist()
         return result
 
-    async def _run(self, texts: list[str]) -> list[list[float]]:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self._encode, texts)
+    async def _run(self, texts: list[str], *, queries: bool = False) -> list[list[float]]:
+        encode = functools.partial(self.encode, texts, queries=queries)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, encode)
 
     async def embed_query(self, text: str) -> list[float]:
-        return (await self._run([self._settings.query_prefix + text]))[0]
+        return (await self._run([self._settings.query_prefix + text], queries=True))[0]
 
     async def embed_passages(self, texts: Sequence[str]) -> list[list[float]]:
         """Vectors in input order; encoded shortest first so each batch pads little, one batch per call so a

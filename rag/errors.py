@@ -42,6 +42,13 @@ class GenerationTimeout(DocentError):
     user_message = "Answering took too long, so I stopped. Please try again or ask more specifically."
 
 
+class StartingUp(DocentError):
+    """A question before the engine is up: an expected wait, not a failure to look up in the log."""
+
+    shows_error_id = False
+    user_message = "I'm still starting up — try again in a few seconds."
+
+
 class Overloaded(DocentError):
     user_message = "I'm answering a lot of questions right now. Please ask again in a minute."
 

@@ -49,13 +49,21 @@ class VLLMGenerator:
     async def start(cls, settings: LLMSettings) -> VLLMGenerator:
         """Start the engine in a worker thread so the event loop keeps serving meanwhile."""
         started = time.perf_counter()
+        build = asyncio.ensure_future(asyncio.to_thread(_build_engine, settings))
         try:
-            engine = await asyncio.to_thread(_build_engine, settings)
+            engine = await asyncio.shield(build)
+        except asyncio.CancelledError:
+            await _discard(build, settings)
+            raise
         except Exception as exc:
             raise ConfigError(f"Cannot start the language model {settings.model!r}: {exc}") from exc
-        tokenizer = engine.get_tokenizer()
-        if inspect.isawaitable(tokenizer):
-            tokenizer = await tokenizer
+        try:
+            tokenizer = engine.get_tokenizer()
+            if inspect.isawaitable(tokenizer):
+                tokenizer = await tokenizer
+        except BaseException:
+            await cls(engine, None, settings).close()
+            raise
         logger.info("llm %s ready in %.1fs", settings.model, time.perf_counter() - started)
         return cls(engine, tokenizer, settings)
 
@@ -165,6 +173,19 @@ def _build_engine(settings: LLMSettings) -> Any:
         **extra,
     )
     return AsyncLLMEngine.from_engine_args(args)
+
+
+async def _discard(build: asyncio.Future[Any], settings: LLMSettings) -> None:
+    """Cancelled mid-start: a thread cannot be interrupted, so wait for the engine it is building and shut that
+    down, or the engine (and its worker process) would outlive whoever stopped waiting for it."""
+    logger.info("waiting for the language model start to finish, to shut it down")
+    while not build.done():
+        try:
+            await asyncio.wait({build})
+        except asyncio.CancelledError:  # cancelled again: the engine must still be shut down
+            continue
+    if not build.cancelled() and build.exception() is None:
+        await VLLMGenerator(build.result(), None, settings).close()
 
 
 def _fold_system(messages: Messages) -> list[dict[str, str]]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from rag.errors import BadQuestion, DocentError, Overloaded
+from rag.errors import BadQuestion, DocentError, Overloaded, StartingUp
 from rag.models import Answer, IndexReport
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120)
@@ -26,7 +26,7 @@ class Metrics:
         r = self.registry
         self.questions = Counter(
             "docent_questions",
-            "Questions by outcome (answered, refused, bad_question, busy, error).",
+            "Questions by outcome (answered, refused, bad_question, busy, starting, error).",
             ["outcome"],
             registry=r,
         )
@@ -66,6 +66,8 @@ class Metrics:
             outcome = "bad_question"
         elif isinstance(exc, Overloaded):
             outcome = "busy"
+        elif isinstance(exc, StartingUp):
+            outcome = "starting"
         else:
             outcome = "error"
         self.questions.labels(outcome).inc()

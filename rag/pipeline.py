@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
+from typing import Protocol
 
 from rag.citations import number_sources, postprocess
 from rag.errors import BadQuestion
@@ -58,7 +59,38 @@ def clean_question(question: str, max_chars: int) -> str:
     return text
 
 
+class Answering(Protocol):
+    """What the front-ends answer through: the pipeline, or one whose engine is still starting (rag.starting)."""
+
+    @property
+    def ready(self) -> bool:
+        """The engine is up: questions are answered, not told to come back."""
+        ...
+
+    def healthy(self) -> bool:
+        """False once the engine died or failed to start (True while it starts)."""
+        ...
+
+    async def wait_ready(self) -> None:
+        """Return once the engine is up; raise what stopped it from starting."""
+        ...
+
+    def stream(
+        self,
+        question: str,
+        *,
+        history: Sequence[Turn] = (),
+        request_id: str | None = None,
+        source_ids: Sequence[str] = (),
+        min_score: float | None = None,
+    ) -> AsyncIterator[Update]: ...
+
+    async def ask(self, question: str, *, history: Sequence[Turn] = (), request_id: str | None = None) -> Answer: ...
+
+
 class AnswerPipeline:
+    ready = True  # built over a started engine
+
     def __init__(self, retriever: Retriever, generator: Generator, settings: RetrievalSettings) -> None:
         self.retriever = retriever
         self._generator = generator
@@ -66,6 +98,9 @@ class AnswerPipeline:
 
     def healthy(self) -> bool:
         return self._generator.healthy()
+
+    async def wait_ready(self) -> None:
+        return None
 
     def _fit_context(
         self, question: str, hits: list[Hit], history: Sequence[Turn]

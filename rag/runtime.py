@@ -8,13 +8,15 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from functools import partial
 
 from rag.embedder import SentenceTransformerEmbedder
 from rag.generator import VLLMGenerator
-from rag.pipeline import AnswerPipeline
+from rag.pipeline import Answering, AnswerPipeline
 from rag.rerank import CrossEncoderReranker
 from rag.retrieval import Retriever
 from rag.settings import Settings, prepare_process_env
+from rag.starting import RECORD_FILE, BackgroundEngine, StartingPipeline
 from rag.store import MilvusStore
 
 logger = logging.getLogger(__name__)
@@ -27,8 +29,8 @@ class Core:
     embedder: SentenceTransformerEmbedder
     store: MilvusStore
     retriever: Retriever
-    generator: VLLMGenerator | None = None
-    pipeline: AnswerPipeline | None = None
+    generator: VLLMGenerator | None = None  # None while it starts in the background
+    pipeline: Answering | None = None
 
 
 def _quiet(_: str) -> None:
@@ -37,15 +39,37 @@ def _quiet(_: str) -> None:
 
 @contextlib.asynccontextmanager
 async def open_core(
-    settings: Settings, *, with_llm: bool, require_index: bool = False, status: Status = _quiet
+    settings: Settings,
+    *,
+    with_llm: bool,
+    require_index: bool = False,
+    llm_in_background: bool = False,
+    status: Status = _quiet,
 ) -> AsyncIterator[Core]:
     """Embedder, store and (optionally) the LLM engine, plus the pipeline over them.
 
-    ``require_index`` fails fast, before the slow engine start, when nothing is indexed yet.
+    The engine starts first and concurrently with the rest (it is the slow part), except with ``require_index``,
+    which fails fast, before the slow engine start, when nothing is indexed yet. With ``llm_in_background`` the
+    core is yielded while the engine still starts, its pipeline saying "starting up" until it is up (the bot
+    connects meanwhile); otherwise it is yielded once the engine is up.
     """
     prepare_process_env(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     async with contextlib.AsyncExitStack() as stack:
+        engine: BackgroundEngine[VLLMGenerator] | None = None
+
+        async def start_engine() -> BackgroundEngine[VLLMGenerator]:
+            return await stack.enter_async_context(
+                BackgroundEngine(
+                    partial(VLLMGenerator.start, settings.llm),
+                    model=settings.llm.model,
+                    record=settings.data_dir / RECORD_FILE,
+                    status=status,
+                )
+            )
+
+        if with_llm and not require_index:
+            engine = await start_engine()
         started = time.perf_counter()
         status("Loading the embedding model…")
         embedder = await asyncio.to_thread(
@@ -66,10 +90,11 @@ async def open_core(
         core = Core(settings, embedder, store, Retriever(embedder, store, settings.retrieval, reranker))
         if require_index:
             await store.require_index()
-        if with_llm:
-            started = time.perf_counter()
-            status(f"Starting the language model {settings.llm.model} (this can take a minute)…")
-            core.generator = await stack.enter_async_context(await VLLMGenerator.start(settings.llm))
-            status(f"Language model ready ({time.perf_counter() - started:.1f}s).")
+        if with_llm and engine is None:
+            engine = await start_engine()
+        if engine is not None and llm_in_background:
+            core.pipeline = StartingPipeline(core.retriever, engine, settings.retrieval)
+        elif engine is not None:
+            core.generator = await engine.wait()
             core.pipeline = AnswerPipeline(core.retriever, core.generator, settings.retrieval)
         yield core

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -40,6 +41,8 @@ _OUTPUT = ["id", "page_id", "url", "title", "heading", "text", "vector", "kind",
 # users ask in a page's title words (searched when ``retrieval.heading_search`` is on).
 _BM25 = (("lexical_bm25", "lexical", "sparse"), ("headings_bm25", "headings", "heading_sparse"))
 # A collection whose fields differ from these is an older layout and is rebuilt (see ensure_collection).
+# Physical collections are named <alias><_STAMP><time>_<random>; the configured name is their alias.
+_STAMP = "__"
 SCHEMA_FIELDS = frozenset(
     "id source_id page_id page_key ordinal kind section url title heading text lexical headings page_hash "
     "vector sparse heading_sparse".split()
@@ -70,6 +73,11 @@ logging.getLogger("pymilvus.client.iterator.query_iterator").addFilter(_Iterator
 
 class Store(Protocol):
     async def ensure_collection(self, dimension: int) -> None: ...
+
+    @property
+    def rebuilding(self) -> bool: ...
+
+    async def finish_rebuild(self) -> None: ...
 
     async def page_hashes(self, source_id: str) -> dict[str, str]:
         """page_key(page_id) -> content hash of every page of a source (one row per page: ordinal 0)."""
@@ -143,11 +151,14 @@ class MilvusStore:
     def __init__(self, uri: str, settings: MilvusSettings) -> None:
         self._uri = uri
         self._settings = settings
-        self._name = settings.collection
+        self._name = settings.collection  # what searches use: an alias (or a collection from before aliases)
+        self._write = self._name  # what the indexer writes: a new collection while one is rebuilt beside it
         self._client: Any = None
         self._lock = threading.Lock()
         self._limiter = asyncio.Semaphore(8)
         self._loaded_by: Any = None
+        self._output = list(_OUTPUT)
+        self._has_headings = True
 
     def _connect(self) -> Any:
         from pymilvus import MilvusClient
@@ -193,30 +204,100 @@ class MilvusStore:
                 logger.warning("milvus %s failed: %s", what, exc)
                 raise StoreUnavailable(f"milvus {what} failed: {exc}") from exc
 
+    @property
+    def rebuilding(self) -> bool:
+        """A new collection is being filled beside the one that answers (see ``ensure_collection``)."""
+        return self._write != self._name
+
     async def ensure_collection(self, dimension: int) -> None:
+        """Make sure there is a collection in today's layout to write to, without ever leaving searches without one.
+
+        The configured name is a Milvus alias of a physical collection ``<name>__<stamp>``. When the collection
+        behind it has an older layout, a new one is created beside it (or the half-built one of an interrupted run
+        is resumed): writes go there while searches keep reading the old one, and ``finish_rebuild`` moves the
+        alias once an index run has filled it. A collection from before aliases is replaced the same way.
+        """
+
         def run(client: Any) -> None:
-            if client.has_collection(self._name):
-                fields = client.describe_collection(self._name)["fields"]
-                dims = {f["name"]: f.get("params", {}).get("dim") for f in fields}
-                if set(dims) != SCHEMA_FIELDS:
-                    # The index is derived data: rebuild it in the current layout from the sources.
-                    logger.warning("collection %s has an older layout; recreating it for a full re-index", self._name)
-                    client.drop_collection(self._name)
-                    self._loaded_by = None
-                    return run(client)
-                if int(dims.get("vector") or 0) != dimension:
-                    raise ConfigError(
-                        f"Collection {self._name!r} holds {dims.get('vector')}-d vectors but the embedding model "
-                        f"makes {dimension}-d ones: set DOCENT_MILVUS__COLLECTION to a new name to re-index."
-                    )
+            current = self._behind_alias(client)
+            spare = [c for c in client.list_collections() if c.startswith(self._name + _STAMP) and c != current]
+            if current is not None and self._layout_ok(client, current, dimension):
+                for name in spare:  # a rebuild made obsolete (another layout change, or one finished elsewhere)
+                    client.drop_collection(name)
+                self._write = self._name
                 client.load_collection(self._name)
                 return
-            client.create_collection(
-                self._name, schema=self._schema(client, dimension), index_params=self._indexes(client)
+            resume = next((c for c in spare if self._layout_ok(client, c, dimension)), None)
+            for name in spare:
+                if name != resume:
+                    client.drop_collection(name)
+            target = resume or self._create(client, dimension)
+            client.load_collection(target)
+            if current is None:
+                client.create_alias(target, self._name)
+                self._write = self._name
+                return
+            self._write = target
+            logger.warning(
+                "collection %s has an older layout: %s the new index in %s beside it; the old one answers until "
+                "an index run completes it",
+                self._name,
+                "resuming" if resume else "building",
+                target,
             )
-            logger.info("created collection %s (%d-d, %s)", self._name, dimension, self._settings.index_type)
 
         await self._call("ensure_collection", run)
+
+    async def finish_rebuild(self) -> None:
+        """Point the alias at the rebuilt collection (searches move over at once) and drop the old one."""
+        if not self.rebuilding:
+            return
+        target = self._write
+
+        def run(client: Any) -> None:
+            client.flush(target)
+            client.load_collection(target)
+            if self._name in client.list_collections():  # a collection from before aliases holds the name
+                client.drop_collection(self._name)
+                client.create_alias(target, self._name)
+            else:
+                old = client.describe_alias(self._name)["collection_name"]
+                client.alter_alias(target, self._name)
+                client.drop_collection(old)
+            self._write = self._name
+            self._loaded_by = None  # searches look at the new collection's layout again
+
+        await self._call("finish_rebuild", run)
+        logger.info("the rebuilt index %s now answers as %s", target, self._name)
+
+    def _behind_alias(self, client: Any) -> str | None:
+        """The physical collection that searches of the configured name reach, if any. (Asked collection by
+        collection: ``describe_alias`` of a missing alias makes pymilvus log an error.)"""
+        names = client.list_collections()
+        if self._name in names:
+            return self._name
+        for name in names:
+            if name.startswith(self._name + _STAMP) and self._name in client.list_aliases(name)["aliases"]:
+                return str(name)
+        return None
+
+    def _layout_ok(self, client: Any, name: str, dimension: int) -> bool:
+        fields = client.describe_collection(name)["fields"]
+        dims = {f["name"]: f.get("params", {}).get("dim") for f in fields}
+        if set(dims) != SCHEMA_FIELDS:
+            return False
+        if int(dims.get("vector") or 0) != dimension:
+            raise ConfigError(
+                f"Collection {self._name!r} holds {dims.get('vector')}-d vectors but the embedding model "
+                f"makes {dimension}-d ones: set DOCENT_MILVUS__COLLECTION to a new name to re-index."
+            )
+        return True
+
+    def _create(self, client: Any, dimension: int) -> str:
+        name = f"{self._name}{_STAMP}{time.strftime('%Y%m%d%H%M%S')}_{secrets.token_hex(2)}"
+        client.create_collection(name, schema=self._schema(client, dimension), index_params=self._indexes(client))
+        logger.info("created collection %s (%d-d, %s)", name, dimension, self._settings.index_type)
+        return name
 
     def _schema(self, client: Any, dimension: int) -> Any:
         from pymilvus import DataType, Function, FunctionType
@@ -274,10 +355,10 @@ class MilvusStore:
         fields = ["page_key", "page_hash"]
 
         def run(client: Any) -> dict[str, str]:
-            rows = client.query(self._name, filter=expr, output_fields=fields, limit=_QUERY_WINDOW)
+            rows = client.query(self._write, filter=expr, output_fields=fields, limit=_QUERY_WINDOW)
             if len(rows) >= _QUERY_WINDOW:  # more pages than one query window: page through them
                 rows = []
-                iterator = client.query_iterator(self._name, batch_size=4096, filter=expr, output_fields=fields)
+                iterator = client.query_iterator(self._write, batch_size=4096, filter=expr, output_fields=fields)
                 try:
                     while batch := iterator.next():
                         rows.extend(batch)
@@ -310,13 +391,13 @@ class MilvusStore:
             }
             for c, v in zip(chunks, vectors, strict=True)
         ]
-        await self._call("upsert", lambda client: client.upsert(self._name, rows))
+        await self._call("upsert", lambda client: client.upsert(self._write, rows))
 
     async def delete_page_tail(self, page_id: str, keep: int, *, source_id: str | None = None) -> None:
         """Drop a page's chunks from ordinal ``keep`` on: what is left after it shrank."""
         scope = f"source_id == {literal(source_id)} and " if source_id is not None else ""
         expr = f"{scope}page_key == {literal(page_key(page_id))} and ordinal >= {int(keep)}"
-        await self._call("delete", lambda client: client.delete(self._name, filter=expr))
+        await self._call("delete", lambda client: client.delete(self._write, filter=expr))
 
     async def delete_pages(self, page_ids: Iterable[str], *, source_id: str | None = None) -> None:
         await self.delete_keys([page_key(p) for p in page_ids], source_id=source_id)
@@ -329,7 +410,7 @@ class MilvusStore:
             expr = f"{scope}page_key in {literal_list(wanted[start : start + 500])}"
 
             def delete(client: Any, expr: str = expr) -> None:
-                client.delete(self._name, filter=expr)
+                client.delete(self._write, filter=expr)
 
             await self._call("delete", delete)
 
@@ -353,7 +434,11 @@ class MilvusStore:
         from pymilvus import AnnSearchRequest, RRFRanker
 
         query = list(vector)
-        dense_params = {"metric_type": self._settings.metric}
+        dense_params: dict[str, Any] = {"metric_type": self._settings.metric}
+        if self._settings.index_type == "HNSW":  # ef below the candidates asked for would cut them short
+            dense_params["params"] = {"ef": max(2 * limit, 64)}
+        elif self._settings.index_type == "IVF_FLAT":
+            dense_params["params"] = {"nprobe": 16}
         expr = f"source_id in [{', '.join(literal(s) for s in source_ids)}]" if source_ids else ""
 
         def run(client: Any) -> list[Hit]:
@@ -363,12 +448,12 @@ class MilvusStore:
                     AnnSearchRequest([query], "vector", dense_params, limit, expr=expr or None),
                     AnnSearchRequest([lexical], "sparse", {"metric_type": "BM25"}, limit, expr=expr or None),
                 ]
-                if headings:
+                if headings and self._has_headings:
                     requests.append(
                         AnnSearchRequest([lexical], "heading_sparse", {"metric_type": "BM25"}, limit, expr=expr or None)
                     )
                 results = client.hybrid_search(
-                    self._name, requests, RRFRanker(rrf_k), limit=limit, output_fields=_OUTPUT
+                    self._name, requests, RRFRanker(rrf_k), limit=limit, output_fields=self._output
                 )
             else:
                 results = client.search(
@@ -376,7 +461,7 @@ class MilvusStore:
                     data=[query],
                     anns_field="vector",
                     limit=limit,
-                    output_fields=_OUTPUT,
+                    output_fields=self._output,
                     search_params=dense_params,
                     filter=expr,
                 )
@@ -388,14 +473,15 @@ class MilvusStore:
         """Every row matching ``expr`` (all rows when empty), paged past Milvus' query window."""
 
         def run(client: Any) -> list[dict[str, Any]]:
-            self._ensure_loaded(client)
+            if self._write == self._name:
+                self._ensure_loaded(client)
             rows: list[dict[str, Any]] = client.query(
-                self._name, filter=expr, output_fields=list(fields), limit=_QUERY_WINDOW
+                self._write, filter=expr, output_fields=list(fields), limit=_QUERY_WINDOW
             )
             if len(rows) < _QUERY_WINDOW:  # it all fit in one query
                 return rows
             rows = []
-            iterator = client.query_iterator(self._name, batch_size=4096, filter=expr, output_fields=list(fields))
+            iterator = client.query_iterator(self._write, batch_size=4096, filter=expr, output_fields=list(fields))
             try:
                 while batch := iterator.next():
                     rows.extend(batch)
@@ -408,7 +494,7 @@ class MilvusStore:
     async def require_index(self) -> None:
         """Raise IndexMissing unless the collection exists and holds chunks."""
         await self._call("load", self._ensure_loaded)
-        if await self.count() == 0:
+        if await self._count(self._name) == 0:
             raise IndexMissing(f"The collection {self._name!r} is empty: run `python -m indexer`.")
 
     def _ensure_loaded(self, client: Any) -> None:
@@ -420,14 +506,22 @@ class MilvusStore:
                 f"No docs are indexed yet (collection {self._name!r} does not exist): run `python -m indexer`."
             )
         client.load_collection(self._name)
+        # During a rebuild the collection that answers may have an older layout: ask only for what it has.
+        fields = {f["name"] for f in client.describe_collection(self._name)["fields"]}
+        self._output = [name for name in _OUTPUT if name in fields]
+        self._has_headings = "heading_sparse" in fields
         self._loaded_by = client
 
     async def flush(self) -> None:
-        await self._call("flush", lambda client: client.flush(self._name))
+        await self._call("flush", lambda client: client.flush(self._write))
 
     async def count(self) -> int:
+        """Rows in the collection being written (the one that answers, unless a rebuild is under way)."""
+        return await self._count(self._write)
+
+    async def _count(self, name: str) -> int:
         def run(client: Any) -> int:
-            rows = client.query(self._name, filter="", output_fields=["count(*)"])
+            rows = client.query(name, filter="", output_fields=["count(*)"])
             return int(rows[0]["count(*)"])
 
         return await self._call("count", run)

@@ -55,3 +55,38 @@ class PacedGenerator(ScriptedGenerator):
             await asyncio.sleep(self.pace_s)  # the model's pace, not a wait for the code under test
             text += piece
             yield text
+
+
+class GatedStart:
+    """An engine start the test finishes: ``start`` waits for ``open()``, then returns a scripted engine that
+    records being closed. ``cancelled`` says the start was stopped half way."""
+
+    def __init__(self, answer: str | Sequence[str] = DEFAULT_ANSWER) -> None:
+        self.gate = asyncio.Event()
+        self.engine = ClosableGenerator(answer)
+        self.began = asyncio.Event()
+        self.cancelled = False
+
+    def open(self) -> None:
+        self.gate.set()
+
+    async def start(self) -> ClosableGenerator:
+        self.began.set()
+        try:
+            await self.gate.wait()
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        return self.engine
+
+
+class ClosableGenerator(ScriptedGenerator):
+    def __init__(self, answer: str | Sequence[str] = DEFAULT_ANSWER) -> None:
+        super().__init__(answer)
+        self.closed = False
+
+    def healthy(self) -> bool:
+        return not self.closed
+
+    async def close(self) -> None:
+        self.closed = True

@@ -29,7 +29,7 @@ from bot.discord.replies import (
 from bot.services import SEARCHING, SKIP, Place, SupportThread
 from bot.text import sendable
 from rag import logs
-from rag.errors import BadQuestion, Skipped, describe, new_error_id
+from rag.errors import DocentError, Skipped, StartingUp, describe, new_error_id
 from rag.models import Answer
 from rag.prompt import Turn
 from rag.settings import ChannelPolicy, Settings
@@ -181,6 +181,9 @@ class Asker:
         Nothing is visible until the answer starts, and no admission notice: nobody asked."""
         guild_id = message.guild.id if message.guild else None
         if message.id in self._skipped:
+            return
+        if not self.bot.services.pipeline.ready:  # nobody asked: no "starting up" reply either
+            logger.info("a new question in %s was not considered (the engine is starting)", message.channel.id)
             return
         if self.bot.services.admit(message.author.id, Place("discord", guild_id)) is not None:
             logger.info("a new question in %s was not considered (admission)", message.channel.id)
@@ -394,8 +397,9 @@ class Asker:
                 min_score=policy.min_confidence if policy and quiet else None,
             )
         except Exception as exc:  # one failed question must never take the bot down
-            if quiet:  # nobody asked: log it, say nothing
-                logger.warning("request %s (unasked) failed: %s", request_id, exc)
+            if quiet:  # nobody asked: log it, say nothing (also while the engine starts)
+                level = logging.INFO if isinstance(exc, StartingUp) else logging.WARNING
+                logger.log(level, "request %s (unasked) not answered: %s", request_id, exc)
                 return None
             await self._fail(exc, replier, request_id)
             return None
@@ -435,7 +439,7 @@ class Asker:
             return
         self.bot.metrics.failed(exc)
         error_id = new_error_id()
-        if isinstance(exc, BadQuestion):
+        if isinstance(exc, DocentError) and not exc.shows_error_id:  # expected (a bad question, starting up)
             logger.info("request %s refused: %s", request_id, exc)
         else:
             logger.exception("request %s failed (error id %s)", request_id, error_id)

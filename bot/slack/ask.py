@@ -28,7 +28,7 @@ from bot.slack.admin import is_admin
 from bot.slack.learned import link_and_author
 from bot.slack.render import SECTION_LIMIT, answer_blocks, escape, mrkdwn
 from rag import logs
-from rag.errors import BadQuestion, Skipped, describe, new_error_id
+from rag.errors import DocentError, Skipped, StartingUp, describe, new_error_id
 from rag.models import Answer
 from rag.prompt import Turn
 from rag.settings import ChannelPolicy
@@ -282,6 +282,9 @@ class SlackAsker:
         placeholder, no stream, no admission notice."""
         channel, user, ts = str(event.get("channel")), str(event.get("user")), str(event.get("ts"))
         place = Place("slack", str(body.get("team_id") or event.get("team") or ""))
+        if not self.services.pipeline.ready:  # nobody asked: no "starting up" reply either
+            logger.info("slack: a new question in %s was not considered (the engine is starting)", channel)
+            return
         if self.services.admit(user, place) is not None:
             logger.info("slack: a new question in %s was not considered (admission)", channel)
             return
@@ -512,8 +515,9 @@ class SlackAsker:
                     min_score=policy.min_confidence if policy and quiet_refusal else None,
                 )
             except Exception as exc:  # one bad question never takes the bot down; the asker gets a worded reason
-                if quiet_refusal:
-                    logger.warning("slack request %s (unasked) failed: %s", request_id, exc)
+                if quiet_refusal:  # nobody asked: log it, say nothing (also while the engine starts)
+                    level = logging.INFO if isinstance(exc, StartingUp) else logging.WARNING
+                    logger.log(level, "slack request %s (unasked) not answered: %s", request_id, exc)
                 else:
                     await self._fail(exc, reply, request_id)
                 return None
@@ -551,7 +555,7 @@ class SlackAsker:
     async def _fail(self, exc: Exception, reply: Reply, request_id: str) -> None:
         self.services.metrics.failed(exc)
         error_id = new_error_id()
-        if isinstance(exc, BadQuestion):
+        if isinstance(exc, DocentError) and not exc.shows_error_id:  # expected (a bad question, starting up)
             logger.info("slack request %s refused: %s", request_id, exc)
         else:
             logger.warning("slack request %s failed (error id %s)", request_id, error_id, exc_info=True)

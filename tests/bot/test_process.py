@@ -52,7 +52,8 @@ async def start_bot(env: dict[str, str], log: Path) -> asyncio.subprocess.Proces
 async def running_bot(
     tmp_path: Path, process_env: dict[str, str], pages: dict[str, str], extra_env: dict[str, str] | None = None
 ) -> AsyncIterator[tuple[FakeDiscord, asyncio.subprocess.Process, Path]]:
-    """A real ``python -m bot`` over ``pages``, connected to a fake Discord and done with its first index run."""
+    """A real ``python -m bot`` over ``pages``, connected to a fake Discord, done with its first index run and
+    with its engine up (it starts in the background: until then questions get "starting up")."""
     docs = tmp_path / "docs"
     docs.mkdir()
     for name, text in pages.items():
@@ -63,6 +64,7 @@ async def running_bot(
         proc = await start_bot({**bot_env(process_env, fake, docs), **(extra_env or {})}, log)
         try:
             await wait_for_log(log, "index run done", timeout=300)
+            await wait_for_log(log, "ready to answer in", timeout=300)
             await fake.wait_ready(timeout=60)
             yield fake, proc, log
         finally:
@@ -311,3 +313,20 @@ async def test_a_rejected_slack_token_is_one_line_before_any_model_loads(
     assert proc.returncode == 2 and "Slack rejected the bot token (DOCENT_SLACK__BOT_TOKEN)" in text
     assert "wrong-secret" not in text and not any(line in text for line in ENGINE_START_LINES)
     assert [method for method, _ in slack.calls] == ["auth.test"]
+
+
+async def test_a_language_model_that_cannot_start_stops_the_bot_with_exit_code_2(
+    tmp_path: Path, process_env: dict[str, str]
+) -> None:
+    """The engine starts in the background while Discord connects; its failure still ends the process as it did
+    when start-up waited for it: one error line naming the model, exit code 2."""
+    missing = tmp_path / "no-such-model"
+    async with FakeDiscord() as fake:
+        log = tmp_path / "bot.log"
+        env = {**bot_env(process_env, fake, tmp_path / "docs"), "DOCENT_LLM__MODEL": str(missing)}
+        proc = await start_bot(env, log)
+        await asyncio.wait_for(proc.wait(), 300)
+    text = log.read_text(errors="replace")
+    assert proc.returncode == 2, text[-4000:]
+    assert f"error: Cannot start the language model {str(missing)!r}" in text, text[-4000:]
+    assert "engine died" not in text and "fake-token" not in text

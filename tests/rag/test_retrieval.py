@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,8 +14,8 @@ from rag.models import Hit
 from rag.query import search_text
 from rag.rerank import CrossEncoderReranker
 from rag.retrieval import Retriever, rank_pages
-from rag.settings import FolderSource, RetrievalSettings, Settings
-from rag.store import SCHEMA_FIELDS, MilvusStore
+from rag.settings import FolderSource, RetrievalSettings
+from rag.store import MilvusStore
 from tests.conftest import index_pages
 
 
@@ -192,28 +191,6 @@ async def test_reranker_reorders_candidates_by_its_own_scores(embedder, docs_sto
         assert "rerank_ms" in result.timings_ms
     finally:
         reranker.close()
-
-
-@pytest.mark.integration
-async def test_an_older_collection_layout_is_rebuilt(make_settings: Callable[..., Settings]) -> None:
-    from pymilvus import DataType, MilvusClient
-
-    settings = make_settings()
-    client = MilvusClient(settings.milvus_uri)
-    schema = client.create_schema(auto_id=False)
-    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
-    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=384)
-    client.create_collection(settings.milvus.collection, schema=schema)
-    client.close()
-
-    store = MilvusStore(settings.milvus_uri, settings.milvus)
-    try:
-        await store.ensure_collection(384)
-        fields = await store._call("describe", lambda c: c.describe_collection(settings.milvus.collection)["fields"])
-        assert {f["name"] for f in fields} == SCHEMA_FIELDS
-        assert await store.count() == 0
-    finally:
-        await store.close()
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "dense"])

@@ -18,7 +18,7 @@ from indexer.sources import DocumentSource
 from rag.feedback import FeedbackStore
 from rag.learned import FILE as LEARNED_FILE
 from rag.metrics import Metrics
-from rag.pipeline import AnswerPipeline
+from rag.pipeline import Answering, AnswerPipeline
 from rag.retrieval import Retriever
 from rag.settings import FolderSource, Settings
 from rag.store import MilvusStore
@@ -34,7 +34,8 @@ async def harness_factory(
     """Builds the production bot (real pipeline and indexer) around a fresh fake Discord and Milvus Lite.
 
     ``generator`` is the session's vLLM engine (tests that take the ``generator`` fixture, marked slow) or a
-    scripted one. ``before_start`` runs after the first index run, before the bot connects.
+    scripted one; ``pipeline`` builds another answering path over the retriever (an engine still starting).
+    ``before_start`` runs after the first index run, before the bot connects.
     """
     open_harnesses: list[tuple[Harness, Any, MilvusStore, FeedbackStore]] = []
     docs = write_docs(tmp_path / "docs", DOCS)
@@ -62,6 +63,7 @@ async def harness_factory(
         bot_options: dict[str, Any] | None = None,
         before_start: Callable[[FakeDiscord], Awaitable[None]] | None = None,
         wait_for_sync: bool = True,
+        pipeline: Callable[[Retriever, Settings], Answering] | None = None,
         **overrides: Any,
     ) -> Harness:
         if pages:
@@ -77,7 +79,9 @@ async def harness_factory(
         indexer: Indexer = make_indexer(settings, embedder, store, metrics=metrics)
         await indexer.run([FolderDocs(source)])
         retriever = Retriever(embedder, store, settings.retrieval)
-        pipeline = AnswerPipeline(retriever, generator, settings.retrieval)
+        answering = (
+            pipeline(retriever, settings) if pipeline else AnswerPipeline(retriever, generator, settings.retrieval)
+        )
         feedback = FeedbackStore(settings.data_dir / "feedback.sqlite3")
 
         def docs_only(source_id: str | None) -> list[DocumentSource]:
@@ -85,7 +89,7 @@ async def harness_factory(
 
         sources = with_community(docs_only, settings.data_dir / LEARNED_FILE)
 
-        services = Services(settings, pipeline, indexer, sources, feedback, metrics=metrics)
+        services = Services(settings, answering, indexer, sources, feedback, metrics=metrics)
         bot = DocentBot(services, own_services=True, guild_ready_timeout=0.1, **(bot_options or {}))
         fake = FakeDiscord(guild_id=guild_id)
         await fake.start()

@@ -17,7 +17,7 @@ from indexer.local import FolderDocs
 from indexer.sources import DocumentSource
 from rag.feedback import FeedbackStore
 from rag.learned import FILE as LEARNED_FILE
-from rag.pipeline import AnswerPipeline
+from rag.pipeline import Answering, AnswerPipeline
 from rag.retrieval import Retriever
 from rag.settings import FolderSource, Settings
 from rag.store import MilvusStore
@@ -32,7 +32,14 @@ async def slack_harness(
 ) -> AsyncIterator[Callable[..., Awaitable[Harness]]]:
     opened: list[tuple[FakeSlack, AsyncSocketModeHandler, Services, MilvusStore, FeedbackStore]] = []
 
-    async def build(generator: Any, *, fake: dict[str, Any] | None = None, **overrides: Any) -> Harness:
+    async def build(
+        generator: Any,
+        *,
+        fake: dict[str, Any] | None = None,
+        pipeline: Callable[[Retriever, Settings], Answering] | None = None,
+        **overrides: Any,
+    ) -> Harness:
+        """``pipeline`` builds another answering path over the retriever (an engine still starting)."""
         docs = tmp_path / "docs"
         docs.mkdir(exist_ok=True)
         for name, text in DOCS.items():
@@ -57,7 +64,10 @@ async def slack_harness(
         source = FolderSource(id="docs", path=docs, base_url="https://docs.example/")
         indexer = make_indexer(settings, embedder, store)
         await indexer.run([FolderDocs(source)])
-        pipeline = AnswerPipeline(Retriever(embedder, store, settings.retrieval), generator, settings.retrieval)
+        retriever = Retriever(embedder, store, settings.retrieval)
+        answering = (
+            pipeline(retriever, settings) if pipeline else AnswerPipeline(retriever, generator, settings.retrieval)
+        )
         feedback = FeedbackStore(settings.data_dir / "feedback.sqlite3")
 
         def docs_only(source_id: str | None) -> list[DocumentSource]:
@@ -65,7 +75,7 @@ async def slack_harness(
 
         sources = with_community(docs_only, settings.data_dir / LEARNED_FILE)
 
-        services = Services(settings, pipeline, indexer, sources, feedback)
+        services = Services(settings, answering, indexer, sources, feedback)
         app = build_app(services)
         handler = AsyncSocketModeHandler(app, slack.app_token, web_client=app.client)
         await handler.connect_async()
