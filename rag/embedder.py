@@ -66,6 +66,7 @@ class SentenceTransformerEmbedder:
         if self.backend in encoders.EXPORTED:
             assert cache_dir is not None
             self._compiled = encoders.load(self._model, self.backend, cache_dir, threads=settings.threads, step=step)
+            encoders.release_weights(self._model)
         elif self.backend == "torch-int8":
             self._model = encoders.quantise_torch(self._model)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")

@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -232,7 +233,8 @@ def _runners(backend: str, folder: Path, threads: int) -> tuple[Run, Run]:
             run_openvino(warm)
             return run_openvino
 
-        return compiled(), compiled(INFERENCE_PRECISION_HINT="f32")
+        # The f32 model is compiled at the first question: an indexing process never pays its memory.
+        return compiled(), _lazily(lambda: compiled(INFERENCE_PRECISION_HINT="f32"))
 
     import onnxruntime as ort
 
@@ -246,6 +248,30 @@ def _runners(backend: str, folder: Path, threads: int) -> tuple[Run, Run]:
         return result
 
     return run_onnx, run_onnx
+
+
+def _lazily(make: Callable[[], Run]) -> Run:
+    made: list[Run] = []
+    lock = threading.Lock()
+
+    def run(feed: dict[str, np.ndarray]) -> np.ndarray:
+        if not made:
+            with lock:
+                if not made:
+                    made.append(make())
+        return made[0](feed)
+
+    return run
+
+
+def release_weights(model: Any) -> None:
+    """Free the torch copy of the transformer's weights once an export runs it: the tokenizer and the pooling
+    modules are all that is still used (about 90 MB for MiniLM, more for larger models)."""
+    import torch
+
+    with torch.no_grad():
+        for parameter in _transformer(model).auto_model.parameters():
+            parameter.data = torch.empty(0, dtype=parameter.dtype)
 
 
 def _read_inputs(folder: Path) -> list[str]:

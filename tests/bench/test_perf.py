@@ -18,7 +18,8 @@ def test_perf_bench_prints_the_table_on_a_small_corpus(tmp_path: Path, process_e
     for n in range(6):
         (docs / f"page{n}.md").write_text(f"# Page {n}\n\n## Part\n\nText about topic {n} and its index. " * 3)
     out = tmp_path / "perf.json"
-    options = ["--scale", "2", "--encode-sample", "20", "--out", str(out)]
+    options = ["--scale", "2", "--encode-sample", "20", "--out", str(out), "--backends", "torch,openvino"]
+    options += ["--index-types", "FLAT,HNSW"]
     done = subprocess.run(
         [sys.executable, "-m", "bench.perf", "--docs", str(docs), "--only", "encoders,retrieval", *options],
         env=process_env,
@@ -34,7 +35,7 @@ def test_perf_bench_prints_the_table_on_a_small_corpus(tmp_path: Path, process_e
     retrieval = result["retrieval"]
     assert retrieval["latency_2x"]["chunks"] == 2 * retrieval["latency_1x"]["chunks"]
     assert retrieval["latency_2x"]["recall_at_5_vs_exact"] == 1.0  # FLAT against itself
-    assert {"latency_2x_hnsw", "latency_2x_ivf_flat"} <= set(retrieval)
+    assert "latency_2x_hnsw" in retrieval
     for line in ("encode chunks/s openvino", "query embed p50 ms (openvino)", "retrieval p95 ms 2x HNSW"):
         assert line in done.stdout
     assert "baseline" in done.stdout and "ratio" in done.stdout
