@@ -137,7 +137,9 @@ class Indexer:
             return
         if total.sources_failed or not known <= ran:
             missing = sorted(known - ran) + [failed["source"] for failed in total.sources_failed]
-            logger.warning("the rebuilt index is not complete yet (%s); the old one keeps answering", ", ".join(missing))
+            logger.warning(
+                "the rebuilt index is not complete yet (%s); the old one keeps answering", ", ".join(missing)
+            )
             return
         await self._store.finish_rebuild()
 
