@@ -219,8 +219,9 @@ class MilvusStore:
         """
 
         def run(client: Any) -> None:
-            current = self._behind_alias(client)
-            spare = [c for c in client.list_collections() if c.startswith(self._name + _STAMP) and c != current]
+            names = client.list_collections()
+            current = self._behind_alias(client, names)
+            spare = [c for c in names if c.startswith(self._name + _STAMP) and c != current]
             if current is not None and self._layout_ok(client, current, dimension):
                 for name in spare:  # a rebuild made obsolete (another layout change, or one finished elsewhere)
                     client.drop_collection(name)
@@ -257,23 +258,23 @@ class MilvusStore:
         def run(client: Any) -> None:
             client.flush(target)
             client.load_collection(target)
-            if self._name in client.list_collections():  # a collection from before aliases holds the name
+            old = self._behind_alias(client, client.list_collections())
+            if old == self._name:  # a collection from before aliases holds the name
                 client.drop_collection(self._name)
                 client.create_alias(target, self._name)
             else:
-                old = client.describe_alias(self._name)["collection_name"]
                 client.alter_alias(target, self._name)
-                client.drop_collection(old)
+                if old is not None:
+                    client.drop_collection(old)
             self._write = self._name
             self._loaded_by = None  # searches look at the new collection's layout again
 
         await self._call("finish_rebuild", run)
         logger.info("the rebuilt index %s now answers as %s", target, self._name)
 
-    def _behind_alias(self, client: Any) -> str | None:
-        """The physical collection that searches of the configured name reach, if any. (Asked collection by
-        collection: ``describe_alias`` of a missing alias makes pymilvus log an error.)"""
-        names = client.list_collections()
+    def _behind_alias(self, client: Any, names: list[str]) -> str | None:
+        """The physical collection of ``names`` that searches of the configured name reach, if any. (Asked
+        collection by collection: ``describe_alias`` of a missing alias makes pymilvus log an error.)"""
         if self._name in names:
             return self._name
         for name in names:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 DEFAULT_ANSWER = "HNSW is a graph index [1]."
 
@@ -90,3 +91,10 @@ class ClosableGenerator(ScriptedGenerator):
 
     async def close(self) -> None:
         self.closed = True
+
+
+def over(engine: Any) -> Callable[[Any, Any], Any]:
+    """A harness ``pipeline`` factory: the bot's ``StartingPipeline`` over a background ``engine``."""
+    from rag.starting import StartingPipeline
+
+    return lambda retriever, settings: StartingPipeline(retriever, engine, settings.retrieval)

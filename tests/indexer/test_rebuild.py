@@ -50,18 +50,25 @@ def old_layout_collection(settings: Settings, vector: list[float]) -> None:
     client.close()
 
 
-def collections(store: MilvusStore) -> Any:
-    return store._call("list", lambda client: client.list_collections())
-
-
-async def test_a_layout_change_is_rebuilt_beside_the_old_index_with_no_gap(
-    tmp_path: Path, make_settings: Callable[..., Settings], embedder: Any
-) -> None:
+@pytest.fixture
+async def old_index(tmp_path: Path, make_settings: Callable[..., Settings], embedder: Any) -> tuple[Settings, Path]:
+    """Settings whose collection has the old layout and one old page, and a docs folder with the new page."""
     settings = make_settings()
     old_layout_collection(settings, (await embedder.embed_passages([OLD_TEXT]))[0])
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "hnsw.md").write_text(NEW_PAGE)
+    return settings, docs
+
+
+def collections(store: MilvusStore) -> Any:
+    return store._call("list", lambda client: client.list_collections())
+
+
+async def test_a_layout_change_is_rebuilt_beside_the_old_index_with_no_gap(
+    old_index: tuple[Settings, Path], embedder: Any
+) -> None:
+    settings, docs = old_index
     store = MilvusStore(settings.milvus_uri, settings.milvus)
     retriever = Retriever(embedder, store, settings.retrieval)
     answers: list[str] = []
@@ -100,13 +107,9 @@ async def test_a_layout_change_is_rebuilt_beside_the_old_index_with_no_gap(
 
 
 async def test_an_incomplete_rebuild_keeps_the_old_index_and_resumes(
-    tmp_path: Path, make_settings: Callable[..., Settings], embedder: Any
+    tmp_path: Path, old_index: tuple[Settings, Path], embedder: Any
 ) -> None:
-    settings = make_settings()
-    old_layout_collection(settings, (await embedder.embed_passages([OLD_TEXT]))[0])
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "hnsw.md").write_text(NEW_PAGE)
+    settings, docs = old_index
     good = FolderDocs(FolderSource(id="docs", path=docs, base_url="https://docs.example/"))
     broken = FolderDocs(FolderSource(id="gone", path=tmp_path / "missing", base_url="https://gone.example/"))
 

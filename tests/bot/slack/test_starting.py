@@ -4,30 +4,14 @@ command get "starting up" at once, support channels stay silent, health says sta
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import pytest
 
-from rag.retrieval import Retriever
-from rag.settings import Settings
-from rag.starting import BackgroundEngine, StartingPipeline
 from tests.bot.slack.harness import MEMBER, texts
-from tests.scripted import GatedStart
+from tests.scripted import over
 
 pytestmark = pytest.mark.integration
 STARTING = "still starting up"
-
-
-@pytest.fixture
-async def starting() -> AsyncIterator[tuple[GatedStart, BackgroundEngine[Any]]]:
-    gated = GatedStart("HNSW builds a graph [1].")
-    async with BackgroundEngine(gated.start, model="scripted") as engine:
-        yield gated, engine
-
-
-def over(engine: BackgroundEngine[Any]) -> Callable[[Retriever, Settings], StartingPipeline]:
-    return lambda retriever, settings: StartingPipeline(retriever, engine, settings.retrieval)
 
 
 async def test_before_the_engine_is_up_questions_are_told_to_come_back_then_answered(starting, slack_harness) -> None:
