@@ -39,36 +39,46 @@ class Embedder(Protocol):
 class SentenceTransformerEmbedder:
     """A sentence-transformers model behind one worker thread.
 
-    One thread keeps torch from oversubscribing the cores it shares with the engine,
+    One thread keeps the runtime from oversubscribing the cores it shares with the engine,
     and batches are small so a question never waits long behind an indexing run.
+    On an exported backend, a model of the usual shape runs without torch once its export is cached
+    (``rag.encoders``): torch is imported only to export it the first time.
     """
 
     def __init__(self, settings: EmbeddingSettings, cache_dir: Path | None = None, step: Step = _quiet) -> None:
         """``cache_dir`` holds exported backends (``<data_dir>/models``); without one, the torch backend runs."""
-        from sentence_transformers import SentenceTransformer
-
-        if settings.threads:
-            import torch
-
-            torch.set_num_threads(settings.threads)
         self._settings = settings
         name = resolve_embedding_model(settings.model)
         started = time.perf_counter()
-        try:
-            self._model = SentenceTransformer(name, device=settings.device)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"Cannot load embedding model {settings.model!r}: {exc}") from exc
-        self.dimension = int(self._model.get_embedding_dimension() or 0)
-        self.max_tokens = settings.max_tokens or int(self._model.max_seq_length or 256)
-        self._count = _token_counter(self._model.tokenizer)
         self.backend = settings.backend if cache_dir is not None and settings.device == "cpu" else "torch"
-        self._compiled: encoders.CompiledEncoder | None = None
-        if self.backend in encoders.EXPORTED:
+        self._model: Any = None
+        self._exported: encoders.ExportedEncoder | None = None
+        layout = self._layout(name) if self.backend in encoders.EXPORTED else None
+        if layout is not None:
             assert cache_dir is not None
-            self._compiled = encoders.load(self._model, self.backend, cache_dir, threads=settings.threads, step=step)
-            encoders.release_weights(self._model)
-        elif self.backend == "torch-int8":
-            self._model = encoders.quantise_torch(self._model)
+            self._exported = encoders.load(
+                layout,
+                self.backend,
+                cache_dir,
+                lambda: self._sentence_transformer(name),
+                threads=settings.threads,
+                step=step,
+            )
+            self._model = None  # loaded only to export: the torch copy of the weights is no longer needed
+            self.dimension = layout.dimension
+            self.max_tokens = settings.max_tokens or layout.max_tokens
+            self._count = _token_counter(layout.tokenizer)
+        else:
+            if self.backend in encoders.EXPORTED:
+                logger.warning(
+                    "embedding model %s has modules beyond transformer+pooling+normalise; it runs on torch", name
+                )
+                self.backend = "torch"
+            model = self._sentence_transformer(name)
+            self._model = encoders.quantise_torch(model) if self.backend == "torch-int8" else model
+            self.dimension = int(model.get_embedding_dimension() or 0)
+            self.max_tokens = settings.max_tokens or int(model.max_seq_length or 256)
+            self._count = _token_counter(model.tokenizer)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
         logger.info(
             "embedding model %s loaded (%d-d, %s) in %.1fs",
@@ -78,14 +88,36 @@ class SentenceTransformerEmbedder:
             time.perf_counter() - started,
         )
 
+    def _layout(self, name: str) -> encoders.Layout | None:
+        """The model folder's layout; a hub model not yet downloaded is fetched by sentence-transformers first."""
+        folder = encoders.local_folder(name)
+        if folder is None:
+            self._model = self._sentence_transformer(name)
+            folder = encoders.local_folder(name)
+        return encoders.read_layout(folder) if folder is not None else None
+
+    def _sentence_transformer(self, name: str) -> Any:
+        if self._model is not None:
+            return self._model
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if self._settings.threads:
+            torch.set_num_threads(self._settings.threads)
+        try:
+            self._model = SentenceTransformer(name, device=self._settings.device)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"Cannot load embedding model {self._settings.model!r}: {exc}") from exc
+        return self._model
+
     def count_tokens(self, text: str) -> int:
         return self._count(text)
 
     def encode(self, texts: list[str], *, queries: bool = False) -> list[list[float]]:
         """Unit vectors, computed on the calling thread (benchmarks; the async methods use the worker thread)."""
-        if self._compiled is not None:
+        if self._exported is not None:
             batch = self._settings.batch_size
-            rows: list[list[float]] = self._compiled.encode(texts, batch, queries=queries).tolist()
+            rows: list[list[float]] = self._exported.encode(texts, batch, queries=queries).tolist()
             return rows
         vectors = self._model.encode(
             texts,
@@ -122,17 +154,17 @@ class SentenceTransformerEmbedder:
 
 
 def _token_counter(tokenizer: Any) -> Callable[[str], int]:
-    """Token counts from a private copy of the tokenizer.
+    """Token counts from a private copy of the tokenizer (a Hugging Face tokenizer, or a tokenizer.json path).
 
     Chunking counts tokens in worker threads while the embedding thread encodes. A Hugging Face tokenizer
     call reconfigures truncation and padding on the shared Rust object, so sharing one between the two
     races and corrupts batches ("Unable to create tensor"). The copy is never reconfigured after this.
     """
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        from tokenizers import Tokenizer
+    from tokenizers import Tokenizer
 
-        counter = Tokenizer.from_str(backend.to_str())
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if isinstance(tokenizer, Path) or backend is not None:
+        counter = Tokenizer.from_file(str(tokenizer)) if backend is None else Tokenizer.from_str(backend.to_str())
         counter.no_truncation()
         counter.no_padding()
         return lambda text: len(counter.encode(text, add_special_tokens=False).ids)

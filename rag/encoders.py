@@ -2,7 +2,12 @@
 
 sentence-transformers' own ``backend="onnx"/"openvino"`` needs optimum, which pins an older transformers than
 vLLM runs with; so the transformer module is exported here and the rest of the model (pooling, dense layers,
-normalisation) still runs as sentence-transformers modules, so every model keeps its own pooling.
+normalisation) is read from the model folder and run in numpy.
+
+Once exported, a model of the usual shape (a transformer, pooling, optional normalisation: MiniLM, BGE, E5, GTE,
+mpnet...) runs without torch, transformers or sentence-transformers: the tokenizers library, the exported
+runtime and numpy. That keeps about 450 MB of torch out of every indexing and bot process. Other shapes
+(dense layers, weighted pooling) run on torch.
 
 Backends (measured by ``python -m bench.encoders``):
 - ``torch``: the model as loaded, fp32.
@@ -24,6 +29,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -38,7 +44,7 @@ BACKENDS = ("torch", "openvino", "onnx", "onnx-int8", "torch-int8")
 EXPORTED = ("openvino", "onnx", "onnx-int8")
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # Bump when the export itself changes, so older caches are rebuilt rather than trusted.
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
 
 Step = Callable[[str], None]
 Run = Callable[[dict[str, np.ndarray]], np.ndarray]
@@ -63,15 +69,89 @@ def _transformer_only(auto_model: Any, inputs: tuple[str, ...]) -> Any:
     return TransformerOnly().eval()
 
 
-def model_hash(model: Any) -> str:
-    """What the export depends on: the weights, the config, and the versions of the tools that export and run it."""
+_SKIPPED = frozenset({"README.md", ".gitattributes"})
+_MODULES = {"Transformer", "Pooling", "Normalize"}
+_POOLING = ("cls", "max", "mean", "mean_sqrt_len_tokens", "lasttoken")
+
+
+_LEGACY_POOLING = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
+    "pooling_mode_lasttoken": "lasttoken",
+}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What runs around the exported transformer, read from a sentence-transformers model folder."""
+
+    folder: Path
+    tokenizer: Path
+    pooling: tuple[str, ...]
+    max_tokens: int
+    lowercase: bool
+    dimension: int
+
+
+def local_folder(name: str) -> Path | None:
+    """The model's folder on this machine: a directory as given, or a hub model already in the local cache."""
+    if Path(name).is_dir():
+        return Path(name)
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(name, local_files_only=True))
+    except Exception:  # not downloaded yet, or not a hub name: the torch loader fetches it
+        return None
+
+
+def read_layout(folder: Path) -> Layout | None:
+    """The model's layout when it runs without torch (a transformer, pooling, optional normalisation and a fast
+    tokenizer); None for any other shape, which then runs on torch."""
+    try:
+        modules = json.loads((folder / "modules.json").read_text())
+        kinds = [str(module["type"]).rsplit(".", 1)[-1] for module in modules]
+        if not set(kinds) <= _MODULES or kinds[:2] != ["Transformer", "Pooling"]:
+            return None
+        base = folder / modules[0]["path"]
+        pooling_config = json.loads((folder / modules[1]["path"] / "config.json").read_text())
+        st_config = json.loads((base / "sentence_bert_config.json").read_text())
+        model_config = json.loads((base / "config.json").read_text())
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
+    mode = pooling_config.get("pooling_mode")
+    if mode is None:  # sentence-transformers < 6 wrote one boolean per mode
+        mode = [name for key, name in _LEGACY_POOLING.items() if pooling_config.get(key)]
+    modes = (mode,) if isinstance(mode, str) else tuple(mode)
+    if not modes or not set(modes) <= set(_POOLING) or not (base / "tokenizer.json").exists():
+        return None
+    limit = st_config.get("max_seq_length") or model_config.get("max_position_embeddings") or 512
+    width = int(pooling_config.get("embedding_dimension") or pooling_config.get("word_embedding_dimension") or 0)
+    return Layout(
+        folder=folder,
+        tokenizer=base / "tokenizer.json",
+        pooling=modes,
+        max_tokens=int(limit),
+        lowercase=bool(st_config.get("do_lower_case")),
+        dimension=width * len(modes),
+    )
+
+
+def files_hash(folder: Path) -> str:
+    """What the export depends on: every file of the model folder, and the versions of the tools that export and
+    run it. Read from disk, so a start with the export already made never needs torch."""
     digest = hashlib.sha256()
-    transformer = _transformer(model)
-    digest.update(json.dumps(transformer.auto_model.config.to_dict(), sort_keys=True, default=str).encode())
-    for name, tensor in sorted(transformer.auto_model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    for package in ("torch", "openvino", "onnxruntime", "transformers"):
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        relative = path.relative_to(folder)
+        if relative.name in _SKIPPED or any(part.startswith(".") for part in relative.parts):
+            continue
+        digest.update(str(relative).encode())
+        with path.open("rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    for package in ("torch", "openvino", "onnxruntime", "transformers", "tokenizers"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             digest.update(f"{package}={metadata.version(package)}".encode())
     digest.update(f"export={EXPORT_VERSION}".encode())
@@ -97,52 +177,84 @@ def _inputs(model: Any) -> tuple[str, ...]:
     return tuple(name for name in _INPUTS if name in sample)
 
 
-class CompiledEncoder:
-    """Encodes with an exported transformer, then the model's own remaining modules (pooling, normalisation)."""
+class ExportedEncoder:
+    """The exported transformer between the model's own fast tokenizer and numpy pooling; no torch."""
 
-    def __init__(self, model: Any, runs: tuple[Run, Run], inputs: tuple[str, ...]):
-        self._model = model
+    def __init__(self, layout: Layout, runs: tuple[Run, Run], inputs: tuple[str, ...]):
+        from tokenizers import Tokenizer
+
+        self._layout = layout
         self._passages, self._queries = runs
-        self._preprocess = _preprocess(model)
         self._inputs = inputs
-        self._tail = list(model)[1:]
+        self._tokenizer = Tokenizer.from_file(str(layout.tokenizer))
+        # tokenizer.json may carry a fixed padding and a shorter truncation; sentence-transformers pads each
+        # batch to its longest text and truncates at max_seq_length.
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_padding(pad_id=self._tokenizer.padding["pad_id"] if self._tokenizer.padding else 0)
+        self._tokenizer.enable_truncation(max_length=layout.max_tokens)
 
     def encode(self, texts: list[str], batch_size: int, *, queries: bool = False) -> np.ndarray:
         """Unit vectors in input order, encoded longest first so each batch pads little (as sentence-transformers)."""
-        import torch
-
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        out = np.zeros((len(texts), 0), dtype=np.float32)
+        out = np.zeros((len(texts), self._layout.dimension), dtype=np.float32)
+        run = self._queries if queries else self._passages
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
-            features = self._preprocess([texts[i] for i in batch])
-            run = self._queries if queries else self._passages
-            hidden = run({name: features[name].numpy().astype(np.int64) for name in self._inputs})
-            features["token_embeddings"] = torch.from_numpy(np.ascontiguousarray(hidden, dtype=np.float32))
-            with torch.inference_mode():
-                for module in self._tail:
-                    features = module(features)
-                vectors = torch.nn.functional.normalize(features["sentence_embedding"].float(), p=2, dim=1).numpy()
-            if not out.shape[1]:
-                out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
-            out[batch] = vectors
+            chunk = [texts[i].lower() if self._layout.lowercase else texts[i] for i in batch]
+            encodings = self._tokenizer.encode_batch(chunk)
+            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+            columns = {
+                "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+                "attention_mask": mask,
+                "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+            }
+            hidden = np.asarray(run({name: columns[name] for name in self._inputs}), dtype=np.float32)
+            vectors = pool(hidden, mask, self._layout.pooling)
+            out[batch] = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return out
 
 
-def load(model: Any, backend: str, cache_root: Path, *, threads: int = 0, step: Step = _quiet) -> CompiledEncoder:
-    """The model's encoder on ``backend``, exporting it into ``cache_root`` first if it isn't there yet."""
+def pool(hidden: np.ndarray, mask: np.ndarray, modes: tuple[str, ...]) -> np.ndarray:
+    """sentence-transformers' Pooling in numpy, for right-padded batches: the modes' vectors side by side."""
+    weights = mask[:, :, None].astype(np.float32)
+    counts = np.maximum(weights.sum(axis=1), 1e-9)
+    parts: list[np.ndarray] = []
+    for mode in modes:
+        if mode == "cls":
+            parts.append(hidden[:, 0])
+        elif mode == "max":
+            parts.append(np.where(weights > 0, hidden, -np.inf).max(axis=1))
+        elif mode == "lasttoken":
+            last = np.maximum(mask.sum(axis=1) - 1, 0)
+            parts.append(hidden[np.arange(len(hidden)), last])
+        else:
+            total = (hidden * weights).sum(axis=1)
+            parts.append(total / (counts if mode == "mean" else np.sqrt(counts)))
+    return np.concatenate(parts, axis=1)
+
+
+def load(
+    layout: Layout,
+    backend: str,
+    cache_root: Path,
+    model: Callable[[], Any],
+    *,
+    threads: int = 0,
+    step: Step = _quiet,
+) -> ExportedEncoder:
+    """The model's encoder on ``backend``. ``model`` loads the sentence-transformers model, and is called only when
+    the export isn't in ``cache_root`` yet: a start with the export made never imports torch."""
     if backend not in EXPORTED:
         raise ValueError(backend)
     _require(backend)
-    inputs = _inputs(model)
     step("hashing the embedding model")
-    folder = cache_root / f"{backend}-{model_hash(model)}"
+    folder = cache_root / f"{backend}-{files_hash(layout.folder)}"
     for attempt in (1, 2):
         if not (folder / "done").exists():
-            _export(model, backend, folder, inputs, step)
+            _export(model(), backend, folder, step)
         try:
             step(f"compiling the {backend} embedding model")
-            return CompiledEncoder(model, _runners(backend, folder, threads), inputs)
+            return ExportedEncoder(layout, _runners(backend, folder, threads), tuple(_read_inputs(folder)))
         except Exception as exc:  # a damaged cache: rebuild it once
             if attempt == 2:
                 raise ConfigError(f"Cannot load the {backend} export of the embedding model: {exc}") from exc
@@ -164,10 +276,11 @@ def _require(backend: str) -> None:
         ) from exc
 
 
-def _export(model: Any, backend: str, folder: Path, inputs: tuple[str, ...], step: Step) -> None:
+def _export(model: Any, backend: str, folder: Path, step: Step) -> None:
     """Export into a private folder beside the cache and rename it into place, so a crash never leaves half."""
     import torch
 
+    inputs = _inputs(model)
     folder.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     started = time.perf_counter()
@@ -262,16 +375,6 @@ def _lazily(make: Callable[[], Run]) -> Run:
         return made[0](feed)
 
     return run
-
-
-def release_weights(model: Any) -> None:
-    """Free the torch copy of the transformer's weights once an export runs it: the tokenizer and the pooling
-    modules are all that is still used (about 90 MB for MiniLM, more for larger models)."""
-    import torch
-
-    with torch.no_grad():
-        for parameter in _transformer(model).auto_model.parameters():
-            parameter.data = torch.empty(0, dtype=parameter.dtype)
 
 
 def _read_inputs(folder: Path) -> list[str]:

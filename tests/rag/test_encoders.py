@@ -4,6 +4,9 @@ or half-written cache is never trusted."""
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +22,7 @@ from rag.settings import EmbeddingSettings
 TEXTS = [
     "How do I create a collection with a custom schema?",
     "Milvus supports IVF_FLAT and HNSW indexes on dense float vectors; HNSW trades memory for recall. " * 8,
+    "Text longer than the model's 256 tokens is cut where sentence-transformers cuts it. " * 40,
     "pymilvus MilvusClient(uri='http://localhost:19530')",
 ]
 
@@ -36,7 +40,7 @@ async def test_the_default_backend_is_openvino_and_agrees_with_torch(
     assert embedder.backend == "openvino"
     fast = np.array(await embedder.embed_passages(TEXTS))
     reference = np.array(await torch_embedder.embed_passages(TEXTS))
-    assert fast.shape == reference.shape == (3, 384)
+    assert fast.shape == reference.shape == (4, 384)
     assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-4)
     assert (fast * reference).sum(axis=1).min() > 0.999
     query = np.array(await embedder.embed_query("which index uses more memory, HNSW or IVF?"))
@@ -59,16 +63,73 @@ def test_the_export_is_made_once_and_reused(minilm_dir: str, tmp_path: Path) -> 
     assert [p.name for p in tmp_path.iterdir()] == [folder.name]  # no leftover work folders
 
 
-def test_the_cache_key_follows_the_weights(minilm_dir: str) -> None:
-    import torch
-    from sentence_transformers import SentenceTransformer
+def test_the_cache_key_follows_the_weights(minilm_dir: str, tmp_path: Path) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(minilm_dir, copy)
+    before = encoders.files_hash(copy)
+    assert encoders.files_hash(copy) == before
+    (copy / "README.md").write_text("notes do not change the model")
+    assert encoders.files_hash(copy) == before
+    weights = copy / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    assert encoders.files_hash(copy) != before
 
-    model = SentenceTransformer(minilm_dir, device="cpu")
-    before = encoders.model_hash(model)
-    assert encoders.model_hash(model) == before
-    with torch.no_grad():
-        next(iter(model.parameters())).add_(1e-3)
-    assert encoders.model_hash(model) != before
+
+def test_a_cached_export_runs_without_torch(minilm_dir: str, embedding_cache: Path) -> None:
+    """The point of the export for memory: a process with the export cached never imports torch (~450 MB)."""
+    script = f"""
+import sys
+from pathlib import Path
+from rag.embedder import SentenceTransformerEmbedder
+from rag.settings import EmbeddingSettings
+model = SentenceTransformerEmbedder(EmbeddingSettings(model={minilm_dir!r}, threads=1), Path({str(embedding_cache)!r}))
+vector = model.encode(["hello"], queries=True)[0]
+print(len(vector), model.count_tokens("hello world"), model.max_tokens, model.backend)
+print(sorted(name for name in ("torch", "transformers", "sentence_transformers") if name in sys.modules))
+"""
+    SentenceTransformerEmbedder(EmbeddingSettings(model=minilm_dir, threads=1), embedding_cache).close()
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["384 2 256 openvino", "[]"]
+
+
+@pytest.mark.parametrize(
+    "modes", [("mean",), ("cls",), ("max",), ("lasttoken",), ("mean_sqrt_len_tokens",), ("cls", "mean")]
+)
+def test_numpy_pooling_matches_sentence_transformers(modes: tuple[str, ...]) -> None:
+    import torch
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
+    rng = np.random.default_rng(7)
+    hidden = rng.standard_normal((3, 5, 4)).astype(np.float32)
+    mask = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], dtype=np.int64)
+    module = Pooling(4, pooling_mode=modes[0] if len(modes) == 1 else modes)
+    expected = module({"token_embeddings": torch.from_numpy(hidden), "attention_mask": torch.from_numpy(mask)})
+    assert np.allclose(encoders.pool(hidden, mask, modes), expected["sentence_embedding"].numpy(), atol=1e-5)
+
+
+def test_models_of_other_shapes_are_left_to_torch(minilm_dir: str, tmp_path: Path) -> None:
+    assert encoders.read_layout(Path(minilm_dir)) == encoders.Layout(
+        folder=Path(minilm_dir),
+        tokenizer=Path(minilm_dir) / "tokenizer.json",
+        pooling=("mean",),
+        max_tokens=256,
+        lowercase=False,
+        dimension=384,
+    )
+    copy = tmp_path / "model"
+    shutil.copytree(minilm_dir, copy, ignore=shutil.ignore_patterns("*.safetensors"))
+    modules = json.loads((copy / "modules.json").read_text())
+    (copy / "modules.json").write_text(
+        json.dumps([*modules, {"idx": 3, "name": "3", "path": "3_Dense", "type": "sentence_transformers.models.Dense"}])
+    )
+    assert encoders.read_layout(copy) is None
+    (copy / "modules.json").write_text(json.dumps(modules))
+    (copy / "tokenizer.json").unlink()
+    assert encoders.read_layout(copy) is None
+    assert encoders.read_layout(tmp_path / "missing") is None
 
 
 def test_a_damaged_export_is_rebuilt(minilm_dir: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
