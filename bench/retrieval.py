@@ -144,13 +144,13 @@ async def latencies(
     results["latency_1x"] = {
         "chunks": len(rows),
         **await latency(Retriever(embedder, store, settings.retrieval), questions, 2),
+        "milvus_bm25_p95_ms": await milvus_bm25_p95(settings, settings.milvus, embedder, questions, 2),
     }
     exact: list[list[str]] = []
     for index_type in index_types:
         name = f"scaled_{index_type.lower()}"
-        scaled = MilvusStore(
-            settings.milvus_uri, settings.milvus.model_copy(update={"collection": name, "index_type": index_type})
-        )
+        scaled_settings = settings.milvus.model_copy(update={"collection": name, "index_type": index_type})
+        scaled = MilvusStore(settings.milvus_uri, scaled_settings)
         await scaled.ensure_collection(embedder.dimension)
         print(f"building the {scale}x collection ({index_type})…", file=sys.stderr)
         started = time.perf_counter()
@@ -182,6 +182,7 @@ async def latencies(
         measured = await latency(retriever, questions, 1)
         dense_only = Retriever(embedder, scaled, settings.retrieval.model_copy(update={"mode": "dense"}))
         dense = await latency(dense_only, questions, 1)
+        lite_bm25 = await milvus_bm25_p95(settings, scaled_settings, embedder, questions, 1)
         # The vector index's own recall: its top 5 chunks against exact search's, on the same questions.
         nearest = [
             [hit.chunk_id for hit in await scaled.search(await embedder.embed_query(q.text), 5)] for q in questions
@@ -196,10 +197,24 @@ async def latencies(
             "build_s": round(build_s, 1),
             "recall_at_5_vs_exact": round(statistics.mean(overlap), 4),
             "dense_only_p95_ms": dense["p95_ms"],
+            "milvus_bm25_p95_ms": lite_bm25,
             **measured,
         }
         await scaled.close()
     return results
+
+
+async def milvus_bm25_p95(settings: Any, milvus: Any, embedder: Any, questions: list[Any], rounds: int) -> float:
+    """p95 of the same retrieval with BM25 run by Milvus (Lite's own) instead of locally: the baseline."""
+    from rag.retrieval import Retriever
+    from rag.store import MilvusStore
+
+    store = MilvusStore(settings.milvus_uri, milvus.model_copy(update={"bm25": "milvus"}))
+    try:
+        measured: float = (await latency(Retriever(embedder, store, settings.retrieval), questions, rounds))["p95_ms"]
+        return measured
+    finally:
+        await store.close()
 
 
 def print_table(results: dict[str, Any], scale: int) -> None:

@@ -101,6 +101,11 @@ class MilvusSettings(BaseModel):
         "FLAT", description="Vector index: FLAT is exact and fast to ~10k chunks; HNSW beyond."
     )
     metric: Literal["COSINE", "IP"] = Field("COSINE", description="Vector similarity metric.")
+    bm25: Literal["auto", "milvus", "local"] = Field(
+        "auto",
+        description="Where hybrid search's BM25 runs: in Milvus, or local (in the bot's process, from the collection); "
+        "auto is local for Milvus Lite, whose own BM25 is slow, and Milvus for a server.",
+    )
     timeout_s: float = Field(30.0, description="Timeout of each Milvus call.")
 
 

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
+from rag.bm25 import LocalBM25, Row, fuse
 from rag.errors import ConfigError, IndexMissing, StoreUnavailable
 from rag.lexical import lexical_text
 from rag.models import Chunk, Hit, page_key
@@ -159,6 +160,11 @@ class MilvusStore:
         self._loaded_by: Any = None
         self._output = list(_OUTPUT)
         self._has_headings = True
+        lite = uri.endswith(".db")
+        self._local_bm25 = settings.bm25 == "local" or (settings.bm25 == "auto" and lite)
+        # Field -> index of the collection that answers, built at the first search (see rag.bm25); None until then.
+        self._bm25: dict[str, LocalBM25] | None = None
+        self._bm25_lock = threading.Lock()
 
     def _connect(self) -> Any:
         from pymilvus import MilvusClient
@@ -268,6 +274,8 @@ class MilvusStore:
                     client.drop_collection(old)
             self._write = self._name
             self._loaded_by = None  # searches look at the new collection's layout again
+            with self._bm25_lock:
+                self._bm25 = None  # and local BM25 reads the new collection
 
         await self._call("finish_rebuild", run)
         logger.info("the rebuilt index %s now answers as %s", target, self._name)
@@ -392,13 +400,20 @@ class MilvusStore:
             }
             for c, v in zip(chunks, vectors, strict=True)
         ]
-        await self._call("upsert", lambda client: client.upsert(self._write, rows))
+
+        def write(client: Any) -> None:
+            with self._bm25_lock:  # a local BM25 being read from the collection sees this write, or gets it here
+                client.upsert(self._write, rows)
+                for field, index in self._following().items():
+                    index.put(_bm25_row(r, field) for r in rows)
+
+        await self._call("upsert", write)
 
     async def delete_page_tail(self, page_id: str, keep: int, *, source_id: str | None = None) -> None:
         """Drop a page's chunks from ordinal ``keep`` on: what is left after it shrank."""
         scope = f"source_id == {literal(source_id)} and " if source_id is not None else ""
         expr = f"{scope}page_key == {literal(page_key(page_id))} and ordinal >= {int(keep)}"
-        await self._call("delete", lambda client: client.delete(self._write, filter=expr))
+        await self._delete(expr, [page_key(page_id)], source_id, int(keep))
 
     async def delete_pages(self, page_ids: Iterable[str], *, source_id: str | None = None) -> None:
         await self.delete_keys([page_key(p) for p in page_ids], source_id=source_id)
@@ -408,12 +423,22 @@ class MilvusStore:
         wanted = list(keys)
         scope = f"source_id == {literal(source_id)} and " if source_id is not None else ""
         for start in range(0, len(wanted), 500):
-            expr = f"{scope}page_key in {literal_list(wanted[start : start + 500])}"
+            batch = wanted[start : start + 500]
+            await self._delete(f"{scope}page_key in {literal_list(batch)}", batch, source_id)
 
-            def delete(client: Any, expr: str = expr) -> None:
+    async def _delete(self, expr: str, keys: list[str], source_id: str | None, from_ordinal: int = 0) -> None:
+        def delete(client: Any) -> None:
+            with self._bm25_lock:
                 client.delete(self._write, filter=expr)
+                for index in self._following().values():
+                    index.delete_pages(keys, source_id=source_id, from_ordinal=from_ordinal)
 
-            await self._call("delete", delete)
+        await self._call("delete", delete)
+
+    def _following(self) -> dict[str, LocalBM25]:
+        """The local BM25 indexes that follow this process's writes: those of the collection that answers, once
+        built, and none while a rebuild writes elsewhere. Called with ``_bm25_lock`` held."""
+        return self._bm25 or {} if self._write == self._name else {}
 
     async def search(
         self,
@@ -444,6 +469,12 @@ class MilvusStore:
 
         def run(client: Any) -> list[Hit]:
             self._ensure_loaded(client)
+            local = self._bm25  # once: a rebuild finishing meanwhile replaces it
+            if lexical.strip() and local:
+                lists = [local["lexical"].search(lexical, limit, source_ids)]
+                if headings and "headings" in local:
+                    lists.append(local["headings"].search(lexical, limit, source_ids))
+                return self._search_local(client, query, dense_params, expr, limit, lists, rrf_k)
             if lexical.strip():
                 requests = [
                     AnnSearchRequest([query], "vector", dense_params, limit, expr=expr or None),
@@ -469,6 +500,35 @@ class MilvusStore:
             return [_hit(row, query) for row in results[0]]
 
         return await self._call("search", run)
+
+    def _search_local(
+        self,
+        client: Any,
+        query: list[float],
+        dense_params: dict[str, Any],
+        expr: str,
+        limit: int,
+        lexical: list[list[str]],
+        rrf_k: int,
+    ) -> list[Hit]:
+        """Hybrid search with BM25 run here (Lite): Milvus' vector search, fused with the local BM25 lists
+        (``lexical``: keys, best first) as Milvus' RRFRanker does, then the rows only BM25 found, fetched by key."""
+        dense = client.search(
+            self._name,
+            data=[query],
+            anns_field="vector",
+            limit=limit,
+            output_fields=self._output,
+            search_params=dense_params,
+            filter=expr,
+        )[0]
+        rows = {row["id"]: row for row in dense}
+        fused = fuse([list(rows), *lexical], rrf_k, limit)
+        missing = [key for key, _ in fused if key not in rows]
+        if missing:
+            for entity in client.get(self._name, ids=missing, output_fields=self._output):
+                rows[entity["id"]] = {"id": entity["id"], "entity": entity}
+        return [_hit({**rows[key], "distance": score}, query) for key, score in fused if key in rows]
 
     async def scan(self, fields: Sequence[str], expr: str = "") -> list[dict[str, Any]]:
         """Every row matching ``expr`` (all rows when empty), paged past Milvus' query window."""
@@ -511,7 +571,29 @@ class MilvusStore:
         fields = {f["name"] for f in client.describe_collection(self._name)["fields"]}
         self._output = [name for name in _OUTPUT if name in fields]
         self._has_headings = "heading_sparse" in fields
+        if self._local_bm25:
+            self._load_bm25(client, fields)
         self._loaded_by = client
+
+    def _load_bm25(self, client: Any, fields: set[str]) -> None:
+        """Read the collection that answers into local BM25 indexes, once (rebuilt after the alias moves)."""
+        with self._bm25_lock:
+            if self._bm25 is not None:
+                return
+            started = time.perf_counter()
+            texts: list[str] = [f for f in ("lexical", "headings") if f in fields]
+            indexes = {field: LocalBM25() for field in texts}
+            wanted = ["id", "source_id", "page_key", "ordinal", *texts]
+            iterator = client.query_iterator(self._name, batch_size=4096, filter="", output_fields=wanted)
+            try:
+                while batch := iterator.next():
+                    for field, index in indexes.items():
+                        index.put(_bm25_row(r, field) for r in batch)
+            finally:
+                iterator.close()
+            self._bm25 = indexes
+            count = len(indexes["lexical"]) if "lexical" in indexes else 0
+            logger.info("local BM25 over %d chunks ready in %.2fs", count, time.perf_counter() - started)
 
     async def flush(self) -> None:
         await self._call("flush", lambda client: client.flush(self._write))
@@ -551,6 +633,10 @@ def _hit(row: dict[str, Any], query: list[float]) -> Hit:
         kind=str(entity.get("kind") or "section"),
         section=int(entity["section"]) if entity.get("section") is not None else None,
     )
+
+
+def _bm25_row(row: dict[str, Any], field: str) -> Row:
+    return Row(str(row["id"]), str(row["source_id"]), str(row["page_key"]), int(row["ordinal"]), str(row[field] or ""))
 
 
 def literal_list(values: Sequence[str]) -> str:

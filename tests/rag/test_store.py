@@ -11,6 +11,7 @@ import pytest
 from rag.errors import StoreUnavailable
 from rag.lexical import lexical_text
 from rag.store import MilvusStore
+from tests.conftest import CORPUS
 
 pytestmark = pytest.mark.integration
 
@@ -88,3 +89,78 @@ async def test_rows_keep_their_granularity_and_section(store: MilvusStore) -> No
     }
     rows = await store.scan(["id", "kind", "section", "lexical"])
     assert {r["id"]: r["lexical"] for r in rows}["w"] == lexical_text("P > H\n\nwhole"), "a window's words are searched"
+
+
+def _chunks() -> list[Any]:
+    """Paragraphs of the real Milvus docs, from two sources: real text, so BM25 scores seldom tie."""
+    from rag.models import Chunk
+
+    paragraphs: list[str] = []
+    for page in sorted((CORPUS / "userGuide").rglob("*.md"))[:6]:
+        paragraphs += [p for p in page.read_text().split("\n\n") if len(p.split()) > 12 and "```" not in p][:4]
+    return [
+        Chunk(f"c{n}", "docs" if n % 4 else "sdk", f"page{n // 2}.md", n % 2, "", "", "", text, "h", contextual=False)
+        for n, text in enumerate(paragraphs[:24])
+    ]
+
+
+def _vectors(n: int) -> list[list[float]]:
+    import numpy as np
+
+    rows = np.random.default_rng(3).standard_normal((n, 8))
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).tolist()
+
+
+async def test_local_bm25_answers_as_milvus_bm25_does(make_settings: Any) -> None:
+    """Lite runs BM25 in the bot's process (rag.bm25); on one segment it ranks exactly as Milvus' own."""
+    stores = []
+    for engine in ("local", "milvus"):
+        settings = make_settings(milvus={"bm25": engine, "collection": f"bm25_{engine}"})
+        store = MilvusStore(settings.milvus_uri, settings.milvus)
+        await store.ensure_collection(8)
+        await store.upsert(_chunks(), _vectors(24))
+        await store.flush()
+        stores.append(store)
+    local, milvus = stores
+    query = _vectors(25)[-1]
+    try:
+        for question in ("drop a partition", "load the collection", "describe the schema", "rename an index", "alias"):
+            for sources in ((), ("sdk",)):
+                found = [await s.search(query, 6, lexical=lexical_text(question), source_ids=sources) for s in stores]
+                assert [h.chunk_id for h in found[0]] == [h.chunk_id for h in found[1]], (question, sources)
+                assert [h.similarity for h in found[0]] == pytest.approx([h.similarity for h in found[1]])
+        assert local._bm25 is not None and milvus._bm25 is None
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_local_bm25_follows_the_writes(make_settings: Any) -> None:
+    from rag.models import Chunk
+
+    settings = make_settings(milvus={"bm25": "local"})
+    store = MilvusStore(settings.milvus_uri, settings.milvus)
+    await store.ensure_collection(8)
+    vectors = _vectors(26)
+    await store.upsert(_chunks(), vectors[:24])
+    far = [-x for x in vectors[25]]  # the new rows are the farthest by vector: only BM25 can find them
+
+    async def found(words: str) -> list[str]:
+        return [h.chunk_id for h in await store.search(vectors[25], 6, lexical=lexical_text(words))]
+
+    try:
+        assert "new" not in await found("zebrafish")  # built from the collection at the first search
+        new = Chunk("new", "docs", "fish.md", 0, "", "Fish", "", "zebrafish care", "h")
+        tail = Chunk("tail", "docs", "fish.md", 1, "", "Fish", "", "zebrafish tail", "h")
+        await store.upsert([new, tail], [far, far])
+        assert set(await found("zebrafish")) >= {"new", "tail"}
+        await store.delete_page_tail("fish.md", 1)
+        assert "tail" not in await found("zebrafish") and "new" in await found("zebrafish")
+        await store.delete_pages(["fish.md"])
+        assert not {"new", "tail"} & set(await found("zebrafish"))
+        words = " ".join(c.text for c in _chunks()[6:8])
+        assert {"c6", "c7"} & set(await found(words))
+        await store.delete_pages(["page3.md"])  # c6 and c7
+        assert not {"c6", "c7"} & set(await found(words))
+    finally:
+        await store.close()
