@@ -20,7 +20,7 @@ from indexer.lock import IndexerBusy
 from indexer.progress import line
 from indexer.runner import Indexer
 from indexer.sources import DocumentSource
-from rag.errors import EngineUnavailable, StartingUp, describe, new_error_id
+from rag.errors import describe, new_error_id
 from rag.feedback import FeedbackStore
 from rag.learned import FILE as LEARNED_FILE
 from rag.learned import SOURCE_ID as LEARNED_SOURCE
@@ -306,10 +306,7 @@ class Services:
         ``partial`` gets the cleaned text so far at most every ``bot.edit_interval_s``. A channel's policy may limit
         the sources and raise the refusal threshold. Failures propagate; before the engine is up that is
         ``StartingUp``, at once: no queue, no slot."""
-        if not self.pipeline.ready:
-            if self.pipeline.healthy():
-                raise StartingUp("a question before the language model is up")
-            raise EngineUnavailable("the language model did not start")
+        self.pipeline.check_ready()
         started = time.monotonic()
         interval = self.settings.bot.edit_interval_s
         if self.admission.must_wait:

@@ -124,6 +124,7 @@ class Indexer:
                 total.merge(await self._run_source(source, total, progress))
             await self._store.flush()
             await self._finish_rebuild(total, known, {source.source_id for source in sources})
+            await self._store.fit_index()  # a corpus grown past exact search gets an approximate index
             total.seconds = time.perf_counter() - started
             logger.info("index run done: %s", total.summary())
             progress(total)

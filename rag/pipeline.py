@@ -75,6 +75,10 @@ class Answering(Protocol):
         """Return once the engine is up; raise what stopped it from starting."""
         ...
 
+    def check_ready(self) -> None:
+        """Raise ``StartingUp`` while the engine starts and ``EngineUnavailable`` if it failed to; else nothing."""
+        ...
+
     def stream(
         self,
         question: str,
@@ -100,6 +104,9 @@ class AnswerPipeline:
         return self._generator.healthy()
 
     async def wait_ready(self) -> None:
+        return None
+
+    def check_ready(self) -> None:
         return None
 
     def _fit_context(

@@ -97,8 +97,13 @@ class MilvusSettings(BaseModel):
     uri: str = Field("", description="Milvus Lite path or server URI; empty means <data_dir>/milvus.db.")
     token: SecretStr | None = Field(None, description="Milvus server token (user:password or API key).")
     collection: str = Field("docent_chunks", description="Collection holding the chunks.")
-    index_type: Literal["FLAT", "HNSW", "IVF_FLAT", "AUTOINDEX"] = Field(
-        "FLAT", description="Vector index: FLAT is exact and fast to ~10k chunks; HNSW beyond."
+    index_type: Literal["auto", "FLAT", "HNSW", "IVF_FLAT", "AUTOINDEX"] = Field(
+        "auto",
+        description="Vector index. auto: FLAT (exact) until the collection holds auto_index_rows chunks, then "
+        "IVF_FLAT, switched after an index run by copying the vectors into a new collection behind the alias.",
+    )
+    auto_index_rows: int = Field(
+        20000, ge=1, description="With index_type=auto, the size from which IVF_FLAT replaces FLAT."
     )
     metric: Literal["COSINE", "IP"] = Field("COSINE", description="Vector similarity metric.")
     bm25: Literal["auto", "milvus", "local"] = Field(

@@ -188,6 +188,9 @@ class StartingPipeline:
     async def wait_ready(self) -> None:
         await self._engine.wait()
 
+    def check_ready(self) -> None:
+        self._current()
+
     def _current(self) -> AnswerPipeline:
         engine = self._engine.engine
         if engine is None:

@@ -80,6 +80,8 @@ class Store(Protocol):
 
     async def finish_rebuild(self) -> None: ...
 
+    async def fit_index(self) -> str | None: ...
+
     async def page_hashes(self, source_id: str) -> dict[str, str]:
         """page_key(page_id) -> content hash of every page of a source (one row per page: ordinal 0)."""
         rows = await self.scan(["page_key", "page_hash"], f"source_id == {literal(source_id)} and ordinal == 0")
@@ -160,6 +162,8 @@ class MilvusStore:
         self._loaded_by: Any = None
         self._output = list(_OUTPUT)
         self._has_headings = True
+        self._index_type = _configured_index(settings)  # of the collection that answers, once loaded
+        self._fields: set[str] = set()
         lite = uri.endswith(".db")
         self._local_bm25 = settings.bm25 == "local" or (settings.bm25 == "auto" and lite)
         # Field -> index of the collection that answers, built at the first search (see rag.bm25); None until then.
@@ -261,24 +265,62 @@ class MilvusStore:
             return
         target = self._write
 
-        def run(client: Any) -> None:
-            client.flush(target)
-            client.load_collection(target)
-            old = self._behind_alias(client, client.list_collections())
-            if old == self._name:  # a collection from before aliases holds the name
-                client.drop_collection(self._name)
-                client.create_alias(target, self._name)
-            else:
-                client.alter_alias(target, self._name)
-                if old is not None:
-                    client.drop_collection(old)
-            self._write = self._name
-            self._loaded_by = None  # searches look at the new collection's layout again
-            with self._bm25_lock:
-                self._bm25 = None  # and local BM25 reads the new collection
-
-        await self._call("finish_rebuild", run)
+        await self._call("finish_rebuild", lambda client: self._swap(client, target))
         logger.info("the rebuilt index %s now answers as %s", target, self._name)
+
+    def _swap(self, client: Any, target: str) -> None:
+        """Point the alias at ``target`` (searches move over at once), drop the collection it replaces."""
+        client.flush(target)
+        client.load_collection(target)
+        old = self._behind_alias(client, client.list_collections())
+        if old == self._name:  # a collection from before aliases holds the name
+            client.drop_collection(self._name)
+            client.create_alias(target, self._name)
+        else:
+            client.alter_alias(target, self._name)
+            if old is not None:
+                client.drop_collection(old)
+        self._write = self._name
+        self._loaded_by = None  # searches look at the new collection's layout and index again
+        with self._bm25_lock:
+            self._bm25 = None  # and local BM25 reads the new collection
+
+    async def fit_index(self) -> str | None:
+        """With ``index_type=auto``, move a FLAT collection that has grown past ``auto_index_rows`` to IVF_FLAT:
+        its rows (vectors included: nothing is embedded again) are copied into a new collection beside it, and the
+        alias moves when the copy is complete, so searches never go without an index. The new index type, if
+        it changed. Called after an index run, which is the only writer meanwhile."""
+        if self._settings.index_type != "auto" or self.rebuilding:
+            return None
+
+        def run(client: Any) -> str | None:
+            current = self._behind_alias(client, client.list_collections())
+            if current is None or _vector_index(client, current) != "FLAT":
+                return None
+            rows = int(client.query(current, filter="", output_fields=["count(*)"])[0]["count(*)"])
+            if rows < self._settings.auto_index_rows:
+                return None
+            started = time.perf_counter()
+            fields = {f["name"]: f for f in client.describe_collection(current)["fields"]}
+            dimension = int(fields["vector"]["params"]["dim"])
+            target = self._create(client, dimension, "IVF_FLAT")
+            copied = [name for name in fields if name not in ("sparse", "heading_sparse")]  # BM25 makes those
+            iterator = client.query_iterator(current, batch_size=2048, filter="", output_fields=copied)
+            try:
+                while batch := iterator.next():
+                    client.insert(target, batch)
+            finally:
+                iterator.close()
+            self._swap(client, target)
+            logger.info(
+                "%d chunks: moved the index from FLAT to IVF_FLAT (%s) in %.1fs",
+                rows,
+                target,
+                time.perf_counter() - started,
+            )
+            return "IVF_FLAT"
+
+        return await self._call("fit_index", run)
 
     def _behind_alias(self, client: Any, names: list[str]) -> str | None:
         """The physical collection of ``names`` that searches of the configured name reach, if any. (Asked
@@ -302,10 +344,12 @@ class MilvusStore:
             )
         return True
 
-    def _create(self, client: Any, dimension: int) -> str:
+    def _create(self, client: Any, dimension: int, index_type: str = "") -> str:
+        index_type = index_type or _configured_index(self._settings)
         name = f"{self._name}{_STAMP}{time.strftime('%Y%m%d%H%M%S')}_{secrets.token_hex(2)}"
-        client.create_collection(name, schema=self._schema(client, dimension), index_params=self._indexes(client))
-        logger.info("created collection %s (%d-d, %s)", name, dimension, self._settings.index_type)
+        indexes = self._indexes(client, index_type)
+        client.create_collection(name, schema=self._schema(client, dimension), index_params=indexes)
+        logger.info("created collection %s (%d-d, %s)", name, dimension, index_type)
         return name
 
     def _schema(self, client: Any, dimension: int) -> Any:
@@ -340,14 +384,12 @@ class MilvusStore:
             )
         return schema
 
-    def _indexes(self, client: Any) -> Any:
+    def _indexes(self, client: Any, index_type: str) -> Any:
         params = client.prepare_index_params()
-        extra = {"M": 16, "efConstruction": 200} if self._settings.index_type == "HNSW" else {}
-        if self._settings.index_type == "IVF_FLAT":
+        extra: dict[str, Any] = {"M": 16, "efConstruction": 200} if index_type == "HNSW" else {}
+        if index_type == "IVF_FLAT":  # Lite ignores nlist and uses 128 (or the segment's size, if smaller)
             extra = {"nlist": 128}
-        params.add_index(
-            "vector", index_type=self._settings.index_type, metric_type=self._settings.metric, params=extra
-        )
+        params.add_index("vector", index_type=index_type, metric_type=self._settings.metric, params=extra)
         for _, _, sparse_field in _BM25:
             params.add_index(sparse_field, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
         params.add_index("page_key", index_type="INVERTED")
@@ -461,14 +503,16 @@ class MilvusStore:
 
         query = list(vector)
         dense_params: dict[str, Any] = {"metric_type": self._settings.metric}
-        if self._settings.index_type == "HNSW":  # ef below the candidates asked for would cut them short
+        if self._index_type == "HNSW":  # ef below the candidates asked for would cut them short
             dense_params["params"] = {"ef": max(2 * limit, 64)}
-        elif self._settings.index_type == "IVF_FLAT":
+        elif self._index_type == "IVF_FLAT":
             dense_params["params"] = {"nprobe": 16}
         expr = f"source_id in [{', '.join(literal(s) for s in source_ids)}]" if source_ids else ""
 
         def run(client: Any) -> list[Hit]:
             self._ensure_loaded(client)
+            if lexical.strip() and self._local_bm25 and self._bm25 is None:
+                self._load_bm25(client, self._fields)
             local = self._bm25  # once: a rebuild finishing meanwhile replaces it
             if lexical.strip() and local:
                 lists = [local["lexical"].search(lexical, limit, source_ids)]
@@ -571,12 +615,13 @@ class MilvusStore:
         fields = {f["name"] for f in client.describe_collection(self._name)["fields"]}
         self._output = [name for name in _OUTPUT if name in fields]
         self._has_headings = "heading_sparse" in fields
-        if self._local_bm25:
-            self._load_bm25(client, fields)
+        self._index_type = _vector_index(client, self._name)
+        self._fields = fields
         self._loaded_by = client
 
     def _load_bm25(self, client: Any, fields: set[str]) -> None:
-        """Read the collection that answers into local BM25 indexes, once (rebuilt after the alias moves)."""
+        """Read the collection that answers into local BM25 indexes, once (again after the alias moves). At the
+        first search, so a process that only indexes never holds them."""
         with self._bm25_lock:
             if self._bm25 is not None:
                 return
@@ -633,6 +678,20 @@ def _hit(row: dict[str, Any], query: list[float]) -> Hit:
         kind=str(entity.get("kind") or "section"),
         section=int(entity["section"]) if entity.get("section") is not None else None,
     )
+
+
+def _configured_index(settings: MilvusSettings) -> str:
+    """The vector index a new collection gets: ``auto`` starts exact (``fit_index`` moves it on as it grows)."""
+    return "FLAT" if settings.index_type == "auto" else settings.index_type
+
+
+def _vector_index(client: Any, collection: str) -> str:
+    """The vector index type a collection was built with (describe_index takes the alias too)."""
+    for name in client.list_indexes(collection):
+        described = client.describe_index(collection, name)
+        if described.get("field_name") == "vector":
+            return str(described.get("index_type", ""))
+    return ""
 
 
 def _bm25_row(row: dict[str, Any], field: str) -> Row:

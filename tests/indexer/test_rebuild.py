@@ -147,3 +147,65 @@ async def test_a_new_index_is_an_alias_of_a_stamped_collection(make_settings: Ca
         assert await collections(store) == [alias["collection_name"]]
     finally:
         await store.close()
+
+
+async def test_a_grown_index_moves_to_ivf_flat_without_a_gap(
+    tmp_path: Path, make_settings: Callable[..., Settings], embedder: Any
+) -> None:
+    """index_type=auto: past auto_index_rows, the run after which it grew copies the vectors into an IVF_FLAT
+    collection beside the FLAT one and moves the alias; searches go on throughout and find the same pages."""
+    import shutil
+
+    from rag.store import _vector_index
+    from tests.conftest import CORPUS
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for page in sorted((CORPUS / "userGuide").glob("*.md"))[:6]:
+        shutil.copy(page, docs / page.name)
+    source = FolderDocs(FolderSource(id="docs", path=docs, base_url="https://docs.example/"))
+    small = make_settings()  # 20k rows: this corpus stays exact
+    store = MilvusStore(small.milvus_uri, small.milvus)
+    try:
+        first = await make_indexer(small, embedder, store).run([source])
+        assert (
+            first.chunks_written > 20 and await store._call("i", lambda c: _vector_index(c, "docent_chunks")) == "FLAT"
+        )
+        chosen = make_settings(milvus={"index_type": "FLAT", "auto_index_rows": 20}).milvus
+        assert await MilvusStore(small.milvus_uri, chosen).fit_index() is None  # an index type set is kept
+    finally:
+        await store.close()
+
+    settings = make_settings(milvus={"auto_index_rows": 20})
+    store = MilvusStore(settings.milvus_uri, settings.milvus)
+    retriever = Retriever(embedder, store, settings.retrieval)
+    question = "How do I insert entities into a collection?"
+    before = (await retriever.retrieve(question)).hits
+    answers: list[list[str]] = []
+    failures: list[BaseException] = []
+    done = asyncio.Event()
+
+    async def keep_asking() -> None:
+        while not done.is_set():
+            try:
+                answers.append([h.chunk_id for h in (await retriever.retrieve(question)).hits])
+            except Exception as exc:
+                failures.append(exc)
+            await asyncio.sleep(0)
+
+    try:
+        asker = asyncio.create_task(keep_asking())
+        again = await make_indexer(settings, embedder, store).run([source])
+        done.set()
+        await asker
+        assert again.pages_unchanged == 6 and again.chunks_written == 0  # nothing embedded again
+        assert await store._call("i", lambda c: _vector_index(c, settings.milvus.collection)) == "IVF_FLAT"
+        assert await store.count() == first.chunks_written
+        assert failures == [] and answers and all(answers)  # no search failed or came back empty
+        after = (await retriever.retrieve(question)).hits  # approximate now: 128 lists for 270 rows
+        assert after[0].chunk_id == before[0].chunk_id and after[0].page_id == "insert-update-delete.md"
+        assert len(await collections(store)) == 1  # the FLAT one is gone
+        assert await store.fit_index() is None  # once is enough
+    finally:
+        done.set()
+        await store.close()
