@@ -412,6 +412,10 @@ def rows(results: dict[str, Any], scale: int) -> list[tuple[str, str, str, str, 
                     label = f"  same, dense only (no BM25) {data['index_type']}"
                     dense = data["dense_only_p95_ms"]
                     out.append(_row(label, flat["dense_only_p95_ms"], dense, "", "(where time goes)"))
+        switch = retrieval.get("auto_index_switch")
+        if switch and switch.get("to"):
+            label = f"one-time move of the {scale}x FLAT collection to {switch['to']} (index_type=auto), s"
+            out.append(_row(label, "", switch["seconds"], "", "(no re-embedding)"))
     ready = results.get("ready")
     if ready:
         base, now = ready["baseline"], ready["today"]
