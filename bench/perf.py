@@ -416,6 +416,9 @@ def rows(results: dict[str, Any], scale: int) -> list[tuple[str, str, str, str, 
         if switch and switch.get("to"):
             label = f"one-time move of the {scale}x FLAT collection to {switch['to']} (index_type=auto), s"
             out.append(_row(label, "", switch["seconds"], "", "(no re-embedding)"))
+            if "longest_gap_s" in switch:
+                label = f"  answering meanwhile: {switch['answers_meanwhile']} answers, failed; longest gap s"
+                out.append(_row(label, "", f"{switch['failed_meanwhile']}; {switch['longest_gap_s']}", "", "0 failed"))
     ready = results.get("ready")
     if ready:
         base, now = ready["baseline"], ready["today"]

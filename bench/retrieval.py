@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import resource
 import statistics
@@ -230,9 +231,38 @@ async def latencies(
         grown = MilvusStore(
             settings.milvus_uri, settings.milvus.model_copy(update={"collection": "scaled_flat", "index_type": "auto"})
         )
+        asking = Retriever(embedder, grown, settings.retrieval)
+        answered: list[float] = []
+        failed: list[str] = []
+        moving = asyncio.Event()
+
+        async def keep_asking() -> None:  # the answering gap while the alias moves: searches never stop
+            while not moving.is_set():
+                for question in questions:
+                    try:
+                        if (await asking.retrieve(question.text)).hits:
+                            answered.append(time.perf_counter())
+                        else:
+                            failed.append("no hits")
+                    except Exception as exc:
+                        failed.append(str(exc))
+                    if moving.is_set():
+                        break
+
+        asker = asyncio.create_task(keep_asking())
         started = time.perf_counter()
         moved = await grown.fit_index()
-        results["auto_index_switch"] = {"to": moved, "seconds": round(time.perf_counter() - started, 1)}
+        finished = time.perf_counter()
+        moving.set()
+        await asker
+        marks = [started, *[t for t in answered if started <= t <= finished], finished]
+        results["auto_index_switch"] = {
+            "to": moved,
+            "seconds": round(finished - started, 1),
+            "answers_meanwhile": len(marks) - 2,
+            "failed_meanwhile": len(failed),
+            "longest_gap_s": round(max(b - a for a, b in itertools.pairwise(marks)), 2),
+        }
         await grown.close()
     return results
 

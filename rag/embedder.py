@@ -80,6 +80,9 @@ class SentenceTransformerEmbedder:
             self.max_tokens = settings.max_tokens or int(model.max_seq_length or 256)
             self._count = _token_counter(model.tokenizer)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
+        # Questions that arrive while one is being encoded wait together and go in one batch (a busy server).
+        self._waiting: list[tuple[str, asyncio.Future[list[float]]]] = []
+        self._drainer: asyncio.Task[None] | None = None
         logger.info(
             "embedding model %s loaded (%d-d, %s) in %.1fs",
             name,
@@ -134,7 +137,37 @@ class SentenceTransformerEmbedder:
         return await asyncio.get_running_loop().run_in_executor(self._pool, encode)
 
     async def embed_query(self, text: str) -> list[float]:
-        return (await self._run([self._settings.query_prefix + text], queries=True))[0]
+        """A question's vector. A question alone is encoded at once; those that arrive meanwhile are encoded
+        together in the next batch, so a burst costs a few batches instead of one encode each."""
+        loop = asyncio.get_running_loop()
+        if self._drainer is not None and self._drainer.get_loop() is not loop:  # a new event loop (tests): start over
+            self._waiting, self._drainer = [], None
+        future: asyncio.Future[list[float]] = loop.create_future()
+        self._waiting.append((self._settings.query_prefix + text, future))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain(), name="embed-questions")
+        return await future
+
+    async def _drain(self) -> None:
+        while self._waiting:
+            batch, self._waiting = (
+                self._waiting[: self._settings.batch_size],
+                self._waiting[self._settings.batch_size :],
+            )
+            try:
+                vectors = await self._run([text for text, _ in batch], queries=True)
+            except asyncio.CancelledError:  # closing: the questions waiting are cancelled with it
+                for _, future in batch + self._waiting:
+                    future.cancel()
+                raise
+            except Exception as exc:  # every question of the batch gets the failure
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), vector in zip(batch, vectors, strict=True):
+                if not future.done():
+                    future.set_result(vector)
 
     async def embed_passages(self, texts: Sequence[str]) -> list[list[float]]:
         """Vectors in input order; encoded shortest first so each batch pads little, one batch per call so a
@@ -150,6 +183,8 @@ class SentenceTransformerEmbedder:
         return out
 
     def close(self) -> None:
+        if self._drainer is not None:
+            self._drainer.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 

@@ -31,3 +31,38 @@ async def test_counting_tokens_while_encoding_never_corrupts_a_batch(embedder) -
         stop.set()
         await worker
     assert counted and set(counted) == {3}
+
+
+async def test_questions_asked_together_are_encoded_together(embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A burst of questions (a busy server) is encoded in a few batches, with the vectors each gets alone."""
+    import numpy as np
+
+    texts = [f"How do I create collection number {n} with {'a custom ' * (n % 4)}schema?" for n in range(20)]
+    alone = [await embedder.embed_query(text) for text in texts]
+    batches: list[int] = []
+    encode = embedder._run
+
+    async def counted(batch: list[str], *, queries: bool = False) -> list[list[float]]:
+        batches.append(len(batch))
+        return await encode(batch, queries=queries)
+
+    monkeypatch.setattr(embedder, "_run", counted)
+    together = await asyncio.gather(*(embedder.embed_query(text) for text in texts))
+    assert sum(batches) == 20 and len(batches) <= 3, batches  # the first alone, then the rest together
+    assert (np.array(together) * np.array(alone)).sum(axis=1).min() > 0.9999
+
+
+async def test_a_failed_batch_fails_its_questions_and_not_the_next(embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    encode = embedder._run
+    failing = True
+
+    async def flaky(batch: list[str], *, queries: bool = False) -> list[list[float]]:
+        if failing:
+            raise RuntimeError("encoder broke")
+        return await encode(batch, queries=queries)
+
+    monkeypatch.setattr(embedder, "_run", flaky)
+    results = await asyncio.gather(*(embedder.embed_query(f"q{n}") for n in range(3)), return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) for r in results)
+    failing = False
+    assert len(await embedder.embed_query("and now?")) == embedder.dimension
