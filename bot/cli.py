@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 from rag.errors import DocentError, describe, new_error_id
 from rag.models import Answer
 from rag.runtime import open_core
 from rag.settings import Settings
+from rag.starting import Progress
 
 
 def _style(code: str, text: str, stream: TextIO) -> str:
@@ -28,13 +29,47 @@ def format_answer(answer: Answer, stream: TextIO = sys.stdout) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+class StatusPrinter:
+    """Start-up status on stderr: lines, except that on a terminal a ``Progress`` line (the engine start) is a live
+    bar, as ``python -m indexer`` shows its run."""
+
+    def __init__(self, stream: TextIO, *, quiet: bool = False, live: bool | None = None) -> None:
+        self._stream = stream
+        self._quiet = quiet
+        self._live = stream.isatty() if live is None else live
+        self._bar: Any = None
+
+    def __call__(self, message: str) -> None:
+        if self._quiet:
+            return
+        if self._live and isinstance(message, Progress):
+            self._show(message)
+            return
+        self.close()
+        print(_style("2", message, self._stream), file=self._stream, flush=True)
+
+    def _show(self, progress: Progress) -> None:
+        from tqdm import tqdm
+
+        total = max(progress.total, progress.done) if progress.total else None
+        if self._bar is None:
+            self._bar = tqdm(
+                total=total, unit=progress.unit, desc="Starting the language model", file=self._stream, leave=False
+            )
+        self._bar.total = total
+        self._bar.n = round(progress.done, 1)
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
 async def ask(settings: Settings, question: str, *, as_json: bool = False) -> int:
     err = sys.stderr
     out = sys.stdout
-
-    def status(message: str) -> None:
-        if not as_json:
-            print(_style("2", message, err), file=err, flush=True)
+    status = StatusPrinter(err, quiet=as_json)
 
     try:
         async with open_core(settings, with_llm=True, require_index=True, status=status) as core:
@@ -60,10 +95,13 @@ async def ask(settings: Settings, question: str, *, as_json: bool = False) -> in
             status(f"Answered in {time.perf_counter() - started:.1f}s (request {answer.request_id}).")
             return 0
     except DocentError as exc:
+        status.close()
         error_id = new_error_id()
         detail = f"\n  {exc}" if str(exc) != getattr(exc, "user_message", "") else ""
         print(f"error: {describe(exc, error_id)}{detail}", file=err)
         return 1
+    finally:
+        status.close()
 
 
 def _as_dict(answer: Answer) -> dict[str, object]:

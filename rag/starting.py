@@ -59,6 +59,20 @@ def write_record(path: Path, record: StartRecord) -> None:
     temporary.replace(path)
 
 
+class Progress(str):
+    """A status line that the next one of the same task replaces, with its numbers: a terminal draws it as a live
+    bar (``bot.cli``), a log prints the line as it is."""
+
+    done: float
+    total: float | None
+    unit: str
+
+    def __new__(cls, text: str, *, done: float, total: float | None, unit: str = "s") -> Progress:
+        line = super().__new__(cls, text)
+        line.done, line.total, line.unit = done, total, unit
+        return line
+
+
 def progress_line(model: str, elapsed: float, expected: float | None) -> str:
     if expected is None:
         estimate = ""
@@ -140,7 +154,8 @@ class BackgroundEngine(Generic[E]):
     async def _progress(self, started: float, last: StartRecord | None) -> None:
         while True:
             await asyncio.sleep(self._every)
-            self._status(progress_line(self._model, time.monotonic() - started, last.seconds if last else None))
+            elapsed, expected = time.monotonic() - started, last.seconds if last else None
+            self._status(Progress(progress_line(self._model, elapsed, expected), done=elapsed, total=expected))
 
     @property
     def ready(self) -> bool:

@@ -556,23 +556,25 @@ class MilvusStore:
         rrf_k: int,
     ) -> list[Hit]:
         """Hybrid search with BM25 run here (Lite): Milvus' vector search, fused with the local BM25 lists
-        (``lexical``: keys, best first) as Milvus' RRFRanker does, then the rows only BM25 found, fetched by key."""
+        (``lexical``: keys, best first) as Milvus' RRFRanker does, then the rows only BM25 found, fetched by key.
+        The vector search's own distance is the cosine, so only those rows bring their vectors back."""
         dense = client.search(
             self._name,
             data=[query],
             anns_field="vector",
             limit=limit,
-            output_fields=self._output,
+            output_fields=[field for field in self._output if field != "vector"],
             search_params=dense_params,
             filter=expr,
         )[0]
         rows = {row["id"]: row for row in dense}
+        cosine = {row["id"]: float(row["distance"]) for row in dense}
         fused = fuse([list(rows), *lexical], rrf_k, limit)
         missing = [key for key, _ in fused if key not in rows]
         if missing:
             for entity in client.get(self._name, ids=missing, output_fields=self._output):
                 rows[entity["id"]] = {"id": entity["id"], "entity": entity}
-        return [_hit({**rows[key], "distance": score}, query) for key, score in fused if key in rows]
+        return [_hit({**rows[key], "distance": score}, query, cosine.get(key)) for key, score in fused if key in rows]
 
     async def scan(self, fields: Sequence[str], expr: str = "") -> list[dict[str, Any]]:
         """Every row matching ``expr`` (all rows when empty), paged past Milvus' query window."""
@@ -663,9 +665,11 @@ class MilvusStore:
         await asyncio.to_thread(run)  # the lock may be held by a slow connect: never wait for it on the loop
 
 
-def _hit(row: dict[str, Any], query: list[float]) -> Hit:
+def _hit(row: dict[str, Any], query: list[float], similarity: float | None = None) -> Hit:
+    """A result row as a Hit; ``similarity`` is the dense cosine when the search already gave it."""
     entity = row["entity"]
-    similarity = sum(a * b for a, b in zip(entity["vector"], query, strict=True))
+    if similarity is None:
+        similarity = sum(a * b for a, b in zip(entity["vector"], query, strict=True))
     return Hit(
         chunk_id=row["id"],
         page_id=entity["page_id"],

@@ -93,3 +93,32 @@ def test_a_source_without_url_prints_no_link_line() -> None:
         "  [2] Web",
         "      https://x/p",
     ]
+
+
+def test_engine_start_progress_is_a_live_bar_on_a_terminal_and_lines_elsewhere() -> None:
+    import io
+
+    from bot.cli import StatusPrinter
+    from rag.starting import Progress, progress_line
+
+    def feed(printer: StatusPrinter) -> None:
+        printer("Loading the embedding model…")
+        for done in (5.0, 10.0, 15.0):
+            printer(Progress(progress_line("m", done, 30.0), done=done, total=30.0))
+        printer("Language model ready (31.0s).")
+
+    terminal = io.StringIO()
+    feed(StatusPrinter(terminal, live=True))
+    shown = terminal.getvalue()
+    assert "Starting the language model" in shown and "15.0/30.0" in shown and "Still starting" not in shown
+    assert shown.rstrip().endswith("Language model ready (31.0s).")
+
+    log = io.StringIO()
+    feed(StatusPrinter(log, live=False))
+    assert log.getvalue().splitlines() == [
+        "Loading the embedding model…",
+        "Still starting the language model m: 5 s so far, about 25 s left…",
+        "Still starting the language model m: 10 s so far, about 20 s left…",
+        "Still starting the language model m: 15 s so far, about 15 s left…",
+        "Language model ready (31.0s).",
+    ]
