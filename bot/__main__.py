@@ -244,6 +244,7 @@ async def serve(
         sources = with_community(configured, learned_path)  # approved community answers, indexed like docs
 
         await core.store.ensure_collection(core.embedder.dimension)
+        await core.store.warm()  # while the engine starts: the first question doesn't read the BM25 index
         feedback = await asyncio.to_thread(FeedbackStore, feedback_path)
         learned = await asyncio.to_thread(LearnedStore, learned_path)
         try:

@@ -164,3 +164,19 @@ async def test_local_bm25_follows_the_writes(make_settings: Any) -> None:
         assert not {"c6", "c7"} & set(await found(words))
     finally:
         await store.close()
+
+
+async def test_warming_reads_local_bm25_before_the_first_question(make_settings: Any) -> None:
+    settings = make_settings()
+    empty = MilvusStore(settings.milvus_uri, settings.milvus)
+    await empty.warm()  # nothing indexed yet: nothing to warm, and no error
+    assert empty._bm25 is None
+    await empty.ensure_collection(8)
+    await empty.upsert(_chunks(), _vectors(24))
+    await empty.close()
+    store = MilvusStore(settings.milvus_uri, settings.milvus)  # the bot's next start
+    try:
+        await store.warm()
+        assert store._bm25 is not None and len(store._bm25["lexical"]) == 24
+    finally:
+        await store.close()
