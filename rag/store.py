@@ -9,7 +9,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
 from rag.bm25 import LocalBM25, Row, fuse
@@ -300,7 +300,7 @@ class MilvusStore:
             current = self._behind_alias(client, client.list_collections())
             if current is None or _vector_index(client, current) != "FLAT":
                 return None
-            rows = int(client.query(current, filter="", output_fields=["count(*)"])[0]["count(*)"])
+            rows = _rows(client, current)
             if rows < self._settings.auto_index_rows:
                 return None
             started = time.perf_counter()
@@ -308,12 +308,8 @@ class MilvusStore:
             dimension = int(fields["vector"]["params"]["dim"])
             target = self._create(client, dimension, "IVF_FLAT")
             copied = [name for name in fields if name not in ("sparse", "heading_sparse")]  # BM25 makes those
-            iterator = client.query_iterator(current, batch_size=2048, filter="", output_fields=copied)
-            try:
-                while batch := iterator.next():
-                    client.insert(target, batch)
-            finally:
-                iterator.close()
+            for batch in _batches(client, current, copied, batch_size=2048):
+                client.insert(target, batch)
             self._swap(client, target)
             logger.info(
                 "%d chunks: moved the index from FLAT to IVF_FLAT (%s) in %.1fs",
@@ -411,13 +407,7 @@ class MilvusStore:
         def run(client: Any) -> dict[str, str]:
             rows = client.query(self._write, filter=expr, output_fields=fields, limit=_QUERY_WINDOW)
             if len(rows) >= _QUERY_WINDOW:  # more pages than one query window: page through them
-                rows = []
-                iterator = client.query_iterator(self._write, batch_size=4096, filter=expr, output_fields=fields)
-                try:
-                    while batch := iterator.next():
-                        rows.extend(batch)
-                finally:
-                    iterator.close()
+                rows = [row for batch in _batches(client, self._write, fields, expr) for row in batch]
             return {row["page_key"]: row["page_hash"] for row in rows}
 
         return await self._call("page_hashes", run)
@@ -505,17 +495,18 @@ class MilvusStore:
         from pymilvus import AnnSearchRequest, RRFRanker
 
         query = list(vector)
-        dense_params: dict[str, Any] = {"metric_type": self._settings.metric}
-        if self._index_type == "HNSW":  # ef below the candidates asked for would cut them short
-            dense_params["params"] = {"ef": max(2 * limit, 64)}
-        elif self._index_type == "IVF_FLAT":
-            dense_params["params"] = {"nprobe": 16}
         expr = f"source_id in [{', '.join(literal(s) for s in source_ids)}]" if source_ids else ""
 
         def run(client: Any) -> list[Hit]:
             self._ensure_loaded(client)
-            if lexical.strip() and self._local_bm25 and self._bm25 is None:
-                self._load_bm25(client, self._fields)
+            # After loading: the parameters of the index the answering collection has, not of the setting.
+            dense_params: dict[str, Any] = {"metric_type": self._settings.metric}
+            if self._index_type == "HNSW":  # ef below the candidates asked for would cut them short
+                dense_params["params"] = {"ef": max(2 * limit, 64)}
+            elif self._index_type == "IVF_FLAT":
+                dense_params["params"] = {"nprobe": 16}
+            if lexical.strip():
+                self._load_bm25(client)
             local = self._bm25  # once: a rebuild finishing meanwhile replaces it
             if lexical.strip() and local:
                 lists = [local["lexical"].search(lexical, limit, source_ids)]
@@ -590,14 +581,7 @@ class MilvusStore:
             )
             if len(rows) < _QUERY_WINDOW:  # it all fit in one query
                 return rows
-            rows = []
-            iterator = client.query_iterator(self._write, batch_size=4096, filter=expr, output_fields=list(fields))
-            try:
-                while batch := iterator.next():
-                    rows.extend(batch)
-            finally:
-                iterator.close()
-            return rows
+            return [row for batch in _batches(client, self._write, list(fields), expr) for row in batch]
 
         return await self._call("scan", run)
 
@@ -607,8 +591,7 @@ class MilvusStore:
 
         def run(client: Any) -> None:
             self._ensure_loaded(client)
-            if self._local_bm25 and self._bm25 is None:
-                self._load_bm25(client, self._fields)
+            self._load_bm25(client)
 
         with contextlib.suppress(IndexMissing):
             await self._call("warm", run)
@@ -636,23 +619,20 @@ class MilvusStore:
         self._fields = fields
         self._loaded_by = client
 
-    def _load_bm25(self, client: Any, fields: set[str]) -> None:
-        """Read the collection that answers into local BM25 indexes, once (again after the alias moves). At the
-        first search, so a process that only indexes never holds them."""
+    def _load_bm25(self, client: Any) -> None:
+        """With local BM25, read the collection that answers (loaded) into its indexes, once (again after the
+        alias moves). At the first search or ``warm``, so a process that only indexes never holds them."""
+        if not self._local_bm25 or self._bm25 is not None:
+            return
         with self._bm25_lock:
             if self._bm25 is not None:
                 return
             started = time.perf_counter()
-            texts: list[str] = [f for f in ("lexical", "headings") if f in fields]
+            texts: list[str] = [f for f in ("lexical", "headings") if f in self._fields]
             indexes = {field: LocalBM25() for field in texts}
-            wanted = ["id", "source_id", "page_key", "ordinal", *texts]
-            iterator = client.query_iterator(self._name, batch_size=4096, filter="", output_fields=wanted)
-            try:
-                while batch := iterator.next():
-                    for field, index in indexes.items():
-                        index.put(_bm25_row(r, field) for r in batch)
-            finally:
-                iterator.close()
+            for batch in _batches(client, self._name, ["id", "source_id", "page_key", "ordinal", *texts]):
+                for field, index in indexes.items():
+                    index.put(_bm25_row(r, field) for r in batch)
             self._bm25 = indexes
             count = len(indexes["lexical"]) if "lexical" in indexes else 0
             logger.info("local BM25 over %d chunks ready in %.2fs", count, time.perf_counter() - started)
@@ -665,11 +645,7 @@ class MilvusStore:
         return await self._count(self._write)
 
     async def _count(self, name: str) -> int:
-        def run(client: Any) -> int:
-            rows = client.query(name, filter="", output_fields=["count(*)"])
-            return int(rows[0]["count(*)"])
-
-        return await self._call("count", run)
+        return await self._call("count", lambda client: _rows(client, name))
 
     async def close(self) -> None:
         def run() -> None:
@@ -711,6 +687,22 @@ def _vector_index(client: Any, collection: str) -> str:
         if described.get("field_name") == "vector":
             return str(described.get("index_type", ""))
     return ""
+
+
+def _rows(client: Any, collection: str) -> int:
+    return int(client.query(collection, filter="", output_fields=["count(*)"])[0]["count(*)"])
+
+
+def _batches(
+    client: Any, collection: str, fields: list[str], expr: str = "", batch_size: int = 4096
+) -> Iterator[list[dict[str, Any]]]:
+    """Every row of ``collection`` matching ``expr``, a batch at a time, past Milvus' query window."""
+    iterator = client.query_iterator(collection, batch_size=batch_size, filter=expr, output_fields=fields)
+    try:
+        while batch := iterator.next():
+            yield batch
+    finally:
+        iterator.close()
 
 
 def _bm25_row(row: dict[str, Any], field: str) -> Row:

@@ -180,3 +180,31 @@ async def test_warming_reads_local_bm25_before_the_first_question(make_settings:
         assert store._bm25 is not None and len(store._bm25["lexical"]) == 24
     finally:
         await store.close()
+
+
+async def test_the_first_search_asks_for_the_index_the_collection_has(make_settings: Any) -> None:
+    """index_type=auto may find an IVF_FLAT collection (moved there by fit_index): even the first search of a
+    new process must send IVF's nprobe, not the parameters of the FLAT a new collection would get."""
+    pinned = make_settings(milvus={"index_type": "IVF_FLAT"})
+    writer = MilvusStore(pinned.milvus_uri, pinned.milvus)
+    await writer.ensure_collection(8)
+    await writer.upsert(_chunks(), _vectors(24))
+    await writer.flush()
+    await writer.close()
+
+    settings = make_settings()  # index_type=auto: a new collection would be FLAT
+    store = MilvusStore(settings.milvus_uri, settings.milvus)
+    sent: list[dict[str, Any]] = []
+    try:
+        client = await store._call("connect", lambda c: c)
+        real = client.search
+
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            sent.append(kwargs.get("search_params") or {})
+            return real(*args, **kwargs)
+
+        client.search = recorded
+        await store.search(_vectors(25)[-1], 6)
+        assert sent and sent[0].get("params") == {"nprobe": 16}
+    finally:
+        await store.close()
