@@ -21,7 +21,7 @@ def _style(code: str, text: str, stream: TextIO) -> str:
 def format_answer(answer: Answer, stream: TextIO = sys.stdout) -> str:
     lines = [answer.text, ""]
     if answer.citations:
-        lines.append(_style("1", "Closest pages:" if answer.refused else "Sources:", stream))
+        lines.append(_style("1", f"{answer.sources_heading}:", stream))
         for citation in answer.citations:
             lines.append(f"  [{citation.number}] {citation.title}")
             if citation.url:  # a folder source without base_url has no link to show

@@ -301,6 +301,7 @@ class Services:
         partial: Say,
         source_ids: Sequence[str] = (),
         min_score: float | None = None,
+        thread: Sequence[str] = (),
     ) -> Answer:
         """Wait for an answering slot (telling the asker their place in the queue), then stream the answer:
         ``partial`` gets the cleaned text so far at most every ``bot.edit_interval_s``. A channel's policy may limit
@@ -317,7 +318,12 @@ class Services:
                 await notice(SEARCHING)
             last_edit = time.monotonic()
             stream = self.pipeline.stream(
-                question, history=history, request_id=request_id, source_ids=source_ids, min_score=min_score
+                question,
+                history=history,
+                request_id=request_id,
+                source_ids=source_ids,
+                min_score=min_score,
+                thread=thread,
             )
             async for update in stream:
                 if update.answer is not None:
@@ -362,7 +368,7 @@ class Services:
             return
         channel, thread = support or (None, None)
         if support is not None:
-            self.metrics.support.labels(place.platform, "handed_off" if answer.refused else "answered").inc()
+            self.metrics.support.labels(place.platform, "handed_off" if answer.unsure else "answered").inc()
         try:
             await self.feedback.record_answer(
                 answer,

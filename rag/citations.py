@@ -74,7 +74,9 @@ def number_sources(hits: Sequence[Hit]) -> list[Citation]:
             continue
         seen.add(key)
         label = f"{hit.title} › {hit.heading}" if hit.heading else hit.title
-        citations.append(Citation(number=len(citations) + 1, title=label or hit.url or hit.page_id, url=hit.url))
+        citations.append(
+            Citation(number=len(citations) + 1, title=label or hit.url or hit.page_id, url=hit.url, key=key)
+        )
     return citations
 
 
@@ -102,7 +104,7 @@ def postprocess(raw: str, sources: Sequence[Citation], *, fallback_count: int = 
             key = source.url or source.number
             if key not in renumber:
                 renumber[key] = len(cited) + 1
-                cited.append(Citation(number=len(cited) + 1, title=source.title, url=source.url))
+                cited.append(Citation(number=len(cited) + 1, title=source.title, url=source.url, key=source.key))
             if renumber[key] not in out:
                 out.append(renumber[key])
         lead = " " if match.group(0).startswith((" ", "\t")) and out else ""
@@ -113,5 +115,5 @@ def postprocess(raw: str, sources: Sequence[Citation], *, fallback_count: int = 
     text = re.sub(r"[ \t]{2,}", " ", text)
     text = re.sub(r"\n{3,}", "\n\n", text).strip()
     if not cited:
-        cited = [Citation(i + 1, c.title, c.url) for i, c in enumerate(sources[:fallback_count])]
+        cited = [Citation(i + 1, c.title, c.url, c.key) for i, c in enumerate(sources[:fallback_count])]
     return text, cited

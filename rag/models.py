@@ -84,6 +84,7 @@ class Citation:
     number: int
     title: str
     url: str
+    key: str = field(default="", compare=False)  # the retrieved source it stands for (``citations.source_key``)
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,19 @@ class Answer:
     hits: tuple[Hit, ...] = field(default=(), repr=False)
     request_id: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict, compare=False)
+    uncertain: bool = False  # no sentence could be tied to a source: shown with "pages that might help"
+
+    @property
+    def unsure(self) -> bool:
+        """Refused, or not tied to the docs: not something to post where nobody asked."""
+        return self.refused or self.uncertain
+
+    @property
+    def sources_heading(self) -> str:
+        """What the listed pages are to the reader: sources only when the answer stands on them."""
+        if self.refused:
+            return "Closest pages"
+        return "Pages that might help" if self.uncertain else "Sources"
 
 
 @dataclass

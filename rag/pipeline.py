@@ -15,14 +15,18 @@ from typing import Protocol
 from rag.citations import number_sources, postprocess
 from rag.errors import BadQuestion
 from rag.generator import Generator
+from rag.grounding import revise
 from rag.models import Answer, Citation, Hit
-from rag.prompt import Turn, build_messages
+from rag.prompt import Passage, Turn, messages_for, passages
 from rag.retrieval import Retriever
-from rag.settings import RetrievalSettings
+from rag.settings import AnswerSettings, RetrievalSettings
 
 logger = logging.getLogger(__name__)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 REFUSAL = "I couldn't find this in the documentation, so I won't guess."
+UNCERTAIN = "I couldn't tie this answer to the docs, so it may be off:"
+THREAD_QUESTION = "What is the answer to the question asked in this thread?"
+_CITED = re.compile(r"\[\d{1,3}\]")
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,7 @@ class Answering(Protocol):
         request_id: str | None = None,
         source_ids: Sequence[str] = (),
         min_score: float | None = None,
+        thread: Sequence[str] = (),
     ) -> AsyncIterator[Update]: ...
 
     async def ask(self, question: str, *, history: Sequence[Turn] = (), request_id: str | None = None) -> Answer: ...
@@ -95,10 +100,17 @@ class Answering(Protocol):
 class AnswerPipeline:
     ready = True  # built over a started engine
 
-    def __init__(self, retriever: Retriever, generator: Generator, settings: RetrievalSettings) -> None:
+    def __init__(
+        self,
+        retriever: Retriever,
+        generator: Generator,
+        settings: RetrievalSettings,
+        answer: AnswerSettings | None = None,
+    ) -> None:
         self.retriever = retriever
         self._generator = generator
         self._settings = settings
+        self._answer = answer or AnswerSettings()
 
     def healthy(self) -> bool:
         return self._generator.healthy()
@@ -110,21 +122,20 @@ class AnswerPipeline:
         return None
 
     def _fit_context(
-        self, question: str, hits: list[Hit], history: Sequence[Turn]
-    ) -> tuple[list[dict[str, str]], list[Citation]]:
+        self, question: str, hits: list[Hit], history: Sequence[Turn], thread: Sequence[str] = ()
+    ) -> tuple[list[dict[str, str]], list[Citation], list[Passage]]:
         """Keep the strongest sources that fit the model's context window.
 
         Tokenising is the costly part (a chat template and a tokenizer pass), so the full prompt is measured once
         and, only when it doesn't fit, the number of sources kept is found by bisection: about log2(top_k) more
         measurements instead of one per dropped source. Runs in a worker thread (see ``stream``)."""
 
-        def build(count: int) -> tuple[list[dict[str, str]], list[Citation]]:
+        def build(count: int) -> tuple[list[dict[str, str]], list[Citation], list[Passage]]:
             kept = hits[:count]
             sources = number_sources(kept)
-            messages = build_messages(
-                question, kept, sources, history=history, max_context_chars=self._settings.max_context_chars
-            )
-            return messages, sources
+            shown = passages(question, kept, sources, self._settings.max_context_chars, self._answer.passage_chars)
+            messages = messages_for(question, shown, history=history, settings=self._answer, thread=thread)
+            return messages, sources, shown
 
         def fits(messages: list[dict[str, str]]) -> bool:
             return self._generator.prompt_tokens(messages) <= self._generator.context_limit
@@ -151,15 +162,23 @@ class AnswerPipeline:
         request_id: str | None = None,
         source_ids: Sequence[str] = (),
         min_score: float | None = None,
+        thread: Sequence[str] = (),
     ) -> AsyncIterator[Update]:
         """Retrieve (from ``source_ids`` only, when given), then refuse below ``min_score`` (default: the
-        configured one; a support channel answering unasked sets a stricter one), else generate with citations."""
+        configured one; a support channel answering unasked sets a stricter one), else generate with citations.
+
+        ``thread`` is what was said before Docent was asked, in a thread it did not start (``bot.threads``): its
+        opening message gives retrieval the subject, and the model reads it all. Asked with no words of its own
+        there ("@Docent?"), Docent answers the thread's question."""
         request_id = request_id or uuid.uuid4().hex[:12]
         threshold = self._settings.min_score if min_score is None else min_score
         started = time.perf_counter()
+        if thread and not question.strip():
+            question = THREAD_QUESTION
         question = clean_question(question, self._settings.max_question_chars)
         yield Update("retrieving")
-        retrieval = await self.retriever.retrieve(question, [turn.question for turn in history], source_ids=source_ids)
+        earlier = [*thread[:1], *(turn.question for turn in history)]
+        retrieval = await self.retriever.retrieve(question, earlier, source_ids=source_ids)
         hits, timings = list(retrieval.hits), dict(retrieval.timings_ms)
         logger.info(
             "request %s retrieved %d hits from %d pages, confidence %.3f, in %.0f ms",
@@ -176,18 +195,49 @@ class AnswerPipeline:
             yield Update("done", answer=Answer(question, text, tuple(closest), True, tuple(hits), request_id, timings))
             return
 
-        messages, sources = await asyncio.to_thread(self._fit_context, question, hits, history)
+        prompted = _first_pages(hits, self._answer.sources)
+        messages, sources, shown = await asyncio.to_thread(self._fit_context, question, prompted, history, thread)
         yield Update("generating")
         generated = time.perf_counter()
         raw, numbered = "", tuple(sources)
         async for raw in self._generator.stream(messages, request_id=request_id):
+            if raw and "first_token_ms" not in timings:
+                timings["first_token_ms"] = (time.perf_counter() - started) * 1000
             yield Update("generating", raw, numbered)
+        timings["generate_ms"] = (time.perf_counter() - generated) * 1000
+        verdict = "grounded"
+        if self._answer.grounding != "off":
+            seen: dict[int, list[str]] = {}
+            for passage in shown:
+                seen.setdefault(passage.number, []).append(passage.text)
+            revision = await asyncio.to_thread(
+                revise,
+                raw,
+                {n: "\n\n".join(texts) for n, texts in seen.items()},
+                drop=self._answer.grounding == "strict",
+            )
+            raw, verdict = revision.text, revision.verdict
+            logger.info(
+                "request %s grounding %s (%d sentences re-cited, %d dropped)",
+                request_id,
+                verdict,
+                revision.recited,
+                revision.dropped,
+            )
+        if verdict == "not covered":
+            closest = number_sources(_distinct_pages(hits)[:3])
+            timings["total_ms"] = (time.perf_counter() - started) * 1000
+            text = REFUSAL + (" These pages are the closest I found:" if closest else "")
+            yield Update("done", answer=Answer(question, text, tuple(closest), True, tuple(hits), request_id, timings))
+            return
         text, cited = postprocess(raw, sources)
+        uncertain = verdict == "uncertain" or (self._answer.grounding != "off" and not _CITED.search(text))
         if not text:
             text = "The model returned an empty answer; the pages below are the most relevant I found."
-        timings["generate_ms"] = (time.perf_counter() - generated) * 1000
+        elif uncertain:
+            text = f"{UNCERTAIN}\n\n{text}"
         timings["total_ms"] = (time.perf_counter() - started) * 1000
-        answer = Answer(question, text, tuple(cited), False, tuple(hits), request_id, timings)
+        answer = Answer(question, text, tuple(cited), False, tuple(hits), request_id, timings, uncertain=uncertain)
         logger.info("request %s answered in %.0f ms (%d citations)", request_id, timings["total_ms"], len(cited))
         yield Update("done", answer=answer)
 
@@ -196,6 +246,19 @@ class AnswerPipeline:
             if update.answer is not None:
                 return update.answer
         raise AssertionError("stream ended without an answer")  # stream always ends with one
+
+
+def _first_pages(hits: Sequence[Hit], pages: int) -> list[Hit]:
+    """The hits of the first ``pages`` pages (hits come grouped by page, best page first)."""
+    kept: set[str] = set()
+    out: list[Hit] = []
+    for hit in hits:
+        if hit.page_id not in kept:
+            if len(kept) == pages:
+                break
+            kept.add(hit.page_id)
+        out.append(hit)
+    return out
 
 
 def _distinct_pages(hits: Sequence[Hit]) -> list[Hit]:

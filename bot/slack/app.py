@@ -60,8 +60,8 @@ def build_app(services: Services) -> AsyncApp:
         return BoltResponse(status=200, body=NOT_ALLOWED if body.get("command") else "")
 
     @app.event("app_mention")
-    async def mention(body: dict[str, Any], client: AsyncWebClient) -> None:
-        await asker.on_mention(body, client)
+    async def mention(body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
+        await asker.on_mention(body, client, context.bot_user_id)
 
     @app.event("message")
     async def message(body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:

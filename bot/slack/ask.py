@@ -27,6 +27,7 @@ from bot.services import SEARCHING, Place, Services, SupportThread
 from bot.slack.admin import is_admin
 from bot.slack.learned import link_and_author
 from bot.slack.render import SECTION_LIMIT, answer_blocks, escape, mrkdwn
+from bot.slack.threads import read_thread
 from rag import logs
 from rag.errors import DocentError, Skipped, StartingUp, describe, new_error_id
 from rag.models import Answer
@@ -222,7 +223,7 @@ class SlackAsker:
 
     # -- events ----------------------------------------------------------------------------------------------------
 
-    async def on_mention(self, body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def on_mention(self, body: dict[str, Any], client: AsyncWebClient, bot_user_id: str | None = None) -> None:
         event = body.get("event") or {}
         if not self._first_time(str(body.get("event_id") or "")):
             logger.info("slack event %s delivered again; already answered", body.get("event_id"))
@@ -232,7 +233,13 @@ class SlackAsker:
             return
         root = event.get("thread_ts")
         await self._answer_event(
-            client, body, event, thread=str(root or event.get("ts")), started=root is None, policy=policy
+            client,
+            body,
+            event,
+            thread=str(root or event.get("ts")),
+            started=root is None,
+            policy=policy,
+            me=bot_user_id,
         )
 
     async def on_message(self, body: dict[str, Any], client: AsyncWebClient, bot_user_id: str | None) -> None:
@@ -304,11 +311,11 @@ class SlackAsker:
         )
         if answer is None:
             return
-        support = SupportThread(ts, user, answer.question, needs_help=answer.refused)
+        support = SupportThread(ts, user, answer.question, needs_help=answer.unsure)
         self.support[(channel, ts)] = support
         while len(self.support) > _SEEN_EVENTS:
             self.support.popitem(last=False)
-        if answer.refused and auto:
+        if answer.unsure and auto:
             await self._hand_off(client, channel, ts, policy)
             return
         self.remember(channel, ts, (), answer, started=True)
@@ -380,6 +387,7 @@ class SlackAsker:
         thread: str,
         started: bool,
         policy: ChannelPolicy | None = None,
+        me: str | None = None,
     ) -> None:
         channel, user = str(event.get("channel")), str(event.get("user"))
         place = Place("slack", str(body.get("team_id") or event.get("team") or ""))
@@ -390,6 +398,10 @@ class SlackAsker:
             return
         history = self.conversations.history(("history", channel, thread))
         assistant = event.get("channel_type") == "im" and event.get("thread_ts") is not None
+        said: tuple[str, ...] = ()
+        asked = str(event.get("ts") or "")
+        if not history and not assistant and event.get("thread_ts") and thread != asked:  # mentioned into a thread
+            said = await read_thread(client, channel, thread, asked, me or "", self.settings.bot)
         if assistant:  # the assistant panel shows a status instead of a placeholder message
             await self._set_status(client, channel, thread, SEARCHING)
         reply = await self.open_reply(client, channel, thread, place, user, placeholder=not assistant)
@@ -401,6 +413,7 @@ class SlackAsker:
             private=False,
             history=history,
             policy=policy,
+            thread=said,
         )
         if assistant and answer is None:
             await self._set_status(client, channel, thread, "")
@@ -493,6 +506,7 @@ class SlackAsker:
         policy: ChannelPolicy | None = None,
         quiet_refusal: bool = False,
         support: tuple[str, str] | None = None,
+        thread: tuple[str, ...] = (),
     ) -> Answer | None:
         """Stream the answer into ``reply``, finish it with sources and vote buttons, then record it. None if it
         failed; the asker has then been told why. The answer is posted before it is recorded.
@@ -510,9 +524,10 @@ class SlackAsker:
                     history=history,
                     request_id=request_id,
                     notice=reply.notice,
-                    partial=reply.partial,
+                    partial=reply.partial if not quiet_refusal else _nothing,  # unasked: nothing until it is sure
                     source_ids=policy.sources if policy else (),
                     min_score=policy.min_confidence if policy and quiet_refusal else None,
+                    thread=thread,
                 )
             except Exception as exc:  # one bad question never takes the bot down; the asker gets a worded reason
                 if quiet_refusal:  # nobody asked: log it, say nothing (also while the engine starts)
@@ -523,7 +538,7 @@ class SlackAsker:
                 return None
             posted: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
             self.services.record_later(answer, posted, user, place, private=private, support=support)
-            if quiet_refusal and answer.refused:
+            if quiet_refusal and answer.unsure:
                 posted.set_result(True)  # recorded as unanswered; the caller hands it off
                 return answer
             solved = "|".join(support) if support and not answer.refused else ""
@@ -563,3 +578,8 @@ class SlackAsker:
             await reply.final(escape(describe(exc, error_id)))
         except Exception:
             logger.warning("slack request %s: could not tell the asker about error %s", request_id, error_id)
+
+
+async def _nothing(_: str) -> None:
+    """A quiet reply step: a question nobody asked Docent shows nothing until its answer is final."""
+    return None

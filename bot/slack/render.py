@@ -60,7 +60,7 @@ def answer_blocks(answer: Answer, *, feedback_id: str = "", solved: str = "") ->
     carrying ``solved``). Never more than Slack accepts."""
     body = split_message(mrkdwn(answer.text), SECTION_LIMIT)
     sources = (
-        split_message(format_sources(answer.citations, "Closest pages" if answer.refused else "Sources"), SECTION_LIMIT)
+        split_message(format_sources(answer.citations, answer.sources_heading), SECTION_LIMIT)
         if answer.citations
         else []
     )

@@ -10,8 +10,8 @@ import itertools
 
 import pytest
 
-from rag.errors import GenerationTimeout
-from rag.generator import VLLMGenerator, _fold_system
+from rag.errors import ConfigError, GenerationTimeout
+from rag.generator import VLLMGenerator, _fold_system, check_memory, engine_dtype, kv_cache_bytes, weights_bytes
 from rag.settings import LLMSettings
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is HNSW? [1]"}]
@@ -85,3 +85,39 @@ def test_a_template_without_system_turns_gets_the_system_text_in_the_first_user_
         {"role": "assistant", "content": "A graph index."},
     ]
     assert MESSAGES[1]["content"] == "What is HNSW? [1]", "the caller's messages are not changed"
+
+
+def test_on_a_cpu_without_bf16_units_auto_means_float32() -> None:
+    assert engine_dtype("auto", on_cpu=True, native_bf16=False) == "float32"
+    assert engine_dtype("auto", on_cpu=True, native_bf16=True) == "auto"
+    assert engine_dtype("auto", on_cpu=False, native_bf16=False) == "auto", "a GPU keeps the model's dtype"
+    assert engine_dtype("bfloat16", on_cpu=True, native_bf16=False) == "bfloat16", "an explicit choice stands"
+
+
+def test_the_cpu_kv_cache_is_sized_for_the_answers_it_must_hold(tiny_model_dir) -> None:
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(tiny_model_dir)  # 2 layers, 1 KV head of 64
+    settings = LLMSettings(model=str(tiny_model_dir), max_model_len=4096, max_num_seqs=8)
+    per_token = 2 * 2 * 1 * 64 * 4  # keys and values, layers, heads, head size, float32
+    assert kv_cache_bytes(settings, config, "float32") == 256 << 20, "at least 256 MiB"
+    big = settings.model_copy(update={"max_num_seqs": 1000})
+    assert kv_cache_bytes(big, config, "float32") == int(per_token * 4096 * 1000 * 1.1)
+    assert kv_cache_bytes(big, config, "bfloat16") == int(per_token // 2 * 4096 * 1000 * 1.1)
+
+
+def test_a_start_that_cannot_fit_in_memory_is_refused_naming_docents_settings(tiny_model_dir) -> None:
+    settings = LLMSettings(model=str(tiny_model_dir), kv_cache_gb=5000)
+    weights = weights_bytes(str(tiny_model_dir), "float32")
+    assert 0 < weights == (tiny_model_dir / "model.safetensors").stat().st_size, "stored in float32 already"
+    with pytest.raises(ConfigError, match="DOCENT_LLM__KV_CACHE_GB") as refused:
+        check_memory(settings, 5000 << 30, weights, available=8 << 30)
+    assert "8.0 GiB is free" in str(refused.value)
+    check_memory(settings, 1 << 30, weights, available=8 << 30)  # fits: nothing raised
+
+
+@pytest.mark.slow
+async def test_the_engine_refuses_a_kv_cache_larger_than_memory_before_loading(tiny_model_dir) -> None:
+    """The real start path: vLLM itself would report this only in its worker's log, a minute later."""
+    with pytest.raises(ConfigError, match="Not enough free memory"):
+        await VLLMGenerator.start(LLMSettings(model=str(tiny_model_dir), kv_cache_gb=1 << 20))

@@ -19,10 +19,10 @@ import rag.pipeline
 from rag.citations import ZWSP, number_sources
 from rag.errors import BadQuestion, StoreUnavailable
 from rag.generator import Generator
-from rag.pipeline import REFUSAL, AnswerPipeline, clean_question
-from rag.prompt import Turn, build_messages
+from rag.pipeline import REFUSAL, UNCERTAIN, AnswerPipeline, clean_question
+from rag.prompt import NOT_COVERED, Turn, build_messages
 from rag.retrieval import Retriever
-from rag.settings import MilvusSettings, RetrievalSettings
+from rag.settings import AnswerSettings, MilvusSettings, RetrievalSettings
 from rag.store import MilvusStore
 from tests.conftest import index_pages
 from tests.scripted import ScriptedGenerator
@@ -243,3 +243,63 @@ async def test_the_context_is_fitted_off_the_event_loop_in_few_measurements(embe
     assert hits[0].text in prompt and hits[1].text in prompt and hits[2].text not in prompt
     assert len(model.measured) <= 1 + math.ceil(math.log2(len(hits))), model.measured
     assert threading.get_ident() not in model.threads, "tokenising never runs on the event loop"
+
+
+def checked(embedder, store, generator: Generator, **answer: object) -> AnswerPipeline:
+    """A pipeline that checks grounding (the configured default) with these answer settings."""
+    settings = RetrievalSettings(min_score=-1.0)
+    options = AnswerSettings(**{"grounding": "check", **answer})
+    return AnswerPipeline(Retriever(embedder, store, settings), generator, settings, options)
+
+
+@pytest.mark.integration
+async def test_the_model_saying_the_docs_lack_it_is_a_refusal_with_the_closest_pages(embedder, indexed_store) -> None:
+    answer = await checked(embedder, indexed_store, ScriptedGenerator(NOT_COVERED)).ask("replication in Postgres?")
+    assert answer.refused and answer.text.startswith(REFUSAL)
+    assert answer.citations and answer.sources_heading == "Closest pages"
+
+
+@pytest.mark.integration
+async def test_an_answer_with_no_valid_citation_is_not_presented_as_grounded(embedder, indexed_store) -> None:
+    generator = ScriptedGenerator("Postgres replicates with streaming replication [9].")
+    answer = await checked(embedder, indexed_store, generator).ask("What is HNSW?")
+    assert answer.uncertain and not answer.refused and answer.unsure
+    assert answer.text.startswith(UNCERTAIN)
+    assert answer.sources_heading == "Pages that might help"
+    seed = await pipeline(embedder, indexed_store, generator, min_score=-1.0).ask("What is HNSW?")
+    assert not seed.uncertain and seed.sources_heading == "Sources", "grounding off: as before"
+
+
+@pytest.mark.integration
+async def test_a_sentence_cited_to_the_wrong_source_is_cited_to_the_one_that_says_it(embedder, indexed_store) -> None:
+    probe = await pipeline(embedder, indexed_store, ScriptedGenerator(), min_score=-1.0).ask("What is IVF_FLAT?")
+    numbers = {c.title.split(" › ")[-1]: c.number for c in number_sources(list(probe.hits))}
+    wrong = numbers.get("HNSW", 9)
+    generator = ScriptedGenerator(
+        f"IVF_FLAT divides vectors into nlist clusters and searches nprobe of them [{wrong}]."
+    )
+    answer = await checked(embedder, indexed_store, generator).ask("What is IVF_FLAT?")
+    assert not answer.uncertain
+    assert [c.title for c in answer.citations] == ["In-memory Index › IVF_FLAT"]
+
+
+@pytest.mark.integration
+async def test_the_prompt_holds_the_first_pages_cut_to_what_matches(embedder, indexed_store) -> None:
+    generator = ScriptedGenerator()
+    await checked(embedder, indexed_store, generator, sources=1, passage_chars=60, project="Milvus").ask(
+        "what does efConstruction control in HNSW?"
+    )
+    system, user = generator.prompts[0][0]["content"], generator.prompts[0][-1]["content"]
+    assert system.startswith("You answer questions about Milvus")
+    assert "Manage Collections" not in user and "Install" not in user, "one page"
+    hnsw = user.split("[1] In-memory Index › HNSW\n", 1)[1].split("\n\n", 1)[0]
+    assert "efConstruction" in hnsw and len(hnsw) <= 60 + 4, "the passage is cut to the sentences that match"
+
+
+@pytest.mark.integration
+async def test_a_chinese_question_is_told_to_be_answered_in_chinese(embedder, indexed_store) -> None:
+    generator = ScriptedGenerator()
+    await checked(embedder, indexed_store, generator, language_hint=True).ask("HNSW 的参数是什么意思？")
+    assert generator.prompts[0][-1]["content"].endswith("Answer in Chinese.")
+    await checked(embedder, indexed_store, generator, language_hint=True).ask("What is HNSW?")
+    assert generator.prompts[1][-1]["content"].endswith("Question: What is HNSW?")

@@ -64,6 +64,7 @@ async def harness_factory(
         before_start: Callable[[FakeDiscord], Awaitable[None]] | None = None,
         wait_for_sync: bool = True,
         pipeline: Callable[[Retriever, Settings], Answering] | None = None,
+        fake_options: dict[str, Any] | None = None,
         **overrides: Any,
     ) -> Harness:
         if pages:
@@ -91,7 +92,7 @@ async def harness_factory(
 
         services = Services(settings, answering, indexer, sources, feedback, metrics=metrics)
         bot = DocentBot(services, own_services=True, guild_ready_timeout=0.1, **(bot_options or {}))
-        fake = FakeDiscord(guild_id=guild_id)
+        fake = FakeDiscord(guild_id=guild_id, **(fake_options or {}))
         await fake.start()
         for user in (ALICE, BOB):
             fake.add_member(user, f"user{user % 100}")

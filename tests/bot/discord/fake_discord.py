@@ -19,7 +19,8 @@ Typical use::
 
 Realism that tests can rely on (each is what Discord does, and each has bitten real bots):
 
-- Without the MESSAGE_CONTENT intent, guild messages arrive with empty content unless they mention the bot.
+- Without the MESSAGE_CONTENT intent, guild messages arrive with empty content unless they mention the bot; read
+  over REST (channel history, one message), they are blank unless the app's Message Content switch is on.
 - With ``message_content_enabled=False`` (the Developer Portal switch off) the application's flags say so, and
   identifying with MESSAGE_CONTENT closes the gateway with 4014, as Discord does.
 - Message content over 2000 characters and empty messages are rejected with Discord's 400 errors.
@@ -2038,7 +2039,7 @@ class FakeDiscord:
         before = int(req.query.get("before", 1 << 63))
         after = int(req.query.get("after", 0))
         found = [
-            r.payload
+            self._read_over_rest(r.payload)
             for r in self._messages.values()
             if r.channel_id == cid and not r.deleted and not r.ephemeral and after < r.id < before
         ]
@@ -2057,7 +2058,18 @@ class FakeDiscord:
         return rec.payload
 
     async def _r_get_message(self, req: _Request) -> Any:
-        return self._message(int(req.params["channel_id"]), int(req.params["message_id"])).payload
+        return self._read_over_rest(self._message(int(req.params["channel_id"]), int(req.params["message_id"])).payload)
+
+    def _read_over_rest(self, message: dict[str, Any]) -> dict[str, Any]:
+        """REST blanks content as the gateway does, by the app's switch rather than a session's intents."""
+        if self.message_content_enabled:
+            return message
+        bot = str(self.bot_user_id)
+        if message.get("guild_id") is None or message["author"]["id"] == bot:
+            return message
+        if any(u["id"] == bot for u in message.get("mentions", [])):
+            return message
+        return {**message, "content": "", "embeds": [], "attachments": [], "components": []}
 
     async def _r_edit(self, req: _Request) -> Any:
         rec = self._message(int(req.params["channel_id"]), int(req.params["message_id"]))

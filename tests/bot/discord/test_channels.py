@@ -14,6 +14,7 @@ import pytest
 from bot.__main__ import message_content_enabled
 from bot.channels import Channels
 from indexer.local import FolderDocs
+from rag.citations import ZWSP
 from rag.settings import FolderSource
 from tests.bot.discord.fake_discord import FakeDiscord
 from tests.bot.discord.harness import ADMIN, ALICE, BOB
@@ -305,3 +306,31 @@ async def test_without_the_portal_switch_each_unasked_channel_is_warned_once(
         assert not await support_channels_on(services, "token")
     warned = [r.getMessage() for r in caplog.records if "Message Content intent is off" in r.getMessage()]
     assert len(warned) == 2 and "123" in warned[0] and "456" in warned[1]
+
+
+@pytest.mark.parametrize("content_switch", [True, False])
+async def test_tagged_into_a_thread_docent_reads_what_was_said_before(harness_factory, content_switch: bool) -> None:
+    """A member tags Docent into a forum post with no question of their own: the post and the replies are the
+    question. Without the Message Content switch Discord shows a bot only the post's title."""
+    forum_id = 999999999999999998
+
+    async def forum(fake: FakeDiscord) -> None:
+        fake.add_forum("help", channel_id=forum_id)
+
+    model = ScriptedGenerator("IVF_FLAT clusters vectors [1].")
+    h = await harness_factory(model, before_start=forum, fake_options={"message_content_enabled": content_switch})
+    thread, _ = await h.fake.user_posts(ALICE, forum_id, "IVF_FLAT build fails", "My index build fails with nlist 0")
+    await h.fake.user_says(BOB, "did you set nlist? @everyone", channel_id=thread)
+    await h.fake.user_says(BOB, "", mention_bot=True, channel_id=thread)
+    await h.fake.wait_for_message(lambda m: "AI-generated" in m.content, channel_id=thread, timeout=60)
+    asked = model.prompts[0][-1]["content"]
+    said = asked.split("Earlier in this thread:\n", 1)[1].split("\n\nSources:", 1)[0].splitlines()
+    if content_switch:
+        assert said == [
+            "Thread: IVF_FLAT build fails",
+            "Asker: My index build fails with nlist 0",
+            f"Member: did you set nlist? @{ZWSP}everyone",
+        ]
+    else:
+        assert said == ["Thread: IVF_FLAT build fails"]
+    assert asked.endswith("Question: What is the answer to the question asked in this thread?")

@@ -220,3 +220,19 @@ async def test_a_rate_limited_post_is_retried_after_retry_after(slack_harness) -
     assert "docs.example" in texts(answer)
     updates = [method for method, _ in h.slack.calls if method == "chat.update"]
     assert len(updates) >= 2, "the 429 was answered and the same update sent again"
+
+
+async def test_mentioned_into_a_thread_docent_reads_what_was_said_before(slack_harness) -> None:
+    """A member mentions Docent in a thread between people, with no question of their own: the thread is it."""
+    model = ScriptedGenerator("IVF_FLAT clusters vectors [1].")
+    h = await slack_harness(model)
+    opened = await h.slack.message("C1", MEMBER, "My IVF_FLAT index build fails with nlist 0")
+    root = opened.payload["event"]["ts"]
+    await h.slack.message("C1", ADMIN, "did you set nlist? <!channel> <@U42>", thread_ts=root)
+    await h.slack.mention("C1", ADMIN, "<@UBOT>", thread_ts=root)
+    await h.final(root)
+    asked = model.prompts[0][-1]["content"]
+    said = asked.split("Earlier in this thread:\n", 1)[1].split("\n\nSources:", 1)[0].splitlines()
+    assert said == ["Asker: My IVF_FLAT index build fails with nlist 0", "Member: did you set nlist? @someone @someone"]
+    assert asked.endswith("Question: What is the answer to the question asked in this thread?")
+    assert h.slack.notifications == []
