@@ -1,14 +1,16 @@
 """Latency a chat user sees, on Discord or on Slack: question arrival -> first sign of life, and -> final answer.
 
 The production front-end runs against its loopback fake (tests/bot/discord/fake_discord.py,
-tests/bot/slack/fake_slack.py) with real Milvus Lite, MiniLM and the vLLM CPU engine (tiny model, so generation
-time is the engine's floor, not a real model's).
+tests/bot/slack/fake_slack.py) with real Milvus Lite, MiniLM and the vLLM CPU engine: the tiny model by default
+(generation time is then the engine's floor), or a real one with ``--model`` (a ``bench.models`` name or a folder).
 
-    python -m bench.bot_latency [--platform discord|slack] [--questions 40] [--concurrency 4]
+    python -m bench.bot_latency [--platform discord|slack] [--questions 40] [--concurrency 4] [--model NAME]
 
-Discord (a /ask interaction): arrival -> deferral sent, and -> final answer. Slack (an @-mention over Socket Mode):
-arrival -> envelope acked, -> placeholder posted in the thread, and -> final answer. Prints a table and writes
-bench/results/bot_latency.json (Discord) or bench/results/bot_latency_slack.json (Slack).
+Discord (a /ask interaction): arrival -> deferral sent, -> first words of the answer, and -> final answer. Slack (an
+@-mention over Socket Mode): arrival -> envelope acked, -> placeholder posted in the thread, -> first words, and ->
+final answer. "First words" is the first edit (or stream append) that shows the model's text; the pipeline's own
+time to first token is reported beside it, so the difference is what the front-end's pacing adds. Prints a table
+and writes bench/results/bot_latency[_slack][-MODEL].json.
 """
 
 from __future__ import annotations
@@ -50,10 +52,17 @@ MENTION = "<@UBOT>"  # the fake Slack's bot user
 ANSWER_TIMEOUT_S = 300
 RESULTS = {"discord": "bot_latency.json", "slack": "bot_latency_slack.json"}
 ROWS = {  # result key -> table label, per platform
-    "discord": {"deferral_ms": "arrival -> deferral sent", "final_ms": "arrival -> final answer"},
+    "discord": {
+        "deferral_ms": "arrival -> deferral sent",
+        "first_token_ms": "pipeline: first token",
+        "first_words_ms": "arrival -> first words shown",
+        "final_ms": "arrival -> final answer",
+    },
     "slack": {
         "ack_ms": "arrival -> envelope acked",
         "first_reply_ms": "arrival -> placeholder posted",
+        "first_token_ms": "pipeline: first token",
+        "first_words_ms": "arrival -> first words shown",
         "final_ms": "arrival -> final answer",
     },
 }
@@ -64,10 +73,27 @@ class Core:
     """What both platforms share: one settings tree, index, engine and feedback store."""
 
     settings: Settings
-    pipeline: AnswerPipeline
+    pipeline: Timed
     indexer: Indexer
     feedback: FeedbackStore
     pages_indexed: int
+
+
+class Timed:
+    """The pipeline, keeping each answer's time to first token (measured by the pipeline from its start)."""
+
+    def __init__(self, inner: AnswerPipeline) -> None:
+        self.inner = inner
+        self.first_token_ms: list[float] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def stream(self, question: str, **options: Any) -> AsyncIterator[Any]:
+        async for update in self.inner.stream(question, **options):
+            if update.answer is not None and "first_token_ms" in update.answer.timings_ms:
+                self.first_token_ms.append(update.answer.timings_ms["first_token_ms"])
+            yield update
 
 
 @contextlib.asynccontextmanager
@@ -87,6 +113,13 @@ async def open_core(args: argparse.Namespace, **overrides: Any) -> AsyncIterator
 
     work = Path(tempfile.mkdtemp(prefix="docent-bench-"))
     bot = {"user_cooldown_s": 0, "guild_questions_per_minute": 0, "max_concurrent_answers": args.concurrency}
+    if args.model:
+        from bench.answers import model_path
+        from rag.settings import LLMSettings
+
+        real = {"model": model_path(args.model, ROOT / ".data"), "timeout_s": 600.0, "max_num_seqs": args.concurrency}
+        overrides["llm"] = {**LLMSettings().model_dump(), **real, "kv_cache_gb": None}
+        overrides["answer"] = {"project": "Milvus"}
     settings = bench_settings(work, bot=bot, **overrides)
     prepare_process_env(settings)
     from rag.embedder import SentenceTransformerEmbedder
@@ -102,8 +135,10 @@ async def open_core(args: argparse.Namespace, **overrides: Any) -> AsyncIterator
         stack.push_async_callback(generator.close)
         feedback = FeedbackStore(settings.data_dir / "feedback.sqlite3")
         stack.callback(feedback.close)
-        pipeline = AnswerPipeline(Retriever(embedder, store, settings.retrieval), generator, settings.retrieval)
-        yield Core(settings, pipeline, indexer, feedback, report.pages_new)
+        pipeline = AnswerPipeline(
+            Retriever(embedder, store, settings.retrieval), generator, settings.retrieval, settings.answer
+        )
+        yield Core(settings, Timed(pipeline), indexer, feedback, report.pages_new)
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -113,8 +148,10 @@ def summary(values: list[float]) -> dict[str, float]:
 def results(
     args: argparse.Namespace, core: Core, rows: dict[str, list[float]], *, wall: float, peak_queue: int
 ) -> dict[str, Any]:
+    rows = {**rows, "first_token_ms": core.pipeline.first_token_ms[1:]}  # the first is the warm-up's
     return {
         "platform": args.platform,
+        "model": args.model or "tiny",
         "questions": args.questions,
         "concurrency": args.concurrency,
         "gap_s": args.gap,
@@ -136,6 +173,7 @@ async def run_discord(args: argparse.Namespace) -> dict[str, Any]:
 
     users = [700000000000000000 + i for i in range(args.questions)]
     deferral: list[float] = []
+    words: list[float] = []
     final: list[float] = []
     async with open_core(args) as core, FakeDiscord() as fake:
         services = Services(core.settings, core.pipeline, core.indexer, lambda _id: [], core.feedback)
@@ -158,12 +196,13 @@ async def run_discord(args: argparse.Namespace) -> dict[str, Any]:
                 await fake.wait_for(answered, timeout=ANSWER_TIMEOUT_S)
                 assert ix.deferred_at is not None and ix.original is not None
                 done = next(t for t, text in ix.original.history if "AI-generated" in text)
+                shown = next(t for t, text in ix.original.history if text.endswith("▌") or "AI-generated" in text)
                 deferral.append((ix.deferred_at - ix.created_at) * 1000)
+                words.append((shown - ix.created_at) * 1000)
                 final.append((done - ix.created_at) * 1000)
             wall = time.monotonic() - started
-        return results(
-            args, core, {"deferral_ms": deferral, "final_ms": final}, wall=wall, peak_queue=bot.admission.peak_waiting
-        )
+        rows = {"deferral_ms": deferral, "first_words_ms": words, "final_ms": final}
+        return results(args, core, rows, wall=wall, peak_queue=bot.admission.peak_waiting)
 
 
 # -- Slack -----------------------------------------------------------------------------------------------------------
@@ -178,6 +217,11 @@ def is_final(blocks: list[dict[str, Any]]) -> bool:
     )
 
 
+def shows_words(message: Any) -> bool:
+    """The model's text is visible: streamed words, or an edit of the placeholder ending in the typing mark."""
+    return bool(message.streaming and message.text.strip()) or message.text.endswith(" …")
+
+
 class SlackTimeline:
     """When each of the bot's messages first appeared in the fake Slack, and when its final answer did: the fake
     keeps only each message's last version, so a task woken by every post and edit stamps them as they happen."""
@@ -185,6 +229,7 @@ class SlackTimeline:
     def __init__(self, slack: FakeSlack) -> None:
         self.slack = slack
         self.first: dict[str, float] = {}  # message ts -> when it was first seen
+        self.words: dict[str, float] = {}  # message ts -> when it first showed the model's text
         self.final: dict[str, float] = {}  # message ts -> when it was first seen finished
         self._scanned = asyncio.Event()  # set (and replaced) after every scan
         self._task: asyncio.Task[None] | None = None
@@ -203,6 +248,8 @@ class SlackTimeline:
             now = time.monotonic()
             for ts, message in self.slack.messages.items():
                 self.first.setdefault(ts, now)
+                if ts not in self.words and (shows_words(message) or is_final(message.blocks)):
+                    self.words[ts] = now
                 if ts not in self.final and is_final(message.blocks):
                     self.final[ts] = now
             self._scanned.set()
@@ -224,6 +271,9 @@ class SlackTimeline:
     def first_reply(self, thread: str) -> float | None:
         return min((self.first[ts] for ts in self._in_thread(thread) if ts in self.first), default=None)
 
+    def first_words(self, thread: str) -> float | None:
+        return min((self.words[ts] for ts in self._in_thread(thread) if ts in self.words), default=None)
+
     def answered(self, thread: str) -> float | None:
         return min((self.final[ts] for ts in self._in_thread(thread) if ts in self.final), default=None)
 
@@ -243,6 +293,7 @@ async def run_slack(args: argparse.Namespace) -> dict[str, Any]:
     users = [f"U{i:05d}" for i in range(args.questions)]
     ack: list[float] = []
     first: list[float] = []
+    words: list[float] = []
     final: list[float] = []
     async with FakeSlack() as slack:
         tokens = {"bot_token": slack.bot_token, "app_token": slack.app_token, "api_base": slack.api_base}
@@ -274,13 +325,15 @@ async def run_slack(args: argparse.Namespace) -> dict[str, Any]:
                 wall = time.monotonic() - started
                 for arrival, thread, acked in asked:
                     replied, answered = timeline.first_reply(thread), timeline.answered(thread)
-                    assert replied is not None and answered is not None
+                    shown = timeline.first_words(thread)
+                    assert replied is not None and answered is not None and shown is not None
                     ack.append((await acked - arrival) * 1000)
                     first.append((replied - arrival) * 1000)
+                    words.append((shown - arrival) * 1000)
                     final.append((answered - arrival) * 1000)
             finally:
                 await handler.close_async()
-            rows = {"ack_ms": ack, "first_reply_ms": first, "final_ms": final}
+            rows = {"ack_ms": ack, "first_reply_ms": first, "first_words_ms": words, "final_ms": final}
             return results(args, core, rows, wall=wall, peak_queue=services.admission.peak_waiting)
 
 
@@ -291,6 +344,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4, help="bot.max_concurrent_answers")
     parser.add_argument("--gap", type=float, default=0.1, help="seconds between arrivals")
     parser.add_argument("--pages", type=int, default=60, help="index only the first N corpus pages (0: all)")
+    parser.add_argument("--model", default="", help="a bench.models name or a model folder (default: the tiny model)")
     args = parser.parse_args()
     result = asyncio.run(run_slack(args) if args.platform == "slack" else run_discord(args))
     print(f"\n{'metric':<34}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}")
@@ -301,7 +355,10 @@ def main() -> None:
         f"\n{args.platform}: {result['questions']} questions, concurrency {result['concurrency']}, "
         f"{result['pages_indexed']} pages, peak queue {result['peak_queue']}, wall {result['wall_s']:.1f}s"
     )
-    write_results(ROOT / "bench" / "results" / RESULTS[args.platform], result)
+    name = RESULTS[args.platform]
+    if args.model:
+        name = name.replace(".json", f"-{Path(args.model).name}.json")
+    write_results(ROOT / "bench" / "results" / name, result)
 
 
 if __name__ == "__main__":

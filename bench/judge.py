@@ -45,10 +45,12 @@ def normalised(text: str) -> str:
 
 
 def refused(record: Record) -> bool:
-    """Docent declined: its refusal, or the model saying the docs lack the answer without citing anything."""
+    """Docent declined: its refusal, or the model saying the docs lack the answer, briefly and citing nothing (a
+    long answer that starts by declining and then advises anyway is judged on its advice)."""
     if record.refused:
         return True
-    return bool(_REFUSES.search(record.text)) and not _MARKER.search(record.text)
+    text = record.text
+    return bool(_REFUSES.search(text)) and not _MARKER.search(text) and words(text) <= 40
 
 
 def correctness(record: Record) -> str:
@@ -120,6 +122,7 @@ def judge_record(record: Record) -> dict[str, Any]:
         if record.item.answerable
         else ("refused" if refused(record) else "answered"),
         "refused": refused(record),
+        "uncertain": record.uncertain,
         "claims": len(claims),
         "supported": sum(1 for s in claims if s.supported),
         "cited": bool(_MARKER.search(record.text)),
@@ -129,6 +132,7 @@ def judge_record(record: Record) -> dict[str, Any]:
         "first_token_ms": record.first_token_ms,
         "total_ms": record.total_ms,
         "timed": record.timed,
+        "relevance": record.relevance,
         "error": record.error,
     }
 
@@ -150,6 +154,8 @@ def summarise(rows: Sequence[dict[str, Any]], labels: dict[str, dict[str, Any]])
         "right_or_partly": round(sum(r["correctness"] in ("right", "partly") for r in answerable) / n, 3),
         "wrongly_refused": round(sum(r["refused"] for r in answerable) / n, 3),
         "oos_refused": round(sum(r["refused"] for r in oos) / max(1, len(oos)), 3) if oos else None,
+        "oos_marked_uncertain": round(sum(r["uncertain"] for r in oos) / max(1, len(oos)), 3) if oos else None,
+        "marked_uncertain": round(sum(r["uncertain"] for r in answerable) / n, 3),
         "sentences_supported": round(sum(r["supported"] for r in answered) / claims, 3) if claims else None,
         "answers_cited": round(sum(r["cited"] for r in answered) / max(1, len(answered)), 3),
         "language_ok": round(sum(bool(r["language_ok"]) for r in answered) / max(1, len(answered)), 3),
@@ -192,6 +198,32 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
+def relevance_sweep(rows: Sequence[dict[str, Any]]) -> list[dict[str, float]]:
+    """What a ``min_relevance`` would have done to answers generated without one: the answerable questions it
+    would refuse, the right or partly right answers among them, and the out-of-scope questions it would refuse."""
+    probed = [r for r in rows if r["relevance"] is not None or r["refused"]]
+    answerable = [r for r in probed if r["answerable"]]
+    oos = [r for r in probed if not r["answerable"]]
+    out = []
+    for step in range(0, 20):
+        threshold = round(step * 0.05, 2)
+
+        def refuses(row: dict[str, Any], threshold: float = threshold) -> bool:
+            return row["refused"] or (row["relevance"] is not None and row["relevance"] < threshold)
+
+        out.append(
+            {
+                "min_relevance": threshold,
+                "answerable_refused": round(sum(map(refuses, answerable)) / max(1, len(answerable)), 3),
+                "good_answers_lost": sum(
+                    1 for r in answerable if refuses(r) and not r["refused"] and r["correctness"] in ("right", "partly")
+                ),
+                "oos_refused": round(sum(map(refuses, oos)) / max(1, len(oos)), 3),
+            }
+        )
+    return out
+
+
 def judge_records(records: Iterable[Record], *, labels_path: Path | None = None) -> dict[str, Any]:
     """Per (model, recipe): the summary; plus every judged row, so a run can be read answer by answer."""
     rows = [judge_record(r) for r in records]
@@ -203,7 +235,8 @@ def judge_records(records: Iterable[Record], *, labels_path: Path | None = None)
     for (model, recipe), group in groups.items():
         summary = summarise(group, labels)
         by_set = {s: summarise([r for r in group if r["set"] == s], labels) for s in sorted({r["set"] for r in group})}
-        table.append({"model": model, "recipe": recipe, **summary, "by_set": by_set})
+        sweep = relevance_sweep(group) if any(r["relevance"] is not None for r in group) else []
+        table.append({"model": model, "recipe": recipe, **summary, "by_set": by_set, "relevance_sweep": sweep})
     return {"table": table, "rows": rows}
 
 
@@ -215,6 +248,7 @@ COLUMNS = (
     ("right_or_partly", "r+part", 6),
     ("wrongly_refused", "refd", 5),
     ("oos_refused", "oos ref", 7),
+    ("oos_marked_uncertain", "oos unc", 7),
     ("sentences_supported", "supp", 5),
     ("answers_cited", "cited", 5),
     ("non_english_language_ok", "lang", 5),
@@ -263,10 +297,20 @@ def print_table(summary: dict[str, Any], *, concurrency: int) -> None:
                     else ""
                 )
             )
+    for row in summary["table"]:
+        if row.get("relevance_sweep"):
+            print(f"\n{row['model']} {row['recipe']}: refusing below a min_relevance would have refused")
+            print("min_relevance  answerable  good answers lost  out of scope")
+            for s in row["relevance_sweep"]:
+                print(
+                    f"{s['min_relevance']:>13.2f}  {s['answerable_refused']:>10.3f}  {s['good_answers_lost']:>16}"
+                    f"  {s['oos_refused']:>12.3f}"
+                )
     if concurrency > 1:
         print(f"(timings with {concurrency} questions answered at once)")
     print(
-        "right / r+part: of answerable questions; refd: answerable refused; oos ref: out-of-scope refused; "
+        "right / r+part: of answerable questions; refd: answerable refused; oos ref: out-of-scope refused; oos unc: "
+        "out-of-scope answered but shown as possibly off; "
         "supp: claim sentences their citation supports; cited: answers with a valid citation; lang: non-English "
         "questions answered in their language; w: words; ttft / tot: seconds to first token / whole answer."
     )

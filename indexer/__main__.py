@@ -44,6 +44,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     target.add_argument("--source", help="index only the configured source with this id")
     parser.add_argument("--base-url", default="", help="with --dir: URL prefix the pages are published under")
     parser.add_argument("--flatten", action="store_true", help="with --base-url: publish a/b/x.md as <base-url>x.md")
+    parser.add_argument(
+        "--strip-suffix", action="store_true", help="with --base-url: publish a/x.md as <base-url>a/x (MkDocs sites)"
+    )
     parser.add_argument("--watch", action="store_true", help="repeat on the configured schedule")
     parser.add_argument("--json", action="store_true", help="print the run report as JSON on the last line")
     parser.add_argument(
@@ -54,7 +57,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def choose_sources(args: argparse.Namespace, settings: Settings) -> list[FolderSource | WebsiteSource]:
     if args.dir:
-        return [folder_source_for(args.dir, settings.indexer, args.base_url, args.flatten)]
+        return [folder_source_for(args.dir, settings.indexer, args.base_url, args.flatten, args.strip_suffix)]
     if args.url:
         return [WebsiteSource(start_url=args.url)]
     configured = settings.indexer.sources

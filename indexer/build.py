@@ -33,15 +33,16 @@ def make_source(
     return WebsiteDocs(config, settings, session)
 
 
-def folder_source_for(path: Path, settings: IndexerSettings, base_url: str = "", flatten: bool = False) -> FolderSource:
+def folder_source_for(
+    path: Path, settings: IndexerSettings, base_url: str = "", flatten: bool = False, strip_suffix: bool = False
+) -> FolderSource:
     """The configured source for this folder if there is one (so its id and URL mapping hold), else an ad-hoc one."""
     target = path.expanduser().resolve()
+    mapping = {"base_url": base_url, "flatten": flatten, "strip_suffix": strip_suffix}
     for config in settings.sources:
         if isinstance(config, FolderSource) and resolve_folder(config.path) == target:
-            if base_url:
-                return config.model_copy(update={"base_url": base_url, "flatten": flatten})
-            return config
-    return FolderSource(path=target, base_url=base_url, flatten=flatten)
+            return config.model_copy(update=mapping) if base_url else config
+    return FolderSource(path=target, **mapping)
 
 
 def make_indexer(

@@ -83,7 +83,11 @@ class FolderDocs:
     def _list(self) -> tuple[list[str], list[str]]:
         """Matching files, and linked directories that lead out of the folder (reported, never descended)."""
         if not self.root.is_dir():
-            raise SourceUnavailable(f"docs folder {self.root} does not exist")
+            raise SourceUnavailable(
+                f"docs folder {self.root} does not exist: set the path of source {self.source_id!r} "
+                "(config/sources.toml, or DOCENT_INDEXER__SOURCES), or index a folder with "
+                "`python -m indexer --dir PATH --base-url URL`"
+            )
         files: list[str] = []
         linked_out: list[str] = []
         for directory, dirnames, filenames in os.walk(self.root, followlinks=False):

@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -35,6 +36,13 @@ class Generator(Protocol):
 
     def stream(self, messages: Messages, *, request_id: str | None = None) -> AsyncIterator[str]:
         """Yield the answer text so far, growing, until it is complete."""
+        ...
+
+    async def likelihoods(
+        self, messages: Messages, words: Sequence[str], *, request_id: str | None = None
+    ) -> dict[str, float]:
+        """How likely the reply starts with each of ``words`` (case and spaces ignored), normalised over them; one
+        step of the engine after the prompt, whose beginning the answer then reuses from the prefix cache."""
         ...
 
 
@@ -110,6 +118,35 @@ class VLLMGenerator:
 
     def prompt_tokens(self, messages: Messages) -> int:
         return len(self._render(messages))
+
+    async def likelihoods(
+        self, messages: Messages, words: Sequence[str], *, request_id: str | None = None
+    ) -> dict[str, float]:
+        from vllm import SamplingParams
+
+        if not self.healthy():
+            raise EngineUnavailable("the engine is closed or dead")
+        request_id = request_id or uuid.uuid4().hex
+        prompt = {"prompt_token_ids": await asyncio.to_thread(self._render, messages)}
+        params = SamplingParams(max_tokens=1, temperature=0.0, logprobs=LIKELIHOOD_TOP)
+        final = None
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self._settings.timeout_s):
+                async for output in self._engine.generate(prompt, params, request_id):
+                    final = output
+        except TimeoutError as exc:
+            await _abort(self._engine, request_id)
+            raise GenerationTimeout(f"likelihood {request_id} exceeded {self._settings.timeout_s}s") from exc
+        except Exception as exc:
+            if _is_engine_dead(exc):
+                raise EngineUnavailable(f"engine failed: {exc}") from exc
+            raise
+        logger.info("likelihoods %s in %.0f ms", request_id, (time.perf_counter() - started) * 1000)
+        top = final.outputs[0].logprobs[0] if final is not None and final.outputs[0].logprobs else {}
+        return normalised_likelihoods(
+            [(str(entry.decoded_token or ""), float(entry.logprob)) for entry in top.values()], words
+        )
 
     async def stream(self, messages: Messages, *, request_id: str | None = None) -> AsyncIterator[str]:
         from vllm import SamplingParams
@@ -214,6 +251,22 @@ def _engine_args(settings: LLMSettings, *, on_cpu: bool) -> Any:
         disable_log_stats=True,
         **extra,
     )
+
+
+LIKELIHOOD_TOP = 20  # alternatives read at the first step: enough for "Yes", "yes", " yes", "No", …
+
+
+def normalised_likelihoods(top: Sequence[tuple[str, float]], words: Sequence[str]) -> dict[str, float]:
+    """Probabilities of ``words`` among the first tokens (text, logprob) the engine reported, normalised over the
+    words; a word none of whose spellings is among them counts as 0, and all 0 when none is."""
+    mass = dict.fromkeys(words, 0.0)
+    for text, logprob in top:
+        key = text.strip().lower()
+        for word in words:
+            if key == word.lower():
+                mass[word] += math.exp(logprob)
+    total = sum(mass.values())
+    return {word: (value / total if total else 0.0) for word, value in mass.items()}
 
 
 def _build_engine(settings: LLMSettings) -> Any:

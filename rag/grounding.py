@@ -185,7 +185,7 @@ def declined(text: str) -> bool:
 def revise(text: str, sources: Mapping[int, str], *, drop: bool) -> Revision:
     """Cite each sentence to a source that holds it: a sentence its citation does not support moves to the given
     source that does; with ``drop``, a sentence no source holds goes (while a supported one remains). An answer
-    left without any supported, cited sentence is ``uncertain``."""
+    without a citation, or whose statements no source holds, is ``uncertain``."""
     if declined(text):
         return Revision(text, "not covered")
     checked = check(text, sources)
@@ -202,7 +202,9 @@ def revise(text: str, sources: Mapping[int, str], *, drop: bool) -> Revision:
             revised = revised.replace(sentence.text, "", 1)
             dropped += 1
     revised = re.sub(r"[ \t]{2,}", " ", re.sub(r"\n{3,}", "\n\n", revised)).strip()
-    grounded = any(s.supported for s in check(revised, sources) if s.claim)
+    claims = [s for s in check(revised, sources) if s.claim]
+    # Tied to the docs: it cites, and if it states anything, a source holds at least one of its statements.
+    grounded = bool(_MARKERS.search(revised)) and (not claims or any(s.supported for s in claims))
     return Revision(revised, "grounded" if grounded else "uncertain", recited, dropped)
 
 

@@ -97,6 +97,7 @@ class Answer:
     request_id: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict, compare=False)
     uncertain: bool = False  # no sentence could be tied to a source: shown with "pages that might help"
+    relevance: float | None = None  # the model's probability that the sources hold the answer, when asked
 
     @property
     def unsure(self) -> bool:

@@ -18,6 +18,7 @@ from rag.generator import Generator
 from rag.grounding import revise
 from rag.models import Answer, Citation, Hit
 from rag.prompt import Passage, Turn, messages_for, passages
+from rag.query import normalise_query
 from rag.retrieval import Retriever
 from rag.settings import AnswerSettings, RetrievalSettings
 
@@ -26,6 +27,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202
 REFUSAL = "I couldn't find this in the documentation, so I won't guess."
 UNCERTAIN = "I couldn't tie this answer to the docs, so it may be off:"
 THREAD_QUESTION = "What is the answer to the question asked in this thread?"
+RELEVANCE_QUESTION = "Do the sources above contain the answer to my question? Reply with only yes or no."
 _CITED = re.compile(r"\[\d{1,3}\]")
 
 
@@ -133,9 +135,12 @@ class AnswerPipeline:
         def build(count: int) -> tuple[list[dict[str, str]], list[Citation], list[Passage]]:
             kept = hits[:count]
             sources = number_sources(kept)
-            shown = passages(question, kept, sources, self._settings.max_context_chars, self._answer.passage_chars)
+            shown = passages(focus_on, kept, sources, self._settings.max_context_chars, self._answer.passage_chars)
             messages = messages_for(question, shown, history=history, settings=self._answer, thread=thread)
             return messages, sources, shown
+
+        # Passages are cut around what the question asks, not around the traceback pasted with it.
+        focus_on = normalise_query(question).lexical if self._settings.normalise_query else question
 
         def fits(messages: list[dict[str, str]]) -> bool:
             return self._generator.prompt_tokens(messages) <= self._generator.context_limit
@@ -189,14 +194,22 @@ class AnswerPipeline:
             sum(timings.values()),
         )
         if not hits or retrieval.confidence < threshold:
-            closest = number_sources(_distinct_pages(hits)[:3])
-            timings["total_ms"] = (time.perf_counter() - started) * 1000
-            text = REFUSAL + (" These pages are the closest I found:" if closest else "")
-            yield Update("done", answer=Answer(question, text, tuple(closest), True, tuple(hits), request_id, timings))
+            yield self._refusal(question, hits, request_id, timings, started)
             return
 
         prompted = _first_pages(hits, self._answer.sources)
         messages, sources, shown = await asyncio.to_thread(self._fit_context, question, prompted, history, thread)
+        relevance = None
+        if self._answer.relevance_check:
+            checked = time.perf_counter()
+            asked = [*messages, {"role": "user", "content": RELEVANCE_QUESTION}]
+            odds = await self._generator.likelihoods(asked, ("yes", "no"), request_id=f"{request_id}-relevance")
+            relevance = odds["yes"]
+            timings["relevance_ms"] = (time.perf_counter() - checked) * 1000
+            logger.info("request %s relevance %.3f", request_id, relevance)
+            if relevance < self._answer.min_relevance:
+                yield self._refusal(question, hits, request_id, timings, started, relevance)
+                return
         yield Update("generating")
         generated = time.perf_counter()
         raw, numbered = "", tuple(sources)
@@ -225,10 +238,7 @@ class AnswerPipeline:
                 revision.dropped,
             )
         if verdict == "not covered":
-            closest = number_sources(_distinct_pages(hits)[:3])
-            timings["total_ms"] = (time.perf_counter() - started) * 1000
-            text = REFUSAL + (" These pages are the closest I found:" if closest else "")
-            yield Update("done", answer=Answer(question, text, tuple(closest), True, tuple(hits), request_id, timings))
+            yield self._refusal(question, hits, request_id, timings, started, relevance)
             return
         text, cited = postprocess(raw, sources)
         uncertain = verdict == "uncertain" or (self._answer.grounding != "off" and not _CITED.search(text))
@@ -237,9 +247,27 @@ class AnswerPipeline:
         elif uncertain:
             text = f"{UNCERTAIN}\n\n{text}"
         timings["total_ms"] = (time.perf_counter() - started) * 1000
-        answer = Answer(question, text, tuple(cited), False, tuple(hits), request_id, timings, uncertain=uncertain)
+        answer = Answer(
+            question, text, tuple(cited), False, tuple(hits), request_id, timings, uncertain, relevance=relevance
+        )
         logger.info("request %s answered in %.0f ms (%d citations)", request_id, timings["total_ms"], len(cited))
         yield Update("done", answer=answer)
+
+    @staticmethod
+    def _refusal(
+        question: str,
+        hits: Sequence[Hit],
+        request_id: str,
+        timings: dict[str, float],
+        started: float,
+        relevance: float | None = None,
+    ) -> Update:
+        """Docent's refusal, with the closest pages: the docs don't hold the answer, by retrieval or by the model."""
+        closest = number_sources(_distinct_pages(hits)[:3])
+        timings["total_ms"] = (time.perf_counter() - started) * 1000
+        text = REFUSAL + (" These pages are the closest I found:" if closest else "")
+        answer = Answer(question, text, tuple(closest), True, tuple(hits), request_id, timings, relevance=relevance)
+        return Update("done", answer=answer)
 
     async def ask(self, question: str, *, history: Sequence[Turn] = (), request_id: str | None = None) -> Answer:
         async for update in self.stream(question, history=history, request_id=request_id):

@@ -33,6 +33,25 @@ snippet only when the question asks how to write something.
 - Never mention @everyone, @here, users or roles."""
 
 
+# One worked example, shown before every question: a small model copies a demonstrated answer's shape (direct,
+# short, the exact names, a citation per sentence, the unrelated source left alone) far better than it follows rules.
+# About a fictional product, so no fact of it can leak into a real answer.
+EXAMPLE_ASK = """Sources:
+
+[1] Configuration › Query cache
+The query cache is off by default. Turn it on with `cache.enabled: true` in `server.yaml`. Its size is set by \
+`cache.size_mb` (default 512).
+
+[2] Install › Docker
+Run `docker compose up -d` to start the server and its dependencies.
+
+Question: repeated queries are slow, can i speed them up somehow??"""
+EXAMPLE_ANSWER = (
+    "Yes: turn on the query cache with `cache.enabled: true` in `server.yaml` [1]. Its size is `cache.size_mb`, "
+    "512 MB by default [1]."
+)
+
+
 @dataclass(frozen=True)
 class Turn:
     """An earlier question and answer in the same conversation."""
@@ -167,6 +186,8 @@ def messages_for(
     """The chat: instructions, earlier turns, then the sources and the question (after what was said before in the
     thread, when Docent was asked into one)."""
     messages = [{"role": "system", "content": system_prompt(settings)}]
+    if settings.example:  # a fixed prefix: computed once, then served from the engine's prefix cache
+        messages += [{"role": "user", "content": EXAMPLE_ASK}, {"role": "assistant", "content": EXAMPLE_ANSWER}]
     for turn in history[-3:]:
         messages.append({"role": "user", "content": turn.question})
         messages.append({"role": "assistant", "content": turn.answer})

@@ -164,8 +164,10 @@ class LLMSettings(BaseModel):
         True, description="Reuse the computed prompt of a shared beginning (the instructions, a thread's history)."
     )
     enforce_eager: bool = Field(True, description="Skip CUDA graph capture: faster start, slightly slower steps.")
-    max_tokens: int = Field(384, ge=1, description="Longest answer, in tokens.")
-    temperature: float = Field(0.1, ge=0, description="Sampling temperature; low keeps answers close to sources.")
+    max_tokens: int = Field(256, ge=1, description="Longest answer, in tokens.")
+    temperature: float = Field(
+        0.0, ge=0, description="Sampling temperature; 0 (greedy) is what bench.answers measures, and repeats."
+    )
     timeout_s: float = Field(120.0, gt=0, description="An answer taking longer is abandoned with a message.")
     ignore_eos: bool = Field(False, description="Always generate max_tokens (benchmarks and tests only).")
 
@@ -200,7 +202,7 @@ class RetrievalSettings(BaseModel):
         0.30, description="Best passage cosine below which the docs are taken not to cover the question."
     )
     max_question_chars: int = Field(2000, ge=10, description="Longer questions are refused with a message.")
-    max_context_chars: int = Field(6000, ge=500, description="Budget of source text put into the prompt.")
+    max_context_chars: int = Field(3000, ge=500, description="Budget of source text put into the prompt.")
 
 
 class AnswerSettings(BaseModel):
@@ -212,18 +214,32 @@ class AnswerSettings(BaseModel):
     system_prompt: str = Field(
         "", description="Replaces Docent's instructions to the model ({project} is filled in); empty: the built-in."
     )
-    sources: int = Field(5, ge=1, le=50, description="Retrieved pages whose passages go into the prompt.")
+    sources: int = Field(3, ge=1, le=50, description="Retrieved pages whose passages go into the prompt.")
     passage_chars: int = Field(
-        0,
+        700,
         ge=0,
         description="Each passage is cut to the lines that best match the question, at most this long; 0: whole.",
     )
-    language_hint: bool = Field(
+    example: bool = Field(
+        False, description="Show the model one worked example before the question (served from the prefix cache)."
+    )
+    relevance_check: bool = Field(
         False,
+        description="Before answering, ask the model whether the sources hold the answer (one engine step; the "
+        "answer reuses the prompt from the prefix cache) and refuse below min_relevance.",
+    )
+    min_relevance: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="With relevance_check: the model's probability of 'yes' below which Docent refuses.",
+    )
+    language_hint: bool = Field(
+        True,
         description="Tell the model which language to answer in when the question is in Chinese, Japanese or Korean.",
     )
     grounding: Literal["off", "check", "strict"] = Field(
-        "off",
+        "check",
         description="check: a sentence its source does not hold is cited to the source that does; an answer with no "
         "valid citation is shown as possibly off, with pages that might help. strict: also drops sentences no "
         "source holds (rag/grounding.py).",

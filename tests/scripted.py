@@ -17,9 +17,10 @@ class ScriptedGenerator:
 
     context_limit = 100_000
 
-    def __init__(self, answer: str | Sequence[str] = DEFAULT_ANSWER) -> None:
+    def __init__(self, answer: str | Sequence[str] = DEFAULT_ANSWER, *, yes: float = 1.0) -> None:
         self.pieces = [answer[i : i + 500] for i in range(0, len(answer), 500)] if isinstance(answer, str) else answer
         self.prompts: list[list[dict[str, str]]] = []
+        self.yes = yes  # what ``likelihoods`` says of "yes"
 
     def prompt_tokens(self, messages: Sequence[dict[str, str]]) -> int:
         return sum(len(m["content"]) for m in messages) // 4
@@ -37,6 +38,12 @@ class ScriptedGenerator:
             await asyncio.sleep(0)
             text += piece
             yield text
+
+    async def likelihoods(
+        self, messages: Sequence[dict[str, str]], words: Sequence[str], *, request_id: str | None = None
+    ) -> dict[str, float]:
+        self.prompts.append([dict(m) for m in messages])
+        return {word: (self.yes if word == "yes" else 1 - self.yes) for word in words}
 
 
 class PacedGenerator(ScriptedGenerator):

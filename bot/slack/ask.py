@@ -144,9 +144,10 @@ class ThreadReply:
         if not self.streaming:
             await self._show(mrkdwn(text)[: SECTION_LIMIT - 2] + " …")
             return
-        # Append only whole lines, and only while the text still extends what was streamed: the stream can't be
-        # rewritten, and the final edit replaces it anyway.
-        ready = escape(text[: text.rfind("\n") + 1])
+        # Append only whole words, and only while the text still extends what was streamed: the stream can't be
+        # rewritten, and the final edit replaces it anyway. (Whole lines kept a real model's one-paragraph answer
+        # invisible until it was done.)
+        ready = escape(text[: max(text.rfind(" "), text.rfind("\n")) + 1])
         if not ready.startswith(self._streamed) or len(ready) == len(self._streamed):
             return
         delta = ready[len(self._streamed) :]

@@ -212,6 +212,7 @@ async def test_a_page_id_longer_than_the_field_is_tracked_by_key(
 async def test_missing_folder_is_a_failed_source(tmp_path: Path, indexer: Indexer) -> None:
     report = await indexer.run([folder(tmp_path / "nope")])
     assert report.sources_failed and "does not exist" in report.sources_failed[0]["reason"]
+    assert "set the path of source" in report.sources_failed[0]["reason"], "a fresh clone is told what to set"
 
 
 # -- a website crawled into Milvus Lite ---------------------------------------------------------------

@@ -7,11 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 
 import pytest
 
 from rag.errors import ConfigError, GenerationTimeout
-from rag.generator import VLLMGenerator, _fold_system, check_memory, engine_dtype, kv_cache_bytes, weights_bytes
+from rag.generator import (
+    VLLMGenerator,
+    _fold_system,
+    check_memory,
+    engine_dtype,
+    kv_cache_bytes,
+    normalised_likelihoods,
+    weights_bytes,
+)
 from rag.settings import LLMSettings
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is HNSW? [1]"}]
@@ -121,3 +130,17 @@ async def test_the_engine_refuses_a_kv_cache_larger_than_memory_before_loading(t
     """The real start path: vLLM itself would report this only in its worker's log, a minute later."""
     with pytest.raises(ConfigError, match="Not enough free memory"):
         await VLLMGenerator.start(LLMSettings(model=str(tiny_model_dir), kv_cache_gb=1 << 20))
+
+
+def test_likelihoods_add_up_the_spellings_of_each_word_and_normalise() -> None:
+    top = [("Yes", math.log(0.3)), (" yes", math.log(0.1)), ("No", math.log(0.2)), ("Maybe", math.log(0.4))]
+    assert normalised_likelihoods(top, ("yes", "no")) == pytest.approx({"yes": 0.4 / 0.6, "no": 0.2 / 0.6})
+    assert normalised_likelihoods([("Maybe", 0.0)], ("yes", "no")) == {"yes": 0.0, "no": 0.0}
+
+
+@pytest.mark.slow
+async def test_likelihoods_take_one_engine_step(generator: VLLMGenerator) -> None:
+    odds = await generator.likelihoods(MESSAGES, ("milvus", "index"))
+    assert set(odds) == {"milvus", "index"}
+    assert sum(odds.values()) == pytest.approx(1.0) or sum(odds.values()) == 0.0
+    assert generator.unfinished_requests() == 0

@@ -79,3 +79,8 @@ def test_the_model_declining_is_recognised_only_when_it_says_nothing_else() -> N
         "divides vectors into nlist clusters and searches nprobe of them [2]."
     )
     assert not declined(long)
+
+
+def test_an_answer_that_only_points_to_sources_is_grounded() -> None:
+    assert revise("See [1] and [2].", SOURCES, drop=False).verdict == "grounded"
+    assert revise("See the docs.", SOURCES, drop=False).verdict == "uncertain", "no citation at all"

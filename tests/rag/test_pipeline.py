@@ -19,7 +19,7 @@ import rag.pipeline
 from rag.citations import ZWSP, number_sources
 from rag.errors import BadQuestion, StoreUnavailable
 from rag.generator import Generator
-from rag.pipeline import REFUSAL, UNCERTAIN, AnswerPipeline, clean_question
+from rag.pipeline import REFUSAL, RELEVANCE_QUESTION, UNCERTAIN, AnswerPipeline, clean_question
 from rag.prompt import NOT_COVERED, Turn, build_messages
 from rag.retrieval import Retriever
 from rag.settings import AnswerSettings, MilvusSettings, RetrievalSettings
@@ -71,6 +71,11 @@ class RecordingGenerator:
         self.prompts.append(list(messages))
         async for text in self.inner.stream(messages, request_id=request_id):
             yield text
+
+    async def likelihoods(
+        self, messages: Sequence[dict[str, str]], words: Sequence[str], *, request_id: str | None = None
+    ) -> dict[str, float]:
+        return dict(await self.inner.likelihoods(messages, words, request_id=request_id))
 
 
 @pytest.mark.slow
@@ -303,3 +308,20 @@ async def test_a_chinese_question_is_told_to_be_answered_in_chinese(embedder, in
     assert generator.prompts[0][-1]["content"].endswith("Answer in Chinese.")
     await checked(embedder, indexed_store, generator, language_hint=True).ask("What is HNSW?")
     assert generator.prompts[1][-1]["content"].endswith("Question: What is HNSW?")
+
+
+@pytest.mark.integration
+async def test_below_the_relevance_the_model_gives_docent_refuses_without_generating(embedder, indexed_store) -> None:
+    unsure = ScriptedGenerator(yes=0.2)
+    answer = await checked(embedder, indexed_store, unsure, relevance_check=True, min_relevance=0.5).ask(
+        "What is HNSW?"
+    )
+    assert answer.refused and answer.relevance == 0.2 and answer.text.startswith(REFUSAL)
+    assert len(unsure.prompts) == 1, "asked once; never generated"
+    assert unsure.prompts[0][-1]["content"] == RELEVANCE_QUESTION
+    asked = unsure.prompts[0][-2]["content"]
+    assert asked.startswith("Sources:") and asked.endswith("Question: What is HNSW?"), "the answer's own prompt"
+    sure = ScriptedGenerator("HNSW is a graph-based index [1].", yes=0.9)
+    answer = await checked(embedder, indexed_store, sure, relevance_check=True, min_relevance=0.5).ask("What is HNSW?")
+    assert not answer.refused and answer.relevance == 0.9 and len(sure.prompts) == 2
+    assert sure.prompts[1] == sure.prompts[0][:-1], "the answer's prompt is the check's without its last turn"

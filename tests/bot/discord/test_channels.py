@@ -54,6 +54,18 @@ async def test_an_unsure_question_gets_eyes_and_nothing_else(harness_factory) ->
     assert report.not_in_docs == [(OFF_TOPIC, 1)], "the hand-off is on the unanswered list"
 
 
+@pytest.mark.parametrize("said", ["Try restarting the cluster.", "The docs don't cover this."])
+async def test_an_answer_not_tied_to_the_docs_is_handed_off_not_posted(harness_factory, said: str) -> None:
+    """Retrieval was confident, but the model cited nothing (or declined): unasked, Docent posts nothing, not even
+    while it writes, and hands the question to people."""
+    model = PacedGenerator([said[:10], said[10:]], 0.3)
+    h = await harness_factory(model, channels=auto(), bot_options={"support_channels": True})
+    asked = await h.fake.user_says(ALICE, CONFIDENT)
+    await h.fake.wait_for(lambda: h.fake.user_messages[asked].reactions, what="the hand-off reaction")
+    assert h.fake.user_messages[asked].reactions == [("👀", h.fake.bot_user_id)]
+    assert model.prompts and not h.fake.messages, "nothing was posted, not even the partial answer"
+
+
 async def test_a_hand_off_line_pings_only_the_helper_role(harness_factory) -> None:
     async def helpers(fake: FakeDiscord) -> None:
         fake.add_role("helpers", role_id=777777777777777777)

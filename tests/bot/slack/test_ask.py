@@ -236,3 +236,15 @@ async def test_mentioned_into_a_thread_docent_reads_what_was_said_before(slack_h
     assert said == ["Asker: My IVF_FLAT index build fails with nlist 0", "Member: did you set nlist? @someone @someone"]
     assert asked.endswith("Question: What is the answer to the question asked in this thread?")
     assert h.slack.notifications == []
+
+
+async def test_a_one_paragraph_answer_shows_its_first_words_while_it_is_written(slack_harness) -> None:
+    """A real model writes a three-sentence answer as one line over many seconds: the stream shows words as they
+    come, not the whole line at the end."""
+    words = ["HNSW ", "builds ", "a ", "graph ", "of ", "layers ", "[1]."]
+    h = await slack_harness(PacedGenerator(words, 0.3), fake={"streaming": True})
+    envelope = await h.slack.mention("C1", MEMBER, "<@UBOT> what is HNSW?")
+    await h.final(envelope.payload["event"]["ts"])
+    appended = [args["markdown_text"] for method, args in h.slack.calls if method == "chat.appendStream"]
+    assert len(appended) >= 2 and appended[0].startswith("HNSW "), appended
+    assert "".join(appended) in "HNSW builds a graph of layers [1].", "only whole words, in order"
