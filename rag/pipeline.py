@@ -13,7 +13,7 @@ from functools import cached_property
 from typing import Protocol
 
 from rag.citations import number_sources, postprocess
-from rag.errors import BadQuestion
+from rag.errors import BadQuestion, EngineUnavailable, GenerationTimeout
 from rag.generator import Generator
 from rag.grounding import revise
 from rag.models import Answer, Citation, Hit
@@ -203,11 +203,17 @@ class AnswerPipeline:
         if self._answer.relevance_check:
             checked = time.perf_counter()
             asked = [*messages, {"role": "user", "content": RELEVANCE_QUESTION}]
-            odds = await self._generator.likelihoods(asked, ("yes", "no"), request_id=f"{request_id}-relevance")
-            relevance = odds["yes"]
+            try:
+                odds = await self._generator.likelihoods(asked, ("yes", "no"), request_id=f"{request_id}-relevance")
+                relevance = odds["yes"]
+            except (EngineUnavailable, GenerationTimeout):
+                raise
+            except Exception:  # the check is a filter, not the answer: without it, answer as if it had passed
+                logger.exception("request %s: the relevance check failed; answering without it", request_id)
             timings["relevance_ms"] = (time.perf_counter() - checked) * 1000
-            logger.info("request %s relevance %.3f", request_id, relevance)
-            if relevance < self._answer.min_relevance:
+            if relevance is not None:
+                logger.info("request %s relevance %.3f", request_id, relevance)
+            if relevance is not None and relevance < self._answer.min_relevance:
                 yield self._refusal(question, hits, request_id, timings, started, relevance)
                 return
         yield Update("generating")

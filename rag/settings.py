@@ -221,15 +221,15 @@ class AnswerSettings(BaseModel):
         description="Each passage is cut to the lines that best match the question, at most this long; 0: whole.",
     )
     example: bool = Field(
-        False, description="Show the model one worked example before the question (served from the prefix cache)."
+        True, description="Show the model one worked example before the question (served from the prefix cache)."
     )
     relevance_check: bool = Field(
-        False,
+        True,
         description="Before answering, ask the model whether the sources hold the answer (one engine step; the "
         "answer reuses the prompt from the prefix cache) and refuse below min_relevance.",
     )
     min_relevance: float = Field(
-        0.0,
+        0.5,
         ge=0,
         le=1,
         description="With relevance_check: the model's probability of 'yes' below which Docent refuses.",

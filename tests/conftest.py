@@ -52,6 +52,10 @@ def make_settings(tmp_path: Path, minilm_dir: str, embedding_cache: Path) -> Cal
             "embedding": {"model": minilm_dir, "threads": 1, "cache_dir": embedding_cache},
             "llm": {"model": "unset", "max_model_len": 4096, "max_tokens": 48, "kv_cache_gb": 1, "timeout_s": 60},
             "indexer": {"sources": [], "schedule_minutes": 0},
+            # The tiny model writes random tokens that no source supports and says "yes" to the relevance question
+            # at random: with the grounding and relevance checks its answers would be shown as "may be off" or
+            # refused at random. Tests that are about the checks turn them on.
+            "answer": {"grounding": "off", "relevance_check": False},
         }
         for key, value in overrides.items():
             if isinstance(value, dict) and isinstance(base.get(key), dict):
@@ -75,6 +79,8 @@ def process_env(tmp_path: Path, minilm_dir: str, tiny_model_dir: Path, embedding
         DOCENT_LLM__MODEL=str(tiny_model_dir),
         DOCENT_LLM__KV_CACHE_GB="1",
         DOCENT_LLM__MAX_TOKENS="32",
+        DOCENT_ANSWER__GROUNDING="off",  # random tokens are never grounded (see make_settings)
+        DOCENT_ANSWER__RELEVANCE_CHECK="false",
         HF_HUB_OFFLINE="1",
     )
     return env

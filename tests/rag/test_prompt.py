@@ -41,7 +41,7 @@ def test_the_project_is_named_and_a_custom_prompt_replaces_the_built_in() -> Non
     assert system_prompt(custom) == "Answer about FastAPI like a pirate."
     messages = build_messages("q?", [_hit("a", "x")], number_sources([_hit("a", "x")]), settings=custom)
     assert messages[0]["content"] == "Answer about FastAPI like a pirate."
-    assert "like [1]" in SYSTEM_PROMPT and "The docs don't cover this." in SYSTEM_PROMPT
+    assert "like [1]" in SYSTEM_PROMPT and "@everyone" in SYSTEM_PROMPT
 
 
 def test_the_language_is_named_for_cjk_questions_only() -> None:

@@ -81,7 +81,9 @@ async def harness_factory(
         await indexer.run([FolderDocs(source)])
         retriever = Retriever(embedder, store, settings.retrieval)
         answering = (
-            pipeline(retriever, settings) if pipeline else AnswerPipeline(retriever, generator, settings.retrieval)
+            pipeline(retriever, settings)
+            if pipeline
+            else AnswerPipeline(retriever, generator, settings.retrieval, settings.answer)
         )
         feedback = FeedbackStore(settings.data_dir / "feedback.sqlite3")
 

@@ -59,7 +59,9 @@ async def test_an_answer_not_tied_to_the_docs_is_handed_off_not_posted(harness_f
     """Retrieval was confident, but the model cited nothing (or declined): unasked, Docent posts nothing, not even
     while it writes, and hands the question to people."""
     model = PacedGenerator([said[:10], said[10:]], 0.3)
-    h = await harness_factory(model, channels=auto(), bot_options={"support_channels": True})
+    h = await harness_factory(
+        model, channels=auto(), bot_options={"support_channels": True}, answer={"grounding": "check"}
+    )
     asked = await h.fake.user_says(ALICE, CONFIDENT)
     await h.fake.wait_for(lambda: h.fake.user_messages[asked].reactions, what="the hand-off reaction")
     assert h.fake.user_messages[asked].reactions == [("👀", h.fake.bot_user_id)]

@@ -27,6 +27,7 @@ from bot.discord import feedback as feedback_feature
 from bot.discord.client import DocentBot
 from bot.ops import OpsServer
 from indexer.lock import ProcessLock
+from rag.prompt import EXAMPLE_ANSWER
 from rag.settings import OpsSettings
 from tests.bot.discord.fake_discord import FakeDiscord, InteractionRecord, MessageRecord
 from tests.bot.discord.harness import (
@@ -86,7 +87,8 @@ async def test_slash_ask_defers_then_edits_in_the_answer(harness_factory, genera
     final = await h.final(ix)
     assert ix.deferred and ix.response_latency is not None and ix.response_latency < 3
     assert ix.callback is not None and ix.callback.type == 5 and not ix.ephemeral
-    assert "https://milvus.io/docs/install.md" in final
+    # Which page the tiny model's random text cites varies with the prompt; that the edit carries a docs link does not.
+    assert "(<https://milvus.io/docs/" in final.split("**Sources**", 1)[1]
     assert_quiet([m for m in [ix.original, *ix.followups] if m is not None])
 
     private = await h.ask("How do I drop a collection?", user=BOB, private=True)
@@ -181,9 +183,9 @@ async def test_thread_follow_up_uses_the_earlier_turn(harness_factory) -> None:
     )
     assert len(model.prompts) == 2
     assert {"role": "user", "content": "How does IVF_FLAT work?"} in model.prompts[1], "the first question"
-    earlier = [m for m in model.prompts[1] if m["role"] == "assistant"]
+    earlier = [m for m in model.prompts[1] if m["role"] == "assistant" and m["content"] != EXAMPLE_ANSWER]
     assert earlier and earlier[0]["content"] in first.content, "the first answer"
-    assert not any(m["role"] == "assistant" for m in model.prompts[0])
+    assert not any(m["role"] == "assistant" and m["content"] != EXAMPLE_ANSWER for m in model.prompts[0])
 
 
 @pytest.mark.slow
