@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
-import json
 import logging
 import os
 import signal
@@ -29,8 +27,9 @@ from typing import Any
 import aiohttp
 import discord
 
-from bot import community
+from bot import community, report
 from bot.cli import ask
+from bot.community import FEEDBACK_FILE
 from bot.discord.client import DocentBot, point_at, sync_now
 from bot.ops import OpsServer
 from bot.services import Services
@@ -38,7 +37,7 @@ from indexer.build import http_session, make_indexer, make_source
 from indexer.community import with_community
 from indexer.sources import DocumentSource
 from rag.entry import load_settings, run_command
-from rag.feedback import FeedbackStore, Report, support_text
+from rag.feedback import FeedbackStore
 from rag.learned import FILE as LEARNED_FILE
 from rag.learned import LearnedStore
 from rag.logs import configure_logging
@@ -48,7 +47,6 @@ from rag.runtime import open_core
 from rag.settings import Settings, secret_text
 
 logger = logging.getLogger("bot")
-FEEDBACK_FILE = "feedback.sqlite3"
 
 
 async def check_token(api_base: str, token: str) -> str | None:
@@ -320,63 +318,6 @@ async def _close_on(stop: asyncio.Event, bot: DocentBot) -> None:
     await bot.close()
 
 
-async def print_report(
-    settings: Settings, *, as_json: bool, limit: int = 20, platform: str | None = None, space: str | None = None
-) -> int:
-    """The operator's report: every Discord server, then every Slack workspace, each platform's direct messages
-    after its spaces, private questions included; ``platform`` and ``space`` narrow it down."""
-    path = settings.data_dir / FEEDBACK_FILE
-    problem = await asyncio.to_thread(FeedbackStore.check, path)
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
-    reports: list[tuple[str, int | str | None, Report]] = []
-    support: dict[tuple[str, int | str | None], list[dict[str, Any]]] = {}
-    if path.exists():  # reading a report never creates the database
-        store = await asyncio.to_thread(FeedbackStore, path)
-        try:
-            reports = await store.reports_by_server(limit=limit, platform=platform, space=space)
-            for place, guild, _ in reports:
-                if guild is not None:
-                    support[(place, guild)] = await store.channel_stats(place, guild)
-        finally:
-            store.close()
-    if as_json:  # "guild_id" is the space on either platform, the key kept from before Slack
-        print(
-            json.dumps(
-                [
-                    {
-                        "platform": place,
-                        "guild_id": guild,
-                        "report": dataclasses.asdict(report),
-                        "support_channels": support.get((place, guild), []),
-                    }
-                    for place, guild, report in reports
-                ]
-            )
-        )
-    elif not reports:
-        print(
-            "No answers recorded yet."
-            if platform is None and space is None
-            else "No answers recorded for that platform or space."
-        )
-    else:
-        names = {"discord": ("Discord", "server"), "slack": ("Slack", "workspace")}
-
-        def title(place: str, guild: int | str | None) -> str:
-            name, kind = names.get(place, (place, "space"))
-            return f"{name} direct messages" if guild is None else f"{name} {kind} {guild}"
-
-        print(
-            "\n\n".join(
-                f"{title(place, guild)}\n{report.as_text(limit=limit)}{support_text(support.get((place, guild), []))}"
-                for place, guild, report in reports
-            )
-        )
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     started = process_started()
     parser = argparse.ArgumentParser(prog="python -m bot", description="Docent, the docs Q&A bot.")
@@ -422,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         platforms = [args.platform] if args.platform else ["discord", "slack"]
         return run_command(community.forget(settings, args.user_id, platforms))
     if args.command == "report":
-        return run_command(print_report(settings, as_json=args.json, platform=args.platform, space=args.space))
+        return run_command(report.print_report(settings, as_json=args.json, platform=args.platform, space=args.space))
     return run_command(run_bot(settings, sync_only=args.command == "sync", started=started))
 
 

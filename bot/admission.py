@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass
 
 from rag.errors import Overloaded
@@ -85,15 +85,14 @@ class Admission:
             self._guild_notified = {k: t for k, t in self._guild_notified.items() if now - t < GUILD_WINDOW_S}
         return None
 
-    @property
-    def must_wait(self) -> bool:
-        return self._slots.locked()
-
     @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Wait for a free answering slot (Overloaded if too many are already waiting)."""
+    async def slot(self, queued: Callable[[int], Awaitable[None]] | None = None) -> AsyncIterator[None]:
+        """Wait for a free answering slot (Overloaded if too many are already waiting). ``queued`` is told the
+        asker's place in the queue when there is a wait, decided at the moment the slot is asked for."""
         if self._slots.locked() and self.waiting >= self._max_queue:
             raise Overloaded(f"queue full ({self.waiting} waiting)")
+        if self._slots.locked() and queued is not None:
+            await queued(self.waiting + 1)
         self.waiting += 1
         self.peak_waiting = max(self.peak_waiting, self.waiting)
         try:

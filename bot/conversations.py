@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Hashable, Iterable
 
+from bot.bounded import BoundedMap
 from rag.prompt import Turn
 
 
@@ -16,14 +16,13 @@ class Conversations:
     """
 
     def __init__(self, max_items: int = 5000, max_turns: int = 3) -> None:
-        self._by_key: OrderedDict[Hashable, tuple[Turn, ...]] = OrderedDict()
-        self._max_items = max_items
+        self._by_key: BoundedMap[Hashable, tuple[Turn, ...]] = BoundedMap(max_items)
         self._max_turns = max_turns
 
     def history(self, key: Hashable | None) -> tuple[Turn, ...]:
         if key is None or key not in self._by_key:
             return ()
-        self._by_key.move_to_end(key)
+        self._by_key.touch(key)
         return self._by_key[key]
 
     def knows(self, key: Hashable | None) -> bool:
@@ -34,6 +33,3 @@ class Conversations:
         turns = (*history, turn)[-self._max_turns :] if self._max_turns else ()
         for key in keys:
             self._by_key[key] = turns
-            self._by_key.move_to_end(key)
-        while len(self._by_key) > self._max_items:
-            self._by_key.popitem(last=False)

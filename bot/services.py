@@ -6,10 +6,11 @@ the background tasks they own. The platforms only render and deliver."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Hashable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,6 @@ from rag.learned import LearnedStore
 from rag.metrics import Metrics
 from rag.models import Answer, IndexReport
 from rag.pipeline import Answering
-from rag.prompt import Turn
 from rag.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -110,6 +110,7 @@ class Services:
         self._owned = OwnedTasks()
         self._reindexed_at: dict[Place, float] = {}  # when each server's or workspace's last /reindex started
         self._recording: dict[str, asyncio.Task[None]] = {}  # answer id -> its feedback record being written
+        self._posting: dict[str, asyncio.Event] = {}  # answer id -> set once it is posted
 
     # -- lifecycle and owned tasks --------------------------------------------------------------------------------
 
@@ -283,89 +284,28 @@ class Services:
 
     def admit(self, user: Hashable, place: Place) -> Refusal | None:
         """Admission for a question: a user is keyed within its platform, so ids of two platforms never meet.
-        While the engine starts nothing is counted: the question is only told to come back (see ``generate``),
-        and coming back must not meet a cooldown."""
+        While the engine starts nothing is counted (the answering flow waits for it first)."""
         if not self.pipeline.ready:
             return None
         return self.admission.refusal(
             (place.platform, user), (place.platform, place.space) if place.space else None, space=place.word
         )
 
-    async def generate(
-        self,
-        question: str,
-        *,
-        history: tuple[Turn, ...],
-        request_id: str,
-        notice: Say,
-        partial: Say,
-        source_ids: Sequence[str] = (),
-        min_score: float | None = None,
-        thread: Sequence[str] = (),
-    ) -> Answer:
-        """Wait for an answering slot (telling the asker their place in the queue), then stream the answer:
-        ``partial`` gets the cleaned text so far at most every ``bot.edit_interval_s``. A channel's policy may limit
-        the sources and raise the refusal threshold. Failures propagate; before the engine is up that is
-        ``StartingUp``, at once: no queue, no slot."""
-        self.pipeline.check_ready()
-        started = time.monotonic()
-        interval = self.settings.bot.edit_interval_s
-        if self.admission.must_wait:
-            await notice(queued(self.admission.waiting + 1))
-        answer: Answer | None = None
-        async with self.admission.slot():
-            if time.monotonic() - started > 1:
-                await notice(SEARCHING)
-            last_edit = time.monotonic()
-            stream = self.pipeline.stream(
-                question,
-                history=history,
-                request_id=request_id,
-                source_ids=source_ids,
-                min_score=min_score,
-                thread=thread,
-            )
-            async for update in stream:
-                if update.answer is not None:
-                    answer = update.answer
-                elif time.monotonic() - last_edit >= interval and update.raw:
-                    last_edit = time.monotonic()
-                    await partial(update.text)
-        if answer is None:
-            raise RuntimeError("the pipeline ended without an answer")
-        return answer if answer.request_id else dataclasses.replace(answer, request_id=request_id)
-
-    def record_later(
-        self,
-        answer: Answer,
-        posted: asyncio.Future[bool],
-        user: int | str,
-        place: Place,
-        *,
-        private: bool,
-        support: tuple[str, str] | None = None,
+    def record(
+        self, answer: Answer, user: int | str, place: Place, *, private: bool, support: tuple[str, str] | None = None
     ) -> None:
-        """Record the answer off the reply path once ``posted`` says it reached the user: a slow or broken database
-        delays and costs nobody an answer. The pending record is known before the buttons go live, so a vote cast
-        at once waits for it (see ``vote``)."""
+        """Record an answer that reached the user (or, unsure and unasked, was handed off), off the reply path: an
+        owned task that is finished, not cancelled, on close. ``support`` is the (channel, thread) of a question
+        nobody asked Docent, in a support channel."""
         task = self.spawn(
-            self._record(posted, answer, user, place, private, support), name="record-answer", finish_on_close=True
+            self._record(answer, user, place, private, support), name="record-answer", finish_on_close=True
         )
         self._recording[answer.request_id] = task
         task.add_done_callback(lambda _: self._recording.pop(answer.request_id, None))
 
     async def _record(
-        self,
-        posted: asyncio.Future[bool],
-        answer: Answer,
-        user: int | str,
-        place: Place,
-        private: bool,
-        support: tuple[str, str] | None,
+        self, answer: Answer, user: int | str, place: Place, private: bool, support: tuple[str, str] | None
     ) -> None:
-        """``support`` is (channel, thread) for a question nobody asked Docent, in a support channel."""
-        if not await posted:
-            return
         channel, thread = support or (None, None)
         if support is not None:
             self.metrics.support.labels(place.platform, "handed_off" if answer.unsure else "answered").inc()
@@ -383,15 +323,32 @@ class Services:
         except Exception:
             logger.warning("request %s was answered but not recorded for feedback", answer.request_id, exc_info=True)
 
+    @contextlib.asynccontextmanager
+    async def posting(self, answer_id: str) -> AsyncIterator[None]:
+        """While an answer is being posted its vote buttons may already be live: a vote on it waits (see
+        ``recorded``) until the answer is posted and its record written."""
+        done = asyncio.Event()
+        self._posting[answer_id] = done
+        try:
+            yield
+        finally:
+            done.set()
+            self._posting.pop(answer_id, None)
+
     async def records_written(self) -> None:
         """Wait for every pending answer record (reports and tests read after this)."""
         await asyncio.gather(*list(self._recording.values()), return_exceptions=True)
 
     async def recorded(self, answer_id: str) -> None:
         """Let an answer's record land before it is voted on: the buttons are live before the record is written."""
+        deadline = time.monotonic() + RECORD_WAIT_S
+        posting = self._posting.get(answer_id)
+        if posting is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(posting.wait(), timeout=RECORD_WAIT_S)
         pending = self._recording.get(answer_id)
         if pending is not None:
-            await asyncio.wait({pending}, timeout=RECORD_WAIT_S)
+            await asyncio.wait({pending}, timeout=max(0.0, deadline - time.monotonic()))
 
     async def vote(self, answer_id: str, user: int | str, helpful: bool, place: Place) -> bool:
         """Record one person's vote on an answer; False if the answer is unknown (too old, or never recorded)."""

@@ -43,10 +43,11 @@ class GenerationTimeout(DocentError):
 
 
 class StartingUp(DocentError):
-    """A question before the engine is up: an expected wait, not a failure to look up in the log."""
+    """The engine was not up in time for a question (``bot.startup_wait_s``): expected, not a failure to look up in
+    the log."""
 
     shows_error_id = False
-    user_message = "I'm still starting up — try again in a few seconds."
+    user_message = "Sorry, I'm still starting up and couldn't answer in time. Please ask again in a minute."
 
 
 class Overloaded(DocentError):

@@ -336,6 +336,12 @@ class BotSettings(BaseModel):
     thread_context_chars: int = Field(1500, ge=200, description="Characters of a thread's earlier messages at most.")
     direct_messages: Literal["answer", "refuse"] = Field("answer", description="Answer DMs, or refuse politely.")
     reindex_cooldown_s: float = Field(300.0, ge=0, description="Minimum time between two /reindex runs of one server.")
+    startup_wait_s: float = Field(
+        600.0,
+        ge=0,
+        description="A question asked while the language model starts waits this long for it (the asker is told "
+        "the answer will follow), then gets an apology.",
+    )
 
 
 class OpsSettings(BaseModel):

@@ -1,4 +1,5 @@
-"""Where an answer goes: a message reply (or thread post), or an interaction response. Never pings.
+"""Where an answer goes on Discord: a message Docent posts (a reply, or in a thread), or an interaction response.
+Never pings.
 
 Everything sent passes through ``bot.text.sendable``: model output may hold control characters (a NUL made a
 Discord-compatible server reject the message with a 500).
@@ -12,6 +13,7 @@ from typing import Any, Protocol
 
 import discord
 
+from bot.services import SEARCHING
 from bot.text import sendable
 from rag.errors import Skipped
 
@@ -20,12 +22,21 @@ NO_PINGS = discord.AllowedMentions.none()
 
 
 class Replier(Protocol):
+    @property
+    def opened(self) -> bool:
+        """Something is visible: later words edit it."""
+        ...
+
     async def edit(self, content: str, *, view: discord.ui.View | None = None) -> int | None:
-        """Replace the answer message's content; returns its id."""
+        """Show ``content`` in the answer message (posting it first if nothing is open); returns its id."""
         ...
 
     async def send(self, content: str, *, view: discord.ui.View | None = None) -> int | None:
         """Post an extra message (the rest of a long answer); returns its id."""
+        ...
+
+    async def tell(self, content: str) -> None:
+        """Before anything is open: a short word for the asker alone (an admission refusal)."""
         ...
 
 
@@ -33,54 +44,26 @@ def _view(view: discord.ui.View | None) -> dict[str, Any]:
     return {"view": view} if view is not None else {}
 
 
-class MessageReplier:
-    """Answers in a channel or thread by editing a placeholder message the bot posted."""
-
-    def __init__(self, placeholder: discord.Message, channel: discord.abc.Messageable) -> None:
-        self._placeholder = placeholder
-        self._channel = channel
-
-    async def edit(self, content: str, *, view: discord.ui.View | None = None) -> int | None:
-        await self._placeholder.edit(content=sendable(content), allowed_mentions=NO_PINGS, **_view(view))
-        return self._placeholder.id
-
-    async def send(self, content: str, *, view: discord.ui.View | None = None) -> int | None:
-        message = await self._channel.send(sendable(content), allowed_mentions=NO_PINGS, **_view(view))
-        return message.id
-
-
-class InteractionReplier:
-    """Answers a deferred slash command: edits the original response, follow-ups for overflow."""
-
-    def __init__(self, interaction: discord.Interaction, *, ephemeral: bool) -> None:
-        self._interaction = interaction
-        self._ephemeral = ephemeral
-
-    async def edit(self, content: str, *, view: discord.ui.View | None = None) -> int | None:
-        message = await self._interaction.edit_original_response(
-            content=sendable(content), allowed_mentions=NO_PINGS, **_view(view)
-        )
-        return message.id
-
-    async def send(self, content: str, *, view: discord.ui.View | None = None) -> int | None:
-        message = await self._interaction.followup.send(
-            sendable(content), ephemeral=self._ephemeral, allowed_mentions=NO_PINGS, wait=True, **_view(view)
-        )
-        return message.id
-
-
 class LazyReplier:
-    """Posts nothing until there is something to show, for questions nobody asked the bot: ``open`` posts the first
-    content (in a new thread, or as a reply) and returns the message that later edits go to."""
+    """Posts nothing until there is something to show: ``open`` posts the first content (in a new thread, or as a
+    reply) and returns the message later edits go to. ``tell`` answers the asker with a reply that deletes itself.
+    ``skipped`` is a moderator's 🚫 on a question nobody asked Docent: then nothing is ever posted."""
 
     def __init__(
         self,
         open: Callable[[str, discord.ui.View | None], Awaitable[discord.Message]],
+        *,
+        tell: Callable[[str], Awaitable[object]] | None = None,
         skipped: Callable[[], bool] = lambda: False,
     ) -> None:
         self._open = open
-        self._skipped = skipped  # a moderator said not to answer: nothing is posted, ever
+        self._tell = tell
+        self._skipped = skipped
         self._message: discord.Message | None = None
+
+    @property
+    def opened(self) -> bool:
+        return self._message is not None
 
     async def edit(self, content: str, *, view: discord.ui.View | None = None) -> int | None:
         if self._message is None:
@@ -96,6 +79,58 @@ class LazyReplier:
             return await self.edit(content, view=view)
         message = await self._message.channel.send(sendable(content), allowed_mentions=NO_PINGS, **_view(view))
         return message.id
+
+    async def tell(self, content: str) -> None:
+        if self._tell is not None:
+            await self._tell(sendable(content))
+
+
+class InteractionReplier:
+    """Answers a slash command. The first word defers it (Discord's 3 s), or, when it is a refusal, answers it
+    privately; later words edit the original response, follow-ups carry overflow. An interaction token lasts
+    15 minutes: after a long queue a public answer goes to the channel instead of being lost."""
+
+    def __init__(self, interaction: discord.Interaction, *, ephemeral: bool) -> None:
+        self._interaction = interaction
+        self._ephemeral = ephemeral
+
+    @property
+    def opened(self) -> bool:
+        return self._interaction.response.is_done()
+
+    def _channel(self) -> discord.abc.Messageable | None:
+        """Where a public answer goes once the token has expired."""
+        channel = self._interaction.channel
+        if self._ephemeral or not self._interaction.is_expired() or not isinstance(channel, discord.abc.Messageable):
+            return None
+        return channel
+
+    async def edit(self, content: str, *, view: discord.ui.View | None = None) -> int | None:
+        if not self.opened:
+            await self._interaction.response.defer(thinking=True, ephemeral=self._ephemeral)
+            if content == SEARCHING:  # "Docent is thinking…" says it already
+                return None
+        channel = self._channel()
+        if channel is not None:
+            return await self.send(content, view=view)
+        message = await self._interaction.edit_original_response(
+            content=sendable(content), allowed_mentions=NO_PINGS, **_view(view)
+        )
+        return message.id
+
+    async def send(self, content: str, *, view: discord.ui.View | None = None) -> int | None:
+        channel = self._channel()
+        if channel is not None:
+            logger.info("interaction %s expired; answering in the channel", self._interaction.id)
+            message = await channel.send(sendable(content), allowed_mentions=NO_PINGS, **_view(view))
+            return message.id
+        sent = await self._interaction.followup.send(
+            sendable(content), ephemeral=self._ephemeral, allowed_mentions=NO_PINGS, wait=True, **_view(view)
+        )
+        return sent.id
+
+    async def tell(self, content: str) -> None:
+        await self._interaction.response.send_message(sendable(content), ephemeral=True, allowed_mentions=NO_PINGS)
 
 
 async def edit_quietly(replier: Replier, content: str) -> None:

@@ -1,35 +1,37 @@
-"""Answer questions in Slack: mentions, follow-ups in the bot's threads, direct messages and the assistant panel,
-and the ask slash command (in a thread under a short "@user asked" line, or only to the asker with ``private``).
+"""Answer questions in Slack: mentions, follow-ups in Docent's threads, direct messages and the assistant panel,
+the ask slash command (in a thread under a short "@user asked" line, or only to the asker with ``private``), and
+new questions in support channels.
 
-Every answer goes into one message, streamed with ``chat.update`` at most every ``bot.edit_interval_s``, and
-finished with sources, the AI notice and vote buttons. The waiting, streaming and recording are the shared
-``bot.services``; this module only delivers.
+Each event becomes a neutral ``Incoming`` that ``bot.incoming.classify`` decides on; the answering itself is
+``bot.answering`` and support channels are ``bot.support``. This module only delivers: one message per answer,
+streamed with Slack's chat streaming API or edited with ``chat.update`` (paced per workspace), finished with
+sources, the AI notice and vote buttons.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
-import uuid
-from collections import OrderedDict
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.answering import AnswerFlow, Question
+from bot.bounded import BoundedMap
 from bot.conversations import Conversations
+from bot.incoming import Action, Incoming, Rules, classify
 from bot.services import SEARCHING, Place, Services, SupportThread
 from bot.slack.admin import is_admin
 from bot.slack.learned import link_and_author
 from bot.slack.render import SECTION_LIMIT, answer_blocks, escape, mrkdwn
 from bot.slack.threads import read_thread
-from rag import logs
-from rag.errors import DocentError, Skipped, StartingUp, describe, new_error_id
+from bot.support import HANDOFF, SupportDesk
+from rag.errors import Skipped
 from rag.models import Answer
 from rag.prompt import Turn
 from rag.settings import ChannelPolicy
@@ -42,10 +44,13 @@ NOT_IN_CHANNEL = (
 USAGE = "Ask after the command: `{command} how do I create a collection?` (`{command} private …`: only you see it)."
 SKIP_NAME = "no_entry_sign"  # 🚫, as Slack names it
 OFF_HERE = "Docent is switched off in this channel."
-HANDOFF = "I'm not sure about this one, so I'll leave it to the helpers."
 _GROUP_ID = re.compile(r"S[A-Z0-9]{2,}")
 _USER_MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
 _SEEN_EVENTS = 2048
+# Errors of chat.startStream that mean this workspace has no streaming at all; any other (a rate limit, a channel
+# Docent is not in, an archived one) is about this one reply.
+NO_STREAMING = frozenset({"unknown_method", "missing_scope", "not_allowed_token_type", "invalid_auth", "not_authed"})
+UPDATE_INTERVAL_S = 1.2  # chat.update is Tier 3 (about 50 a minute): progress edits, per workspace, at most this often
 
 
 def question_text(text: str) -> str:
@@ -62,28 +67,47 @@ def parse_ask(text: str) -> tuple[str, bool]:
     return text.strip(), False
 
 
-class Reply(Protocol):
-    async def notice(self, text: str) -> None:
-        """Best effort: a plain-text notice (queue position) while the answer waits."""
-        ...
+class Pacer:
+    """Progress edits of one workspace share chat.update's rate limit: an edit goes out only when the workspace's
+    budget allows, and a ``ratelimited`` answer pauses them for Retry-After. A skipped progress edit costs
+    nothing (the next one carries more text); the final answer is never paced."""
 
-    async def partial(self, text: str) -> None:
-        """Best effort: the model's answer so far (markdown, unescaped)."""
-        ...
+    def __init__(self, interval_s: float = UPDATE_INTERVAL_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval_s = interval_s
+        self._clock = clock
+        self._next = 0.0
 
-    async def final(self, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
-        """Must land: the answer, or the worded failure (mrkdwn)."""
-        ...
+    def take(self) -> bool:
+        now = self._clock()
+        if now < self._next:
+            return False
+        self._next = now + self._interval_s
+        return True
+
+    def back_off(self, seconds: float) -> None:
+        self._next = max(self._next, self._clock() + seconds)
+
+
+def _retry_after(exc: SlackApiError) -> float | None:
+    """Seconds to wait, if ``exc`` is a rate limit."""
+    response = exc.response
+    if response.status_code != 429 and response.get("error") != "ratelimited":
+        return None
+    try:
+        return float((response.headers or {}).get("Retry-After") or (response.headers or {}).get("retry-after") or 1)
+    except (TypeError, ValueError):
+        return 1.0
 
 
 class ThreadReply:
-    """One message in a thread carrying the answer.
+    """``bot.answering.Reply`` as one message in a thread (or, with no thread, in the channel).
 
-    With ``stream_to`` (team, user) it uses Slack's chat streaming API (``chat.startStream``/``appendStream``/
-    ``stopStream``), made for token streams and not rate-limited like ``chat.update``; a workspace without it answers
-    with an error and the reply falls back to a placeholder edited with ``chat.update``. Either way the finished
-    message is written with ``chat.update``, so its text, sources and buttons are exactly the non-streamed ones
-    (citations are renumbered once the model is done, and streamed text can only be appended to).
+    Nothing is posted before the first word. With ``stream_to`` (team, user) it uses Slack's chat streaming API
+    (made for token streams, not rate-limited like ``chat.update``); if this reply's stream is refused it falls
+    back to a message edited with ``chat.update`` (``stream_refused`` is told why, so a workspace without streaming
+    costs one failed call, not one per answer). Either way the finished message is written with ``chat.update``,
+    so its text, sources and buttons are exactly the non-streamed ones. Under the assistant panel, notices are the
+    panel's status line instead of a message.
     """
 
     def __init__(
@@ -92,20 +116,33 @@ class ThreadReply:
         channel: str,
         thread_ts: str,
         *,
+        asker: str,
+        pacer: Pacer | None = None,
+        progress_client: AsyncWebClient | None = None,
         stream_to: tuple[str, str] | None = None,
+        stream_refused: Callable[[str], None] = lambda _: None,
+        assistant: bool = False,
+        solved: str = "",
         skipped: Callable[[], bool] = lambda: False,
     ) -> None:
         self._client, self.channel, self.thread_ts = client, channel, thread_ts
+        self._progress = progress_client or client  # without the rate-limit retry: a throttled edit is skipped
+        self._asker = asker
+        self._pacer = pacer or Pacer()
         self._stream_to = stream_to
+        self._stream_refused = stream_refused
+        self._assistant = assistant
+        self._solved = solved
         self._skipped = skipped  # a moderator said not to answer: nothing is posted, ever
         self.ts: str | None = None
         self.streaming = False
-        self.stream_error: str | None = None  # why the streaming API was refused, if it was
-        self._streamed = ""
+        self._streamed = ""  # the answer text appended to the stream so far
+        self._notes = False  # a notice was streamed before the answer
 
-    async def open(self, *, placeholder: bool = True) -> None:
-        """Reply at once: a stream, else a "Searching the docs…" placeholder (none under an assistant status: the
-        first text is posted instead)."""
+    async def _open(self, text: str) -> None:
+        """The first visible word: a stream (the notice its first line), else a message."""
+        if self._skipped():
+            raise Skipped("a moderator skipped this question")
         if self._stream_to is not None:
             team, user = self._stream_to
             try:
@@ -113,36 +150,63 @@ class ThreadReply:
                     channel=self.channel, thread_ts=self.thread_ts, recipient_team_id=team, recipient_user_id=user
                 )
                 self.ts, self.streaming = str(response["ts"]), True
+                if text and text != SEARCHING:  # a queue notice: shown, and replaced by the final answer
+                    await self._append(text + "\n\n")
+                    self._notes = True
                 return
             except SlackApiError as exc:
-                self.stream_error = str(exc.response.get("error") or "error")
-        if placeholder:
-            await self._post(SEARCHING)
-
-    async def _post(self, text: str) -> None:
+                error = str(exc.response.get("error") or "error")
+                if error in NO_STREAMING:
+                    self._stream_refused(error)
+                logger.info("slack stream refused in %s (%s); editing a message instead", self.channel, error)
         response = await self._client.chat_postMessage(
             channel=self.channel, thread_ts=self.thread_ts or None, text=text
         )
         self.ts = str(response["ts"])
 
-    async def _show(self, text: str) -> None:
-        if self.ts is None and self._skipped():
+    async def _append(self, markdown: str) -> None:
+        await self._client.chat_appendStream(channel=self.channel, ts=str(self.ts), markdown_text=markdown)
+
+    async def _edit(self, text: str) -> None:
+        """A progress edit: only when the workspace's chat.update budget allows, skipped when throttled."""
+        if not self._pacer.take():
             return
         try:
-            if self.ts is None:
-                await self._post(text)
-            else:
-                await self._client.chat_update(channel=self.channel, ts=self.ts, text=text)
+            await self._progress.chat_update(channel=self.channel, ts=str(self.ts), text=text)
+        except SlackApiError as exc:
+            wait = _retry_after(exc)
+            if wait is None:
+                raise
+            self._pacer.back_off(wait)
+            logger.info("slack progress edit throttled; next in %.0f s", wait)
+
+    async def _set_status(self, status: str) -> None:
+        try:
+            await self._client.assistant_threads_setStatus(
+                channel_id=self.channel, thread_ts=self.thread_ts, status=status
+            )
         except Exception as exc:
-            logger.warning("slack progress edit failed: %s: %s", type(exc).__name__, exc)
+            logger.warning("slack assistant status failed: %s: %s", type(exc).__name__, exc)
 
     async def notice(self, text: str) -> None:
-        if not self.streaming:
-            await self._show(escape(text))
+        if self.ts is None and self._assistant:
+            await self._set_status(text)
+        elif self.ts is None:
+            await self._open(escape(text))
+        elif self.streaming:
+            if not self._streamed and text != SEARCHING:
+                await self._append(escape(text) + "\n\n")
+                self._notes = True
+        else:
+            await self._edit(escape(text))
 
     async def partial(self, text: str) -> None:
+        if self.ts is None:
+            await self._open("" if self._stream_to is not None else mrkdwn(text)[: SECTION_LIMIT - 2] + " …")
+            if not self.streaming:
+                return
         if not self.streaming:
-            await self._show(mrkdwn(text)[: SECTION_LIMIT - 2] + " …")
+            await self._edit(mrkdwn(text)[: SECTION_LIMIT - 2] + " …")
             return
         # Append only whole words, and only while the text still extends what was streamed: the stream can't be
         # rewritten, and the final edit replaces it anyway. (Whole lines kept a real model's one-paragraph answer
@@ -150,14 +214,27 @@ class ThreadReply:
         ready = escape(text[: max(text.rfind(" "), text.rfind("\n")) + 1])
         if not ready.startswith(self._streamed) or len(ready) == len(self._streamed):
             return
-        delta = ready[len(self._streamed) :]
-        try:
-            await self._client.chat_appendStream(channel=self.channel, ts=str(self.ts), markdown_text=delta)
-            self._streamed = ready
-        except Exception as exc:
-            logger.warning("slack stream append failed: %s: %s", type(exc).__name__, exc)
+        await self._append(ready[len(self._streamed) :])
+        self._streamed = ready
 
-    async def final(self, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+    async def final(self, answer: Answer) -> list[str]:
+        text, blocks = answer_blocks(
+            answer, feedback_id=answer.request_id, solved="" if answer.refused else self._solved
+        )
+        return [await self._finish(text, blocks)]
+
+    async def fail(self, text: str) -> None:
+        if self.ts is None:  # nothing posted yet: for the asker's eyes only
+            if self._assistant:
+                await self._set_status("")
+            await self._client.chat_postEphemeral(
+                channel=self.channel, user=self._asker, text=escape(text), thread_ts=self.thread_ts or None
+            )
+            return
+        await self._finish(escape(text), None)
+
+    async def _finish(self, text: str, blocks: list[dict[str, Any]] | None) -> str:
+        """Must land: the stream is stopped, the message rewritten; if that fails, the text is posted anew."""
         if self.ts is None and self._skipped():
             raise Skipped("a moderator skipped this question")
         if self.streaming:
@@ -169,58 +246,113 @@ class ThreadReply:
         if self.ts is not None:
             try:
                 await self._client.chat_update(channel=self.channel, ts=self.ts, text=text, blocks=blocks or [])
-                return
+                return self.ts
             except Exception as exc:
                 logger.warning("slack final edit failed (%s: %s); posting the answer instead", type(exc).__name__, exc)
         response = await self._client.chat_postMessage(
             channel=self.channel, thread_ts=self.thread_ts or None, text=text, blocks=blocks or None
         )
         self.ts = str(response["ts"])
+        return self.ts
 
 
 class PrivateReply:
     """Only the asker sees it: the slash command's response URL, which Slack lets an app use five times, so the
-    answer replaces the "Searching" acknowledgement once instead of streaming."""
+    answer replaces the acknowledgement once instead of streaming (notices other than "searching" take one use)."""
 
     def __init__(self, respond: AsyncRespond, note: str = "") -> None:
         self._respond = respond
         self._note = note
+        self._notices = 0
 
     async def notice(self, text: str) -> None:
-        return None
+        if text != SEARCHING and self._notices < 2:
+            self._notices += 1
+            await self._respond(text=escape(text), response_type="ephemeral", replace_original=True)
 
     async def partial(self, text: str) -> None:
         return None
 
-    async def final(self, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+    async def final(self, answer: Answer) -> list[str]:
+        text, blocks = answer_blocks(answer, feedback_id=answer.request_id)
+        await self._send(text, blocks)
+        return []
+
+    async def fail(self, text: str) -> None:
+        await self._send(escape(text), None)
+
+    async def _send(self, text: str, blocks: list[dict[str, Any]] | None) -> None:
         if self._note:
             note = {"type": "context", "elements": [{"type": "mrkdwn", "text": self._note}]}
             blocks = [note, *(blocks or [{"type": "section", "text": {"type": "mrkdwn", "text": text}}])]
         await self._respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=True)
 
 
+class CommandReply:
+    """The ask command in a channel: the "@user asked" line and the thread under it are posted only once there is
+    something to show (a refused question leaves no trace), and where Docent cannot post (not in the channel,
+    archived) the asker gets the answer privately, told why."""
+
+    def __init__(
+        self, ask_line: Callable[[], Awaitable[str]], thread: Callable[[str], ThreadReply], private: PrivateReply
+    ):
+        self._ask_line = ask_line
+        self._thread = thread
+        self._private = private
+        self._to: ThreadReply | PrivateReply | None = None
+        self.thread_ts: str | None = None
+
+    async def _target(self) -> ThreadReply | PrivateReply:
+        if self._to is None:
+            try:
+                self.thread_ts = await self._ask_line()
+                self._to = self._thread(self.thread_ts)
+            except Exception as exc:
+                logger.info("slack ask: cannot post here (%s); answering privately", exc)
+                self._to = self._private
+        return self._to
+
+    async def notice(self, text: str) -> None:
+        await (await self._target()).notice(text)
+
+    async def partial(self, text: str) -> None:
+        await (await self._target()).partial(text)
+
+    async def final(self, answer: Answer) -> list[str]:
+        return await (await self._target()).final(answer)
+
+    async def fail(self, text: str) -> None:
+        await (self._to or self._private).fail(text)
+
+
 class SlackAsker:
-    """Mentions, thread follow-ups, DMs, the assistant panel and the ask command: one answering path."""
+    """Every message, mention and ask command: classified once, answered through the one flow."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
         self.settings = services.settings
+        self.flow = AnswerFlow(services, "slack")
+        self.desk = SupportDesk(services, self.flow)  # support questions by (channel, thread)
         self.conversations = Conversations(max_turns=self.settings.bot.history_turns)
-        self._seen: OrderedDict[str, None] = OrderedDict()
-        self._no_streaming: set[str] = set()  # workspaces that refused chat.startStream
-        self.support: OrderedDict[tuple[str, str], SupportThread] = OrderedDict()  # by (channel, thread)
-        self._skipped: OrderedDict[tuple[str, str], None] = OrderedDict()  # new questions an admin marked skip
+        self._seen: BoundedMap[str, None] = BoundedMap(_SEEN_EVENTS)
+        self._no_streaming: BoundedMap[str, str] = BoundedMap(10_000)  # workspaces without chat streaming
+        self._pacers: BoundedMap[str, Pacer] = BoundedMap(10_000)  # chat.update budget per workspace
+        self._progress_clients: BoundedMap[str, AsyncWebClient] = BoundedMap(64)
+
+    @property
+    def support(self) -> BoundedMap[Any, SupportThread]:
+        return self.desk.threads
 
     def _first_time(self, event_id: str) -> bool:
         """An event Slack delivers again (a retry after a lost ack) is answered once."""
-        if not event_id:
-            return True
-        if event_id in self._seen:
-            return False
-        self._seen[event_id] = None
-        if len(self._seen) > _SEEN_EVENTS:
-            self._seen.popitem(last=False)
-        return True
+        return not event_id or self._seen.first_time(event_id, None)
+
+    def _rules(self) -> Rules:
+        return Rules(
+            unasked=True,
+            followups_without_mention=self.settings.slack.thread_followups,
+            direct_messages=self.settings.bot.direct_messages,
+        )
 
     # -- events ----------------------------------------------------------------------------------------------------
 
@@ -230,10 +362,11 @@ class SlackAsker:
             logger.info("slack event %s delivered again; already answered", body.get("event_id"))
             return
         policy = await self.services.channels.policy("slack", event.get("channel"))
-        if policy.mode == "off":
+        incoming = Incoming(text=question_text(str(event.get("text") or "")), mentioned=True)
+        if classify(incoming, policy, self._rules()) is not Action.ASK:
             return
         root = event.get("thread_ts")
-        await self._answer_event(
+        await self._answer(
             client,
             body,
             event,
@@ -244,43 +377,39 @@ class SlackAsker:
         )
 
     async def on_message(self, body: dict[str, Any], client: AsyncWebClient, bot_user_id: str | None) -> None:
-        """Un-mentioned messages: follow-ups in threads the bot started, and direct messages (the assistant panel
-        included). Mentions are left to ``on_mention``; edits, joins and other bots' messages are ignored."""
+        """Un-mentioned messages: follow-ups in threads the bot started, direct messages (the assistant panel
+        included) and new questions in support channels. Mentions in channels are left to ``on_mention``; edits,
+        joins and other bots' messages are ignored."""
         event = body.get("event") or {}
         if event.get("subtype") or event.get("bot_id") or not event.get("user") or event.get("user") == bot_user_id:
             return
         text = str(event.get("text") or "")
-        if bot_user_id and f"<@{bot_user_id}" in text and event.get("channel_type") != "im":
+        direct = event.get("channel_type") == "im"
+        if bot_user_id and f"<@{bot_user_id}" in text and not direct:
             return
         channel, root = str(event.get("channel")), event.get("thread_ts")
-        if event.get("channel_type") == "im":
-            if not self._first_time(str(body.get("event_id") or "")):
-                return
-            if self.settings.bot.direct_messages == "refuse":
-                await client.chat_postMessage(channel=channel, text=ONLY_IN_CHANNELS)
-                return
-            await self._answer_event(client, body, event, thread=str(root or event.get("ts")), started=True)
+        policy = ChannelPolicy() if direct else await self.services.channels.policy("slack", channel)
+        support = self.desk.threads.get((channel, str(root))) if root else None
+        incoming = Incoming(
+            text=question_text(text),
+            direct=direct,
+            top_level=root is None,
+            in_docent_thread=root is not None and self.conversations.knows(("ours", channel, str(root))),
+            in_support_thread=support is not None,
+            by_asker=support is not None and str(support.asker) == str(event.get("user")),
+        )
+        action = classify(incoming, policy, self._rules())
+        if action is Action.IGNORE or not self._first_time(str(body.get("event_id") or "")):
             return
-        policy = await self.services.channels.policy("slack", channel)
-        if policy.mode == "off":
-            return
-        if root is None:
-            is_question = policy.mode in ("auto", "always") and len(question_text(text)) >= policy.min_chars
-            if is_question and self._first_time(str(body.get("event_id") or "")):
-                await self._answer_new_question(client, body, event, policy)
-            return
-        support = self.support.get((channel, str(root)))
-        if support is not None and support.asker != event.get("user"):
-            # A support thread: only the asker's follow-ups get more answers; others are people helping, and a
-            # trusted member's answer after a hand-off is offered for learning.
-            if self._first_time(str(body.get("event_id") or "")):
-                await self._maybe_learn(client, body, event, support)
-            return
-        if not self.settings.slack.thread_followups or not self.conversations.knows(("ours", channel, str(root))):
-            return
-        if not self._first_time(str(body.get("event_id") or "")):
-            return
-        await self._answer_event(client, body, event, thread=str(root), started=True, policy=policy)
+        if action is Action.REFUSE_DM:
+            await client.chat_postMessage(channel=channel, text=ONLY_IN_CHANNELS)
+        elif action is Action.NEW_QUESTION:
+            await self._answer_new_question(client, body, event, policy)
+        elif action is Action.HELPER_REPLY and support is not None:
+            await self._helper_replied(client, body, event, support)
+        elif action is Action.ASK:
+            thread = str(root or event.get("ts"))
+            await self._answer(client, body, event, thread=thread, started=True, policy=None if direct else policy)
 
     async def _answer_new_question(
         self, client: AsyncWebClient, body: dict[str, Any], event: dict[str, Any], policy: ChannelPolicy
@@ -289,37 +418,26 @@ class SlackAsker:
         confident, else handed off. Nothing is visible until the answer starts, and unasked means quiet: no
         placeholder, no stream, no admission notice."""
         channel, user, ts = str(event.get("channel")), str(event.get("user")), str(event.get("ts"))
-        place = Place("slack", str(body.get("team_id") or event.get("team") or ""))
-        if not self.services.pipeline.ready:  # nobody asked: no "starting up" reply either
-            logger.info("slack: a new question in %s was not considered (the engine is starting)", channel)
-            return
-        if self.services.admit(user, place) is not None:
-            logger.info("slack: a new question in %s was not considered (admission)", channel)
-            return
-        auto = policy.mode == "auto"
+        place = _place(body, event)
+        key = (channel, ts)
         # In the question's thread, or — with reply_in_thread off — in the channel itself ("" = no thread).
         thread = ts if policy.reply_in_thread else ""
-        reply = ThreadReply(client, channel, thread, skipped=lambda: (channel, ts) in self._skipped)
-        answer = await self.answer(
-            question_text(str(event.get("text") or "")),
+        reply = self._reply(client, channel, thread, place, user, stream=False, solved=f"{channel}|{ts}", key=key)
+        outcome = await self.desk.answer_new(
+            key,
+            Question(
+                question_text(str(event.get("text") or "")),
+                user,
+                place,
+                policy=policy,
+                unasked=(channel, ts),
+                quiet=policy.mode == "auto",
+            ),
             reply,
-            user=user,
-            place=place,
-            private=False,
-            policy=policy,
-            quiet_refusal=auto,
-            support=(channel, ts),
+            hand_off=lambda: self._hand_off(client, channel, ts, policy),
         )
-        if answer is None:
-            return
-        support = SupportThread(ts, user, answer.question, needs_help=answer.unsure)
-        self.support[(channel, ts)] = support
-        while len(self.support) > _SEEN_EVENTS:
-            self.support.popitem(last=False)
-        if answer.unsure and auto:
-            await self._hand_off(client, channel, ts, policy)
-            return
-        self.remember(channel, ts, (), answer, started=True)
+        if outcome.continues and outcome.answer is not None:
+            self.remember(channel, ts, (), outcome.answer, started=True)
 
     async def on_reaction(self, body: dict[str, Any], client: AsyncWebClient) -> None:
         """A workspace admin's :no_entry_sign: on a new question keeps Docent from answering it (if the answer isn't
@@ -330,38 +448,35 @@ class SlackAsker:
             return
         if not await is_admin(client, str(event.get("user")), self.settings.slack.admin_user_ids):
             return
-        self._skipped[(str(item.get("channel")), str(item.get("ts")))] = None
-        while len(self._skipped) > _SEEN_EVENTS:
-            self._skipped.popitem(last=False)
+        self.desk.skip((str(item.get("channel")), str(item.get("ts"))))
 
     def asker_of(self, channel: str, thread: str) -> str | None:
-        support = self.support.get((channel, thread))
+        support = self.desk.threads.get((channel, thread))
         return str(support.asker) if support is not None else None
 
     def needs_help(self, channel: str, thread: str) -> None:
         """A 👎 on the answer in a support thread: a trusted member's answer there is worth learning."""
-        support = self.support.get((channel, thread))
-        if support is not None:
-            support.needs_help = True
+        self.desk.needs_help((channel, thread))
 
-    async def _maybe_learn(
+    async def _helper_replied(
         self, client: AsyncWebClient, body: dict[str, Any], event: dict[str, Any], support: SupportThread
     ) -> None:
         user = str(event.get("user"))
         if not support.needs_help or user not in self.settings.slack.trusted_user_ids:
-            return
+            return  # not worth a users.info call
         channel, ts = str(event.get("channel")), str(event.get("ts"))
         try:
             link, author = await link_and_author(client, channel, ts, user)
         except Exception as exc:
             logger.warning("slack: could not look up a trusted answer's link or author: %s", exc)
             return
-        await self.services.capture(
+        await self.desk.helper_replied(
             support,
+            trusted=True,
+            text=question_text(str(event.get("text") or "")),
             platform="slack",
             space=str(body.get("team_id") or ""),
             channel=channel,
-            answer=question_text(str(event.get("text") or "")),
             link=link,
             author=author,
             author_id=user,
@@ -370,16 +485,13 @@ class SlackAsker:
     async def _hand_off(self, client: AsyncWebClient, channel: str, ts: str, policy: ChannelPolicy) -> None:
         """Not sure: a 👀 reaction, or a line in the thread that may ping the channel's helper group — the one
         notification Docent ever sends, and only when the operator configured it."""
-        try:
-            if policy.handoff == "react":
-                await client.reactions_add(channel=channel, timestamp=ts, name="eyes")
-            elif policy.handoff == "message":
-                ping = f" <!subteam^{policy.helper_role}>" if _GROUP_ID.fullmatch(policy.helper_role) else ""
-                await client.chat_postMessage(channel=channel, thread_ts=ts, text=HANDOFF + ping)
-        except Exception as exc:
-            logger.warning("slack hand-off in %s failed: %s", channel, exc)
+        if policy.handoff == "react":
+            await client.reactions_add(channel=channel, timestamp=ts, name="eyes")
+        elif policy.handoff == "message":
+            ping = f" <!subteam^{policy.helper_role}>" if _GROUP_ID.fullmatch(policy.helper_role) else ""
+            await client.chat_postMessage(channel=channel, thread_ts=ts, text=HANDOFF + ping)
 
-    async def _answer_event(
+    async def _answer(
         self,
         client: AsyncWebClient,
         body: dict[str, Any],
@@ -390,58 +502,78 @@ class SlackAsker:
         policy: ChannelPolicy | None = None,
         me: str | None = None,
     ) -> None:
+        """A mention, a DM (the assistant panel included) or a follow-up in Docent's thread."""
         channel, user = str(event.get("channel")), str(event.get("user"))
-        place = Place("slack", str(body.get("team_id") or event.get("team") or ""))
-        refusal = self.services.admit(user, place)
-        if refusal is not None:
-            if refusal.notify:  # once per window, to the asker only
-                await client.chat_postEphemeral(channel=channel, user=user, text=refusal.message, thread_ts=thread)
-            return
+        place = _place(body, event)
         history = self.conversations.history(("history", channel, thread))
         assistant = event.get("channel_type") == "im" and event.get("thread_ts") is not None
         said: tuple[str, ...] = ()
         asked = str(event.get("ts") or "")
         if not history and not assistant and event.get("thread_ts") and thread != asked:  # mentioned into a thread
             said = await read_thread(client, channel, thread, asked, me or "", self.settings.bot)
-        if assistant:  # the assistant panel shows a status instead of a placeholder message
-            await self._set_status(client, channel, thread, SEARCHING)
-        reply = await self.open_reply(client, channel, thread, place, user, placeholder=not assistant)
-        answer = await self.answer(
-            question_text(str(event.get("text") or "")),
+        reply = self._reply(client, channel, thread, place, user, assistant=assistant)
+        outcome = await self.flow.run(
+            Question(
+                question_text(str(event.get("text") or "")),
+                user,
+                place,
+                history=history,
+                thread=said,
+                policy=policy,
+            ),
             reply,
-            user=user,
-            place=place,
-            private=False,
-            history=history,
-            policy=policy,
-            thread=said,
         )
-        if assistant and answer is None:
-            await self._set_status(client, channel, thread, "")
-        if answer is not None and not answer.refused:
-            self.remember(channel, thread, history, answer, started=started)
+        if outcome.continues and outcome.answer is not None:
+            self.remember(channel, thread, history, outcome.answer, started=started)
 
-    async def open_reply(
-        self, client: AsyncWebClient, channel: str, thread: str, place: Place, user: str, *, placeholder: bool = True
+    def _reply(
+        self,
+        client: AsyncWebClient,
+        channel: str,
+        thread: str,
+        place: Place,
+        user: str,
+        *,
+        stream: bool = True,
+        assistant: bool = False,
+        solved: str = "",
+        key: tuple[str, str] | None = None,
     ) -> ThreadReply:
-        """A reply in ``thread``, streamed with Slack's chat streaming API unless it is off or this workspace
-        refused it before (remembered, so a workspace without it costs one failed call, not one per answer)."""
+        """A reply in ``thread``, streamed with Slack's chat streaming API unless it is off or this workspace has
+        none (remembered, so a workspace without it costs one failed call, not one per answer)."""
         team = str(place.space or "")
-        stream = self.settings.slack.streaming and team not in self._no_streaming
-        reply = ThreadReply(client, channel, thread, stream_to=(team, user) if stream else None)
-        await reply.open(placeholder=placeholder)
-        if reply.stream_error is not None:
-            self._no_streaming.add(team)
-            logger.info(
-                "slack workspace %s has no chat streaming (%s); editing messages instead", team, reply.stream_error
-            )
-        return reply
+        streams = stream and self.settings.slack.streaming and team not in self._no_streaming
 
-    async def _set_status(self, client: AsyncWebClient, channel: str, thread: str, status: str) -> None:
-        try:
-            await client.assistant_threads_setStatus(channel_id=channel, thread_ts=thread, status=status)
-        except Exception as exc:
-            logger.warning("slack assistant status failed: %s: %s", type(exc).__name__, exc)
+        def refused(error: str) -> None:
+            self._no_streaming[team] = error
+            logger.info("slack workspace %s has no chat streaming (%s); editing messages instead", team, error)
+
+        pacer = self._pacers.get(team)
+        if pacer is None:
+            pacer = self._pacers[team] = Pacer()
+        return ThreadReply(
+            client,
+            channel,
+            thread,
+            asker=user,
+            pacer=pacer,
+            progress_client=self._progress_client(client),
+            stream_to=(team, user) if streams else None,
+            stream_refused=refused,
+            assistant=assistant,
+            solved=solved,
+            skipped=(lambda: self.desk.skipped(key)) if key is not None else (lambda: False),
+        )
+
+    def _progress_client(self, client: AsyncWebClient) -> AsyncWebClient:
+        """The same API and token without the rate-limit retry: a throttled progress edit is skipped, not slept on
+        inside the answer."""
+        token = str(client.token or "")
+        progress = self._progress_clients.get(token)
+        if progress is None:
+            progress = AsyncWebClient(token=client.token, base_url=client.base_url, timeout=client.timeout)
+            self._progress_clients[token] = progress
+        return progress
 
     def remember(self, channel: str, thread: str, history: tuple[Turn, ...], answer: Answer, *, started: bool) -> None:
         """Every answered thread keeps its turns for mentions; only threads the bot started take un-mentioned
@@ -470,117 +602,26 @@ class SlackAsker:
         if is_dm and self.settings.bot.direct_messages == "refuse":
             await ack(ONLY_IN_CHANNELS)
             return
-        refusal = self.services.admit(user, place)
-        if refusal is not None:
-            await ack(refusal.message)
-            return
         if private or is_dm:
             await ack(SEARCHING)
-            await self.answer(question, PrivateReply(respond), user=user, place=place, private=True, policy=policy)
+            await self.flow.run(Question(question, user, place, private=True, policy=policy), PrivateReply(respond))
             return
         await ack()
         name = escape(str(body.get("user_name") or "someone"))
-        try:
+
+        async def ask_line() -> str:
             asked = await client.chat_postMessage(channel=channel, text=f"*@{name}* asked: {escape(question)}"[:3000])
-        except Exception as exc:  # not in the channel, or it is archived: answer the asker alone, and say why
-            logger.info("slack ask: cannot post in %s (%s); answering privately", channel, exc)
-            note = PrivateReply(respond, NOT_IN_CHANNEL)
-            await self.answer(question, note, user=user, place=place, private=True, policy=policy)
-            return
-        thread = str(asked["ts"])
-        reply = await self.open_reply(client, channel, thread, place, user)
-        answer = await self.answer(question, reply, user=user, place=place, private=False, policy=policy)
-        if answer is not None and not answer.refused:
-            self.remember(channel, thread, (), answer, started=True)
+            return str(asked["ts"])
 
-    # -- the shared answering path ---------------------------------------------------------------------------------
-
-    async def answer(
-        self,
-        question: str,
-        reply: Reply,
-        *,
-        user: str,
-        place: Place,
-        private: bool,
-        history: tuple[Turn, ...] = (),
-        policy: ChannelPolicy | None = None,
-        quiet_refusal: bool = False,
-        support: tuple[str, str] | None = None,
-        thread: tuple[str, ...] = (),
-    ) -> Answer | None:
-        """Stream the answer into ``reply``, finish it with sources and vote buttons, then record it. None if it
-        failed; the asker has then been told why. The answer is posted before it is recorded.
-
-        The channel's ``policy`` limits the sources; with ``quiet_refusal`` (a question nobody asked Docent) a
-        refusal is recorded, as unanswered, but not posted, and the threshold is the channel's ``min_confidence``.
-        """
-        request_id = uuid.uuid4().hex[:12]
-        started = time.monotonic()
-        context = logs.request_id.set(request_id)
-        try:
-            try:
-                answer = await self.services.generate(
-                    question,
-                    history=history,
-                    request_id=request_id,
-                    notice=reply.notice,
-                    partial=reply.partial if not quiet_refusal else _nothing,  # unasked: nothing until it is sure
-                    source_ids=policy.sources if policy else (),
-                    min_score=policy.min_confidence if policy and quiet_refusal else None,
-                    thread=thread,
-                )
-            except Exception as exc:  # one bad question never takes the bot down; the asker gets a worded reason
-                if quiet_refusal:  # nobody asked: log it, say nothing (also while the engine starts)
-                    level = logging.INFO if isinstance(exc, StartingUp) else logging.WARNING
-                    logger.log(level, "slack request %s (unasked) not answered: %s", request_id, exc)
-                else:
-                    await self._fail(exc, reply, request_id)
-                return None
-            posted: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-            self.services.record_later(answer, posted, user, place, private=private, support=support)
-            if quiet_refusal and answer.unsure:
-                posted.set_result(True)  # recorded as unanswered; the caller hands it off
-                return answer
-            solved = "|".join(support) if support and not answer.refused else ""
-            text, blocks = answer_blocks(answer, feedback_id=answer.request_id, solved=solved)
-            try:
-                await reply.final(text, blocks)
-            except Skipped:
-                posted.set_result(False)
-                logger.info("slack request %s skipped by a moderator", request_id)
-                return None
-            except Exception as exc:
-                posted.set_result(False)
-                await self._fail(exc, reply, request_id)
-                return None
-            posted.set_result(True)
-            self.services.metrics.answered(answer, time.monotonic() - started)
-            logger.info(
-                "slack request %s answered in %.0f ms (%d blocks, %d sources, refused=%s)",
-                request_id,
-                (time.monotonic() - started) * 1000,
-                len(blocks),
-                len(answer.citations),
-                answer.refused,
-            )
-            return answer
-        finally:
-            logs.request_id.reset(context)
-
-    async def _fail(self, exc: Exception, reply: Reply, request_id: str) -> None:
-        self.services.metrics.failed(exc)
-        error_id = new_error_id()
-        if isinstance(exc, DocentError) and not exc.shows_error_id:  # expected (a bad question, starting up)
-            logger.info("slack request %s refused: %s", request_id, exc)
-        else:
-            logger.warning("slack request %s failed (error id %s)", request_id, error_id, exc_info=True)
-        try:
-            await reply.final(escape(describe(exc, error_id)))
-        except Exception:
-            logger.warning("slack request %s: could not tell the asker about error %s", request_id, error_id)
+        reply = CommandReply(
+            ask_line,
+            lambda thread: self._reply(client, channel, thread, place, user),
+            PrivateReply(respond, NOT_IN_CHANNEL),
+        )
+        outcome = await self.flow.run(Question(question, user, place, policy=policy), reply)
+        if outcome.continues and outcome.answer is not None and reply.thread_ts:
+            self.remember(channel, reply.thread_ts, (), outcome.answer, started=True)
 
 
-async def _nothing(_: str) -> None:
-    """A quiet reply step: a question nobody asked Docent shows nothing until its answer is final."""
-    return None
+def _place(body: dict[str, Any], event: dict[str, Any]) -> Place:
+    return Place("slack", str(body.get("team_id") or event.get("team") or ""))

@@ -34,7 +34,7 @@ class Lines:
 
 def test_starting_up_is_a_plain_message_without_an_error_id() -> None:
     text = describe(StartingUp("engine starting"), "abc123")
-    assert text == "I'm still starting up — try again in a few seconds."
+    assert text == "Sorry, I'm still starting up and couldn't answer in time. Please ask again in a minute."
 
 
 async def test_shutdown_during_the_start_cancels_it_and_closes_nothing() -> None:

@@ -278,7 +278,7 @@ async def test_a_moderators_skip_reaction_keeps_docent_out_of_that_question(
     await asyncio.wait_for(model.started.wait(), 30)
     await h.fake.user_reacts(BOB, asked, "🚫")  # not a moderator: ignored
     await h.fake.user_reacts(ADMIN, asked, "🚫")
-    caplog.set_level(logging.INFO, logger="bot.discord.ask")
+    caplog.set_level(logging.INFO, logger="bot.answering")
     await h.fake.wait_for(lambda: any("skipped by a moderator" in r.message for r in caplog.records), what="the skip")
     assert not h.fake.messages, "nothing was posted for the skipped question"
     again = await h.fake.user_says(BOB, CONFIDENT)

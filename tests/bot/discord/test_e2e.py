@@ -531,3 +531,17 @@ async def test_no_control_characters_reach_discord(harness_factory) -> None:
     sent = [(r, s) for r in h.fake.requests for s in strings(r.json) if _CONTROL.search(s)]
     assert not sent, sent
     assert h.fake.channels[thread_id]["name"] == "What is HNSW?"
+
+
+@pytest.mark.parametrize("status", [403, 400])  # a channel overwrite; a thread that already exists
+async def test_a_refused_thread_falls_back_to_a_reply_and_is_logged_once(
+    harness_factory, status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = await harness_factory(ScriptedGenerator("HNSW is a graph index [1]."), bot={"reply_in_thread": True})
+    h.fake.inject("POST", "/channels/*/messages/*/threads", status=status, times=2)
+    caplog.set_level(logging.WARNING, logger="bot.discord.ask")
+    for question in ("What is HNSW?", "What is IVF_FLAT?"):
+        asked = await h.fake.user_says(ALICE, question, mention_bot=True)
+        reply = await h.reply_to(asked)
+        assert "Sources" in reply.content and not h.fake.user_messages[asked].thread_id
+    assert sum("no thread in channel" in r.getMessage() for r in caplog.records) == 1

@@ -10,7 +10,7 @@ import discord
 import pytest
 from discord import app_commands
 
-from bot.discord.replies import InteractionReplier, MessageReplier, edit_quietly, finish
+from bot.discord.replies import InteractionReplier, LazyReplier, edit_quietly, finish
 from tests.bot.discord.fake_discord import FakeDiscord
 
 ALICE = 600000000000000001
@@ -23,6 +23,11 @@ class Recorder:
         self.edit_error = edit_error
         self.edits: list[tuple[str, discord.ui.View | None]] = []
         self.sends: list[tuple[str, discord.ui.View | None]] = []
+        self.told: list[str] = []
+        self.opened = True
+
+    async def tell(self, content: str) -> None:
+        self.told.append(content)
 
     async def edit(self, content: str, *, view: discord.ui.View | None = None) -> int | None:
         if self.edit_error is not None:
@@ -111,11 +116,21 @@ async def client(fake: FakeDiscord) -> AsyncIterator[ReplierBot]:
         yield client
 
 
-async def placeholder_replier(fake: FakeDiscord, client: ReplierBot) -> tuple[MessageReplier, discord.Message]:
+async def placeholder_replier(fake: FakeDiscord, client: ReplierBot) -> tuple[LazyReplier, discord.Message]:
+    """A replier whose first word (the placeholder) is already posted, as after the answer's "Searching"."""
     channel = client.get_channel(fake.channel_id)
     assert isinstance(channel, discord.TextChannel)
-    placeholder = await channel.send("🔎 Searching the docs…")
-    return MessageReplier(placeholder, channel), placeholder
+    posted: list[discord.Message] = []
+
+    async def open_reply(content: str, view: discord.ui.View | None) -> discord.Message:
+        posted.append(await channel.send(content))
+        return posted[-1]
+
+    replier = LazyReplier(open_reply)
+    assert not replier.opened
+    await replier.edit("🔎 Searching the docs…")
+    assert replier.opened
+    return replier, posted[0]
 
 
 async def test_message_replier_strips_control_characters(fake: FakeDiscord, client: ReplierBot) -> None:

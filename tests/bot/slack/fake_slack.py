@@ -41,7 +41,8 @@ Realism that tests can rely on (each is what Slack does):
 - ``conversations.replies`` answers a thread from what the fake has seen (the bot's posts and the user messages
   it delivered), parent first, as bolt's assistant thread-context store reads it.
 - ``reactions.add`` is recorded in ``reactions`` (``already_reacted`` the second time, as Slack answers).
-- ``rate_limit(method, retry_after)`` makes the next call of a method answer 429 ``ratelimited`` with Retry-After.
+- ``rate_limit(method, retry_after)`` makes the next call of a method answer 429 ``ratelimited`` with Retry-After;
+  ``refuse(method, error)`` makes it answer that error.
 - ``notifications`` records every mention or broadcast the bot's messages would trigger: ``<!channel>``,
   ``<!here>``, ``<!everyone>``, ``<!subteam^…>`` and ``<@U…>``, in text and in blocks, of posts, edits, ephemeral
   messages, response_url messages and streamed text (also when a sequence is split across appends).
@@ -143,6 +144,7 @@ class FakeSlack:
         self._said: dict[str, dict[str, Any]] = {}  # ts -> user message event the fake delivered
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._limits: dict[str, float] = {}
+        self._refusals: dict[str, str] = {}
         self._ids = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
         self._connected = asyncio.Event()
@@ -191,6 +193,10 @@ class FakeSlack:
     def rate_limit(self, method: str, retry_after: float = 1) -> None:
         self._limits[method] = retry_after
 
+    def refuse(self, method: str, error: str) -> None:
+        """The next call of ``method`` answers ``{"ok": false, "error": error}`` (``not_in_channel``, …)."""
+        self._refusals[method] = error
+
     def _ts(self, suffix: str = "000100") -> str:
         return f"{1700000000 + next(self._ids)}.{suffix}"
 
@@ -215,6 +221,8 @@ class FakeSlack:
             return web.json_response(
                 {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": str(int(retry_after))}
             )
+        if method in self._refusals:
+            return web.json_response({"ok": False, "error": self._refusals.pop(method)})
         token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip() or args.get("token", "")
         wanted = self.app_token if method == "apps.connections.open" else self.bot_token
         if token != wanted:

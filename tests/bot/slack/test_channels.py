@@ -216,7 +216,7 @@ async def test_this_solved_it_is_for_the_asker_and_puts_a_check_on_the_question(
 async def test_an_admins_skip_reaction_keeps_docent_out_of_that_question(
     slack_harness, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bot.slack.ask")
+    caplog.set_level(logging.INFO, logger="bot.answering")
     model = PacedGenerator(["IVF_FLAT clusters ", "vectors [1]."], pace_s=0.5)
     h = await slack_harness(model, channels={HELP: {"mode": "always"}})
     asked = await h.slack.message(HELP, MEMBER, CONFIDENT)
