@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.common import ROOT, bench_settings, corpus_source, write_results
-from bench.eval import percentile
+from bench.scoring import percentile
 
 if TYPE_CHECKING:
     from indexer.runner import Indexer

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import DEVSET, ROOT, bench_settings, corpus_source, write_results
-from bench.eval import load_questions, percentile
+from bench.scoring import load_questions, percentile
 
 
 def summary(latencies: list[float], wall: float) -> dict[str, float]:

@@ -35,7 +35,7 @@ def peak_rss_mb() -> float:
 
 
 def summarise(latencies: list[float]) -> dict[str, float]:
-    from bench.eval import percentile
+    from bench.scoring import percentile
 
     return {
         "p50_ms": round(statistics.median(latencies), 1),
@@ -145,7 +145,7 @@ async def latencies(
 ) -> dict[str, Any]:
     """Retrieval latency on ``store`` (1x), then on ``scale`` copies of its rows under each vector index type,
     with each vector index's recall@5 of chunks against the first type (FLAT: exact) on the same questions."""
-    from bench.eval import load_questions
+    from bench.scoring import load_questions
     from rag.models import Chunk
     from rag.retrieval import Retriever
     from rag.store import MilvusStore

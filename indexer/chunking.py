@@ -29,7 +29,7 @@ class Granularity:
     """Which vectors a section gets (see ``IndexerSettings``): itself, and/or windows of its words."""
 
     sections: bool = True
-    windows: bool = False  # off until it wins on the cross-validated real questions (bench/cv.py)
+    windows: bool = False  # off until it wins on the cross-validated real questions (bench/crossval.py)
     window_chars: int = 512
     window_overlap_chars: int = 96
     window_context: bool = True  # windows embedded after "title > heading", as sections are

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bench.cv import FOLDS, cross_validate, in_folds, refusal_threshold
-from bench.eval import Outcome, Question
+from bench.crossval import FOLDS, cross_validate, in_folds, refusal_threshold
+from bench.scoring import Outcome, Question
 
 
 def _outcome(found: bool, fold: int, confidence: float = 0.5) -> Outcome:
@@ -52,7 +52,7 @@ def test_refusal_threshold_refuses_at_most_one_percent() -> None:
 
 
 def test_the_base_ladder_adds_one_technique_per_row_and_candidates_build_on_the_defaults() -> None:
-    from bench.cv import BASE_LADDER, CANDIDATES, INDEXINGS, ladder, tuning_grid
+    from bench.crossval import BASE_LADDER, CANDIDATES, INDEXINGS, ladder, tuning_grid
     from rag.settings import RetrievalSettings
 
     defaults = RetrievalSettings()
@@ -70,7 +70,7 @@ def test_the_base_ladder_adds_one_technique_per_row_and_candidates_build_on_the_
 
 
 def test_a_technique_is_kept_only_in_folds_where_it_won_on_the_others() -> None:
-    from bench.cv import technique_decisions
+    from bench.crossval import technique_decisions
     from rag.settings import RetrievalSettings
 
     folds = {"docs": list(range(FOLDS))}
@@ -82,20 +82,9 @@ def test_a_technique_is_kept_only_in_folds_where_it_won_on_the_others() -> None:
     assert decision["kept_in_folds"] == 0 and decision["cv_recall@5"] == 1.0
 
 
-def test_code_that_shapes_the_index_is_part_of_its_key(tmp_path) -> None:
-    from bench.eval import code_digest
-
-    (tmp_path / "pkg").mkdir()
-    (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
-    (tmp_path / "b.py").write_text("y = 1\n")
-    before = code_digest(("pkg", "b.py"), tmp_path)
-    (tmp_path / "pkg" / "a.py").write_text("x = 2\n")
-    assert code_digest(("pkg", "b.py"), tmp_path) != before
-
-
 def test_the_report_scores_every_row_language_and_refusal_from_outcomes(capsys) -> None:
-    from bench.cv import report
-    from bench.eval import Scores
+    from bench.crossval import report
+    from bench.scoring import Scores
 
     folds = {"docs": list(range(FOLDS)) * 2}
 
