@@ -288,7 +288,7 @@ async def generate(args: argparse.Namespace, settings: Any) -> int:
             def answering(recipe: Any, real: RealSet) -> AnswerPipeline:
                 """The pipeline as the bot builds it, under ``recipe``, over ``real``'s corpus and project."""
                 answer = recipe.answer.model_copy(update={"project": PROJECTS[real.name]})
-                retriever = Retriever(embedder, stores[real.name], recipe.retrieval)
+                retriever = Retriever(embedder, stores[real.name], recipe.retrieval, recipe.tuning)
                 return AnswerPipeline(retriever, generator.with_settings(recipe.llm), recipe.retrieval, answer)
 
             limit = asyncio.Semaphore(args.concurrency)

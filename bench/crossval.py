@@ -41,7 +41,7 @@ from bench.scoring import (
 )
 from rag.embedder import SentenceTransformerEmbedder
 from rag.retrieval import Retriever
-from rag.settings import RetrievalSettings, Settings, prepare_process_env
+from rag.settings import Settings, TuningSettings, prepare_process_env
 
 FOLDS = 5
 MAX_FALSE_REFUSALS = 0.01
@@ -65,14 +65,15 @@ OUT_OF_SCOPE = DEVSET / "out_of_scope.jsonl"  # asked of the Milvus corpus
 SYNTHETIC = DEVSET / "milvus_questions.jsonl"  # the regression set: questions written while reading the pages
 
 
-# What the indexer can be asked to build: each is its own eval collection (bench.scoring.EvalIndex.production).
+# What the indexer can be asked to build (tuning settings): each is its own eval collection
+# (bench.scoring.EvalIndex.production).
 INDEXINGS: dict[str, dict[str, Any]] = {
     "sections": {"window_chunks": False},
     "sections + windows": {"window_chunks": True},
 }
 
 # The pipeline built up one technique at a time, ending at the configured defaults: (row name, indexing,
-# retrieval settings changed from the row before). Then each candidate technique alone on top of the defaults.
+# tuning settings changed from the row before). Then each candidate technique alone on top of the defaults.
 # Rows are scored untuned, on every question; each row's keep/drop is cross-validated against the row it builds on.
 CONFIGURED = object()  # in a ladder row: the configured value of that setting
 EARLIER_FUSION = {"rrf_k": 20, "page_bonus": 0.3, "candidates": 30}  # the defaults until real questions said otherwise
@@ -102,9 +103,9 @@ TECHNIQUES = BASE_LADDER + CANDIDATES
 DEFAULTS_ROW = BASE_LADDER[-1][0]  # the base ladder ends at the configured defaults (tests/bench/test_crossval.py)
 
 
-def ladder(base: RetrievalSettings) -> list[tuple[str, str, RetrievalSettings, str]]:
-    """(name, indexing, settings, the row it is compared with); the base ladder is cumulative."""
-    rows: list[tuple[str, str, RetrievalSettings, str]] = []
+def ladder(base: TuningSettings) -> list[tuple[str, str, TuningSettings, str]]:
+    """(name, indexing, tuning, the row it is compared with); the base ladder is cumulative."""
+    rows: list[tuple[str, str, TuningSettings, str]] = []
     current, previous = base, ""
     for name, indexing, update in BASE_LADDER:
         current = current.model_copy(
@@ -119,7 +120,7 @@ def ladder(base: RetrievalSettings) -> list[tuple[str, str, RetrievalSettings, s
 
 def technique_decisions(
     untuned: dict[str, dict[str, list[Outcome]]],
-    techniques: Sequence[tuple[str, str, RetrievalSettings, str]],
+    techniques: Sequence[tuple[str, str, TuningSettings, str]],
     folds: dict[str, list[int]],
     k: int,
 ) -> list[dict[str, Any]]:
@@ -146,10 +147,10 @@ def technique_decisions(
     return decisions
 
 
-def tuning_grid(base: RetrievalSettings) -> list[tuple[str, RetrievalSettings]]:
-    """Retrieval settings that change no index: search mode, fusion constant, heading field, page aggregation
+def tuning_grid(base: TuningSettings) -> list[tuple[str, TuningSettings]]:
+    """Tuning settings that change no index: search mode, fusion constant, heading field, page aggregation
     (query normalisation stays on: it won in every fold; the distinct-section lift lost on its own)."""
-    grid: list[tuple[str, RetrievalSettings]] = []
+    grid: list[tuple[str, TuningSettings]] = []
     for mode, rrf_k, headings, bonus, lift in itertools.product(
         ("dense", "hybrid"), (10, 20, 60), (False, True), (0.3, 0.6), (0.0,)
     ):
@@ -240,7 +241,7 @@ def cross_validated_refusals(
 
 
 def with_indexing(settings: Settings, indexing: str) -> Settings:
-    return settings.model_copy(update={"indexer": settings.indexer.model_copy(update=INDEXINGS[indexing])})
+    return settings.model_copy(update={"tuning": settings.tuning.model_copy(update=INDEXINGS[indexing])})
 
 
 async def evaluate(args: argparse.Namespace, settings: Settings) -> int:
@@ -253,9 +254,9 @@ async def evaluate(args: argparse.Namespace, settings: Settings) -> int:
     grid = [
         (f"{indexing}: {name}", indexing, variant)
         for indexing in indexings
-        for name, variant in tuning_grid(settings.retrieval)
+        for name, variant in tuning_grid(settings.tuning)
     ]
-    techniques = [t for t in ladder(settings.retrieval) if t[1] in indexings]
+    techniques = [t for t in ladder(settings.tuning) if t[1] in indexings]
     if not args.windows:  # a candidate built on a skipped row cannot be compared
         techniques = [t for t in techniques if not t[3] or any(t[3] == other[0] for other in techniques)]
     runs: Runs = {}
@@ -275,13 +276,15 @@ async def evaluate(args: argparse.Namespace, settings: Settings) -> int:
             reference = ReferenceRetriever(embedder, await index.reference(), args.k)
             untuned["reference recipe"][real.name] = (await run_questions("reference", reference.pages, qs)).outcomes
             stores = {name: await index.production(with_indexing(settings, name)) for name in indexings}
-            configured = production_retrieve(Retriever(embedder, stores["sections"], settings.retrieval))
+            configured = production_retrieve(
+                Retriever(embedder, stores["sections"], settings.retrieval, settings.tuning)
+            )
             for name, indexing, variant, _ in techniques:
-                retrieve = production_retrieve(Retriever(embedder, stores[indexing], variant))
+                retrieve = production_retrieve(Retriever(embedder, stores[indexing], settings.retrieval, variant))
                 untuned[name][real.name] = (await run_questions(name, retrieve, qs)).outcomes
             untuned["configured defaults"][real.name] = untuned[DEFAULTS_ROW][real.name]  # the same settings
             for name, indexing, variant in grid:
-                retrieve = production_retrieve(Retriever(embedder, stores[indexing], variant))
+                retrieve = production_retrieve(Retriever(embedder, stores[indexing], settings.retrieval, variant))
                 runs.setdefault(name, {})[real.name] = (await run_questions(name, retrieve, qs)).outcomes
             if real.name == "milvus":
                 if OUT_OF_SCOPE.exists():
@@ -291,7 +294,9 @@ async def evaluate(args: argparse.Namespace, settings: Settings) -> int:
                     synthetic_qs = load_questions([SYNTHETIC])
                     rows: dict[str, Scores] = {}
                     for name, indexing, variant, _ in techniques:
-                        retrieve = production_retrieve(Retriever(embedder, stores[indexing], variant))
+                        retrieve = production_retrieve(
+                            Retriever(embedder, stores[indexing], settings.retrieval, variant)
+                        )
                         rows[name] = await run_questions(name, retrieve, synthetic_qs)
                     synthetic["reference recipe"] = await run_questions("reference", reference.pages, synthetic_qs)
                     synthetic["configured defaults"] = rows[DEFAULTS_ROW]
@@ -300,7 +305,7 @@ async def evaluate(args: argparse.Namespace, settings: Settings) -> int:
         if synthetic:  # the setting the tuning picks most often, on the regression set too
             _, chosen = cross_validate(runs, folds, args.k)
             name, indexing, variant = next(g for g in grid if g[0] == max(set(chosen), key=chosen.count))
-            retrieve = production_retrieve(Retriever(embedder, synthetic_stores[indexing], variant))
+            retrieve = production_retrieve(Retriever(embedder, synthetic_stores[indexing], settings.retrieval, variant))
             synthetic[name] = await run_questions(name, retrieve, load_questions([SYNTHETIC]))
     finally:
         for index in indexes:
@@ -309,7 +314,7 @@ async def evaluate(args: argparse.Namespace, settings: Settings) -> int:
     sizes = {s.name: len(questions[s.name]) for s in sets}
     saved = settings.data_dir / "eval" / "last-outcomes.pickle"
     saved.write_bytes(pickle.dumps((untuned, runs, folds, out_of_scope, synthetic, sizes, techniques)))
-    result = report(untuned, runs, folds, out_of_scope, synthetic, sizes, args.k, settings.retrieval.min_score)
+    result = report(untuned, runs, folds, out_of_scope, synthetic, sizes, args.k, settings.tuning.min_score)
     result["techniques"] = technique_decisions(untuned, techniques, folds, args.k)
     _print_decisions(result["techniques"], args.k)
     if args.json_out:

@@ -34,7 +34,7 @@ from rag.lexical import LEXICAL_VERSION
 from rag.models import Chunk
 from rag.rerank import CrossEncoderReranker, Reranker
 from rag.retrieval import Retriever
-from rag.settings import FolderSource, RetrievalSettings, Settings, prepare_process_env
+from rag.settings import FolderSource, RetrievalSettings, Settings, TuningSettings, prepare_process_env
 from rag.store import SCHEMA_FIELDS, MilvusStore
 
 logger = logging.getLogger(__name__)
@@ -239,7 +239,7 @@ class EvalIndex:
             sorted(SCHEMA_FIELDS),
             self.embedder.max_tokens,
             settings.indexer.chunk_overlap_tokens,
-            Granularity.from_settings(settings.indexer).tag,
+            Granularity.from_settings(settings.tuning).tag,
             settings.embedding.passage_prefix,
         )
         store = self.store(name)
@@ -326,17 +326,24 @@ def production_retrieve(retriever: Retriever) -> Any:
     return retrieve
 
 
-def ablations(base: RetrievalSettings, reranker: Reranker | None) -> list[tuple[str, RetrievalSettings, bool]]:
+def ablations(
+    base: RetrievalSettings, tuning: TuningSettings, reranker: Reranker | None
+) -> list[tuple[str, RetrievalSettings, TuningSettings, bool]]:
     """Each technique switched on in turn, from plain dense chunk ranking to the configured pipeline."""
     variants = [
-        ("dense, chunk order", base.model_copy(update={"mode": "dense", "page_bonus": 0.0}), False),
-        ("dense + page aggregation", base.model_copy(update={"mode": "dense"}), False),
-        ("hybrid BM25, chunk order", base.model_copy(update={"mode": "hybrid", "page_bonus": 0.0}), False),
-        ("hybrid + page aggregation", base.model_copy(update={"mode": "hybrid"}), False),
-        ("hybrid + aggregation, no follow-up context", base.model_copy(update={"history_questions": 0}), False),
+        ("dense, chunk order", base, tuning.model_copy(update={"mode": "dense", "page_bonus": 0.0}), False),
+        ("dense + page aggregation", base, tuning.model_copy(update={"mode": "dense"}), False),
+        ("hybrid BM25, chunk order", base, tuning.model_copy(update={"mode": "hybrid", "page_bonus": 0.0}), False),
+        ("hybrid + page aggregation", base, tuning.model_copy(update={"mode": "hybrid"}), False),
+        (
+            "hybrid + aggregation, no follow-up context",
+            base.model_copy(update={"history_questions": 0}),
+            tuning,
+            False,
+        ),
     ]
     if reranker is not None:
-        variants.append(("hybrid + aggregation + rerank", base, True))
+        variants.append(("hybrid + aggregation + rerank", base, tuning, True))
     return variants
 
 
@@ -412,13 +419,13 @@ async def score_corpus(
             CrossEncoderReranker, settings.retrieval.rerank_model, device=settings.embedding.device
         )
     index = EvalIndex(settings, docs, embedder)
-    min_score = settings.retrieval.min_score
+    min_score = settings.tuning.min_score
     rows: list[dict[str, Any]] = []
     try:
         store = await index.production()
         configured = await run_questions(
             "configured pipeline",
-            production_retrieve(Retriever(embedder, store, settings.retrieval, reranker)),
+            production_retrieve(Retriever(embedder, store, settings.retrieval, settings.tuning, reranker)),
             questions,
         )
         print_outcomes(configured, k, min_score)
@@ -426,8 +433,8 @@ async def score_corpus(
             reference = ReferenceRetriever(embedder, await index.reference(), k)
             rows.append((await run_questions("reference recipe", reference.pages, questions)).metrics(k, 0.0))
         if with_ablations:
-            for name, variant, rerank in ablations(settings.retrieval, reranker):
-                retriever = Retriever(embedder, store, variant, reranker if rerank else None)
+            for name, variant, tuning, rerank in ablations(settings.retrieval, settings.tuning, reranker):
+                retriever = Retriever(embedder, store, variant, tuning, reranker if rerank else None)
                 rows.append((await run_questions(name, production_retrieve(retriever), questions)).metrics(k, 0))
         result = configured.metrics(k, min_score)
         rows.append(result)
