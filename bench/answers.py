@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import CORPUS, DEVSET, ROOT, run_evaluation, write_results
-from bench.cv import SETS, RealSet
+from bench.crossval import SETS, RealSet
 from rag.prompt import SYSTEM_PROMPT
 
 # The recipes compared, as settings overlays on the configured settings. ``seed`` pins what Docent answered with
@@ -241,8 +241,8 @@ async def answer_one(pipeline: Any, recipe: str, model: str, item: Item) -> Reco
 
 
 async def generate(args: argparse.Namespace, settings: Any) -> int:
-    from bench.eval import EvalIndex
     from bench.judge import judge_records, print_table
+    from bench.scoring import EvalIndex
     from rag.embedder import SentenceTransformerEmbedder
     from rag.generator import VLLMGenerator
     from rag.pipeline import AnswerPipeline
@@ -288,7 +288,7 @@ async def generate(args: argparse.Namespace, settings: Any) -> int:
             def answering(recipe: Any, real: RealSet) -> AnswerPipeline:
                 """The pipeline as the bot builds it, under ``recipe``, over ``real``'s corpus and project."""
                 answer = recipe.answer.model_copy(update={"project": PROJECTS[real.name]})
-                retriever = Retriever(embedder, stores[real.name], recipe.retrieval)
+                retriever = Retriever(embedder, stores[real.name], recipe.retrieval, recipe.tuning)
                 return AnswerPipeline(retriever, generator.with_settings(recipe.llm), recipe.retrieval, answer)
 
             limit = asyncio.Semaphore(args.concurrency)

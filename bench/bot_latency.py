@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.common import ROOT, bench_settings, corpus_source, write_results
-from bench.eval import percentile
+from bench.scoring import percentile
 
 if TYPE_CHECKING:
     from indexer.runner import Indexer
@@ -139,7 +139,10 @@ async def open_core(args: argparse.Namespace, **overrides: Any) -> AsyncIterator
         feedback = FeedbackStore(settings.data_dir / "feedback.sqlite3")
         stack.callback(feedback.close)
         pipeline = AnswerPipeline(
-            Retriever(embedder, store, settings.retrieval), generator, settings.retrieval, settings.answer
+            Retriever(embedder, store, settings.retrieval, settings.tuning),
+            generator,
+            settings.retrieval,
+            settings.answer,
         )
         yield Core(settings, Timed(pipeline), indexer, feedback, report.pages_new)
 

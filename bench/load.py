@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import DEVSET, ROOT, bench_settings, corpus_source, write_results
-from bench.eval import load_questions, percentile
+from bench.scoring import load_questions, percentile
 
 
 def summary(latencies: list[float], wall: float) -> dict[str, float]:
@@ -37,21 +37,20 @@ def summary(latencies: list[float], wall: float) -> dict[str, float]:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from indexer.build import make_indexer
     from indexer.local import FolderDocs
+    from rag.pipeline import AnswerPipeline
     from rag.runtime import open_core
 
     work = Path(tempfile.mkdtemp(prefix="docent-bench-load-"))
-    settings = bench_settings(
-        work,
-        llm={"max_tokens": args.tokens, "ignore_eos": True, "timeout_s": 600},
-        retrieval={"min_score": -1.0},
-    )
+    settings = bench_settings(work, llm={"max_tokens": args.tokens, "timeout_s": 600}, tuning={"min_score": -1.0})
     questions = load_questions([DEVSET / "milvus_questions.jsonl"])[: args.questions]
     async with open_core(settings, with_llm=True) as core:
         report = await make_indexer(settings, core.embedder, core.store).run(
             [FolderDocs(corpus_source(work, args.pages))]
         )
-        pipeline = core.pipeline
-        assert pipeline is not None and core.generator is not None
+        assert core.generator is not None
+        # Every answer exactly --tokens long (the engine is told to ignore its end token): the same work each time.
+        fixed_length = core.generator.with_settings(settings.llm, ignore_eos=True)
+        pipeline = AnswerPipeline(core.retriever, fixed_length, settings.retrieval, settings.answer)
         for question in questions[:3]:  # warm-up: first engine steps, embedder, Milvus load
             await pipeline.ask(question.text)
 

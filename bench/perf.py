@@ -135,7 +135,7 @@ async def chunk_texts(data: Path) -> list[str]:
 def encoders_section(args: argparse.Namespace, work: Path, texts: list[str]) -> dict[str, Any]:
     import numpy as np
 
-    from bench.eval import load_questions
+    from bench.scoring import load_questions
     from rag.embedder import SentenceTransformerEmbedder
     from rag.settings import EmbeddingSettings
 

@@ -35,7 +35,7 @@ def peak_rss_mb() -> float:
 
 
 def summarise(latencies: list[float]) -> dict[str, float]:
-    from bench.eval import percentile
+    from bench.scoring import percentile
 
     return {
         "p50_ms": round(statistics.median(latencies), 1),
@@ -145,7 +145,7 @@ async def latencies(
 ) -> dict[str, Any]:
     """Retrieval latency on ``store`` (1x), then on ``scale`` copies of its rows under each vector index type,
     with each vector index's recall@5 of chunks against the first type (FLAT: exact) on the same questions."""
-    from bench.eval import load_questions
+    from bench.scoring import load_questions
     from rag.models import Chunk
     from rag.retrieval import Retriever
     from rag.store import MilvusStore
@@ -156,8 +156,8 @@ async def latencies(
     lite = MilvusStore(settings.milvus_uri, settings.milvus.model_copy(update={"bm25": "milvus"}))
     both = await interleaved(
         {
-            "local": Retriever(embedder, store, settings.retrieval),
-            "lite": Retriever(embedder, lite, settings.retrieval),
+            "local": Retriever(embedder, store, settings.retrieval, settings.tuning),
+            "lite": Retriever(embedder, lite, settings.retrieval, settings.tuning),
         },
         questions,
         2,
@@ -197,12 +197,12 @@ async def latencies(
         build_s = time.perf_counter() - started
         print(f"retrieval latency at {scale}x ({count} chunks, {index_type})…", file=sys.stderr)
         lite = MilvusStore(settings.milvus_uri, scaled_settings.model_copy(update={"bm25": "milvus"}))
-        dense_settings = settings.retrieval.model_copy(update={"mode": "dense"})
+        dense_tuning = settings.tuning.model_copy(update={"mode": "dense"})
         measures = await interleaved(
             {
-                "hybrid": Retriever(embedder, scaled, settings.retrieval),
-                "lite": Retriever(embedder, lite, settings.retrieval),
-                "dense": Retriever(embedder, scaled, dense_settings),
+                "hybrid": Retriever(embedder, scaled, settings.retrieval, settings.tuning),
+                "lite": Retriever(embedder, lite, settings.retrieval, settings.tuning),
+                "dense": Retriever(embedder, scaled, settings.retrieval, dense_tuning),
             },
             questions,
             1,
@@ -231,7 +231,7 @@ async def latencies(
         grown = MilvusStore(
             settings.milvus_uri, settings.milvus.model_copy(update={"collection": "scaled_flat", "index_type": "auto"})
         )
-        asking = Retriever(embedder, grown, settings.retrieval)
+        asking = Retriever(embedder, grown, settings.retrieval, settings.tuning)
         answered: list[float] = []
         failed: list[str] = []
         moving = asyncio.Event()

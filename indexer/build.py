@@ -55,7 +55,7 @@ def make_indexer(
         embedder,
         store,
         overlap_tokens=settings.indexer.chunk_overlap_tokens,
-        granularity=Granularity.from_settings(settings.indexer),
+        granularity=Granularity.from_settings(settings.tuning),
         upsert_batch=settings.indexer.upsert_batch,
         embedding_model=settings.embedding.model,
         manifest=manifest,

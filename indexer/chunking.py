@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rag.models import Chunk, Page
-from rag.settings import IndexerSettings
+from rag.settings import TuningSettings
 
 CHUNKER_VERSION = "2"
 _FENCE = re.compile(r"^\s*(```|~~~)")
@@ -26,16 +26,16 @@ _WORD = re.compile(r"\S+")
 
 @dataclass(frozen=True)
 class Granularity:
-    """Which vectors a section gets (see ``IndexerSettings``): itself, and/or windows of its words."""
+    """Which vectors a section gets (``TuningSettings``, set by the benchmark): itself, and/or windows of its words."""
 
     sections: bool = True
-    windows: bool = False  # off until it wins on the cross-validated real questions (bench/cv.py)
+    windows: bool = False  # off until it wins on the cross-validated real questions (bench/crossval.py)
     window_chars: int = 512
     window_overlap_chars: int = 96
     window_context: bool = True  # windows embedded after "title > heading", as sections are
 
     @classmethod
-    def from_settings(cls, settings: IndexerSettings) -> Granularity:
+    def from_settings(cls, settings: TuningSettings) -> Granularity:
         return cls(
             sections=settings.section_chunks,
             windows=settings.window_chunks,

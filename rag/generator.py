@@ -47,12 +47,16 @@ class Generator(Protocol):
 
 
 class VLLMGenerator:
-    """One ``AsyncLLMEngine`` per process; use ``async with VLLMGenerator.start(settings)``."""
+    """One ``AsyncLLMEngine`` per process; use ``async with VLLMGenerator.start(settings)``.
 
-    def __init__(self, engine: Any, tokenizer: Any, settings: LLMSettings) -> None:
+    ``ignore_eos`` makes every answer exactly ``max_tokens`` long: benchmarks and tests that need a fixed amount of
+    work per answer ask for it through ``with_settings``; it is not an operator setting."""
+
+    def __init__(self, engine: Any, tokenizer: Any, settings: LLMSettings, *, ignore_eos: bool = False) -> None:
         self._engine = engine
         self._tokenizer = tokenizer
         self._settings = settings
+        self._ignore_eos = ignore_eos
         self.context_limit = settings.max_model_len - settings.max_tokens
 
     @classmethod
@@ -79,9 +83,9 @@ class VLLMGenerator:
         logger.info("llm %s ready in %.1fs", settings.model, time.perf_counter() - started)
         return cls(engine, tokenizer, settings)
 
-    def with_settings(self, settings: LLMSettings) -> VLLMGenerator:
+    def with_settings(self, settings: LLMSettings, *, ignore_eos: bool = False) -> VLLMGenerator:
         """Another view of the same engine with different sampling limits (the engine is not restarted)."""
-        return VLLMGenerator(self._engine, self._tokenizer, settings)
+        return VLLMGenerator(self._engine, self._tokenizer, settings, ignore_eos=ignore_eos)
 
     async def __aenter__(self) -> VLLMGenerator:
         return self
@@ -158,7 +162,7 @@ class VLLMGenerator:
         params = SamplingParams(
             max_tokens=self._settings.max_tokens,
             temperature=self._settings.temperature,
-            ignore_eos=self._settings.ignore_eos,
+            ignore_eos=self._ignore_eos,
         )
         finished = False
         started = time.perf_counter()

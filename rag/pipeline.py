@@ -140,7 +140,7 @@ class AnswerPipeline:
             return messages, sources, shown
 
         # Passages are cut around what the question asks, not around the traceback pasted with it.
-        focus_on = normalise_query(question).lexical if self._settings.normalise_query else question
+        focus_on = normalise_query(question).lexical if self.retriever.tuning.normalise_query else question
 
         def fits(messages: list[dict[str, str]]) -> bool:
             return self._generator.prompt_tokens(messages) <= self._generator.context_limit
@@ -170,13 +170,14 @@ class AnswerPipeline:
         thread: Sequence[str] = (),
     ) -> AsyncIterator[Update]:
         """Retrieve (from ``source_ids`` only, when given), then refuse below ``min_score`` (default: the
-        configured one; a support channel answering unasked sets a stricter one), else generate with citations.
+        retriever's ``tuning.min_score``; a support channel answering unasked sets a stricter one), else generate
+        with citations.
 
         ``thread`` is what was said before Docent was asked, in a thread it did not start (``bot.threads``): its
         opening message gives retrieval the subject, and the model reads it all. Asked with no words of its own
         there ("@Docent?"), Docent answers the thread's question."""
         request_id = request_id or uuid.uuid4().hex[:12]
-        threshold = self._settings.min_score if min_score is None else min_score
+        threshold = self.retriever.tuning.min_score if min_score is None else min_score
         started = time.perf_counter()
         if thread and not question.strip():
             question = THREAD_QUESTION

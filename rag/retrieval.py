@@ -20,7 +20,7 @@ from rag.lexical import lexical_text
 from rag.models import Hit
 from rag.query import search_text
 from rag.rerank import Reranker
-from rag.settings import RetrievalSettings
+from rag.settings import RetrievalSettings, TuningSettings
 from rag.store import Store
 
 logger = logging.getLogger(__name__)
@@ -69,12 +69,21 @@ def rank_pages(
 
 
 class Retriever:
+    """Search and page ranking under ``tuning`` (what the benchmark chose); ``tuning`` is public so that the refusal
+    compares this retriever's confidence with the threshold chosen together with its ranking."""
+
     def __init__(
-        self, embedder: Embedder, store: Store, settings: RetrievalSettings, reranker: Reranker | None = None
+        self,
+        embedder: Embedder,
+        store: Store,
+        settings: RetrievalSettings,
+        tuning: TuningSettings,
+        reranker: Reranker | None = None,
     ) -> None:
         self._embedder = embedder
         self._store = store
         self._settings = settings
+        self.tuning = tuning
         self._reranker = reranker
 
     async def retrieve(
@@ -82,18 +91,18 @@ class Retriever:
     ) -> Retrieval:
         """The best passages for ``question`` (with earlier questions of the thread); ``source_ids`` limits them to
         those sources."""
-        settings = self._settings
-        query = search_text(question, history, settings.history_questions, normalise=settings.normalise_query)
+        settings, tuning = self._settings, self.tuning
+        query = search_text(question, history, settings.history_questions, normalise=tuning.normalise_query)
         started = time.perf_counter()
         vector = await self._embedder.embed_query(query.dense)
         embedded = time.perf_counter()
-        lexical = lexical_text(query.lexical) if settings.mode == "hybrid" else ""
+        lexical = lexical_text(query.lexical) if tuning.mode == "hybrid" else ""
         candidates = await self._store.search(
             vector,
-            max(settings.candidates, settings.top_k),
+            max(tuning.candidates, settings.top_k),
             lexical=lexical,
-            rrf_k=settings.rrf_k,
-            headings=settings.heading_search,
+            rrf_k=tuning.rrf_k,
+            headings=tuning.heading_search,
             source_ids=source_ids,
         )
         searched = time.perf_counter()
@@ -111,9 +120,9 @@ class Retriever:
             candidates,
             top_k=settings.top_k,
             per_page=settings.chunks_per_page,
-            bonus=settings.page_bonus,
-            window_weight=settings.window_weight,
-            section_weight=settings.section_match_weight,
+            bonus=tuning.page_bonus,
+            window_weight=tuning.window_weight,
+            section_weight=tuning.section_match_weight,
         )
         confidence = max((hit.similarity for hit in hits), default=0.0)
         return Retrieval(tuple(hits), confidence, timings)

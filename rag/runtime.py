@@ -87,7 +87,9 @@ async def open_core(
                 CrossEncoderReranker, settings.retrieval.rerank_model, device=settings.embedding.device
             )
             stack.callback(reranker.close)
-        core = Core(settings, embedder, store, Retriever(embedder, store, settings.retrieval, reranker))
+        core = Core(
+            settings, embedder, store, Retriever(embedder, store, settings.retrieval, settings.tuning, reranker)
+        )
         if require_index:
             await store.require_index()
         if with_llm and engine is None:

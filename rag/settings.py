@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NestedSecretsSettingsSource,
@@ -28,6 +28,41 @@ DEFAULT_DATA_DIR = PROJECT_ROOT / ".data"
 # Docker/Kubernetes secrets: a file named like the variable (docent_discord__token) holds the value.
 SECRETS_DIR = Path(os.environ.get("DOCENT_SECRETS_DIR", "/run/secrets"))
 PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
+
+
+# Keys that have left their section, and where they went. Sections ignore unknown keys, so an old key would be
+# dropped without a word; it is refused by name instead, saying where it is now.
+LEFT_KEYS: dict[str, dict[str, str]] = {
+    "retrieval": {
+        key: f"moved to tuning.{key} (DOCENT_TUNING__{key.upper()}, [tuning] in config/settings.toml)"
+        for key in (
+            "mode",
+            "candidates",
+            "rrf_k",
+            "heading_search",
+            "page_bonus",
+            "window_weight",
+            "section_match_weight",
+            "normalise_query",
+            "min_score",
+        )
+    },
+    "indexer": {
+        key: f"moved to tuning.{key} (DOCENT_TUNING__{key.upper()}, [tuning] in config/settings.toml)"
+        for key in ("section_chunks", "window_chunks", "window_chars", "window_overlap_chars", "window_context")
+    },
+    "llm": {"ignore_eos": "is not a setting: benchmarks and tests pass ignore_eos to VLLMGenerator.with_settings"},
+}
+
+
+def refuse_left_keys(section: str, data: Any) -> Any:
+    """``data`` unchanged, unless it sets a key that has left ``section``: then a ValueError naming where it went."""
+    if isinstance(data, dict):
+        left = LEFT_KEYS[section]
+        found = [f"{section}.{key} {left[key]}" for key in data if isinstance(key, str) and key.lower() in left]
+        if found:
+            raise ValueError("; ".join(found))
+    return data
 
 
 def secret_text(value: SecretStr | None) -> str:
@@ -169,15 +204,41 @@ class LLMSettings(BaseModel):
         0.0, ge=0, description="Sampling temperature; 0 (greedy) is what bench.answers measures, and repeats."
     )
     timeout_s: float = Field(120.0, gt=0, description="An answer taking longer is abandoned with a message.")
-    ignore_eos: bool = Field(False, description="Always generate max_tokens (benchmarks and tests only).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_left_keys(cls, data: Any) -> Any:
+        return refuse_left_keys("llm", data)
 
 
 class RetrievalSettings(BaseModel):
+    """How many pages and passages an answer gets, and the optional reranker (the ranking itself: ``tuning``)."""
+
+    top_k: int = Field(5, ge=1, le=50, description="Distinct pages retrieved for the prompt and the sources.")
+    chunks_per_page: int = Field(2, ge=1, le=10, description="Passages of one page given to the model at most.")
+    history_questions: int = Field(1, ge=0, description="Earlier questions of a conversation added to the query.")
+    rerank_model: str = Field("", description="Cross-encoder (hub name or folder) to rerank candidates; empty: off.")
+    rerank_candidates: int = Field(60, ge=1, le=200, description="Top fused chunks the cross-encoder rescores.")
+    max_question_chars: int = Field(2000, ge=10, description="Longer questions are refused with a message.")
+    max_context_chars: int = Field(3000, ge=500, description="Budget of source text put into the prompt.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_left_keys(cls, data: Any) -> Any:
+        return refuse_left_keys("retrieval", data)
+
+
+class TuningSettings(BaseModel):
+    """Set by the benchmark (``python -m bench.cv``), not by hand: change one only to what a re-run chose.
+
+    The retrieval and indexing knobs the cross-validated benchmark on real questions sweeps or chooses (README
+    "Retrieval quality"; ``bench/crossval.py``). The retriever and the refusal read the first group; the chunker
+    reads the second at the next index run, which re-chunks every page when they change.
+    """
+
     mode: Literal["hybrid", "dense"] = Field(
         "hybrid", description="hybrid: dense vectors and BM25 fused by reciprocal rank; dense: vectors only."
     )
-    top_k: int = Field(5, ge=1, le=50, description="Distinct pages retrieved for the prompt and the sources.")
-    chunks_per_page: int = Field(2, ge=1, le=10, description="Passages of one page given to the model at most.")
     candidates: int = Field(60, ge=1, le=200, description="Chunks fetched from each search before page ranking.")
     rrf_k: int = Field(10, ge=1, description="Reciprocal-rank-fusion constant: larger flattens rank differences.")
     heading_search: bool = Field(
@@ -192,17 +253,23 @@ class RetrievalSettings(BaseModel):
     section_match_weight: float = Field(
         0.0, ge=0, description="Page score lift per distinct matching section: x (1 + weight * ln(sections))."
     )
-    history_questions: int = Field(1, ge=0, description="Earlier questions of a conversation added to the query.")
     normalise_query: bool = Field(
         True, description="Search pasted errors and code by question, exception lines and identifiers (rag/query.py)."
     )
-    rerank_model: str = Field("", description="Cross-encoder (hub name or folder) to rerank candidates; empty: off.")
-    rerank_candidates: int = Field(60, ge=1, le=200, description="Top fused chunks the cross-encoder rescores.")
     min_score: float = Field(
         0.30, description="Best passage cosine below which the docs are taken not to cover the question."
     )
-    max_question_chars: int = Field(2000, ge=10, description="Longer questions are refused with a message.")
-    max_context_chars: int = Field(3000, ge=500, description="Budget of source text put into the prompt.")
+    section_chunks: bool = Field(True, description="Indexing: each section (up to the embedder's budget) is a vector.")
+    window_chunks: bool = Field(
+        False, description="Indexing: small overlapping windows of each section's words are vectors of their own too."
+    )
+    window_chars: int = Field(512, ge=64, description="Indexing: length of a window, in characters (whole words).")
+    window_overlap_chars: int = Field(
+        96, ge=0, description="Indexing: characters a window repeats of the one before it."
+    )
+    window_context: bool = Field(
+        True, description="Indexing: windows are embedded after their page title and heading path."
+    )
 
 
 class AnswerSettings(BaseModel):
@@ -292,13 +359,6 @@ class IndexerSettings(BaseModel):
         "DocentBot/0.1 (+docs indexer)", description="Sent with every request; robots.txt applies to it."
     )
     chunk_overlap_tokens: int = Field(32, ge=0, description="Tokens repeated between consecutive chunks of a section.")
-    section_chunks: bool = Field(True, description="Index each section (up to the embedder's budget) as a vector.")
-    window_chunks: bool = Field(
-        False, description="Also index small overlapping windows of each section's words as vectors of their own."
-    )
-    window_chars: int = Field(512, ge=64, description="Length of a window, in characters (whole words).")
-    window_overlap_chars: int = Field(96, ge=0, description="Characters a window repeats of the one before it.")
-    window_context: bool = Field(True, description="Embed windows after their page title and heading path.")
     upsert_batch: int = Field(256, ge=1, description="Chunks embedded and written per batch.")
     max_prune_fraction: float = Field(
         0.5, gt=0, le=1, description="A run that finds more of a source's pages gone than this keeps them all."
@@ -311,6 +371,11 @@ class IndexerSettings(BaseModel):
     allow_private_addresses: bool = Field(
         False, description="Crawl hosts that resolve to loopback, private or link-local addresses (intranet docs)."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_left_keys(cls, data: Any) -> Any:
+        return refuse_left_keys("indexer", data)
 
 
 class BotSettings(BaseModel):
@@ -394,6 +459,7 @@ class Settings(BaseSettings):
     embedding: EmbeddingSettings = EmbeddingSettings()
     llm: LLMSettings = LLMSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    tuning: TuningSettings = TuningSettings()
     answer: AnswerSettings = AnswerSettings()
     indexer: IndexerSettings = IndexerSettings()
     bot: BotSettings = BotSettings()

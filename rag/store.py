@@ -40,7 +40,7 @@ _QUERY_WINDOW = 16384  # Milvus caps offset + limit of one query at this
 _OUTPUT = ["id", "page_id", "url", "title", "heading", "text", "vector", "kind", "section"]
 # Full-text (BM25) functions: (name, analysed text field, sparse field). ``lexical`` is stemmed title, headings
 # and text (rag.lexical), for hybrid search; ``headings`` the same over the title and heading path alone, because
-# users ask in a page's title words (searched when ``retrieval.heading_search`` is on).
+# users ask in a page's title words (searched when ``tuning.heading_search`` is on).
 _BM25 = (("lexical_bm25", "lexical", "sparse"), ("headings_bm25", "headings", "heading_sparse"))
 # A collection whose fields differ from these is an older layout and is rebuilt (see ensure_collection).
 # Physical collections are named <alias><_STAMP><time>_<random>; the configured name is their alias.

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from bench.answers import OUT_OF_SCOPE, Item, Record, load_items, record_from_json, record_json, sample
-from bench.cv import SETS
+from bench.crossval import SETS
 from bench.judge import correctness, judge_records, kappa, language, refused, words
 
 

@@ -11,7 +11,7 @@ from indexer.community import CommunityDocs
 from indexer.runner import Indexer
 from rag.learned import LearnedStore
 from rag.retrieval import Retriever
-from rag.settings import RetrievalSettings
+from rag.settings import RetrievalSettings, TuningSettings
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,8 @@ async def test_approved_pairs_are_indexed_cited_by_author_and_pruned(tmp_path: P
     await learned.decide(pair, "approved")
     report = await Indexer(embedder, store).run([CommunityDocs(path)])
     assert report.pages_new == 1
-    hits = (await Retriever(embedder, store, RetrievalSettings()).retrieve("zorblax cache after restart")).hits
+    retriever = Retriever(embedder, store, RetrievalSettings(), TuningSettings())
+    hits = (await retriever.retrieve("zorblax cache after restart")).hits
     assert hits[0].title == "Community answer by @ada" and hits[0].url == "https://discord.com/channels/1/3/4"
 
     await learned.decide(pair, "rejected")

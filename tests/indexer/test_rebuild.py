@@ -70,7 +70,7 @@ async def test_a_layout_change_is_rebuilt_beside_the_old_index_with_no_gap(
 ) -> None:
     settings, docs = old_index
     store = MilvusStore(settings.milvus_uri, settings.milvus)
-    retriever = Retriever(embedder, store, settings.retrieval)
+    retriever = Retriever(embedder, store, settings.retrieval, settings.tuning)
     answers: list[str] = []
     failures: list[BaseException] = []
     indexing = asyncio.Event()
@@ -117,7 +117,7 @@ async def test_an_incomplete_rebuild_keeps_the_old_index_and_resumes(
     try:
         report = await make_indexer(settings, embedder, store).run([good, broken])
         assert report.sources_failed and store.rebuilding  # a source failed: not complete, no swap
-        hits = (await Retriever(embedder, store, settings.retrieval).retrieve("what is HNSW?")).hits
+        hits = (await Retriever(embedder, store, settings.retrieval, settings.tuning).retrieve("what is HNSW?")).hits
         assert "old index" in hits[0].text
         pending = [n for n in await collections(store) if n != settings.milvus.collection]
         assert len(pending) == 1
@@ -129,7 +129,9 @@ async def test_an_incomplete_rebuild_keeps_the_old_index_and_resumes(
         report = await make_indexer(settings, embedder, restarted).run([good])
         assert report.pages_unchanged == 1 and report.pages_new == 0  # resumed, not rebuilt from scratch
         assert not restarted.rebuilding and await collections(restarted) == pending
-        hits = (await Retriever(embedder, restarted, settings.retrieval).retrieve("what is HNSW?")).hits
+        hits = (
+            await Retriever(embedder, restarted, settings.retrieval, settings.tuning).retrieve("what is HNSW?")
+        ).hits
         assert "new index" in hits[0].text
     finally:
         await restarted.close()
@@ -178,7 +180,7 @@ async def test_a_grown_index_moves_to_ivf_flat_without_a_gap(
 
     settings = make_settings(milvus={"auto_index_rows": 20})
     store = MilvusStore(settings.milvus_uri, settings.milvus)
-    retriever = Retriever(embedder, store, settings.retrieval)
+    retriever = Retriever(embedder, store, settings.retrieval, settings.tuning)
     question = "How do I insert entities into a collection?"
     before = (await retriever.retrieve(question)).hits
     answers: list[list[str]] = []

@@ -54,7 +54,7 @@ async def test_concurrent_requests_all_complete(generator: VLLMGenerator) -> Non
 @pytest.mark.slow
 async def test_timeout_raises_and_engine_keeps_serving(generator: VLLMGenerator) -> None:
     slow = generator.with_settings(
-        LLMSettings(model="x", max_tokens=4000, timeout_s=0.05, max_model_len=4096, ignore_eos=True)
+        LLMSettings(model="x", max_tokens=4000, timeout_s=0.05, max_model_len=4096), ignore_eos=True
     )
     with pytest.raises(GenerationTimeout):
         async for _ in slow.stream(MESSAGES, request_id="t-timeout"):
@@ -66,7 +66,7 @@ async def test_timeout_raises_and_engine_keeps_serving(generator: VLLMGenerator)
 @pytest.mark.slow
 async def test_cancelling_the_caller_aborts_the_request(generator: VLLMGenerator) -> None:
     long = generator.with_settings(
-        LLMSettings(model="x", max_tokens=3000, timeout_s=60, max_model_len=4096, ignore_eos=True)
+        LLMSettings(model="x", max_tokens=3000, timeout_s=60, max_model_len=4096), ignore_eos=True
     )
     started = asyncio.Event()
 

@@ -22,7 +22,7 @@ from rag.generator import Generator
 from rag.pipeline import REFUSAL, RELEVANCE_QUESTION, UNCERTAIN, AnswerPipeline, clean_question
 from rag.prompt import NOT_COVERED, Turn, build_messages
 from rag.retrieval import Retriever
-from rag.settings import AnswerSettings, MilvusSettings, RetrievalSettings
+from rag.settings import AnswerSettings, MilvusSettings, RetrievalSettings, TuningSettings
 from rag.store import MilvusStore
 from tests.conftest import index_pages
 from tests.scripted import ScriptedGenerator
@@ -45,12 +45,12 @@ async def indexed_store(tmp_path: Path, embedder, store) -> MilvusStore:
     return store
 
 
-def pipeline(embedder, store, generator: Generator, **retrieval: object) -> AnswerPipeline:
+def pipeline(embedder, store, generator: Generator, **tuning: object) -> AnswerPipeline:
     """The answering path alone: no worked example, no relevance or grounding check; what the model writes is shown
     as it is."""
-    settings = RetrievalSettings(**retrieval)
+    settings = RetrievalSettings()
     plain = AnswerSettings(grounding="off", example=False, relevance_check=False)
-    return AnswerPipeline(Retriever(embedder, store, settings), generator, settings, plain)
+    return AnswerPipeline(Retriever(embedder, store, settings, TuningSettings(**tuning)), generator, settings, plain)
 
 
 class RecordingGenerator:
@@ -170,8 +170,9 @@ async def test_follow_up_uses_earlier_turn_for_retrieval(embedder, indexed_store
 @pytest.mark.slow
 @pytest.mark.integration
 async def test_context_is_trimmed_to_the_model_window(embedder, indexed_store, generator) -> None:
-    question, settings = "What is HNSW?", RetrievalSettings(max_context_chars=20000, min_score=-1.0)
-    hits = list((await Retriever(embedder, indexed_store, settings).retrieve(question)).hits)
+    question, settings = "What is HNSW?", RetrievalSettings(max_context_chars=20000)
+    retriever = Retriever(embedder, indexed_store, settings, TuningSettings(min_score=-1.0))
+    hits = list((await retriever.retrieve(question)).hits)
 
     def tokens(some: list) -> int:
         return generator.prompt_tokens(build_messages(question, some, number_sources(some), max_context_chars=20000))
@@ -184,7 +185,7 @@ async def test_context_is_trimmed_to_the_model_window(embedder, indexed_store, g
     assert small.context_limit == limit < everything
 
     unchecked = AnswerSettings(relevance_check=False)  # the tiny model's "yes" is random
-    answering = AnswerPipeline(Retriever(embedder, indexed_store, settings), small, settings, unchecked)
+    answering = AnswerPipeline(retriever, small, settings, unchecked)
     answer = await answering.ask(question)
     assert answer.text
     [prompt] = small.prompts
@@ -235,8 +236,9 @@ class MeasuringGenerator(ScriptedGenerator):
 
 @pytest.mark.integration
 async def test_the_context_is_fitted_off_the_event_loop_in_few_measurements(embedder, indexed_store) -> None:
-    question, settings = "What is HNSW?", RetrievalSettings(min_score=-1.0, top_k=8, chunks_per_page=3)
-    hits = list((await Retriever(embedder, indexed_store, settings).retrieve(question)).hits)
+    question, settings = "What is HNSW?", RetrievalSettings(top_k=8, chunks_per_page=3)
+    retriever = Retriever(embedder, indexed_store, settings, TuningSettings(min_score=-1.0))
+    hits = list((await retriever.retrieve(question)).hits)
     model = MeasuringGenerator()
 
     def tokens(count: int) -> int:
@@ -247,9 +249,7 @@ async def test_the_context_is_fitted_off_the_event_loop_in_few_measurements(embe
     model.context_limit = tokens(2)  # exactly the two strongest sources fit
     model.measured.clear()
     model.threads.clear()
-    answering = AnswerPipeline(
-        Retriever(embedder, indexed_store, settings), model, settings, AnswerSettings(relevance_check=False)
-    )
+    answering = AnswerPipeline(retriever, model, settings, AnswerSettings(relevance_check=False))
     answer = await answering.ask(question)
     assert answer.text
     prompt = model.prompts[0][-1]["content"]
@@ -261,9 +261,11 @@ async def test_the_context_is_fitted_off_the_event_loop_in_few_measurements(embe
 def checked(embedder, store, generator: Generator, **answer: object) -> AnswerPipeline:
     """A pipeline that checks grounding (the configured default) with these answer settings; the relevance check
     only when asked for (a test reads the answer's prompt as the generator's first)."""
-    settings = RetrievalSettings(min_score=-1.0)
+    settings = RetrievalSettings()
     options = AnswerSettings(**{"grounding": "check", "relevance_check": False, **answer})
-    return AnswerPipeline(Retriever(embedder, store, settings), generator, settings, options)
+    return AnswerPipeline(
+        Retriever(embedder, store, settings, TuningSettings(min_score=-1.0)), generator, settings, options
+    )
 
 
 @pytest.mark.integration

@@ -14,7 +14,7 @@ from rag.models import Hit
 from rag.query import search_text
 from rag.rerank import CrossEncoderReranker
 from rag.retrieval import Retriever, rank_pages
-from rag.settings import FolderSource, RetrievalSettings
+from rag.settings import FolderSource, RetrievalSettings, TuningSettings
 from rag.store import MilvusStore
 from tests.conftest import index_pages
 
@@ -89,7 +89,7 @@ async def docs_store(tmp_path: Path, embedder, store) -> MilvusStore:
 
 @pytest.mark.integration
 async def test_hybrid_search_finds_an_exact_identifier(embedder, docs_store) -> None:
-    retriever = Retriever(embedder, docs_store, RetrievalSettings(mode="hybrid"))
+    retriever = Retriever(embedder, docs_store, RetrievalSettings(), TuningSettings(mode="hybrid"))
     result = await retriever.retrieve("what does zorblax grace do")
     assert result.pages[0] == "timeouts.md"
     assert {"embed_ms", "search_ms"} <= set(result.timings_ms)
@@ -124,13 +124,15 @@ async def test_heading_search_lifts_the_page_whose_title_is_the_question(tmp_pat
 @pytest.mark.integration
 async def test_confidence_is_the_dense_cosine_whatever_the_fusion(embedder, docs_store) -> None:
     question = "How do I install it with docker compose?"
-    result = await Retriever(embedder, docs_store, RetrievalSettings(mode="hybrid")).retrieve(question)
+    result = await Retriever(embedder, docs_store, RetrievalSettings(), TuningSettings(mode="hybrid")).retrieve(
+        question
+    )
     best = max(result.hits, key=lambda h: h.similarity)
     query = await embedder.embed_query(question)
     passage = (await embedder.embed_passages([best.context_text]))[0]
     assert result.confidence == pytest.approx(sum(a * b for a, b in zip(query, passage, strict=True)), abs=1e-3)
     assert result.hits[0].score < 1, "hybrid scores are fused reciprocal ranks, not cosines"
-    dense = await Retriever(embedder, docs_store, RetrievalSettings(mode="dense")).retrieve(question)
+    dense = await Retriever(embedder, docs_store, RetrievalSettings(), TuningSettings(mode="dense")).retrieve(question)
     assert dense.confidence == pytest.approx(result.confidence, abs=1e-3)
 
 
@@ -150,7 +152,8 @@ async def test_a_window_match_brings_its_whole_section_into_the_passages(tmp_pat
     rows = await store.scan(["ordinal", "kind", "section"])
     kinds = [r["kind"] for r in sorted(rows, key=lambda r: r["ordinal"])]
     assert kinds.count("section") >= 2 and kinds.count("window") > kinds.count("section")
-    result = await Retriever(embedder, store, RetrievalSettings(chunks_per_page=3)).retrieve("rotate the audit key")
+    retriever = Retriever(embedder, store, RetrievalSettings(chunks_per_page=3), TuningSettings())
+    result = await retriever.retrieve("rotate the audit key")
     ops = [h for h in result.hits if h.page_id == "ops.md"]
     assert result.pages[0] == "ops.md" and any(h.kind == "window" for h in ops)
     assert len({h.text for h in ops}) == len(ops) == len({h.section for h in ops}), "each section passed once"
@@ -181,9 +184,9 @@ def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory, minilm_dir: str
 async def test_reranker_reorders_candidates_by_its_own_scores(embedder, docs_store, tiny_cross_encoder) -> None:
     reranker = CrossEncoderReranker(tiny_cross_encoder)
     try:
-        settings = RetrievalSettings(top_k=4, chunks_per_page=1, page_bonus=0.0)
+        settings, tuning = RetrievalSettings(top_k=4, chunks_per_page=1), TuningSettings(page_bonus=0.0)
         question = "how do I install it"
-        result = await Retriever(embedder, docs_store, settings, reranker).retrieve(question)
+        result = await Retriever(embedder, docs_store, settings, tuning, reranker).retrieve(question)
         expected = await reranker.score(question, [h.context_text for h in result.hits])
         assert [h.score for h in result.hits] == pytest.approx(expected)
         assert [h.score for h in result.hits] == sorted(expected, reverse=True)
@@ -201,7 +204,7 @@ async def test_a_source_filter_keeps_other_sources_out(tmp_path: Path, embedder,
         (root / f"connect-{name}.md").write_text(f"# Connecting\n\n{text} Connections time out after 10 s.\n")
         source = FolderSource(id=name, path=root, base_url=f"https://{name}.example/")
         await Indexer(embedder, store).run([FolderDocs(source)])
-    retriever = Retriever(embedder, store, RetrievalSettings(mode=mode))
+    retriever = Retriever(embedder, store, RetrievalSettings(), TuningSettings(mode=mode))
     both = await retriever.retrieve("how do I connect?")
     assert {h.url.split("/")[2] for h in both.hits} == {"sdk.example", "server.example"}
     only = await retriever.retrieve("how do I connect?", source_ids=["server"])

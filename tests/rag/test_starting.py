@@ -99,12 +99,13 @@ async def test_a_failed_start_is_raised_on_exit_unless_something_else_is() -> No
 
 async def test_the_pipeline_says_starting_up_until_the_engine_is_up_then_is_healthy(embedder, store) -> None:
     from rag.retrieval import Retriever
-    from rag.settings import RetrievalSettings
+    from rag.settings import RetrievalSettings, TuningSettings
 
-    settings = RetrievalSettings(min_score=-1.0)
+    settings = RetrievalSettings()
     gated = GatedStart()
     async with BackgroundEngine(gated.start, model="m") as engine:
-        pipeline = StartingPipeline(Retriever(embedder, store, settings), engine, settings)
+        retriever = Retriever(embedder, store, settings, TuningSettings(min_score=-1.0))
+        pipeline = StartingPipeline(retriever, engine, settings)
         assert not pipeline.ready and pipeline.healthy(), "starting is alive: the watchdog must leave it alone"
         with pytest.raises(StartingUp):
             await pipeline.ask("what is HNSW?")
@@ -116,7 +117,7 @@ async def test_the_pipeline_says_starting_up_until_the_engine_is_up_then_is_heal
 
 async def test_after_a_failed_start_questions_get_unavailable_not_starting_up(embedder, store) -> None:
     from rag.retrieval import Retriever
-    from rag.settings import RetrievalSettings
+    from rag.settings import RetrievalSettings, TuningSettings
 
     async def broken() -> ClosableGenerator:
         raise ConfigError("no such model")
@@ -124,7 +125,7 @@ async def test_after_a_failed_start_questions_get_unavailable_not_starting_up(em
     settings = RetrievalSettings()
     with pytest.raises(ConfigError):
         async with BackgroundEngine(broken, model="m") as engine:
-            pipeline = StartingPipeline(Retriever(embedder, store, settings), engine, settings)
+            pipeline = StartingPipeline(Retriever(embedder, store, settings, TuningSettings()), engine, settings)
             with pytest.raises(ConfigError):
                 await pipeline.wait_ready()
             assert not pipeline.healthy() and not pipeline.ready

@@ -79,7 +79,7 @@ async def harness_factory(
         metrics = Metrics()
         indexer: Indexer = make_indexer(settings, embedder, store, metrics=metrics)
         await indexer.run([FolderDocs(source)])
-        retriever = Retriever(embedder, store, settings.retrieval)
+        retriever = Retriever(embedder, store, settings.retrieval, settings.tuning)
         answering = (
             pipeline(retriever, settings)
             if pipeline

@@ -64,7 +64,7 @@ async def slack_harness(
         source = FolderSource(id="docs", path=docs, base_url="https://docs.example/")
         indexer = make_indexer(settings, embedder, store)
         await indexer.run([FolderDocs(source)])
-        retriever = Retriever(embedder, store, settings.retrieval)
+        retriever = Retriever(embedder, store, settings.retrieval, settings.tuning)
         answering = (
             pipeline(retriever, settings)
             if pipeline

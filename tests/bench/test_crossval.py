@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bench.cv import FOLDS, cross_validate, in_folds, refusal_threshold
-from bench.eval import Outcome, Question
+from bench.crossval import FOLDS, cross_validate, in_folds, refusal_threshold
+from bench.scoring import Outcome, Question
 
 
 def _outcome(found: bool, fold: int, confidence: float = 0.5) -> Outcome:
@@ -52,10 +52,10 @@ def test_refusal_threshold_refuses_at_most_one_percent() -> None:
 
 
 def test_the_base_ladder_adds_one_technique_per_row_and_candidates_build_on_the_defaults() -> None:
-    from bench.cv import BASE_LADDER, CANDIDATES, INDEXINGS, ladder, tuning_grid
-    from rag.settings import RetrievalSettings
+    from bench.crossval import BASE_LADDER, CANDIDATES, INDEXINGS, ladder, tuning_grid
+    from rag.settings import TuningSettings
 
-    defaults = RetrievalSettings()
+    defaults = TuningSettings()
     rows = ladder(defaults)
     assert [name for name, _, _, _ in rows] == [name for name, _, _ in BASE_LADDER + CANDIDATES]
     assert all(indexing in INDEXINGS for _, indexing, _, _ in rows)
@@ -70,32 +70,21 @@ def test_the_base_ladder_adds_one_technique_per_row_and_candidates_build_on_the_
 
 
 def test_a_technique_is_kept_only_in_folds_where_it_won_on_the_others() -> None:
-    from bench.cv import technique_decisions
-    from rag.settings import RetrievalSettings
+    from bench.crossval import technique_decisions
+    from rag.settings import TuningSettings
 
     folds = {"docs": list(range(FOLDS))}
     base = [_outcome(True, f) for f in range(FOLDS)]
     worse = [_outcome(f == 0, f) for f in range(FOLDS)]
     untuned = {"base": {"docs": base}, "worse": {"docs": worse}}
-    rows = [("base", "sections", RetrievalSettings(), ""), ("worse", "sections", RetrievalSettings(), "base")]
+    rows = [("base", "sections", TuningSettings(), ""), ("worse", "sections", TuningSettings(), "base")]
     (decision,) = technique_decisions(untuned, rows, folds, 5)
     assert decision["kept_in_folds"] == 0 and decision["cv_recall@5"] == 1.0
 
 
-def test_code_that_shapes_the_index_is_part_of_its_key(tmp_path) -> None:
-    from bench.eval import code_digest
-
-    (tmp_path / "pkg").mkdir()
-    (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
-    (tmp_path / "b.py").write_text("y = 1\n")
-    before = code_digest(("pkg", "b.py"), tmp_path)
-    (tmp_path / "pkg" / "a.py").write_text("x = 2\n")
-    assert code_digest(("pkg", "b.py"), tmp_path) != before
-
-
 def test_the_report_scores_every_row_language_and_refusal_from_outcomes(capsys) -> None:
-    from bench.cv import report
-    from bench.eval import Scores
+    from bench.crossval import report
+    from bench.scoring import Scores
 
     folds = {"docs": list(range(FOLDS)) * 2}
 
@@ -124,3 +113,15 @@ def test_the_report_scores_every_row_language_and_refusal_from_outcomes(capsys) 
     assert result["refusal_sweep"][0]["false_refusals"] == 0
     assert "tuned (a)" in [row["name"] for row in result["synthetic"]]
     assert "synthetic regression set" in capsys.readouterr().out
+
+
+def test_the_study_varies_only_tuning_settings() -> None:
+    """What bench.cv chooses is the ``tuning`` section, and nothing else: every row and indexing changes only it."""
+    from bench.crossval import INDEXINGS, TECHNIQUES, tuning_grid
+    from rag.settings import TuningSettings
+
+    changed = {key for _, _, update in TECHNIQUES for key in update} | {k for u in INDEXINGS.values() for k in u}
+    assert changed <= set(TuningSettings.model_fields)
+    # model_copy(update=...) does not validate: a key that is no tuning setting would ride along unseen.
+    grid = [variant for _, variant in tuning_grid(TuningSettings())]
+    assert grid and all(set(variant.__dict__) == set(TuningSettings.model_fields) for variant in grid)

@@ -1,0 +1,93 @@
+"""``bench/``'s layers: the command lines ``bench.cv`` and ``bench.eval`` sit on the scoring library and never
+import each other, the library never imports a command line, and ``bench`` never imports ``tests``.
+
+Checked on the source, so imports inside functions and under ``TYPE_CHECKING`` count too.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+COMMANDS = {"bench.cv", "bench.eval"}
+LIBRARY = ("scoring.py", "crossval.py")
+# bench modules that still import the fake chat servers from tests/ (they are to move out of tests/).
+IMPORTS_TESTS = {
+    "bot_latency.py": "bench.bot_latency imports tests.bot.discord.fake_discord and tests.bot.slack.fake_slack",
+    "ready.py": "bench.ready imports tests.bot.discord.fake_discord",
+}
+
+
+def imported_modules(source: str) -> set[str]:
+    """Every module an import anywhere in ``source`` names: ``from a import b`` names ``a`` and ``a.b`` (b may be
+    a module); relative imports are resolved against ``bench``."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = ["bench"][: max(0, 2 - node.level)] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            if module:
+                found.add(module)
+            found.update(f"{module}.{alias.name}".lstrip(".") for alias in node.names)
+    return found
+
+
+def imports_of(name: str) -> set[str]:
+    return imported_modules((BENCH / name).read_text(encoding="utf-8"))
+
+
+def within(modules: set[str], package: str) -> set[str]:
+    return {m for m in modules if m == package or m.startswith(package + ".")}
+
+
+def test_bench_cv_and_bench_eval_do_not_import_each_other() -> None:
+    assert within(imports_of("cv.py"), "bench.eval") == set()
+    assert within(imports_of("eval.py"), "bench.cv") == set()
+
+
+@pytest.mark.parametrize("name", LIBRARY)
+def test_the_scoring_library_imports_no_command_line(name: str) -> None:
+    assert {m for m in imports_of(name) if m in COMMANDS} == set()
+
+
+def _bench_modules() -> list[object]:
+    params: list[object] = []
+    for path in sorted(BENCH.rglob("*.py")):
+        name = path.relative_to(BENCH).as_posix()
+        reason = IMPORTS_TESTS.get(name)
+        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+        params.append(pytest.param(name, marks=marks, id=name))
+    return params
+
+
+@pytest.mark.parametrize("name", _bench_modules())
+def test_bench_never_imports_tests(name: str) -> None:
+    assert within(imports_of(name), "tests") == set()
+
+
+@pytest.mark.parametrize(
+    ("source", "named"),
+    [
+        ("import bench.eval", "bench.eval"),
+        ("from bench import eval", "bench.eval"),
+        ("from bench.cv import main", "bench.cv"),
+        ("def f():\n    from bench import cv\n", "bench.cv"),
+        ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import tests.conftest\n", "tests"),
+        ("from . import cv", "bench.cv"),
+        ("from .eval import main", "bench.eval"),
+        ("from tests.bot.discord.fake_discord import FakeDiscord", "tests"),
+    ],
+)
+def test_the_check_sees_every_form_of_import(source: str, named: str) -> None:
+    assert within(imported_modules(source), named), source
+
+
+@pytest.mark.parametrize("source", ["from bench import scoring", "import bench.evaluation", "import testsuite"])
+def test_the_check_allows_the_library_and_lookalikes(source: str) -> None:
+    modules = imported_modules(source)
+    assert within(modules, "bench.cv") | within(modules, "bench.eval") | within(modules, "tests") == set()
