@@ -6,10 +6,12 @@ Checked on the source, so imports inside functions and under ``TYPE_CHECKING`` c
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
+
+from tests import layering
+from tests.layering import within
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 COMMANDS = {"bench.cv", "bench.eval"}
@@ -22,27 +24,11 @@ IMPORTS_TESTS = {
 
 
 def imported_modules(source: str) -> set[str]:
-    """Every module an import anywhere in ``source`` names: ``from a import b`` names ``a`` and ``a.b`` (b may be
-    a module); relative imports are resolved against ``bench``."""
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = ["bench"][: max(0, 2 - node.level)] if node.level else []
-            module = ".".join([*base, *([node.module] if node.module else [])])
-            if module:
-                found.add(module)
-            found.update(f"{module}.{alias.name}".lstrip(".") for alias in node.names)
-    return found
+    return layering.imported_modules(source, "bench")
 
 
 def imports_of(name: str) -> set[str]:
     return imported_modules((BENCH / name).read_text(encoding="utf-8"))
-
-
-def within(modules: set[str], package: str) -> set[str]:
-    return {m for m in modules if m == package or m.startswith(package + ".")}
 
 
 def test_bench_cv_and_bench_eval_do_not_import_each_other() -> None:

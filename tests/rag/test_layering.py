@@ -5,34 +5,18 @@ Checked on the source, so imports inside functions and under ``TYPE_CHECKING`` c
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
+
+from tests.layering import imported_modules
 
 RAG = Path(__file__).resolve().parents[2] / "rag"
 FORBIDDEN = ("bot", "indexer")
 
 
-def imported_modules(source: str) -> list[tuple[int, str]]:
-    """(line, module) for every import anywhere in ``source``, relative ones resolved against ``rag``."""
-    found: list[tuple[int, str]] = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            found.extend((node.lineno, alias.name) for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:  # from . import x / from ..bot import y, seen from rag/<module>.py
-                base = ["rag"][: max(0, 2 - node.level)]
-                module = ".".join([*base, *([node.module] if node.module else [])])
-                names = [module] if node.module else [f"{module}.{a.name}".lstrip(".") for a in node.names]
-                found.extend((node.lineno, name) for name in names)
-            elif node.module:
-                found.append((node.lineno, node.module))
-    return found
-
-
 def forbidden_imports(source: str) -> list[str]:
-    return [f"line {line}: {module}" for line, module in imported_modules(source) if module.split(".")[0] in FORBIDDEN]
+    return sorted(m for m in imported_modules(source, "rag") if m.split(".")[0] in FORBIDDEN)
 
 
 def test_rag_modules_exist() -> None:
