@@ -251,6 +251,8 @@ async def test_a_forum_post_is_answered_in_it_and_this_solved_it_applies_the_sol
     await h.bot.services.records_written()
     stats = await h.bot.feedback.channel_stats("discord", h.fake.guild_id)
     assert stats == [{"channel": str(forum_id), "questions": 1, "answered": 1, "handed_off": 0, "solved": 1}]
+    solved = h.bot.services.metrics.support.labels("discord", "solved")._value.get()
+    assert solved == 1, 'docent_support{outcome="solved"} counts Discord too'
 
 
 async def test_teach_docent_offers_a_members_reply_for_approval(harness_factory) -> None:
