@@ -211,13 +211,18 @@ class SlackAsker:
         self.support: OrderedDict[tuple[str, str], SupportThread] = OrderedDict()  # by (channel, thread)
         self._skipped: OrderedDict[tuple[str, str], None] = OrderedDict()  # new questions an admin marked skip
 
-    def _first_time(self, event_id: str) -> bool:
-        """An event Slack delivers again (a retry after a lost ack) is answered once."""
-        if not event_id:
+    def _first_time(self, body: dict[str, Any]) -> bool:
+        """A message is answered once, so it is known by its channel and ts, not by the event: Slack delivers an
+        event again after a lost ack, and a mention again, as a new event, when its message is edited. (An edit
+        that first mentions Docent is a first time, and is answered.)"""
+        event = body.get("event") or {}
+        channel, ts = event.get("channel"), event.get("ts")
+        key = f"{channel}/{ts}" if channel and ts else str(body.get("event_id") or "")
+        if not key:
             return True
-        if event_id in self._seen:
+        if key in self._seen:
             return False
-        self._seen[event_id] = None
+        self._seen[key] = None
         if len(self._seen) > _SEEN_EVENTS:
             self._seen.popitem(last=False)
         return True
@@ -226,8 +231,8 @@ class SlackAsker:
 
     async def on_mention(self, body: dict[str, Any], client: AsyncWebClient, bot_user_id: str | None = None) -> None:
         event = body.get("event") or {}
-        if not self._first_time(str(body.get("event_id") or "")):
-            logger.info("slack event %s delivered again; already answered", body.get("event_id"))
+        if not self._first_time(body):
+            logger.info("slack: message %s delivered again or edited; answered once", event.get("ts"))
             return
         policy = await self.services.channels.policy("slack", event.get("channel"))
         if policy.mode == "off":
@@ -254,7 +259,7 @@ class SlackAsker:
             return
         channel, root = str(event.get("channel")), event.get("thread_ts")
         if event.get("channel_type") == "im":
-            if not self._first_time(str(body.get("event_id") or "")):
+            if not self._first_time(body):
                 return
             if self.settings.bot.direct_messages == "refuse":
                 await client.chat_postMessage(channel=channel, text=ONLY_IN_CHANNELS)
@@ -266,19 +271,19 @@ class SlackAsker:
             return
         if root is None:
             is_question = policy.mode in ("auto", "always") and len(question_text(text)) >= policy.min_chars
-            if is_question and self._first_time(str(body.get("event_id") or "")):
+            if is_question and self._first_time(body):
                 await self._answer_new_question(client, body, event, policy)
             return
         support = self.support.get((channel, str(root)))
         if support is not None and support.asker != event.get("user"):
             # A support thread: only the asker's follow-ups get more answers; others are people helping, and a
             # trusted member's answer after a hand-off is offered for learning.
-            if self._first_time(str(body.get("event_id") or "")):
+            if self._first_time(body):
                 await self._maybe_learn(client, body, event, support)
             return
         if not self.settings.slack.thread_followups or not self.conversations.knows(("ours", channel, str(root))):
             return
-        if not self._first_time(str(body.get("event_id") or "")):
+        if not self._first_time(body):
             return
         await self._answer_event(client, body, event, thread=str(root), started=True, policy=policy)
 

@@ -89,6 +89,24 @@ async def test_a_duplicate_envelope_is_answered_once(slack_harness) -> None:
     assert len([m for m in h.slack.messages.values() if m.thread_ts == thread]) == 1
 
 
+async def test_an_edited_question_is_answered_once_and_an_edit_that_asks_docent_is_answered(slack_harness) -> None:
+    """Editing a message that mentions Docent makes Slack send ``app_mention`` again (same ts, new event id)."""
+    model = ScriptedGenerator()
+    h = await slack_harness(model)
+    envelope = await h.slack.mention("C1", MEMBER, "<@UBOT> what is HNSW?")
+    thread = envelope.payload["event"]["ts"]
+    await h.final(thread)
+    for sent in await h.slack.edit("C1", thread, "<@UBOT> what is HNSW, exactly?"):
+        await h.slack.wait_acked(sent)
+    plain = await h.slack.message("C1", MEMBER, "what is IVF_FLAT?")  # not asked of Docent, until the edit
+    ts = plain.payload["event"]["ts"]
+    [mentioned, _] = await h.slack.edit("C1", ts, "<@UBOT> what is IVF_FLAT?")
+    await h.final(ts)
+    assert "edited" in mentioned.payload["event"]
+    assert len(model.prompts) == 2, "the edited question was not answered again"
+    assert len([m for m in h.slack.messages.values() if m.thread_ts == thread]) == 1
+
+
 @pytest.mark.slow
 async def test_ask_in_a_thread_under_the_askers_line_and_private_to_the_asker(slack_harness, generator) -> None:
     h = await slack_harness(generator)
