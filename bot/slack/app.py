@@ -63,9 +63,15 @@ def build_app(services: Services) -> AsyncApp:
     async def mention(body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
         await asker.on_mention(body, client, context.bot_user_id)
 
-    @app.event("message")
+    # bolt's message listener takes what people write: plain messages, and those with a file (file_share) or sent
+    # to the channel from a thread (thread_broadcast); with no words (a file alone) it doesn't run.
+    @app.message()
     async def message(body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
         await asker.on_message(body, client, context.bot_user_id)
+
+    @app.event("message")
+    async def other_message() -> None:
+        return None  # edits, deletions, joins: acknowledged (an unhandled event is redelivered), not answered
 
     @app.event("reaction_added")
     async def reaction(body: dict[str, Any], client: AsyncWebClient) -> None:

@@ -250,9 +250,10 @@ class SlackAsker:
 
     async def on_message(self, body: dict[str, Any], client: AsyncWebClient, bot_user_id: str | None) -> None:
         """Un-mentioned messages: follow-ups in threads the bot started, and direct messages (the assistant panel
-        included). Mentions are left to ``on_mention``; edits, joins and other bots' messages are ignored."""
+        included), as bolt's message listener passes them (no edits or joins). Mentions are left to ``on_mention``;
+        other bots' messages are ignored."""
         event = body.get("event") or {}
-        if event.get("subtype") or event.get("bot_id") or not event.get("user") or event.get("user") == bot_user_id:
+        if event.get("bot_id") or not event.get("user") or event.get("user") == bot_user_id:
             return
         text = str(event.get("text") or "")
         if bot_user_id and f"<@{bot_user_id}" in text and event.get("channel_type") != "im":
