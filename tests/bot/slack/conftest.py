@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
 
 from bot.services import Services
 from bot.slack.app import build_app
@@ -24,6 +25,36 @@ from rag.store import MilvusStore
 from tests.bot.failing_store import FailingStore
 from tests.bot.slack.fake_slack import FakeSlack
 from tests.bot.slack.harness import ADMIN, BOB, DOCS, MEMBER, Harness
+
+
+@pytest.fixture
+async def slack_app(
+    tmp_path: Path, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[AsyncApp, FakeSlack, set[str]]]:
+    """The production Slack app as ``build_app`` makes it, not connected (its Web API is the fake's), with the
+    event types it registered listeners for (``app.event`` and ``app.message`` calls, recorded as they run)."""
+    events: set[str] = set()
+    event, message = AsyncApp.event, AsyncApp.message
+
+    def record_event(self: AsyncApp, kind: Any, *args: Any, **kwargs: Any) -> Any:
+        events.add(kind if isinstance(kind, str) else str(kind.get("type")) if isinstance(kind, dict) else repr(kind))
+        return event(self, kind, *args, **kwargs)
+
+    def record_message(self: AsyncApp, *args: Any, **kwargs: Any) -> Any:
+        events.add("message")
+        return message(self, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncApp, "event", record_event)
+    monkeypatch.setattr(AsyncApp, "message", record_message)
+    async with FakeSlack() as slack:
+        settings = make_settings(slack={"bot_token": slack.bot_token, "api_base": slack.api_base})
+        feedback = FeedbackStore(tmp_path / "feedback.sqlite3")
+        services = Services(settings, Any, Any, lambda _: [], feedback)  # type: ignore[arg-type]  # never asked
+        try:
+            yield build_app(services), slack, events
+        finally:
+            await services.close()
+            feedback.close()
 
 
 @pytest.fixture
