@@ -41,7 +41,8 @@ def web_client(settings: Settings) -> AsyncWebClient:
 
 def build_app(services: Services) -> AsyncApp:
     settings = services.settings
-    app = AsyncApp(client=web_client(settings), request_verification_enabled=False)
+    # bolt's request verification stays on: Socket Mode requests skip it, and an HTTP request must be signed.
+    app = AsyncApp(client=web_client(settings))
     asker = SlackAsker(services)
     reindexer = SlackReindexer(services)
     votes = SlackVotes(services, on_down=asker.needs_help)

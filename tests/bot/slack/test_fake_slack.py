@@ -94,7 +94,7 @@ async def test_socket_mode_envelopes_are_redelivered_until_acknowledged() -> Non
 
 def _app(slack: FakeSlack) -> AsyncApp:
     client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_base)
-    return AsyncApp(client=client, request_verification_enabled=False)
+    return AsyncApp(client=client)
 
 
 @asynccontextmanager
