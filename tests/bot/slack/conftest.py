@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
 from bot.services import Services
-from bot.slack.app import build_app
+from bot.slack.app import build_app, running
 from indexer.build import make_indexer
 from indexer.community import with_community
 from indexer.local import FolderDocs
@@ -61,7 +60,7 @@ async def slack_app(
 async def slack_harness(
     tmp_path: Path, embedder: Any, make_settings: Callable[..., Settings]
 ) -> AsyncIterator[Callable[..., Awaitable[Harness]]]:
-    opened: list[tuple[FakeSlack, AsyncSocketModeHandler, Services, MilvusStore, FeedbackStore]] = []
+    opened: list[tuple[Harness, MilvusStore, FeedbackStore]] = []
 
     async def build(
         generator: Any,
@@ -109,19 +108,15 @@ async def slack_harness(
         sources = with_community(docs_only, settings.data_dir / LEARNED_FILE)
 
         services = Services(settings, answering, indexer, sources, feedback)
-        app = build_app(services)
-        handler = AsyncSocketModeHandler(app, slack.app_token, web_client=app.client)
-        await handler.connect_async()
-        await slack.wait_connected()
-        opened.append((slack, handler, services, inner, feedback))
-        return Harness(slack, services, store)
+        harness = Harness(slack, services, store, lambda: running(services))
+        await harness.start()
+        opened.append((harness, inner, feedback))
+        return harness
 
     yield build
-    for slack, handler, services, inner, feedback in reversed(opened):
-        for envelope in list(slack.envelopes.values()):  # a late ack into a closed socket logs into later tests
-            await slack.wait_acked(envelope)
-        await handler.close_async()
-        await services.close()
-        await slack.__aexit__(None, None, None)
+    for harness, inner, feedback in reversed(opened):
+        await harness.stop()
+        await harness.services.close()
+        await harness.slack.__aexit__(None, None, None)
         await inner.close()
         feedback.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from slack_bolt.request.async_request import AsyncBoltRequest
@@ -17,7 +18,7 @@ async def test_an_unsigned_http_request_is_refused_and_socket_mode_needs_no_sign
     app, slack, _ = slack_app
     event = {"type": "assistant_thread_context_changed", "assistant_thread": {}, "event_ts": "1.2"}
     body = json.dumps({"type": "event_callback", "team_id": slack.team_id, "event": event, "event_id": "Ev1"})
-    headers = {"content-type": ["application/json"]}
+    headers: dict[str, str | Sequence[str]] = {"content-type": ["application/json"]}
     over_http = await app.async_dispatch(AsyncBoltRequest(body=body, headers=headers))
     assert over_http.status in (401, 500), "refused: unsigned, or no signing secret to check it with"
     over_the_socket = await app.async_dispatch(AsyncBoltRequest(body=body, headers=headers, mode="socket_mode"))
