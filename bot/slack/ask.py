@@ -26,7 +26,7 @@ from bot.conversations import Conversations
 from bot.services import SEARCHING, Place, Services, SupportThread
 from bot.slack.admin import is_admin
 from bot.slack.learned import link_and_author
-from bot.slack.render import SECTION_LIMIT, answer_blocks, escape, mrkdwn
+from bot.slack.render import SECTION_LIMIT, answer_blocks, escape, mrkdwn, solved_value
 from bot.slack.threads import read_thread
 from rag import logs
 from rag.errors import DocentError, Skipped, StartingUp, describe, new_error_id
@@ -548,7 +548,7 @@ class SlackAsker:
             if quiet_refusal and answer.unsure:
                 posted.set_result(True)  # recorded as unanswered; the caller hands it off
                 return answer
-            solved = "|".join(support) if support and not answer.refused else ""
+            solved = solved_value(*support, user) if support and not answer.refused else ""
             text, blocks = answer_blocks(answer, feedback_id=answer.request_id, solved=solved)
             try:
                 await reply.final(text, blocks)

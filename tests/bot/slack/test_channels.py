@@ -213,6 +213,30 @@ async def test_this_solved_it_is_for_the_asker_and_puts_a_check_on_the_question(
     assert stats == [{"channel": HELP, "questions": 1, "answered": 1, "handed_off": 0, "solved": 1}]
 
 
+async def test_this_solved_it_still_knows_the_asker_after_a_restart(slack_harness) -> None:
+    """The button carries who asked, so a restart (nothing in memory) neither refuses the asker nor lets others in;
+    a button posted before it carried the asker still works for admins and refuses others gracefully."""
+    h = await slack_harness(ScriptedGenerator("IVF_FLAT clusters vectors [1]."), channels=auto())
+    asked = await h.slack.message(HELP, MEMBER, CONFIDENT)
+    thread = asked.payload["event"]["ts"]
+    answer = await h.final(thread)
+    await h.restart()
+    bystander = await h.slack.click(answer.ts, "docent_solved", user=BOB)
+    said = await h.until(lambda: h.slack.responses_to(bystander))
+    assert "Only the person who asked" in said[-1]["text"]
+    solved = await h.slack.click(answer.ts, "docent_solved", user=MEMBER)
+    said = await h.until(lambda: h.slack.responses_to(solved))
+    assert "Marked solved" in said[-1]["text"] and (HELP, thread, "white_check_mark") in h.slack.reactions
+
+    old_value = f"{HELP}|{thread}"  # as buttons were before they carried the asker
+    asker = await h.slack.click(answer.ts, "docent_solved", user=MEMBER, value=old_value)
+    said = await h.until(lambda: h.slack.responses_to(asker))
+    assert "Only the person who asked" in said[-1]["text"], "unknown after a restart: not guessed"
+    admin = await h.slack.click(answer.ts, "docent_solved", user=ADMIN, value=old_value)
+    said = await h.until(lambda: h.slack.responses_to(admin))
+    assert "Already marked solved" in said[-1]["text"]
+
+
 async def test_an_admins_skip_reaction_keeps_docent_out_of_that_question(
     slack_harness, caplog: pytest.LogCaptureFixture
 ) -> None:
