@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -194,28 +194,6 @@ async def run_bot(settings: Settings, *, sync_only: bool = False, started: float
         return 2
 
 
-@contextlib.asynccontextmanager
-async def slack_running(services: Services) -> AsyncIterator[Callable[[], bool]]:
-    """The Slack app connected over Socket Mode for the duration of the block; yields "is it connected now"."""
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-    from bot.slack.app import build_app
-
-    app = build_app(services)
-    handler = AsyncSocketModeHandler(app, secret_text(services.settings.slack.app_token), web_client=app.client)
-    await handler.connect_async()
-    logger.info("connected to Slack (Socket Mode)")
-
-    def connected() -> bool:
-        session = handler.client.current_session
-        return not handler.client.closed and session is not None and not session.closed
-
-    try:
-        yield connected
-    finally:
-        await handler.close_async()
-
-
 async def serve(
     settings: Settings, token: str, feedback_path: Path, *, with_slack: bool = False, started: float | None = None
 ) -> int:
@@ -255,8 +233,10 @@ async def serve(
                     with contextlib.suppress(NotImplementedError):
                         loop.add_signal_handler(sig, services.stop.set)
                 async with contextlib.AsyncExitStack() as stack:
-                    checks: dict[str, Callable[[], bool]] = {}
+                    checks: dict[str, Callable[[], Awaitable[bool]]] = {}
                     if with_slack:
+                        from bot.slack.app import running as slack_running
+
                         checks["slack"] = await stack.enter_async_context(slack_running(services))
                     bot = (
                         DocentBot(services, support_channels=await support_channels_on(services, token))
@@ -264,7 +244,7 @@ async def serve(
                         else None
                     )
                     if bot is not None:
-                        checks["discord"] = lambda: bot.is_ready() and not bot.is_closed()
+                        checks["discord"] = partial(_discord_ready, bot)
                     if settings.ops.metrics_enabled:
                         health = (
                             bot.health if bot is not None and not with_slack else partial(_health, services, checks)
@@ -289,8 +269,12 @@ async def _log_ready(pipeline: Answering, started: float) -> None:
         logger.info("ready to answer in %.1f s (since process start)", time.monotonic() - started)
 
 
-def _health(services: Services, checks: dict[str, Callable[[], bool]]) -> dict[str, Any]:
-    return services.health({name: check() for name, check in checks.items()})
+async def _health(services: Services, checks: dict[str, Callable[[], Awaitable[bool]]]) -> dict[str, Any]:
+    return services.health({name: await check() for name, check in checks.items()})
+
+
+async def _discord_ready(bot: DocentBot) -> bool:
+    return bot.is_ready() and not bot.is_closed()
 
 
 async def run_discord(bot: DocentBot, token: str, stop: asyncio.Event, stack: contextlib.AsyncExitStack) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -13,7 +14,7 @@ from rag.metrics import Metrics
 from rag.settings import OpsSettings
 
 logger = logging.getLogger(__name__)
-Health = Callable[[], dict[str, Any]]
+Health = Callable[[], dict[str, Any] | Awaitable[dict[str, Any]]]  # async when a check must ask a client
 
 
 class OpsServer:
@@ -45,6 +46,8 @@ class OpsServer:
 
     async def _healthz(self, _: web.Request) -> web.Response:
         state = self._health()
+        if inspect.isawaitable(state):
+            state = await state
         status = 200 if state.get("status") == "ok" else 503
         return web.Response(status=status, text=json.dumps(state), content_type="application/json")
 

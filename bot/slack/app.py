@@ -4,10 +4,12 @@ listener per feature. Events are acknowledged by bolt before the listener runs; 
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
@@ -41,7 +43,8 @@ def web_client(settings: Settings) -> AsyncWebClient:
 
 def build_app(services: Services) -> AsyncApp:
     settings = services.settings
-    app = AsyncApp(client=web_client(settings), request_verification_enabled=False)
+    # bolt's request verification stays on: Socket Mode requests skip it, and an HTTP request must be signed.
+    app = AsyncApp(client=web_client(settings))
     asker = SlackAsker(services)
     reindexer = SlackReindexer(services)
     votes = SlackVotes(services, on_down=asker.needs_help)
@@ -63,9 +66,15 @@ def build_app(services: Services) -> AsyncApp:
     async def mention(body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
         await asker.on_mention(body, client, context.bot_user_id)
 
-    @app.event("message")
+    # bolt's message listener takes what people write: plain messages, and those with a file (file_share) or sent
+    # to the channel from a thread (thread_broadcast); with no words (a file alone) it doesn't run.
+    @app.message()
     async def message(body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
         await asker.on_message(body, client, context.bot_user_id)
+
+    @app.event("message")
+    async def other_message() -> None:
+        return None  # edits, deletions, joins: acknowledged (an unhandled event is redelivered), not answered
 
     @app.event("reaction_added")
     async def reaction(body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -96,3 +105,18 @@ def build_app(services: Services) -> AsyncApp:
     app.action(VOTE_DOWN)(votes.on_vote)
     app.action(SOLVED)(SlackSolved(services, asker.asker_of).on_solved)
     return app
+
+
+@contextlib.asynccontextmanager
+async def running(services: Services) -> AsyncIterator[Callable[[], Awaitable[bool]]]:
+    """The Slack app connected over Socket Mode for the duration of the block. slack_sdk's client reconnects by
+    itself (after Slack's ``disconnect`` message, a closed socket or failing pings); what it yields is the client's
+    own ``is_connected``, which health reports: a closed, stale or unanswered socket is down."""
+    app = build_app(services)
+    handler = AsyncSocketModeHandler(app, secret_text(services.settings.slack.app_token), web_client=app.client)
+    await handler.connect_async()
+    logger.info("connected to Slack (Socket Mode)")
+    try:
+        yield handler.client.is_connected
+    finally:
+        await handler.close_async()

@@ -28,7 +28,7 @@ from bot.incoming import Action, Incoming, Rules, classify
 from bot.services import SEARCHING, Place, Services, SupportThread
 from bot.slack.admin import is_admin
 from bot.slack.learned import link_and_author
-from bot.slack.render import SECTION_LIMIT, answer_blocks, escape, mrkdwn
+from bot.slack.render import SECTION_LIMIT, answer_blocks, escape, mrkdwn, solved_value
 from bot.slack.threads import read_thread
 from bot.support import HANDOFF, SupportDesk
 from rag.errors import Skipped
@@ -343,9 +343,14 @@ class SlackAsker:
     def support(self) -> BoundedMap[Any, SupportThread]:
         return self.desk.threads
 
-    def _first_time(self, event_id: str) -> bool:
-        """An event Slack delivers again (a retry after a lost ack) is answered once."""
-        return not event_id or self._seen.first_time(event_id, None)
+    def _first_time(self, body: dict[str, Any]) -> bool:
+        """A message is answered once, so it is known by its channel and ts, not by the event: Slack delivers an
+        event again after a lost ack, and a mention again, as a new event, when its message is edited. (An edit
+        that first mentions Docent is a first time, and is answered.)"""
+        event = body.get("event") or {}
+        channel, ts = event.get("channel"), event.get("ts")
+        key = f"{channel}/{ts}" if channel and ts else str(body.get("event_id") or "")
+        return not key or self._seen.first_time(key, None)
 
     def _rules(self) -> Rules:
         return Rules(
@@ -358,8 +363,8 @@ class SlackAsker:
 
     async def on_mention(self, body: dict[str, Any], client: AsyncWebClient, bot_user_id: str | None = None) -> None:
         event = body.get("event") or {}
-        if not self._first_time(str(body.get("event_id") or "")):
-            logger.info("slack event %s delivered again; already answered", body.get("event_id"))
+        if not self._first_time(body):
+            logger.info("slack: message %s delivered again or edited; answered once", event.get("ts"))
             return
         policy = await self.services.channels.policy("slack", event.get("channel"))
         incoming = Incoming(text=question_text(str(event.get("text") or "")), mentioned=True)
@@ -377,11 +382,11 @@ class SlackAsker:
         )
 
     async def on_message(self, body: dict[str, Any], client: AsyncWebClient, bot_user_id: str | None) -> None:
-        """Un-mentioned messages: follow-ups in threads the bot started, direct messages (the assistant panel
-        included) and new questions in support channels. Mentions in channels are left to ``on_mention``; edits,
-        joins and other bots' messages are ignored."""
+        """Un-mentioned messages, as bolt's message listener passes them (files and broadcast replies, no edits or
+        joins): follow-ups in threads the bot started, direct messages (the assistant panel included) and new
+        questions in support channels. Mentions in channels are left to ``on_mention``; bots are ignored."""
         event = body.get("event") or {}
-        if event.get("subtype") or event.get("bot_id") or not event.get("user") or event.get("user") == bot_user_id:
+        if event.get("bot_id") or not event.get("user") or event.get("user") == bot_user_id:
             return
         text = str(event.get("text") or "")
         direct = event.get("channel_type") == "im"
@@ -399,7 +404,7 @@ class SlackAsker:
             by_asker=support is not None and str(support.asker) == str(event.get("user")),
         )
         action = classify(incoming, policy, self._rules())
-        if action is Action.IGNORE or not self._first_time(str(body.get("event_id") or "")):
+        if action is Action.IGNORE or not self._first_time(body):
             return
         if action is Action.REFUSE_DM:
             await client.chat_postMessage(channel=channel, text=ONLY_IN_CHANNELS)
@@ -422,7 +427,9 @@ class SlackAsker:
         key = (channel, ts)
         # In the question's thread, or — with reply_in_thread off — in the channel itself ("" = no thread).
         thread = ts if policy.reply_in_thread else ""
-        reply = self._reply(client, channel, thread, place, user, stream=False, solved=f"{channel}|{ts}", key=key)
+        reply = self._reply(
+            client, channel, thread, place, user, stream=False, solved=solved_value(channel, ts, user), key=key
+        )
         outcome = await self.desk.answer_new(
             key,
             Question(

@@ -13,7 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Place, Services
 from bot.slack.admin import is_admin
-from bot.slack.render import VOTE_UP
+from bot.slack.render import VOTE_UP, parse_solved
 
 logger = logging.getLogger(__name__)
 
@@ -44,20 +44,23 @@ class SlackVotes:
 
 class SlackSolved:
     """ "This solved it" on answers to support questions: for the asker and workspace admins. It records the thread
-    as solved and puts ✅ on the question."""
+    as solved and puts ✅ on the question. The asker comes with the button; on buttons posted before it did, from
+    Docent's memory (``askers``), which a restart empties: then only admins can."""
 
     def __init__(self, services: Services, askers: Callable[[str, str], str | None]) -> None:
         self.services = services
-        self._asker_of = askers  # (channel, thread) -> who asked, if Docent knows
+        self._asker_of = askers  # (channel, thread) -> who asked, if Docent remembers
 
     async def on_solved(
         self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
     ) -> None:
         await ack()
         action = (body.get("actions") or [{}])[0]
-        channel, _, thread = str(action.get("value") or "").partition("|")
+        channel, thread, asker = parse_solved(str(action.get("value") or ""))
+        if asker is None:
+            asker = self._asker_of(channel, thread)
         user = str((body.get("user") or {}).get("id") or "")
-        allowed = self._asker_of(channel, thread) == user or await is_admin(
+        allowed = (asker is not None and asker == user) or await is_admin(
             client, user, self.services.settings.slack.admin_user_ids
         )
         if not allowed or not thread:

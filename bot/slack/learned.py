@@ -11,6 +11,7 @@ from typing import Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services, SupportThread
@@ -23,6 +24,8 @@ APPROVE, EDIT, REJECT = "docent_learned_approve", "docent_learned_edit", "docent
 EDIT_VIEW = "docent_learned_edit_view"
 TEACH = "docent_teach"  # the "Teach Docent" message shortcut
 SHOWN = 10  # pairs per listing: 3 blocks each stays far under Slack's 50
+EDIT_TITLE = "Edit, then approve"
+TOO_SLOW = "Slack didn't open the editor in time; click Edit again."
 
 
 async def link_and_author(client: AsyncWebClient, channel: str, ts: str, user: str) -> tuple[str, str]:
@@ -48,6 +51,16 @@ def pair_blocks(pair: Learned) -> list[dict[str, Any]]:
         {"type": "actions", "elements": buttons},
         {"type": "divider"},
     ]
+
+
+def _notice(text: str) -> dict[str, Any]:
+    """The edit modal with a line instead of the answer (loading, or why there is nothing to edit)."""
+    return {
+        "type": "modal",
+        "title": {"type": "plain_text", "text": EDIT_TITLE},
+        "close": {"type": "plain_text", "text": "Close"},
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+    }
 
 
 class SlackLearned:
@@ -86,6 +99,9 @@ class SlackLearned:
         await ack()
         user = str((body.get("user") or {}).get("id") or "")
         action = (body.get("actions") or [{}])[0]
+        if action.get("action_id") == EDIT:
+            await self._edit(body, client, respond, user, str(action.get("value") or ""))
+            return
         if not await self._admin(client, user):
             await respond(text=ADMINS_ONLY.format(action="decide what Docent learns"), replace_original=False)
             return
@@ -93,13 +109,32 @@ class SlackLearned:
         if pair is None:
             await respond(text="That answer is gone.", replace_original=False)
             return
-        if action.get("action_id") == EDIT:
-            await client.views_open(trigger_id=str(body.get("trigger_id")), view=self._edit_view(pair, body))
-            return
         approved = action.get("action_id") == APPROVE
         await self._decide(pair, approved, user)
         verdict = "✅ Approved: Docent can cite it now." if approved else "🗑️ Rejected: never used."
         await respond(text=f"#{pair.id} {verdict}", replace_original=False)
+
+    async def _edit(
+        self, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond, user: str, pair_id: str
+    ) -> None:
+        """A trigger id opens one modal within 3 s, and the admin check (``users.info``) and the answer's read
+        can take longer: the modal opens at once, loading, and is filled with ``views.update`` (no trigger)."""
+        try:
+            opened = await client.views_open(trigger_id=str(body.get("trigger_id")), view=_notice("Loading…"))
+        except SlackApiError as exc:
+            logger.info("slack: the edit modal did not open (%s)", exc.response.get("error"))
+            await respond(text=TOO_SLOW, response_type="ephemeral", replace_original=False)
+            return
+        if not await self._admin(client, user):
+            view = _notice(ADMINS_ONLY.format(action="decide what Docent learns"))
+        else:
+            pair = await self._mine(pair_id, str((body.get("team") or {}).get("id") or ""))
+            view = self._edit_view(pair, body) if pair is not None else _notice("That answer is gone.")
+        try:
+            await client.views_update(view_id=str(opened["view"]["id"]), view=view)
+        except SlackApiError as exc:  # the admin closed it meanwhile, or Slack refused it
+            logger.warning("slack: could not fill the edit modal: %s", exc.response.get("error"))
+            await respond(text="Slack didn't show the editor; click Edit again.", replace_original=False)
 
     def _edit_view(self, pair: Learned, body: dict[str, Any]) -> dict[str, Any]:
         channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or "")
@@ -107,7 +142,7 @@ class SlackLearned:
             "type": "modal",
             "callback_id": EDIT_VIEW,
             "private_metadata": json.dumps({"id": pair.id, "channel": channel}),
-            "title": {"type": "plain_text", "text": "Edit, then approve"},
+            "title": {"type": "plain_text", "text": EDIT_TITLE},
             "submit": {"type": "plain_text", "text": "Approve"},
             "blocks": [
                 {

@@ -50,6 +50,19 @@ def format_sources(citations: Sequence[Citation], heading: str = "Sources") -> s
     return "\n".join(lines)
 
 
+def solved_value(channel: str, thread: str, asker: str) -> str:
+    """The "This solved it" button's value: the support thread and who asked, so the button works after a
+    restart (Docent's memory of threads doesn't survive one; the message does)."""
+    return f"{channel}|{thread}|{asker}"
+
+
+def parse_solved(value: str) -> tuple[str, str, str | None]:
+    """(channel, thread, asker) from a button's value; the asker is None on buttons posted before it was there."""
+    channel, _, rest = value.partition("|")
+    thread, has_asker, asker = rest.partition("|")
+    return channel, thread, asker if has_asker else None
+
+
 def _section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
@@ -57,7 +70,7 @@ def _section(text: str) -> dict[str, Any]:
 def answer_blocks(answer: Answer, *, feedback_id: str = "", solved: str = "") -> tuple[str, list[dict[str, Any]]]:
     """The reply as (notification text, blocks): answer sections, sources, the AI notice and, when there is
     something to vote on, 👍/👎 buttons carrying ``feedback_id`` (and, on a support question, "This solved it"
-    carrying ``solved``). Never more than Slack accepts."""
+    carrying ``solved``, a ``solved_value``). Never more than Slack accepts."""
     body = split_message(mrkdwn(answer.text), SECTION_LIMIT)
     sources = (
         split_message(format_sources(answer.citations, answer.sources_heading), SECTION_LIMIT)

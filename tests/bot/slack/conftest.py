@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
 
 from bot.services import Services
-from bot.slack.app import build_app
+from bot.slack.app import build_app, running
 from indexer.build import make_indexer
 from indexer.community import with_community
 from indexer.local import FolderDocs
@@ -27,10 +27,40 @@ from tests.bot.slack.harness import ADMIN, BOB, DOCS, MEMBER, Harness
 
 
 @pytest.fixture
+async def slack_app(
+    tmp_path: Path, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[AsyncApp, FakeSlack, set[str]]]:
+    """The production Slack app as ``build_app`` makes it, not connected (its Web API is the fake's), with the
+    event types it registered listeners for (``app.event`` and ``app.message`` calls, recorded as they run)."""
+    events: set[str] = set()
+    event, message = AsyncApp.event, AsyncApp.message
+
+    def record_event(self: AsyncApp, kind: Any, *args: Any, **kwargs: Any) -> Any:
+        events.add(kind if isinstance(kind, str) else str(kind.get("type")) if isinstance(kind, dict) else repr(kind))
+        return event(self, kind, *args, **kwargs)
+
+    def record_message(self: AsyncApp, *args: Any, **kwargs: Any) -> Any:
+        events.add("message")
+        return message(self, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncApp, "event", record_event)
+    monkeypatch.setattr(AsyncApp, "message", record_message)
+    async with FakeSlack() as slack:
+        settings = make_settings(slack={"bot_token": slack.bot_token, "api_base": slack.api_base})
+        feedback = FeedbackStore(tmp_path / "feedback.sqlite3")
+        services = Services(settings, Any, Any, lambda _: [], feedback)  # type: ignore[arg-type]  # never asked
+        try:
+            yield build_app(services), slack, events
+        finally:
+            await services.close()
+            feedback.close()
+
+
+@pytest.fixture
 async def slack_harness(
     tmp_path: Path, embedder: Any, make_settings: Callable[..., Settings]
 ) -> AsyncIterator[Callable[..., Awaitable[Harness]]]:
-    opened: list[tuple[FakeSlack, AsyncSocketModeHandler, Services, MilvusStore, FeedbackStore]] = []
+    opened: list[tuple[Harness, MilvusStore, FeedbackStore]] = []
 
     async def build(
         generator: Any,
@@ -78,19 +108,15 @@ async def slack_harness(
         sources = with_community(docs_only, settings.data_dir / LEARNED_FILE)
 
         services = Services(settings, answering, indexer, sources, feedback)
-        app = build_app(services)
-        handler = AsyncSocketModeHandler(app, slack.app_token, web_client=app.client)
-        await handler.connect_async()
-        await slack.wait_connected()
-        opened.append((slack, handler, services, inner, feedback))
-        return Harness(slack, services, store)
+        harness = Harness(slack, services, store, lambda: running(services))
+        await harness.start()
+        opened.append((harness, inner, feedback))
+        return harness
 
     yield build
-    for slack, handler, services, inner, feedback in reversed(opened):
-        for envelope in list(slack.envelopes.values()):  # a late ack into a closed socket logs into later tests
-            await slack.wait_acked(envelope)
-        await handler.close_async()
-        await services.close()
-        await slack.__aexit__(None, None, None)
+    for harness, inner, feedback in reversed(opened):
+        await harness.stop()
+        await harness.services.close()
+        await harness.slack.__aexit__(None, None, None)
         await inner.close()
         feedback.close()

@@ -12,10 +12,26 @@ Typical use::
 Realism that tests can rely on (each is what Slack does):
 
 - Every Socket Mode envelope must be acknowledged within ``ack_timeout`` (3 s); otherwise it is delivered again
-  with ``retry_attempt`` + 1 and ``retry_reason`` "timeout", up to three retries, like the Events API.
-- Users act through envelopes shaped as Slack sends them: ``mention`` (``app_mention``), ``message`` (a ``message``
-  event, as with channels:history / im:history), ``slash`` (a slash command), ``click`` (a ``block_actions``
-  payload for a button that must exist in the stored message) and ``assistant_thread_started``.
+  with ``retry_attempt`` + 1 and ``retry_reason`` "timeout", up to three retries, like the Events API. Each
+  delivery goes to one connection (the newest); while the app has none, an attempt is lost like any other.
+- Socket Mode connections end as Slack ends them: ``disconnect()`` sends the ``disconnect`` message (the app is
+  to open a new connection; the old one is closed once it has, or after a grace period) and ``drop()`` cuts
+  every socket without a close frame, as a network failure does. ``connections`` counts the sockets opened;
+  ``wait_connected(connections=n)`` waits for the n-th.
+- Users act through envelopes shaped as Slack sends them: ``mention`` (``app_mention``, and the same message as
+  a ``message`` event with its own ``event_id``, as Slack sends both to an app that reads the channel),
+  ``message`` (a ``message`` event, as with channels:history / im:history; ``subtype`` "file_share" or
+  "thread_broadcast" for a message with a file or a thread reply also sent to the channel), ``edit`` (a
+  ``message_changed`` event and, when the edited text mentions the bot, ``app_mention`` again for the same
+  ``ts`` with an ``edited`` field and a new ``event_id``), ``slash`` (a slash command), ``click`` (a
+  ``block_actions`` payload for a button that must exist in the stored message) and ``assistant_thread_started``.
+- Expiries run on the fake's clock, ``now()``: real time plus whatever ``advance(seconds)`` added, so a test can
+  let minutes pass without sleeping; ``latency[method] = seconds`` makes every call of a method take that long
+  on it (a slow Slack answer, without the wait).
+- A ``trigger_id`` (in slash commands, clicks, shortcuts and view submissions) opens one modal with ``views.open``
+  within 3 seconds: ``expired_trigger_id`` after that, ``exchanged_trigger_id`` the second time,
+  ``invalid_trigger_id`` for one the fake never issued. ``views.update`` (by ``view_id`` or ``external_id``)
+  replaces an open modal in ``views`` without a trigger; an unknown view is ``not_found``.
 - With ``echo_bot_messages=True`` each ``chat.postMessage`` also comes back as a ``message`` event carrying the
   bot's ``bot_id`` and ``user`` (collected in ``echoes``), as Slack echoes a bot's own posts; bolt's self-event
   filter recognises them because ``auth.test`` answers the same ids. (Edits and streams are not echoed.)
@@ -25,12 +41,13 @@ Realism that tests can rely on (each is what Slack does):
   count as joined), and with ``invalid_auth`` for a wrong token.
 - A ``response_url`` (in slash commands and clicks) takes JSON ``{text, blocks, response_type, replace_original,
   delete_original}`` with the same text and block limits (400 ``{"ok": false, "error": …}``) and answers 404
-  ``used_too_many_times`` from its 6th use on: Slack allows 5 uses in 30 minutes. Every POST counts, refused ones
-  too (the stricter reading); the 30-minute expiry is not emulated, and a url the fake never issued answers 404
-  ``no_service``. On a click's url ``replace_original`` edits the clicked message and ``delete_original`` deletes
-  it. What was posted is in ``responses`` (``responses_to(envelope)``).
-- ``assistant.threads.setStatus`` / ``setSuggestedPrompts`` / ``setTitle`` are recorded; suggested prompts must be
-  at most 4, each with a ``title`` and a ``message``, else ``invalid_arguments``.
+  ``used_too_many_times`` from its 6th use on, and 404 ``expired_url`` 30 minutes after it was issued: Slack allows
+  5 uses in 30 minutes. Every POST counts, refused ones too (the stricter reading); a url the fake never issued
+  answers 404 ``no_service``. On a click's url ``replace_original`` edits the clicked message and
+  ``delete_original`` deletes it. What was posted is in ``responses`` (``responses_to(envelope)``).
+- ``assistant.threads.setStatus`` / ``setSuggestedPrompts`` / ``setTitle`` are recorded; each needs ``channel_id`` and
+  ``thread_ts``, and suggested prompts must be at most 4, each with a ``title`` and a ``message``, else
+  ``invalid_arguments``.
 - Chat streaming (``chat.startStream`` / ``appendStream`` / ``stopStream``) exists only with ``streaming=True``;
   otherwise the methods answer ``unknown_method``, as in a workspace without the feature, so a bot's fallback can
   be tested. Each call's ``markdown_text`` (and each ``markdown_text`` chunk) is limited to 12,000 characters
@@ -55,6 +72,7 @@ import contextlib
 import itertools
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -63,6 +81,7 @@ from aiohttp import WSMsgType, web
 
 TEXT_LIMIT, MAX_BLOCKS, SECTION_LIMIT = 40_000, 50, 3000
 STREAM_TEXT_LIMIT, RESPONSE_URL_USES, MAX_PROMPTS = 12_000, 5, 4
+RESPONSE_URL_LIFETIME, TRIGGER_LIFETIME = 30 * 60, 3.0  # seconds, as Slack documents them
 _NOTIFY = re.compile(r"<(!channel|!here|!everyone|!subteam\^[^>|]+|@[UW][A-Z0-9]+)[^>]*>")
 _STREAM_METHODS = {"chat.startStream", "chat.appendStream", "chat.stopStream"}
 _JSON_ARGS = ("blocks", "attachments", "chunks", "prompts", "loading_messages", "metadata")
@@ -107,7 +126,14 @@ class Envelope:
 class _ResponseUrl:
     channel: str
     message_ts: str | None  # the clicked message, which replace_original / delete_original act on
+    issued: float  # on the fake's clock
     uses: int = 0
+
+
+@dataclass
+class _Trigger:
+    issued: float  # on the fake's clock
+    used: bool = False
 
 
 class FakeSlack:
@@ -143,11 +169,15 @@ class FakeSlack:
         self.echoes: list[Envelope] = []  # the message events echoing the bot's own posts
         self._said: dict[str, dict[str, Any]] = {}  # ts -> user message event the fake delivered
         self._response_urls: dict[str, _ResponseUrl] = {}
+        self._triggers: dict[str, _Trigger] = {}
+        self._skew = 0.0  # what advance() added to the real clock
+        self.latency: dict[str, float] = {}  # method -> seconds each call takes, on the fake's clock
         self._limits: dict[str, float] = {}
         self._refusals: dict[str, str] = {}
         self._ids = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
         self._connected = asyncio.Event()
+        self.connections = 0  # sockets the app has opened, reconnections included
         self._change = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -197,6 +227,20 @@ class FakeSlack:
         """The next call of ``method`` answers ``{"ok": false, "error": error}`` (``not_in_channel``, …)."""
         self._refusals[method] = error
 
+    def now(self) -> float:
+        """The fake's clock, which expiries (trigger ids, response URLs) are measured on: real time plus
+        ``advance``, so a test can let minutes pass without sleeping."""
+        return time.monotonic() + self._skew
+
+    def advance(self, seconds: float) -> None:
+        self._skew += seconds
+
+    def _trigger(self) -> str:
+        """A fresh ``trigger_id``: it opens one modal, within 3 seconds."""
+        trigger = f"{next(self._ids)}.{self.team_id}.fake"
+        self._triggers[trigger] = _Trigger(self.now())
+        return trigger
+
     def _ts(self, suffix: str = "000100") -> str:
         return f"{1700000000 + next(self._ids)}.{suffix}"
 
@@ -216,6 +260,7 @@ class FakeSlack:
             if isinstance(args.get(key), str):
                 args[key] = json.loads(args[key])
         self.calls.append((method, args))
+        self.advance(self.latency.get(method, 0.0))  # the call takes that long, as far as expiries go
         if method in self._limits:
             retry_after = self._limits.pop(method)
             return web.json_response(
@@ -298,23 +343,57 @@ class FakeSlack:
         self._written(message.ts, message.text, message.blocks)
         return {"ok": True, "channel": message.channel, "ts": message.ts}
 
-    def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+    @staticmethod
+    def _view_arg(args: dict[str, Any]) -> dict[str, Any] | None:
         view = args.get("view")
         if isinstance(view, str):
             view = json.loads(view)
-        if not args.get("trigger_id"):
-            return {"ok": False, "error": "invalid_trigger_id"}
         if (
             not isinstance(view, dict)
             or view.get("type") != "modal"
             or not view.get("title")
             or _bad_blocks(view.get("blocks") or [])
         ):
+            return None
+        return view
+
+    def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        trigger = self._triggers.get(str(args.get("trigger_id") or ""))
+        if trigger is None:
+            return {"ok": False, "error": "invalid_trigger_id"}
+        if trigger.used:
+            return {"ok": False, "error": "exchanged_trigger_id"}
+        if self.now() - trigger.issued > TRIGGER_LIFETIME:
+            return {"ok": False, "error": "expired_trigger_id"}
+        view = self._view_arg(args)
+        if view is None:
             return {"ok": False, "error": "invalid_arguments"}
+        trigger.used = True
         opened = {**view, "id": f"V{next(self._ids)}"}
         self.views.append(opened)
         self._wake()
         return {"ok": True, "view": opened}
+
+    def _views_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Replace an open modal (by ``view_id`` or ``external_id``); no trigger needed, so it has no 3 s limit."""
+        index = next(
+            (
+                i
+                for i, v in enumerate(self.views)
+                if v["id"] == args.get("view_id")
+                or (args.get("external_id") and v.get("external_id") == args.get("external_id"))
+            ),
+            None,
+        )
+        if index is None:
+            return {"ok": False, "error": "not_found"}
+        view = self._view_arg(args)
+        if view is None:
+            return {"ok": False, "error": "invalid_arguments"}
+        updated = {**view, "id": self.views[index]["id"]}
+        self.views[index] = updated
+        self._wake()
+        return {"ok": True, "view": updated}
 
     async def submit_view(self, view: dict[str, Any], values: dict[str, str], *, user: str) -> Envelope:
         """``user`` submits an opened modal; ``values`` maps each input block id to the text typed in it."""
@@ -330,7 +409,7 @@ class FakeSlack:
             "team": {"id": self.team_id, "domain": "fake"},
             "user": {"id": user, "team_id": self.team_id},
             "api_app_id": "AFAKE",
-            "trigger_id": f"trigger-{next(self._ids)}",
+            "trigger_id": self._trigger(),
             "view": {**view, "state": {"values": state}, "team_id": self.team_id},
         }
         return await self.deliver("interactive", payload)
@@ -348,7 +427,7 @@ class FakeSlack:
             "user": {"id": user, "team_id": self.team_id},
             "api_app_id": "AFAKE",
             "container": {"type": "message", "channel_id": channel, "is_ephemeral": True},
-            "trigger_id": f"trigger-{next(self._ids)}",
+            "trigger_id": self._trigger(),
             "team": {"id": self.team_id, "domain": "fake"},
             "channel": {"id": channel},
             "response_url": self._response_url(channel),
@@ -412,6 +491,7 @@ class FakeSlack:
         prompts = args.get("prompts")
         if (
             not args.get("channel_id")
+            or not args.get("thread_ts")
             or not isinstance(prompts, list)
             or not 0 < len(prompts) <= MAX_PROMPTS
             or not all(isinstance(p, dict) and p.get("title") and p.get("message") for p in prompts)
@@ -516,7 +596,7 @@ class FakeSlack:
 
     def _response_url(self, channel: str, message_ts: str | None = None) -> str:
         url = f"http://127.0.0.1:{self.port}/response/{next(self._ids)}"
-        self._response_urls[url] = _ResponseUrl(channel, message_ts)
+        self._response_urls[url] = _ResponseUrl(channel, message_ts, self.now())
         return url
 
     async def _response(self, request: web.Request) -> web.Response:
@@ -525,6 +605,8 @@ class FakeSlack:
         if target is None:
             return web.json_response({"ok": False, "error": "no_service"}, status=404)
         target.uses += 1
+        if self.now() - target.issued > RESPONSE_URL_LIFETIME:
+            return web.json_response({"ok": False, "error": "expired_url"}, status=404)
         if target.uses > RESPONSE_URL_USES:
             return web.json_response({"ok": False, "error": "used_too_many_times"}, status=404)
         try:
@@ -572,21 +654,58 @@ class FakeSlack:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         self._sockets.append(ws)
+        self.connections += 1
         await ws.send_json({"type": "hello", "num_connections": len(self._sockets), "connection_info": {}})
         self._connected.set()
-        async for message in ws:
-            if message.type != WSMsgType.TEXT:
-                continue
-            ack = json.loads(message.data)
-            envelope = self.envelopes.get(str(ack.get("envelope_id")))
-            if envelope is not None and not envelope.acked.is_set():
-                envelope.response = ack.get("payload")
-                envelope.acked.set()
-        self._sockets.remove(ws)
+        self._wake()
+        try:
+            async for message in ws:
+                if message.type != WSMsgType.TEXT:
+                    continue
+                ack = json.loads(message.data)
+                envelope = self.envelopes.get(str(ack.get("envelope_id")))
+                if envelope is not None and not envelope.acked.is_set():
+                    envelope.response = ack.get("payload")
+                    envelope.acked.set()
+        finally:
+            self._sockets.remove(ws)
+            if not self._sockets:
+                self._connected.clear()
         return ws
 
-    async def wait_connected(self, timeout: float = 10) -> None:
-        await asyncio.wait_for(self._connected.wait(), timeout)
+    async def wait_connected(self, timeout: float = 10, *, connections: int = 1) -> None:
+        """Return once the app is connected, and has opened at least ``connections`` sockets in all."""
+
+        async def connected() -> None:
+            while not (self._sockets and self.connections >= connections):
+                await self.changed()
+
+        await asyncio.wait_for(connected(), timeout)
+
+    async def disconnect(self, reason: str = "refresh_requested", *, grace: float = 10) -> None:
+        """Slack's ``disconnect`` message on every open socket (it refreshes connections every few hours): the app
+        is to open a new connection; the old sockets are closed once it has, or after ``grace`` seconds."""
+        old = list(self._sockets)
+        opened = self.connections
+        for ws in old:
+            await ws.send_json({"type": "disconnect", "reason": reason, "debug_info": {"host": "fake"}})
+
+        async def close_old() -> None:
+            with contextlib.suppress(TimeoutError):
+                await self.wait_connected(grace, connections=opened + 1)
+            for ws in old:
+                await ws.close()
+
+        task = asyncio.create_task(close_old())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def drop(self) -> None:
+        """Every socket is cut as a network failure cuts it: no close frame, the TCP connection just ends."""
+        for ws in list(self._sockets):
+            transport = ws._req.transport if ws._req is not None else None  # aiohttp keeps the request
+            if transport is not None:
+                transport.abort()
 
     async def deliver(self, kind: str, payload: dict[str, Any]) -> Envelope:
         """Send an envelope over the live socket; redeliver it until acknowledged (as Slack retries)."""
@@ -614,9 +733,9 @@ class FakeSlack:
                 "retry_attempt": attempt,
                 "retry_reason": "timeout" if attempt else "",
             }
-            for ws in list(self._sockets):
+            if self._sockets:  # one connection gets it: the newest (none while the app is away: a failed attempt)
                 with contextlib.suppress(ConnectionError, RuntimeError):
-                    await ws.send_json(body)
+                    await self._sockets[-1].send_json(body)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(envelope.acked.wait(), self.ack_timeout)
                 return
@@ -627,16 +746,34 @@ class FakeSlack:
     # -- what users do -----------------------------------------------------------------------------------------
 
     def _event_callback(self, event: dict[str, Any]) -> dict[str, Any]:
-        return {"type": "event_callback", "team_id": self.team_id, "event": event, "event_id": f"Ev{event['event_ts']}"}
+        """Every event has its own ``event_id`` (a retry keeps it; an edit's re-delivery gets a new one)."""
+        event_id = f"Ev{next(self._ids):08d}"
+        return {"type": "event_callback", "team_id": self.team_id, "event": event, "event_id": event_id}
 
-    async def mention(self, channel: str, user: str, text: str, *, thread_ts: str | None = None) -> Envelope:
+    @staticmethod
+    def _channel_type(channel: str) -> str:
+        return {"D": "im", "G": "group"}.get(channel[:1], "channel")
+
+    def _mentions_bot(self, text: str) -> bool:
+        return f"<@{self.bot_user_id}" in text
+
+    async def mention(
+        self, channel: str, user: str, text: str, *, thread_ts: str | None = None, paired: bool = True
+    ) -> Envelope:
+        """``user`` posts ``text`` mentioning the bot in a channel: an ``app_mention`` event (returned), and — as
+        Slack sends both to an app subscribed to the channel's messages — the same message as a ``message``
+        event with its own ``event_id`` (``paired=False`` leaves it out)."""
         ts = self._ts("000200")
         event = {"type": "app_mention", "user": user, "text": text, "channel": channel, "ts": ts, "team": self.team_id}
         event["event_ts"] = ts
         if thread_ts:
             event["thread_ts"] = thread_ts
-        self._said[ts] = {**event, "type": "message"}
-        return await self.deliver("events_api", self._event_callback(event))
+        message = {**event, "type": "message", "channel_type": self._channel_type(channel)}
+        self._said[ts] = message
+        envelope = await self.deliver("events_api", self._event_callback(event))
+        if paired and self._channel_type(channel) != "im":  # Slack sends no app_mention in a DM
+            await self.deliver("events_api", self._event_callback(dict(message)))
+        return envelope
 
     async def message(
         self,
@@ -647,11 +784,13 @@ class FakeSlack:
         thread_ts: str | None = None,
         channel_type: str = "channel",
         bot_id: str | None = None,
+        subtype: str | None = None,
     ) -> Envelope:
         """A ``message`` event, as Slack sends it to apps with channels:history (``channel_type`` "channel") or
-        im:history ("im"); ``envelope.payload["event"]["ts"]`` is the message's ts."""
+        im:history ("im"); ``envelope.payload["event"]["ts"]`` is the message's ts. ``subtype`` "file_share" is a
+        message with a file attached, "thread_broadcast" a thread reply also sent to the channel."""
         ts = self._ts("000200")
-        event = {
+        event: dict[str, Any] = {
             "type": "message",
             "channel": channel,
             "user": user,
@@ -665,8 +804,58 @@ class FakeSlack:
             event["thread_ts"] = thread_ts
         if bot_id:
             event["bot_id"] = bot_id
+        if subtype == "file_share":
+            name = f"F{next(self._ids):08d}"
+            event.update(subtype=subtype, upload=False, display_as_bot=False)
+            event["files"] = [{"id": name, "name": "screenshot.png", "mimetype": "image/png", "user": user}]
+        elif subtype == "thread_broadcast":
+            assert thread_ts, "a thread_broadcast is a reply in a thread"
+            root = self._said.get(thread_ts) or {"ts": thread_ts}
+            event.update(subtype=subtype, root={k: v for k, v in root.items() if k != "channel_type"})
+        elif subtype is not None:
+            event["subtype"] = subtype
         self._said[ts] = event
         return await self.deliver("events_api", self._event_callback(event))
+
+    async def edit(self, channel: str, ts: str, text: str) -> list[Envelope]:
+        """The author edits their message ``ts`` to ``text``: a ``message_changed`` event, and when the new text
+        mentions the bot, ``app_mention`` again for the same message (same ``ts``, an ``edited`` field, a new
+        ``event_id``), as Slack sends it. Returns the envelopes, ``app_mention`` first."""
+        said = self._said.get(ts)
+        assert said is not None and said["channel"] == channel, f"no member message {ts} in {channel}"
+        edited_at = self._ts("000600")
+        edited = {"user": said["user"], "ts": edited_at}
+        previous = dict(said)
+        said.update(text=text, edited=edited)
+        envelopes = []
+        if self._mentions_bot(text) and self._channel_type(channel) != "im":
+            mention = {
+                "type": "app_mention",
+                "user": said["user"],
+                "text": text,
+                "channel": channel,
+                "ts": ts,
+                "team": self.team_id,
+                "edited": edited,
+                "event_ts": edited_at,
+            }
+            if said.get("thread_ts"):
+                mention["thread_ts"] = said["thread_ts"]
+            envelopes.append(await self.deliver("events_api", self._event_callback(mention)))
+        strip = ("channel", "channel_type", "event_ts")
+        changed = {
+            "type": "message",
+            "subtype": "message_changed",
+            "hidden": True,
+            "channel": channel,
+            "channel_type": self._channel_type(channel),
+            "ts": edited_at,
+            "event_ts": edited_at,
+            "message": {k: v for k, v in said.items() if k not in strip},
+            "previous_message": {k: v for k, v in previous.items() if k not in strip},
+        }
+        envelopes.append(await self.deliver("events_api", self._event_callback(changed)))
+        return envelopes
 
     def _as_event(self, message: Posted) -> dict[str, Any]:
         """The bot's message as Slack shows it in events, payloads and history."""
@@ -700,7 +889,7 @@ class FakeSlack:
             "channel_id": channel,
             "team_id": self.team_id,
             "response_url": self._response_url(channel),
-            "trigger_id": f"trigger-{next(self._ids)}",
+            "trigger_id": self._trigger(),
         }
         return await self.deliver("slash_commands", payload)
 
@@ -732,7 +921,7 @@ class FakeSlack:
                 "channel_id": message.channel,
                 "is_ephemeral": False,
             },
-            "trigger_id": f"trigger-{next(self._ids)}",
+            "trigger_id": self._trigger(),
             "team": {"id": self.team_id, "domain": "fake"},
             "channel": {"id": message.channel, "name": message.channel.lower()},
             "message": self._as_event(message),
@@ -750,7 +939,7 @@ class FakeSlack:
         payload = {
             "type": "message_action",
             "callback_id": callback_id,
-            "trigger_id": f"trigger-{next(self._ids)}",
+            "trigger_id": self._trigger(),
             "action_ts": self._ts("000500"),
             "team": {"id": self.team_id, "domain": "fake"},
             "user": {"id": user, "name": name, "team_id": self.team_id},

@@ -4,7 +4,9 @@ loopback fake Slack, with real Milvus Lite and MiniLM retrieval over a two-page 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from bot.services import Services
@@ -20,9 +22,33 @@ DOCS = {
 ADMIN, MEMBER, BOB = "UADMIN", "UMEMBER", "UBOB"
 
 
+Connect = Callable[[], AbstractAsyncContextManager[Callable[[], Awaitable[bool]]]]
+
+
 class Harness:
-    def __init__(self, slack: FakeSlack, services: Services, store: FailingStore) -> None:
+    """``connect`` is the production ``bot.slack.app.running`` over ``services``: a new app each time."""
+
+    def __init__(self, slack: FakeSlack, services: Services, store: FailingStore, connect: Connect) -> None:
         self.slack, self.services, self.store = slack, services, store
+        self._connect = connect
+        self._app = contextlib.AsyncExitStack()
+        self.connected: Callable[[], Awaitable[bool]] = _never
+
+    async def start(self) -> None:
+        opened = self.slack.connections
+        self.connected = await self._app.enter_async_context(self._connect())
+        await self.slack.wait_connected(connections=opened + 1)
+
+    async def stop(self) -> None:
+        for envelope in list(self.slack.envelopes.values()):  # a late ack into a closed socket logs into later tests
+            await self.slack.wait_acked(envelope)
+        await self._app.aclose()
+
+    async def restart(self) -> None:
+        """Docent restarts: the app stops and a new one (nothing remembered in memory) connects, over the same
+        stores."""
+        await self.stop()
+        await self.start()
 
     async def until(self, found: Callable[[], Any], timeout: float = 60) -> Any:
         """Wait until ``found()`` returns something truthy, waking on every message the bot writes."""
@@ -68,3 +94,7 @@ def _has_footer(message: Posted) -> bool:
 
 def texts(message: Posted) -> str:
     return "\n".join(b["text"]["text"] for b in message.blocks if b.get("type") == "section")
+
+
+async def _never() -> bool:
+    return False

@@ -89,6 +89,48 @@ async def test_a_duplicate_envelope_is_answered_once(slack_harness) -> None:
     assert len([m for m in h.slack.messages.values() if m.thread_ts == thread]) == 1
 
 
+async def test_an_edited_question_is_answered_once_and_an_edit_that_asks_docent_is_answered(slack_harness) -> None:
+    """Editing a message that mentions Docent makes Slack send ``app_mention`` again (same ts, new event id)."""
+    model = ScriptedGenerator()
+    h = await slack_harness(model)
+    envelope = await h.slack.mention("C1", MEMBER, "<@UBOT> what is HNSW?")
+    thread = envelope.payload["event"]["ts"]
+    await h.final(thread)
+    for sent in await h.slack.edit("C1", thread, "<@UBOT> what is HNSW, exactly?"):
+        await h.slack.wait_acked(sent)
+    plain = await h.slack.message("C1", MEMBER, "what is IVF_FLAT?")  # not asked of Docent, until the edit
+    ts = plain.payload["event"]["ts"]
+    [mentioned, _] = await h.slack.edit("C1", ts, "<@UBOT> what is IVF_FLAT?")
+    await h.final(ts)
+    assert "edited" in mentioned.payload["event"]
+    assert len(model.prompts) == 2, "the edited question was not answered again"
+    assert len([m for m in h.slack.messages.values() if m.thread_ts == thread]) == 1
+
+
+async def test_a_question_with_a_file_and_a_follow_up_also_sent_to_the_channel_are_answered(slack_harness) -> None:
+    """Slack gives these user messages a subtype (``file_share``, ``thread_broadcast``); they are still questions."""
+    model = ScriptedGenerator()
+    h = await slack_harness(model)
+    direct = await h.slack.message("D1", MEMBER, "what is HNSW?", channel_type="im", subtype="file_share")
+    await h.final(direct.payload["event"]["ts"])
+    envelope = await h.slack.mention("C1", MEMBER, "<@UBOT> How does IVF_FLAT work?")
+    thread = envelope.payload["event"]["ts"]
+    await h.final(thread)
+    await h.slack.message("C1", MEMBER, "which parameters control it?", thread_ts=thread, subtype="thread_broadcast")
+    await h.final(thread, after=1)
+    only_a_file = await h.slack.message("D1", MEMBER, "", channel_type="im", subtype="file_share")
+    marker = await h.slack.message("D1", MEMBER, "what is nlist?", channel_type="im")
+    await h.final(marker.payload["event"]["ts"])
+    assert [p[-1]["content"].rsplit("Question: ", 1)[-1] for p in model.prompts] == [
+        "what is HNSW?",
+        "How does IVF_FLAT work?",
+        "which parameters control it?",
+        "what is nlist?",
+    ]
+    unread = only_a_file.payload["event"]["ts"]
+    assert not [m for m in h.slack.messages.values() if m.thread_ts == unread], "a file alone is not a question"
+
+
 @pytest.mark.slow
 async def test_ask_in_a_thread_under_the_askers_line_and_private_to_the_asker(slack_harness, generator) -> None:
     h = await slack_harness(generator)

@@ -82,7 +82,7 @@ async def test_socket_mode_envelopes_are_redelivered_until_acknowledged() -> Non
         socket.socket_mode_request_listeners.append(on_request)
         await socket.connect()
         try:
-            envelope = await slack.mention("C1", "U1", "<@UBOT> hi")
+            envelope = await slack.mention("C1", "U1", "<@UBOT> hi", paired=False)
             await slack.wait_acked(envelope)  # only after Slack sent it again
             assert seen == [("events_api", 0), ("events_api", 1)] and envelope.deliveries == 2
             command = await slack.slash("/ask", "how?", user="U1")
@@ -94,7 +94,7 @@ async def test_socket_mode_envelopes_are_redelivered_until_acknowledged() -> Non
 
 def _app(slack: FakeSlack) -> AsyncApp:
     client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_base)
-    return AsyncApp(client=client, request_verification_enabled=False)
+    return AsyncApp(client=client)
 
 
 @asynccontextmanager
@@ -342,6 +342,8 @@ async def test_assistant_methods_validate_like_slack() -> None:
             await client.assistant_threads_setSuggestedPrompts(
                 channel_id="D1", thread_ts="1.2", prompts=[{"title": "no message"}]
             )
+        with pytest.raises(SlackApiError, match="invalid_arguments"):
+            await client.assistant_threads_setSuggestedPrompts(channel_id="D1", thread_ts="", prompts=[prompt])
         await client.assistant_threads_setSuggestedPrompts(channel_id="D1", thread_ts="1.2", prompts=[prompt] * 4)
         await client.assistant_threads_setStatus(
             channel_id="D1", thread_ts="1.2", status="is thinking…", loading_messages=["Reading the docs…"]
@@ -386,3 +388,148 @@ async def test_chat_streaming_is_off_unless_enabled_and_keeps_slacks_rules() -> 
         3,
     )
     assert slack.notifications == [(ts, "<!channel>"), (ts, "<@U9>")]
+
+
+async def test_a_mention_comes_with_its_message_event_and_an_edit_mentions_again() -> None:
+    async with FakeSlack() as slack:
+        app, seen = _app(slack), asyncio.Queue[dict[str, Any]]()
+
+        @app.event("app_mention")
+        async def on_mention(body: dict[str, Any]) -> None:
+            await seen.put(body)
+
+        @app.event("message")
+        async def on_message(body: dict[str, Any]) -> None:
+            await seen.put(body)
+
+        async with _connected(slack, app):
+            envelope = await slack.mention("C1", "U1", "<@UBOT> how do I index?")
+            first = {(await _next(seen))["event"]["type"], (await _next(seen))["event"]["type"]}
+            ts = envelope.payload["event"]["ts"]
+            mentioned, changed = await slack.edit("C1", ts, "<@UBOT> how do I index a folder?")
+            again = [await _next(seen), await _next(seen)]
+            [quiet] = await slack.edit("C1", ts, "never mind")
+            unmentioned = await _next(seen)
+            history = await app.client.conversations_replies(channel="C1", ts=ts)
+    assert first == {"app_mention", "message"}
+    pair = [e for e in slack.envelopes.values() if e.payload["event"].get("ts") == ts][:2]
+    assert pair[0].payload["event_id"] != pair[1].payload["event_id"], "two events, two ids"
+    assert pair[1].payload["event"]["channel_type"] == "channel"
+    bodies = {body["event"]["type"]: body for body in again}
+    mention = bodies["app_mention"]["event"]
+    assert mention["ts"] == ts and mention["text"] == "<@UBOT> how do I index a folder?" and mention["edited"]["ts"]
+    assert bodies["app_mention"]["event_id"] not in (envelope.payload["event_id"], changed.payload["event_id"])
+    assert mentioned.payload == bodies["app_mention"]
+    event = bodies["message"]["event"]
+    assert (event["subtype"], event["message"]["ts"], event["previous_message"]["text"]) == (
+        "message_changed",
+        ts,
+        "<@UBOT> how do I index?",
+    )
+    assert unmentioned == quiet.payload and unmentioned["event"]["subtype"] == "message_changed"
+    assert history["messages"][0]["text"] == "never mind", "history shows the message as edited"
+
+
+async def test_messages_with_a_file_or_sent_to_the_channel_from_a_thread_reach_bolts_message_listener() -> None:
+    async with FakeSlack() as slack:
+        app, seen = _app(slack), asyncio.Queue[dict[str, Any]]()
+
+        @app.message()
+        async def on_message(message: dict[str, Any]) -> None:
+            await seen.put(message)
+
+        async with _connected(slack, app):
+            root = await slack.message("C1", "U1", "how do I index?")
+            await _next(seen)
+            shared = await slack.message("C1", "U1", "this error?", subtype="file_share")
+            with_file = await _next(seen)
+            ts = root.payload["event"]["ts"]
+            broadcast = await slack.message("C1", "U2", "try nlist", thread_ts=ts, subtype="thread_broadcast")
+            sent_too = await _next(seen)
+    assert with_file == shared.payload["event"] and with_file["files"][0]["id"].startswith("F")
+    assert sent_too == broadcast.payload["event"] and sent_too["root"]["ts"] == ts and sent_too["thread_ts"] == ts
+
+
+async def test_a_trigger_id_opens_one_modal_within_three_seconds_and_views_update_needs_none() -> None:
+    modal = {"type": "modal", "title": {"type": "plain_text", "text": "Edit"}, "blocks": []}
+    async with FakeSlack() as slack:
+        slack.add_user("U1", "ada")
+        app, triggers = _app(slack), asyncio.Queue[str]()
+
+        @app.command("/ask")
+        async def ask(ack: AsyncAck, command: dict[str, Any]) -> None:
+            await ack()
+            await triggers.put(command["trigger_id"])
+
+        async with _connected(slack, app):
+            client = app.client
+            await slack.slash("/ask", "", user="U1")
+            trigger = await _next(triggers)
+            opened = await client.views_open(trigger_id=trigger, view=modal)
+            with pytest.raises(SlackApiError, match="exchanged_trigger_id"):
+                await client.views_open(trigger_id=trigger, view=modal)
+            await slack.slash("/ask", "", user="U1")
+            late = await _next(triggers)
+            slack.advance(3.1)
+            with pytest.raises(SlackApiError, match="expired_trigger_id"):
+                await client.views_open(trigger_id=late, view=modal)
+            await slack.slash("/ask", "", user="U1")
+            slow = await _next(triggers)
+            slack.latency["users.info"] = 3.5
+            await client.users_info(user="U1")
+            with pytest.raises(SlackApiError, match="expired_trigger_id"):
+                await client.views_open(trigger_id=slow, view=modal)
+            with pytest.raises(SlackApiError, match="invalid_trigger_id"):
+                await client.views_open(trigger_id="made-up", view=modal)
+            updated = {**modal, "title": {"type": "plain_text", "text": "Edited"}}
+            await client.views_update(view_id=opened["view"]["id"], view=updated)
+            with pytest.raises(SlackApiError, match="not_found"):
+                await client.views_update(view_id="V0", view=updated)
+    [shown] = slack.views
+    assert shown["id"] == opened["view"]["id"] and shown["title"]["text"] == "Edited"
+
+
+async def test_a_response_url_expires_after_thirty_minutes() -> None:
+    async with FakeSlack() as slack:
+        app = _app(slack)
+
+        @app.command("/ask")
+        async def ask(ack: AsyncAck) -> None:
+            await ack()
+
+        async with _connected(slack, app):
+            command = await slack.slash("/ask", "how?", user="U1")
+            await slack.wait_acked(command)
+            webhook = AsyncWebhookClient(url=command.payload["response_url"])
+            assert (await webhook.send(text="in time")).status_code == 200
+            slack.advance(30 * 60 + 1)
+            late = await webhook.send(text="too late")
+    assert (late.status_code, json.loads(late.body)["error"]) == (404, "expired_url")
+    assert [r["text"] for r in slack.responses_to(command)] == ["in time"]
+
+
+async def test_the_socket_mode_client_reconnects_after_a_disconnect_message_and_a_dropped_socket() -> None:
+    async with FakeSlack() as slack:
+        app, seen = _app(slack), asyncio.Queue[str]()
+
+        @app.event("app_mention")
+        async def on_mention(event: dict[str, Any]) -> None:
+            await seen.put(event["text"])
+
+        handler = AsyncSocketModeHandler(app, slack.app_token, web_client=app.client)
+        await handler.connect_async()
+        try:
+            await slack.wait_connected()
+            await slack.disconnect()
+            await slack.wait_connected(5, connections=2)  # a new connection before the old one is closed
+            await slack.mention("C1", "U1", "<@UBOT> after a refresh", paired=False)
+            assert await _next(seen) == "<@UBOT> after a refresh"
+            slack.drop()
+            await asyncio.sleep(0.2)
+            assert not await handler.client.is_connected(), "the client saw its socket cut"
+            await slack.wait_connected(30, connections=3)
+            assert await handler.client.is_connected()
+            await slack.mention("C1", "U1", "<@UBOT> after a drop", paired=False)
+            assert await _next(seen) == "<@UBOT> after a drop"
+        finally:
+            await handler.close_async()

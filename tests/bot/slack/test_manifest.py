@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -37,3 +38,14 @@ def test_the_manifest_has_the_teach_docent_shortcut_and_reaction_events() -> Non
     assert [s["callback_id"] for s in manifest["features"]["shortcuts"]] == [TEACH]
     assert "reaction_added" in manifest["settings"]["event_subscriptions"]["bot_events"]
     assert {"reactions:read", "reactions:write"} <= set(manifest["oauth_config"]["scopes"]["bot"])
+
+
+def test_every_event_the_app_listens_to_is_subscribed_and_every_subscription_is_listened_to(
+    slack_app: tuple[Any, Any, set[str]],
+) -> None:
+    """Slack sends only subscribed events (a listener without one never runs), and redelivers events nothing
+    acknowledges. ``message`` is subscribed per kind of conversation (message.channels, message.im, …)."""
+    _, _, listened = slack_app
+    assert {"app_mention", "message", "assistant_thread_context_changed"} <= listened, "the listeners were seen"
+    subscribed = set(yaml.safe_load(MANIFEST.read_text())["settings"]["event_subscriptions"]["bot_events"])
+    assert {e.split(".")[0] for e in subscribed} == listened

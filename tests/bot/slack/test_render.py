@@ -15,6 +15,8 @@ from bot.slack.render import (
     escape,
     format_sources,
     link,
+    parse_solved,
+    solved_value,
 )
 from rag.models import Answer, Citation
 
@@ -89,3 +91,9 @@ def test_an_answer_longer_than_fifty_blocks_is_cut_with_a_note() -> None:
     assert len(blocks) <= MAX_BLOCKS
     assert _texts(blocks)[-2] == CUT_NOTE
     assert len(fallback) <= TEXT_LIMIT
+
+
+def test_the_solved_button_carries_the_thread_and_the_asker_and_old_buttons_parse_without_one() -> None:
+    assert parse_solved(solved_value("C1", "1700000001.000200", "U1")) == ("C1", "1700000001.000200", "U1")
+    assert parse_solved("C1|1700000001.000200") == ("C1", "1700000001.000200", None)
+    assert parse_solved("") == ("", "", None)
