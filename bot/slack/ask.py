@@ -50,7 +50,9 @@ _SEEN_EVENTS = 2048
 # Errors of chat.startStream that mean this workspace has no streaming at all; any other (a rate limit, a channel
 # Docent is not in, an archived one) is about this one reply.
 NO_STREAMING = frozenset({"unknown_method", "missing_scope", "not_allowed_token_type", "invalid_auth", "not_authed"})
-UPDATE_INTERVAL_S = 1.2  # chat.update is Tier 3 (about 50 a minute): progress edits, per workspace, at most this often
+# chat.update is Tier 3 (about 50 a minute per workspace): progress edits take at most 30 of them, so the final
+# answers, which are never skipped, keep the rest.
+UPDATE_INTERVAL_S = 2.0
 
 
 def question_text(text: str) -> str:
@@ -83,6 +85,10 @@ class Pacer:
             return False
         self._next = now + self._interval_s
         return True
+
+    def spend(self) -> None:
+        """A call that is never skipped (a final answer) uses the budget too: progress waits its turn."""
+        self._next = max(self._next, self._clock() + self._interval_s)
 
     def back_off(self, seconds: float) -> None:
         self._next = max(self._next, self._clock() + seconds)
@@ -244,6 +250,7 @@ class ThreadReply:
             except Exception as exc:
                 logger.warning("slack stream stop failed: %s: %s", type(exc).__name__, exc)
         if self.ts is not None:
+            self._pacer.spend()
             try:
                 await self._client.chat_update(channel=self.channel, ts=self.ts, text=text, blocks=blocks or [])
                 return self.ts

@@ -58,6 +58,9 @@ Realism that tests can rely on (each is what Slack does):
 - ``conversations.replies`` answers a thread from what the fake has seen (the bot's posts and the user messages
   it delivered), parent first, as bolt's assistant thread-context store reads it.
 - ``reactions.add`` is recorded in ``reactions`` (``already_reacted`` the second time, as Slack answers).
+- Rate-limit tiers, per method and workspace, on the fake's clock: ``chat.update`` is Tier 3 (50 a minute) and
+  ``chat.stopStream`` Tier 2 (20 a minute); the call over the budget answers 429 ``ratelimited`` with the
+  Retry-After until the oldest call leaves the minute (``tiers`` holds the budgets; tests may change them).
 - ``rate_limit(method, retry_after)`` makes the next call of a method answer 429 ``ratelimited`` with Retry-After;
   ``refuse(method, error)`` makes it answer that error.
 - ``notifications`` records every mention or broadcast the bot's messages would trigger: ``<!channel>``,
@@ -68,9 +71,11 @@ Realism that tests can rely on (each is what Slack does):
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import json
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -83,6 +88,7 @@ TEXT_LIMIT, MAX_BLOCKS, SECTION_LIMIT = 40_000, 50, 3000
 STREAM_TEXT_LIMIT, RESPONSE_URL_USES, MAX_PROMPTS = 12_000, 5, 4
 RESPONSE_URL_LIFETIME, TRIGGER_LIFETIME = 30 * 60, 3.0  # seconds, as Slack documents them
 _NOTIFY = re.compile(r"<(!channel|!here|!everyone|!subteam\^[^>|]+|@[UW][A-Z0-9]+)[^>]*>")
+TIERS = {"chat.update": 50, "chat.stopStream": 20}  # Slack's Tier 3 and Tier 2, calls a minute per workspace
 _STREAM_METHODS = {"chat.startStream", "chat.appendStream", "chat.stopStream"}
 _JSON_ARGS = ("blocks", "attachments", "chunks", "prompts", "loading_messages", "metadata")
 
@@ -174,6 +180,9 @@ class FakeSlack:
         self.latency: dict[str, float] = {}  # method -> seconds each call takes, on the fake's clock
         self._limits: dict[str, float] = {}
         self._refusals: dict[str, str] = {}
+        self.tiers: dict[str, int] = dict(TIERS)  # method -> calls a minute
+        self.throttled: list[str] = []  # methods whose call went over their tier
+        self._recent: dict[str, collections.deque[float]] = {}  # method -> when its calls of the last minute came
         self._ids = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
         self._connected = asyncio.Event()
@@ -223,6 +232,22 @@ class FakeSlack:
     def rate_limit(self, method: str, retry_after: float = 1) -> None:
         self._limits[method] = retry_after
 
+    def _over_tier(self, method: str) -> float | None:
+        """Seconds until ``method`` may be called again, if this call is over its tier's budget; else None (and
+        the call is counted)."""
+        budget = self.tiers.get(method)
+        if budget is None:
+            return None
+        now = self.now()
+        recent = self._recent.setdefault(method, collections.deque())
+        while recent and now - recent[0] >= 60:
+            recent.popleft()
+        if len(recent) >= budget:
+            self.throttled.append(method)
+            return 60 - (now - recent[0])
+        recent.append(now)
+        return None
+
     def refuse(self, method: str, error: str) -> None:
         """The next call of ``method`` answers ``{"ok": false, "error": error}`` (``not_in_channel``, …)."""
         self._refusals[method] = error
@@ -268,6 +293,11 @@ class FakeSlack:
             )
         if method in self._refusals:
             return web.json_response({"ok": False, "error": self._refusals.pop(method)})
+        wait = self._over_tier(method)
+        if wait is not None:
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": str(math.ceil(wait))}
+            )
         token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip() or args.get("token", "")
         wanted = self.app_token if method == "apps.connections.open" else self.bot_token
         if token != wanted:

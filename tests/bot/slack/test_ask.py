@@ -191,6 +191,7 @@ async def test_twenty_concurrent_mentions_are_all_answered(slack_harness, genera
         await h.final(envelope.payload["event"]["ts"])
     assert h.services.admission.peak_waiting > 0, "with 4 slots and 20 questions some had to queue"
     assert h.slack.notifications == []
+    assert h.slack.throttled == [], "progress edits leave chat.update's budget to the answers"
 
 
 async def test_a_store_outage_is_worded_and_the_next_mention_is_answered(slack_harness) -> None:

@@ -30,7 +30,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from tests.bot.slack.fake_slack import Ephemeral, FakeSlack
+from tests.bot.slack.fake_slack import TIERS, Ephemeral, FakeSlack
 
 T = TypeVar("T")
 
@@ -66,6 +66,21 @@ async def test_ratelimited_calls_are_retried_by_slack_sdks_handler() -> None:
         slack.rate_limit("chat.postMessage", retry_after=0)
         assert (await client.chat_postMessage(channel="C1", text="retried"))["ok"]
         assert [m for m, _ in slack.calls].count("chat.postMessage") == 3
+
+
+async def test_chat_update_and_stream_stop_keep_to_their_tiers() -> None:
+    async with FakeSlack() as slack:
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_base)
+        slack.tiers["chat.update"] = 3  # Tier 3 is 50 a minute; three keep the test short
+        posted = await client.chat_postMessage(channel="C1", text="first")
+        for n in range(3):
+            await client.chat_update(channel="C1", ts=posted["ts"], text=f"edit {n}")
+        with pytest.raises(SlackApiError, match="ratelimited") as refused:
+            await client.chat_update(channel="C1", ts=posted["ts"], text="one too many")
+        assert 0 < int(refused.value.response.headers["Retry-After"]) <= 60
+        slack.advance(60)
+        await client.chat_update(channel="C1", ts=posted["ts"], text="a minute later")
+        assert slack.throttled == ["chat.update"] and TIERS["chat.stopStream"] == 20
 
 
 async def test_socket_mode_envelopes_are_redelivered_until_acknowledged() -> None:
