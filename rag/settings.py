@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -55,14 +55,23 @@ LEFT_KEYS: dict[str, dict[str, str]] = {
 }
 
 
-def refuse_left_keys(section: str, data: Any) -> Any:
-    """``data`` unchanged, unless it sets a key that has left ``section``: then a ValueError naming where it went."""
-    if isinstance(data, dict):
-        left = LEFT_KEYS[section]
-        found = [f"{section}.{key} {left[key]}" for key in data if isinstance(key, str) and key.lower() in left]
-        if found:
-            raise ValueError("; ".join(found))
-    return data
+class _KeysMoved(BaseModel):
+    """A section some keys have left: setting one of them is a ValueError naming where it went (``LEFT_KEYS``),
+    not silently ignored."""
+
+    _section: ClassVar[str]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_left_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            left = LEFT_KEYS[cls._section]
+            found = [
+                f"{cls._section}.{key} {left[key]}" for key in data if isinstance(key, str) and key.lower() in left
+            ]
+            if found:
+                raise ValueError("; ".join(found))
+        return data
 
 
 def secret_text(value: SecretStr | None) -> str:
@@ -170,7 +179,9 @@ class EmbeddingSettings(BaseModel):
     max_tokens: int = Field(0, ge=0, description="Chunk token budget; 0 uses the model's max_seq_length.")
 
 
-class LLMSettings(BaseModel):
+class LLMSettings(_KeysMoved):
+    _section = "llm"
+
     model: str = Field("Qwen/Qwen2.5-1.5B-Instruct", description="Hub name or local folder of the chat model.")
     dtype: Literal["auto", "half", "float16", "bfloat16", "float", "float32"] = Field(
         "auto",
@@ -205,14 +216,11 @@ class LLMSettings(BaseModel):
     )
     timeout_s: float = Field(120.0, gt=0, description="An answer taking longer is abandoned with a message.")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _refuse_left_keys(cls, data: Any) -> Any:
-        return refuse_left_keys("llm", data)
 
-
-class RetrievalSettings(BaseModel):
+class RetrievalSettings(_KeysMoved):
     """How many pages and passages an answer gets, and the optional reranker (the ranking itself: ``tuning``)."""
+
+    _section = "retrieval"
 
     top_k: int = Field(5, ge=1, le=50, description="Distinct pages retrieved for the prompt and the sources.")
     chunks_per_page: int = Field(2, ge=1, le=10, description="Passages of one page given to the model at most.")
@@ -221,11 +229,6 @@ class RetrievalSettings(BaseModel):
     rerank_candidates: int = Field(60, ge=1, le=200, description="Top fused chunks the cross-encoder rescores.")
     max_question_chars: int = Field(2000, ge=10, description="Longer questions are refused with a message.")
     max_context_chars: int = Field(3000, ge=500, description="Budget of source text put into the prompt.")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _refuse_left_keys(cls, data: Any) -> Any:
-        return refuse_left_keys("retrieval", data)
 
 
 class TuningSettings(BaseModel):
@@ -346,7 +349,9 @@ class WebsiteSource(BaseModel):
 SourceConfig = Annotated[FolderSource | WebsiteSource, Field(discriminator="type")]
 
 
-class IndexerSettings(BaseModel):
+class IndexerSettings(_KeysMoved):
+    _section = "indexer"
+
     sources: list[SourceConfig] = Field(
         default_factory=list, description="Docs to index: folders and websites (see config/sources.toml)."
     )
@@ -371,11 +376,6 @@ class IndexerSettings(BaseModel):
     allow_private_addresses: bool = Field(
         False, description="Crawl hosts that resolve to loopback, private or link-local addresses (intranet docs)."
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _refuse_left_keys(cls, data: Any) -> Any:
-        return refuse_left_keys("indexer", data)
 
 
 class BotSettings(BaseModel):
