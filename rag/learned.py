@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
+
 FILE = "learned.sqlite3"
 SOURCE_ID = "community"
 Status = Literal["pending", "approved", "rejected"]
@@ -68,9 +70,10 @@ class Learned:
 
     def as_page(self) -> str:
         """What the ``community`` source indexes: the title in front matter, no heading, so citations link to the
-        message itself rather than to a heading anchor inside it."""
-        title = self.title.replace('"', "'")
-        return f'---\ntitle: "{title}"\n---\n\n**Question:** {self.question}\n\n{self.answer}\n'
+        message itself rather than to a heading anchor inside it. PyYAML writes the front matter: a display name
+        is anyone's text (a trailing backslash, quotes, a newline) and must stay inside its value."""
+        front = yaml.safe_dump({"title": self.title}, allow_unicode=True, default_flow_style=False, width=1 << 16)
+        return f"---\n{front}---\n\n**Question:** {self.question}\n\n{self.answer}\n"
 
 
 class LearnedStore:
