@@ -13,6 +13,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from bot.text import printable
 from rag.feedback import FeedbackStore
 from rag.learned import FILE as LEARNED_FILE
 from rag.learned import Learned, LearnedStore, Status
@@ -28,10 +29,10 @@ async def learned(settings: Settings, action: str, ids: list[int], directory: Pa
             pairs = await store.list(None if all_ else "pending", limit=1000)
             if not pairs:
                 print("No community answers waiting." if not all_ else "No community answers yet.")
-            for pair in pairs:
-                print(f"#{pair.id} [{pair.status}] @{pair.author} on {pair.platform} — {pair.link}")
-                print(f"  Q: {pair.question}")
-                print("  A: " + pair.answer.replace("\n", "\n     "))
+            for pair in pairs:  # members' text: shown, never acted on by the terminal
+                print(printable(f"#{pair.id} [{pair.status}] @{pair.author} on {pair.platform} — {pair.link}"))
+                print(printable(f"  Q: {pair.question}"))
+                print(printable("  A: " + pair.answer.replace("\n", "\n     ")))
             return 0
         if action in ("approve", "reject"):
             status: Status = "approved" if action == "approve" else "rejected"

@@ -12,6 +12,7 @@ from rag.feedback import FeedbackStore
 from rag.learned import FILE, LearnedStore
 from rag.models import Answer
 from rag.settings import Settings
+from tests.bot.test_cli import HOSTILE, shows_no_control
 
 
 async def test_learned_list_approve_export_and_forget(
@@ -45,3 +46,28 @@ async def test_learned_list_approve_export_and_forget(
     feedback.close()
     assert await community.forget(settings, "11", ["discord", "slack"]) == 0
     assert "Removed 2 stored rows for 11." in capsys.readouterr().out, "the question and the pair they asked"
+
+
+async def test_learned_list_shows_no_control_sequences(
+    make_settings: Callable[..., Settings], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ESC sequences in a captured message could erase or recolour lines and hide text from the reviewer."""
+    settings = make_settings()
+    learned = LearnedStore(settings.data_dir / FILE)
+    await learned.capture(
+        platform="slack",
+        space="T1",
+        channel="C1",
+        thread="t1",
+        question=f"How?{HOSTILE}",
+        answer=f"Like this.{HOSTILE}\nThen that.",
+        link=f"https://example.slack.com/archives/C1/p1{HOSTILE}",
+        author=f"ada{HOSTILE}",
+        author_id="U1",
+        asker_id="U2",
+    )
+    learned.close()
+    assert await community.learned(settings, "list", [], None, all_=False) == 0
+    out = capsys.readouterr().out
+    assert shows_no_control(out), repr(out)
+    assert "Like this." in out and "Then that." in out and "@ada" in out
