@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from rag.private import private_file
+
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 # "file is not a database" and "database disk image is malformed"; never "database is locked".
@@ -58,7 +60,7 @@ class IndexManifest:
         self.collection = collection
         self._reset_lock = threading.Lock()
         self._generation = 0  # bumped by each reset, so concurrent callers move a corrupt file aside once
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)
         self._guarded(self._open)
 
     def _open(self) -> None:
@@ -103,6 +105,7 @@ class IndexManifest:
                 exc,
                 aside.name,
             )
+            private_file(self.path)
             with self._connect() as db:
                 db.executescript(_SCHEMA)
 

@@ -3,14 +3,14 @@ support threads, kept in SQLite until a maintainer approves, edits or rejects th
 ``community`` source, indexed like any docs and cited as "Community answer by @name" with a link to the message.
 
 Stored per pair: the question, the answer, a link to the message, the author's display name, the platform and
-space, and salted hashes of the asker's and author's ids (so ``forget`` can find them without keeping the ids).
+space, and salted hashes of the asker's and author's ids (so ``forget`` can find them without keeping the ids; the
+salt is kept apart, see ``rag.private``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+from rag.private import private_file, user_salt
 
 FILE = "learned.sqlite3"
 SOURCE_ID = "community"
@@ -80,16 +82,12 @@ class LearnedStore:
     """One SQLite file under ``data_dir``; every call runs in a worker thread."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)
         self._db = sqlite3.connect(path, timeout=5, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA secure_delete = ON")  # what forget deletes is zeroed, not left in free pages
         self._db.executescript(_SCHEMA)
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()
-        if row is None:
-            self._salt = secrets.token_hex(16)
-            self._db.execute("INSERT INTO meta(key, value) VALUES ('salt', ?)", (self._salt,))
-        else:
-            self._salt = str(row[0])
+        self._salt = user_salt(self._db, path)  # kept apart from the hashes (rag.private)
         self._lock = asyncio.Lock()
 
     def hash_user(self, platform: str, user_id: int | str) -> str:
