@@ -191,6 +191,12 @@ class LearnedStore:
     async def delete(self, pair_id: int) -> bool:
         return bool(await self._run("DELETE FROM learned WHERE id = ? RETURNING id", (pair_id,)))
 
+    async def pairs_of(self, platform: str, user_id: int | str) -> tuple[int, ...]:
+        """The pairs a user asked or wrote (what ``forget`` would remove)."""
+        user = self.hash_user(platform, user_id)
+        rows = await self._run("SELECT id FROM learned WHERE asker_hash = ? OR author_hash = ?", (user, user))
+        return tuple(int(row[0]) for row in rows)
+
     async def forget(self, platform: str, user_id: int | str) -> int:
         """Remove every pair a user asked or wrote; returns how many."""
         user = self.hash_user(platform, user_id)
