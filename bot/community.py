@@ -73,13 +73,13 @@ def _say_missing(missing: list[int]) -> None:
 
 def _not_yet_out(settings: Settings, problem: str, done: str) -> None:
     """The answers left Docent's database but not yet the index: say why, and when and how they will."""
-    print(
+    message = (
         f"warning: the community answers are {done} but still in the index: {problem}.\n"
         f"They are listed for removal in {settings.data_dir / RECORD_FILE}: the bot's next index run (the periodic "
         "run, /reindex, or the next answer approved in chat) removes them, whatever indexer.max_prune_fraction says. "
-        "To remove them now, stop the bot and run this command again.",
-        file=sys.stderr,
+        "To remove them now, stop the bot and run this command again."
     )
+    print(printable(message), file=sys.stderr)
 
 
 def _write_all(directory: Path, pairs: list[Learned]) -> None:
