@@ -9,6 +9,8 @@ ARG VARIANT=cpu
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 
+# The health server listens on every interface so a published port reaches it; beyond loopback it answers only
+# "is it up" unless DOCENT_OPS__TOKEN is set and sent as a bearer token (/metrics and the health details).
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \

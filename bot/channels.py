@@ -8,6 +8,7 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+from rag.private import private_file
 from rag.settings import ChannelPolicy, Settings
 
 MODES = ("mention", "auto", "always", "off")
@@ -23,7 +24,7 @@ class Channels:
         self._loaded = False
 
     def _connect(self) -> sqlite3.Connection:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self._path)
         db = sqlite3.connect(self._path, timeout=5, isolation_level=None)
         db.execute(
             "CREATE TABLE IF NOT EXISTS modes (platform TEXT, channel TEXT, mode TEXT, PRIMARY KEY (platform, channel))"

@@ -7,6 +7,7 @@ import sys
 import time
 from typing import Any, TextIO
 
+from bot.text import printable
 from rag.errors import DocentError, describe, new_error_id
 from rag.models import Answer
 from rag.runtime import open_core
@@ -19,13 +20,15 @@ def _style(code: str, text: str, stream: TextIO) -> str:
 
 
 def format_answer(answer: Answer, stream: TextIO = sys.stdout) -> str:
-    lines = [answer.text, ""]
+    """The answer and its sources for a terminal; the model's words and the pages' titles and links are shown,
+    never acted on (only our own styling is an escape sequence)."""
+    lines = [printable(answer.text), ""]
     if answer.citations:
         lines.append(_style("1", f"{answer.sources_heading}:", stream))
         for citation in answer.citations:
-            lines.append(f"  [{citation.number}] {citation.title}")
+            lines.append(f"  [{citation.number}] {printable(citation.title)}")
             if citation.url:  # a folder source without base_url has no link to show
-                lines.append(f"      {_style('4', citation.url, stream)}")
+                lines.append(f"      {_style('4', printable(citation.url), stream)}")
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -46,7 +49,7 @@ class StatusPrinter:
             self._show(message)
             return
         self.close()
-        print(_style("2", message, self._stream), file=self._stream, flush=True)
+        print(_style("2", printable(message), self._stream), file=self._stream, flush=True)
 
     def _show(self, progress: Progress) -> None:
         from tqdm import tqdm
@@ -98,7 +101,7 @@ async def ask(settings: Settings, question: str, *, as_json: bool = False) -> in
         status.close()
         error_id = new_error_id()
         detail = f"\n  {exc}" if str(exc) != getattr(exc, "user_message", "") else ""
-        print(f"error: {describe(exc, error_id)}{detail}", file=err)
+        print(printable(f"error: {describe(exc, error_id)}{detail}"), file=err)
         return 1
     finally:
         status.close()

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from bot.community import FEEDBACK_FILE
+from bot.text import printable
 from rag.feedback import FeedbackStore, Report, support_text
 from rag.settings import Settings
 
@@ -21,7 +22,7 @@ async def print_report(
     path = settings.data_dir / FEEDBACK_FILE
     problem = await asyncio.to_thread(FeedbackStore.check, path)
     if problem:
-        print(f"error: {problem}", file=sys.stderr)
+        print(printable(f"error: {problem}"), file=sys.stderr)
         return 2
     reports: list[tuple[str, int | str | None, Report]] = []
     support: dict[tuple[str, int | str | None], list[dict[str, Any]]] = {}
@@ -61,10 +62,9 @@ async def print_report(
             name, kind = names.get(place, (place, "space"))
             return f"{name} direct messages" if guild is None else f"{name} {kind} {guild}"
 
-        print(
-            "\n\n".join(
-                f"{title(place, guild)}\n{report.as_text(limit=limit)}{support_text(support.get((place, guild), []))}"
-                for place, guild, report in reports
-            )
+        text = "\n\n".join(
+            f"{title(place, guild)}\n{report.as_text(limit=limit)}{support_text(support.get((place, guild), []))}"
+            for place, guild, report in reports
         )
+        print(printable(text))  # askers' words: shown, never acted on by the terminal (JSON escapes them itself)
     return 0

@@ -1,5 +1,5 @@
-"""Text shared by every platform: no control characters in what the bot sends, and splitting under a message
-limit with code fences kept balanced."""
+"""Text shared by every platform: no control characters in what the bot sends (nor in what the command lines
+print), and splitting under a message limit with code fences kept balanced."""
 
 from __future__ import annotations
 
@@ -10,9 +10,20 @@ _FENCE = re.compile(r"^\s*(```+|~~~+)(.*)$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
+# Bidirectional embeddings, overrides and isolates: in a terminal they reorder what follows ("Trojan Source").
+_BIDI = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
+
+
 def sendable(text: str) -> str:
     """``text`` without control characters (newline and tab kept; CRLF becomes LF)."""
     return _CONTROL.sub("", text.replace("\r\n", "\n"))
+
+
+def printable(text: str) -> str:
+    """``text`` safe to show an operator in a terminal: what members wrote may carry ESC sequences that erase,
+    move or recolour lines (hiding text from the reviewer), or bidirectional overrides that reorder it. Newlines
+    and tabs are kept."""
+    return _BIDI.sub("", sendable(text))
 
 
 def split_message(text: str, limit: int) -> list[str]:

@@ -45,12 +45,20 @@ def folder_source_for(
     return FolderSource(path=target, **mapping)
 
 
+RECORD_FILE = "index-record.sqlite3"
+
+
+def index_record(settings: Settings, collection: str = "") -> IndexManifest:
+    """The durable record of what is indexed in ``collection`` (the configured one by default); opens a file."""
+    return IndexManifest(settings.data_dir / RECORD_FILE, collection or settings.milvus.collection)
+
+
 def make_indexer(
     settings: Settings, embedder: Embedder, store: Store, *, collection: str = "", metrics: Metrics | None = None
 ) -> Indexer:
     """The indexer with its durable record (``<data_dir>/index-record.sqlite3``) for this collection, and the
     cross-process lock (``<data_dir>/indexer.lock``) that keeps two indexers from pruning each other's rows."""
-    manifest = IndexManifest(settings.data_dir / "index-record.sqlite3", collection or settings.milvus.collection)
+    manifest = index_record(settings, collection)
     return Indexer(
         embedder,
         store,

@@ -1,14 +1,34 @@
 """The ``community`` source: approved community answers (``rag.learned``) as pages, so the indexer adds, updates
-and prunes them like any docs, and answers cite them as "Community answer by @name" with a link to the message."""
+and prunes them like any docs, and answers cite them as "Community answer by @name" with a link to the message.
+
+An answer an operator takes out (``python -m bot forget``, ``learned reject``) leaves the index at once, not at the
+next run's prune, which its guard (``indexer.max_prune_fraction``) may hold back when it is most of this small
+source: forgetting the main helper would otherwise leave their name, words and links cited indefinitely.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
+from indexer.build import RECORD_FILE, index_record
+from indexer.manifest import IndexManifest
 from indexer.sources import DocumentFailure, DocumentSource, RawDocument
+from rag.errors import IndexMissing, StoreInUse, StoreUnavailable
 from rag.learned import SOURCE_ID, LearnedStore
+from rag.settings import Settings
+from rag.store import MilvusStore
+
+logger = logging.getLogger(__name__)
+
+
+def page_id(pair_id: int) -> str:
+    """The page a community answer is indexed as."""
+    return f"learned/{pair_id}"
 
 
 class CommunityDocs:
@@ -23,7 +43,7 @@ class CommunityDocs:
         store = await asyncio.to_thread(LearnedStore, self._path)
         try:
             for pair in await store.list("approved", limit=100_000):
-                yield RawDocument(f"learned/{pair.id}", pair.link, pair.as_page(), "markdown")
+                yield RawDocument(page_id(pair.id), pair.link, pair.as_page(), "markdown")
         finally:
             store.close()
 
@@ -39,3 +59,63 @@ def with_community(
         return [*sources(source_id), *extra]
 
     return chosen
+
+
+@dataclass
+class Removal:
+    """How taking answers out went: ``problem`` says why the index still holds them, if it does."""
+
+    problem: str | None = None
+
+
+@contextlib.asynccontextmanager
+async def taking_out(settings: Settings, pair_ids: Iterable[int]) -> AsyncIterator[Removal]:
+    """Take these community answers out of the index around the block that deletes or rejects them in the learned
+    database: recorded for removal in the index record before (a crash after the block still removes them) and after
+    (an index run that began meanwhile may have written them back), then deleted from the index now. Every index run
+    deletes what the record lists, whatever its prune guard says; ``Removal.problem`` says when the index could not
+    be opened now (Milvus Lite held by the running bot)."""
+    pages = [page_id(pair_id) for pair_id in pair_ids]
+    removal = Removal()
+    if not pages and not await asyncio.to_thread((settings.data_dir / RECORD_FILE).exists):
+        yield removal  # nothing to take out, nothing indexed
+        return
+    record = await asyncio.to_thread(index_record, settings)
+    await record.remove_later(pages, SOURCE_ID)
+    yield removal
+    await record.remove_later(pages, SOURCE_ID)
+    removal.problem = await remove_now(settings, record)
+
+
+async def remove_now(settings: Settings, record: IndexManifest) -> str | None:
+    """Delete from the index that answers every page the record lists for removal (they stay listed, for the next
+    run to repeat on a collection being rebuilt); None when done, else why not."""
+    removals = await record.removals()
+    if not removals or (settings.uses_milvus_lite and not await asyncio.to_thread(Path(settings.milvus_uri).exists)):
+        return None  # nothing to remove, or nothing ever indexed
+    store = MilvusStore(settings.milvus_uri, settings.milvus)
+    try:
+        await store.require_index()
+        by_source: dict[str, list[str]] = {}
+        for removal in removals:
+            by_source.setdefault(removal.source_id, []).append(removal.page_id)
+        for source_id, page_ids in by_source.items():
+            await store.delete_pages(page_ids, source_id=source_id)
+            await record.forget(page_ids, source_id)
+    except IndexMissing:
+        return None
+    except StoreInUse as exc:
+        return str(exc)
+    except StoreUnavailable as exc:
+        return f"the index could not be reached ({exc})"
+    finally:
+        await store.close()
+    logger.info("took %d pages out of the index", len(removals))
+    return None
+
+
+async def keep_indexed(settings: Settings, pair_ids: Iterable[int]) -> None:
+    """Answers approved again after being taken out: the index record no longer lists them for removal."""
+    if await asyncio.to_thread((settings.data_dir / RECORD_FILE).exists):
+        record = await asyncio.to_thread(index_record, settings)
+        await record.keep([page_id(pair_id) for pair_id in pair_ids], SOURCE_ID)

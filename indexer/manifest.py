@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from rag.private import private_file
+
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 # "file is not a database" and "database disk image is malformed"; never "database is locked".
@@ -39,6 +41,13 @@ CREATE TABLE IF NOT EXISTS pages (
     indexed_at REAL NOT NULL,
     PRIMARY KEY (collection, source_id, page_id)
 );
+CREATE TABLE IF NOT EXISTS removals (
+    collection TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    page_id TEXT NOT NULL,
+    asked_at REAL NOT NULL,
+    PRIMARY KEY (collection, source_id, page_id)
+);
 """
 
 
@@ -50,6 +59,15 @@ class PageRecord:
     chunks: int
 
 
+@dataclass(frozen=True)
+class Removal:
+    """A page an operator took out (``forget``, ``learned reject``), for every index run to delete until one has."""
+
+    source_id: str
+    page_id: str
+    asked_at: float
+
+
 class IndexManifest:
     """Pages of one collection: their content hash and how many chunks the store must hold for them."""
 
@@ -58,7 +76,7 @@ class IndexManifest:
         self.collection = collection
         self._reset_lock = threading.Lock()
         self._generation = 0  # bumped by each reset, so concurrent callers move a corrupt file aside once
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)
         self._guarded(self._open)
 
     def _open(self) -> None:
@@ -103,6 +121,7 @@ class IndexManifest:
                 exc,
                 aside.name,
             )
+            private_file(self.path)
             with self._connect() as db:
                 db.executescript(_SCHEMA)
 
@@ -144,6 +163,35 @@ class IndexManifest:
                     [(self.collection, source_id, p) for p in page_ids],
                 )
 
+    def _remove_later(self, page_ids: list[str], source_id: str) -> None:
+        now = time.time()
+        with self._connect() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO removals VALUES (?, ?, ?, ?)",
+                [(self.collection, source_id, page_id, now) for page_id in page_ids],
+            )
+
+    def _removals(self) -> list[Removal]:
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT source_id, page_id, asked_at FROM removals WHERE collection = ?", (self.collection,)
+            )
+            return [Removal(*row) for row in rows]
+
+    def _removed(self, done: list[Removal]) -> None:
+        with self._connect() as db:
+            db.executemany(  # only as asked then: a removal asked again meanwhile stays for the next run
+                "DELETE FROM removals WHERE collection = ? AND source_id = ? AND page_id = ? AND asked_at = ?",
+                [(self.collection, r.source_id, r.page_id, r.asked_at) for r in done],
+            )
+
+    def _keep(self, page_ids: list[str], source_id: str) -> None:
+        with self._connect() as db:
+            db.executemany(
+                "DELETE FROM removals WHERE collection = ? AND source_id = ? AND page_id = ?",
+                [(self.collection, source_id, page_id) for page_id in page_ids],
+            )
+
     async def pages(self, source_id: str | None = None) -> list[PageRecord]:
         return await asyncio.to_thread(self._guarded, lambda: self._pages(source_id))
 
@@ -157,6 +205,24 @@ class IndexManifest:
     async def forget(self, page_ids: Iterable[str], source_id: str | None = None) -> None:
         gone = list(page_ids)
         await asyncio.to_thread(self._guarded, lambda: self._forget(gone, source_id))
+
+    async def remove_later(self, page_ids: Iterable[str], source_id: str) -> None:
+        """Record pages to take out of the index: every index run deletes them, whatever its prune guard says, until
+        one has (``removed``)."""
+        pages = list(page_ids)
+        await asyncio.to_thread(self._guarded, lambda: self._remove_later(pages, source_id))
+
+    async def removals(self) -> list[Removal]:
+        return await asyncio.to_thread(self._guarded, self._removals)
+
+    async def removed(self, done: Iterable[Removal]) -> None:
+        finished = list(done)
+        await asyncio.to_thread(self._guarded, lambda: self._removed(finished))
+
+    async def keep(self, page_ids: Iterable[str], source_id: str) -> None:
+        """Cancel the removal of these pages (a community answer approved again)."""
+        pages = list(page_ids)
+        await asyncio.to_thread(self._guarded, lambda: self._keep(pages, source_id))
 
 
 def _is_corrupt(exc: sqlite3.DatabaseError) -> bool:

@@ -118,6 +118,7 @@ class Indexer:
             await self._store.ensure_collection(self._embedder.dimension)
             known: set[str] = set()
             if self._manifest is not None:
+                await self._remove_asked()
                 known = {record.source_id for record in await self._manifest.pages()}
                 total.pages_repaired = await self.reconcile()
             for source in sources:
@@ -130,6 +131,21 @@ class Indexer:
             progress(total)
             self.progress = None
             return total
+
+    async def _remove_asked(self) -> None:
+        """Delete the pages an operator took out (``forget``, ``learned reject``) that the record still lists for
+        removal: explicit removals, never held back by the prune guard. The command line deletes them itself when it
+        can open the store; this covers when it could not (Milvus Lite held by the bot) and a run that was going on
+        meanwhile writing one back."""
+        assert self._manifest is not None
+        asked = await self._manifest.removals()
+        if not asked:
+            return
+        for source_id, page_ids in _by_source([(r.source_id, r.page_id) for r in asked]).items():
+            await self._store.delete_pages(page_ids, source_id=source_id)
+            await self._manifest.forget(page_ids, source_id)
+        await self._manifest.removed(asked)
+        logger.info("removed %d pages taken out by the operator (forget, learned reject)", len(asked))
 
     async def _finish_rebuild(self, total: IndexReport, known: set[str], ran: set[str]) -> None:
         """Switch searches to a collection rebuilt beside the old one only once it holds everything: every source

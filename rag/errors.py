@@ -26,6 +26,10 @@ class StoreUnavailable(DocentError):
     user_message = "The docs index is unavailable right now. Please try again in a minute."
 
 
+class StoreInUse(StoreUnavailable):
+    """A Milvus Lite database another process has open: Lite serves one process at a time."""
+
+
 class IndexMissing(DocentError):
     """Nothing has been indexed yet: an operator's job, said plainly."""
 

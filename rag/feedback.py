@@ -1,7 +1,8 @@
 """Durable record of questions, answers and votes (SQLite in the data dir), and the reports built from it.
 
-User ids are stored only as salted hashes: enough to count distinct people and
-stop double votes, useless for identifying anyone. Each answer and vote carries its platform
+User ids are stored only as salted hashes: enough to count distinct people, stop double votes and find a person's
+rows for ``forget``. The salt is kept apart (``rag.private``): with it, anyone holding a member list could hash its
+ids and match them, so a copy of this database alone must not include it. Each answer and vote carries its platform
 ("discord" or "slack"), the space it came from on that platform (a Discord server id or a Slack
 workspace id; NULL for direct messages) and whether it was asked privately, so a space's report
 shows only that space's public questions.
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.models import Answer
+from rag.private import private_file, user_salt
 
 BUSY_TIMEOUT_S = 5.0  # a locked database fails a write after this long instead of waiting forever
 
@@ -148,13 +150,14 @@ class FeedbackStore:
     """
 
     def __init__(self, path: Path, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)
         self._path = path
         self._db = sqlite3.connect(path, timeout=busy_timeout_s, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA secure_delete = ON")  # what forget deletes is zeroed, not left in free pages
         self._db.executescript(_SCHEMA)
         self._migrate()
-        self._salt = self._load_salt()
+        self._salt = user_salt(self._db, path)
         self._lock = asyncio.Lock()
 
     @staticmethod
@@ -190,14 +193,6 @@ class FeedbackStore:
             for column, declaration in columns.items():
                 if column not in present:
                     self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
-
-    def _load_salt(self) -> str:
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()
-        if row:
-            return str(row[0])
-        salt = secrets.token_hex(16)
-        self._db.execute("INSERT INTO meta(key, value) VALUES ('salt', ?)", (salt,))
-        return salt
 
     def hash_user(self, user_id: int | str, platform: str = "discord") -> str:
         """Discord ids hash as they always have (so votes from before Slack still dedupe); other platforms'

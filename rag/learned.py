@@ -3,19 +3,23 @@ support threads, kept in SQLite until a maintainer approves, edits or rejects th
 ``community`` source, indexed like any docs and cited as "Community answer by @name" with a link to the message.
 
 Stored per pair: the question, the answer, a link to the message, the author's display name, the platform and
-space, and salted hashes of the asker's and author's ids (so ``forget`` can find them without keeping the ids).
+space, and salted hashes of the asker's and author's ids (so ``forget`` can find them without keeping the ids; the
+salt is kept apart, see ``rag.private``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+import yaml
+
+from rag.private import private_file, user_salt
 
 FILE = "learned.sqlite3"
 SOURCE_ID = "community"
@@ -68,25 +72,22 @@ class Learned:
 
     def as_page(self) -> str:
         """What the ``community`` source indexes: the title in front matter, no heading, so citations link to the
-        message itself rather than to a heading anchor inside it."""
-        title = self.title.replace('"', "'")
-        return f'---\ntitle: "{title}"\n---\n\n**Question:** {self.question}\n\n{self.answer}\n'
+        message itself rather than to a heading anchor inside it. PyYAML writes the front matter: a display name
+        is anyone's text (a trailing backslash, quotes, a newline) and must stay inside its value."""
+        front = yaml.safe_dump({"title": self.title}, allow_unicode=True, default_flow_style=False, width=1 << 16)
+        return f"---\n{front}---\n\n**Question:** {self.question}\n\n{self.answer}\n"
 
 
 class LearnedStore:
     """One SQLite file under ``data_dir``; every call runs in a worker thread."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)
         self._db = sqlite3.connect(path, timeout=5, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA secure_delete = ON")  # what forget deletes is zeroed, not left in free pages
         self._db.executescript(_SCHEMA)
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()
-        if row is None:
-            self._salt = secrets.token_hex(16)
-            self._db.execute("INSERT INTO meta(key, value) VALUES ('salt', ?)", (self._salt,))
-        else:
-            self._salt = str(row[0])
+        self._salt = user_salt(self._db, path)  # kept apart from the hashes (rag.private)
         self._lock = asyncio.Lock()
 
     def hash_user(self, platform: str, user_id: int | str) -> str:
@@ -189,6 +190,12 @@ class LearnedStore:
 
     async def delete(self, pair_id: int) -> bool:
         return bool(await self._run("DELETE FROM learned WHERE id = ? RETURNING id", (pair_id,)))
+
+    async def pairs_of(self, platform: str, user_id: int | str) -> tuple[int, ...]:
+        """The pairs a user asked or wrote (what ``forget`` would remove)."""
+        user = self.hash_user(platform, user_id)
+        rows = await self._run("SELECT id FROM learned WHERE asker_hash = ? OR author_hash = ?", (user, user))
+        return tuple(int(row[0]) for row in rows)
 
     async def forget(self, platform: str, user_id: int | str) -> int:
         """Remove every pair a user asked or wrote; returns how many."""

@@ -13,6 +13,7 @@ from functools import partial
 from rag.embedder import SentenceTransformerEmbedder
 from rag.generator import VLLMGenerator
 from rag.pipeline import Answering, AnswerPipeline
+from rag.private import private_dir
 from rag.rerank import CrossEncoderReranker
 from rag.retrieval import Retriever
 from rag.settings import Settings, prepare_process_env
@@ -54,7 +55,7 @@ async def open_core(
     connects meanwhile); otherwise it is yielded once the engine is up.
     """
     prepare_process_env(settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)  # questions, votes and the salts are kept here: readable by this user only
     async with contextlib.AsyncExitStack() as stack:
         engine: BackgroundEngine[VLLMGenerator] | None = None
 

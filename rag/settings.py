@@ -413,6 +413,11 @@ class OpsSettings(BaseModel):
     metrics_enabled: bool = Field(True, description="Serve /healthz and Prometheus /metrics while the bot runs.")
     host: str = Field("127.0.0.1", description="Address the health and metrics server listens on.")
     port: int = Field(9108, ge=0, le=65535, description="Port of the health and metrics server (0: any free port).")
+    token: SecretStr | None = Field(
+        None,
+        description="Bearer token for /metrics and /healthz's details. Unset: served without one only when "
+        "listening on loopback; elsewhere /metrics is refused and /healthz says only the status.",
+    )
 
 
 class ChannelPolicy(BaseModel):

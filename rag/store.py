@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
+import os
 import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from rag.bm25 import LocalBM25, Row, fuse
-from rag.errors import ConfigError, IndexMissing, StoreUnavailable
+from rag.errors import ConfigError, IndexMissing, StoreInUse, StoreUnavailable
 from rag.lexical import lexical_text
 from rag.models import Chunk, Hit, page_key
 from rag.settings import MilvusSettings
@@ -69,8 +72,36 @@ class _IteratorNoise(logging.Filter):
         return "failed to get mvccTs" not in record.getMessage()
 
 
+class _LockedNoise(logging.Filter):
+    """Milvus Lite logs a traceback when another process has the database open; ``StoreInUse`` says it in words."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and type(record.exc_info[1]).__name__ == "DataDirLockedError")
+
+
 logging.getLogger("grpc._server").addFilter(_LiteNoise())
 logging.getLogger("pymilvus.client.iterator.query_iterator").addFilter(_IteratorNoise())
+logging.getLogger("milvus_lite.server_manager").addFilter(_LockedNoise())
+
+
+def lite_in_use(uri: str) -> bool:
+    """Whether another process has the Milvus Lite database at ``uri`` open: it holds the lock file Lite takes (in
+    this process too, once Lite serves it here, so ask only after opening it failed)."""
+    try:
+        from milvus_lite.db import LOCK_FILENAME
+    except ImportError:
+        LOCK_FILENAME = "LOCK"
+    try:
+        fd = os.open(Path(uri) / LOCK_FILENAME, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # and with it the lock, if it was taken here
+    return False
 
 
 class Store(Protocol):
@@ -199,7 +230,15 @@ class MilvusStore:
 
     async def _call(self, what: str, fn: Callable[[Any], T]) -> T:
         def run() -> T:
-            client = self._connect()
+            try:
+                client = self._connect()
+            except Exception as exc:
+                if self._uri.endswith(".db") and lite_in_use(self._uri):
+                    raise StoreInUse(
+                        f"the Milvus Lite database {self._uri} is in use by another process (Milvus Lite opens in "
+                        "one process at a time)"
+                    ) from exc
+                raise
             try:
                 return fn(client)
             except (ConfigError, IndexMissing):
@@ -212,6 +251,9 @@ class MilvusStore:
             try:
                 return await asyncio.to_thread(run)
             except (ConfigError, IndexMissing):
+                raise
+            except StoreInUse as exc:
+                logger.warning("milvus %s failed: %s", what, exc)
                 raise
             except Exception as exc:  # pymilvus raises many types (gRPC, MilvusException, OSError)
                 logger.warning("milvus %s failed: %s", what, exc)

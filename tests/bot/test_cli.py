@@ -122,3 +122,25 @@ def test_engine_start_progress_is_a_live_bar_on_a_terminal_and_lines_elsewhere()
         "Still starting the language model m: 15 s so far, about 15 s left…",
         "Language model ready (31.0s).",
     ]
+
+
+HOSTILE = "\x1b[2K\x1b[1A\r\x9b31m\x1b]8;;https://evil.example\x07\u202e\x7f"  # erase, move up, CSI, link, RTL
+
+
+def shows_no_control(text: str) -> bool:
+    """Nothing a terminal acts on: no C0 (but newline and tab), DEL, C1 or bidirectional override."""
+    return not any(
+        (ord(c) < 32 and c not in "\n\t") or 0x7F <= ord(c) <= 0x9F or 0x202A <= ord(c) <= 0x202E for c in text
+    )
+
+
+def test_answers_sources_and_status_reach_the_terminal_without_control_sequences() -> None:
+    from bot.cli import StatusPrinter
+
+    answer = Answer("q", f"Set it{HOSTILE} like so [1].", (Citation(1, f"Guide{HOSTILE}", f"https://x/p{HOSTILE}"),))
+    out = format_answer(answer, io.StringIO())
+    assert shows_no_control(out) and "Set it" in out and "like so [1]." in out and "Guide" in out
+
+    status = io.StringIO()
+    StatusPrinter(status, live=False)(f"cannot read {HOSTILE}/data")
+    assert shows_no_control(status.getvalue()) and "/data" in status.getvalue()

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from indexer.community import CommunityDocs
+from indexer.extract import extract_markdown
+from indexer.extract.common import clean_title
 from indexer.runner import Indexer
-from rag.learned import LearnedStore
+from rag.learned import Learned, LearnedStore
 from rag.retrieval import Retriever
 from rag.settings import RetrievalSettings, TuningSettings
 
@@ -45,3 +47,14 @@ async def test_approved_pairs_are_indexed_cited_by_author_and_pruned(tmp_path: P
     report = await Indexer(embedder, store).run([CommunityDocs(path)])
     assert report.pages_removed == 1 and await store.count() == 0
     learned.close()
+
+
+@pytest.mark.parametrize("author", ["ada\\", 'ada "the helper"', "ada\ntitle: injected", "ada: #1 ---"])
+def test_the_author_name_never_breaks_the_page_front_matter(author: str) -> None:
+    pair = Learned(
+        1, "discord", "2", "3", "How?", "Like this.", "https://discord.com/channels/1/2/3", author, 0.0, "approved"
+    )
+    extracted = extract_markdown(pair.as_page(), path_hint="learned/1")
+    assert extracted.title == clean_title(f"Community answer by @{author}")
+    body = "\n".join(section.text for section in extracted.sections)
+    assert "title" not in body and "---" not in body and "Like this." in body

@@ -201,3 +201,14 @@ async def test_a_locked_record_is_not_mistaken_for_a_corrupt_one(settings) -> No
 def _query_now(record: Path) -> None:
     with contextlib.closing(sqlite3.connect(record, timeout=0)) as db:
         db.execute("SELECT COUNT(*) FROM pages").fetchone()
+
+
+async def test_removals_stay_listed_until_a_run_has_done_them_as_asked(tmp_path: Path) -> None:
+    record = IndexManifest(tmp_path / "index-record.sqlite3", "docs")
+    await record.remove_later(["learned/1", "learned/2", "learned/3"], "community")
+    seen = await record.removals()
+    await record.remove_later(["learned/2"], "community")  # asked again while a run removes them: it may re-add it
+    await record.keep(["learned/3"], "community")  # approved again
+    await record.removed(seen)
+    assert [(r.source_id, r.page_id) for r in await record.removals()] == [("community", "learned/2")]
+    assert await IndexManifest(tmp_path / "index-record.sqlite3", "other").removals() == [], "per collection"
