@@ -25,7 +25,9 @@ Realism that tests can rely on (each is what Discord does, and each has bitten r
   identifying with MESSAGE_CONTENT closes the gateway with 4014, as Discord does.
 - Message content over 2000 characters and empty messages are rejected with Discord's 400 errors.
 - Interaction callbacks later than ``interaction_deadline`` (3 s) fail with 10062 "Unknown interaction"; a second
-  callback fails with 40060; followups before any callback fail with 10015.
+  callback fails with 40060; followups before any callback fail with 10015. Followups and edits of the original
+  response more than ``token_lifetime`` (15 minutes) after the interaction fail with 401 50027 "Invalid Webhook
+  Token". Both deadlines run on the fake's clock, which tests move on with ``advance`` instead of sleeping.
 - The first followup after a "thinking" defer replaces the loading message, as on Discord.
 - Guild-level permissions of the bot are enforced for sending, reacting and creating threads (403 50013).
 - Forum channels (``add_forum``) take no messages of their own (400 50008); a post (``user_posts``, or the bot's
@@ -127,6 +129,7 @@ MAX_APPLIED_TAGS = 5
 MAX_FORUM_TAGS = 20
 ARCHIVE_DURATIONS = (60, 1440, 4320, 10080)
 MANAGE_THREADS = P(manage_threads=True).value
+TOKEN_LIFETIME_S = 15 * 60.0  # an interaction token's followups and edits work this long after the interaction
 
 
 def _now_iso() -> str:
@@ -324,7 +327,7 @@ class InteractionRecord:
     channel_id: int
     guild_id: int | None
     payload: dict[str, Any] = field(repr=False)
-    created_at: float  # time.monotonic() when INTERACTION_CREATE was sent
+    created_at: float  # the fake's clock (``FakeDiscord.now``) when INTERACTION_CREATE was sent
     name: str | None = None
     custom_id: str | None = None
     message_id: int | None = None  # the message a component sits on
@@ -474,6 +477,7 @@ class FakeDiscord:
         bot_permissions: int = DEFAULT_BOT_PERMISSIONS,
         everyone_permissions: int = DEFAULT_EVERYONE_PERMISSIONS,
         interaction_deadline: float | None = 3.0,
+        token_lifetime: float | None = TOKEN_LIFETIME_S,
         heartbeat_interval: float = 41.25,
         echo_bot_messages: bool = True,
         message_content_enabled: bool = True,
@@ -485,6 +489,8 @@ class FakeDiscord:
         self.owner_id = owner_id
         self.guild_name = guild_name
         self.interaction_deadline = interaction_deadline
+        self.token_lifetime = token_lifetime  # an interaction token's followups and edits work this long
+        self._skew = 0.0  # what ``advance`` added to the clock
         self.heartbeat_interval = heartbeat_interval
         self.echo_bot_messages = echo_bot_messages  # Discord sends the bot its own MESSAGE_CREATEs
         self.message_content_enabled = message_content_enabled  # the Developer Portal's switch, in the app's flags
@@ -621,6 +627,19 @@ class FakeDiscord:
     async def wait_ready(self, timeout: float = 10) -> None:
         """Until the bot has identified and been sent READY + GUILD_CREATE (``client.wait_until_ready`` is later)."""
         await asyncio.wait_for(self._ready.wait(), timeout)
+
+    # --------------------------------------------------------------------------------------------------------- clock
+
+    def now(self) -> float:
+        """The fake's clock: ``time.monotonic()`` plus whatever ``advance`` added. Every time the fake records, and
+        the interaction deadlines (3 s to respond, 15 minutes for the token), are on it."""
+        return time.monotonic() + self._skew
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` pass for Discord at once, without sleeping: e.g. past the 3 s an interaction waits for
+        its response while the bot is stuck in a slow call, or past an interaction token's 15 minutes."""
+        self._skew += seconds
+        self._bump()
 
     # ------------------------------------------------------------------------------------------------------- waiting
 
@@ -1310,7 +1329,7 @@ class FakeDiscord:
                 if msg.type is not WSMsgType.TEXT:
                     continue
                 frame = json.loads(msg.data)
-                self.gateway_log.append(GatewayFrame(time.monotonic(), "received", frame))
+                self.gateway_log.append(GatewayFrame(self.now(), "received", frame))
                 await self._on_op(session, frame)
                 self._bump()
         finally:
@@ -1375,7 +1394,7 @@ class FakeDiscord:
             else:
                 frame.setdefault("s", None)
             frame.setdefault("t", None)
-            self.gateway_log.append(GatewayFrame(time.monotonic(), "sent", frame))
+            self.gateway_log.append(GatewayFrame(self.now(), "sent", frame))
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await session.ws.send_str(json.dumps(frame))
 
@@ -1419,7 +1438,7 @@ class FakeDiscord:
 
     async def _dispatch_interaction(self, ix: InteractionRecord) -> None:
         self.interactions[ix.token] = ix
-        ix.created_at = time.monotonic()
+        ix.created_at = self.now()
         await self.dispatch("INTERACTION_CREATE", ix.payload)
 
     # ========================================================================================== internals: messages
@@ -1570,7 +1589,7 @@ class FakeDiscord:
         )
         rec.versions.append(
             MessageVersion(
-                time.monotonic(), content, payload["embeds"], payload["components"], flags, allowed_mentions, pings
+                self.now(), content, payload["embeds"], payload["components"], flags, allowed_mentions, pings
             )
         )
         (self.messages if by_bot else self.user_messages)[mid] = rec
@@ -1603,12 +1622,12 @@ class FakeDiscord:
         rec.files = rec.files + files
         rec.versions.append(
             MessageVersion(
-                time.monotonic(), payload["content"], payload["embeds"], payload["components"], flags, allowed, pings
+                self.now(), payload["content"], payload["embeds"], payload["components"], flags, allowed, pings
             )
         )
 
     async def _delete_message(self, rec: MessageRecord) -> None:
-        rec.deleted_at = time.monotonic()
+        rec.deleted_at = self.now()
         channel = self.channels.get(rec.channel_id, {})
         if channel.get("type") in _THREAD_TYPES and rec.id != rec.channel_id:
             channel["message_count"] = max(0, channel["message_count"] - 1)
@@ -1759,7 +1778,7 @@ class FakeDiscord:
             channel_id=channel_id,
             guild_id=self.guild_id if guild else None,
             payload=payload,
-            created_at=time.monotonic(),
+            created_at=self.now(),
             _fake=self,
         )
 
@@ -1855,6 +1874,8 @@ class FakeDiscord:
         expected = (self.application_id if webhook else ix.id) if ix else None
         if ix is None or interaction_or_app_id != expected:
             raise _unknown("Webhook", 10015) if webhook else _unknown("interaction", 10062)
+        if webhook and self.token_lifetime is not None and self.now() - ix.created_at > self.token_lifetime:
+            raise DiscordError(401, 50027, "Invalid Webhook Token")  # followups and edits: the token expired
         return ix
 
     # ====================================================================================================== HTTP
@@ -1864,7 +1885,7 @@ class FakeDiscord:
         path = unquote(raw_path)
         method = request.method
         query = dict(request.query)
-        started = time.monotonic()
+        started = self.now()
         body: Any = None
         files: tuple[str, ...] = ()
         route = None
@@ -2212,7 +2233,7 @@ class FakeDiscord:
                 after[key] = meta[key] = body[key]
         if before.get("archived", meta["archived"]) != meta["archived"]:
             meta["archive_timestamp"] = _now_iso()
-        self.channel_edits.append(ChannelEdit(int(thread["id"]), time.monotonic(), before, after))
+        self.channel_edits.append(ChannelEdit(int(thread["id"]), self.now(), before, after))
         await self.dispatch("THREAD_UPDATE", self._thread_event(thread), intent=GUILDS)
 
     def _may_edit_unmanaged(
@@ -2257,14 +2278,14 @@ class FakeDiscord:
             ]
         before = {k: channel[k] for k in changes}
         channel.update(changes)
-        self.channel_edits.append(ChannelEdit(int(channel["id"]), time.monotonic(), before, dict(changes)))
+        self.channel_edits.append(ChannelEdit(int(channel["id"]), self.now(), before, dict(changes)))
         await self.dispatch("CHANNEL_UPDATE", channel, intent=GUILDS)
 
     # ------------------------------------------------------------------------------------------- interaction routes
 
     async def _r_callback(self, req: _Request) -> Any:
         ix = self._interaction_for(req.params["token"], int(req.params["interaction_id"]), webhook=False)
-        now = time.monotonic()
+        now = self.now()
         if self.interaction_deadline is not None and now - ix.created_at > self.interaction_deadline:
             raise _unknown("interaction", 10062)
         if ix.callback is not None:

@@ -5,6 +5,7 @@ If one of these breaks after a discord.py upgrade, the e2e tests built on the fa
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sys
 from collections.abc import AsyncIterator
@@ -57,6 +58,18 @@ class EchoBot(discord.Client):
         self.errors: list[BaseException] = []
         self.guild_events: list[tuple[str, int]] = []
         self.tree = EchoTree(self, self.errors)
+        self.gate = asyncio.Event()  # /wait and /stall hold until a test opens it
+
+        @self.tree.command(name="wait", description="Defer, wait for the gate, then edit.")
+        async def wait(interaction: discord.Interaction) -> None:
+            await interaction.response.defer(thinking=True)
+            await self.gate.wait()
+            await interaction.edit_original_response(content="done waiting", allowed_mentions=NO_PINGS)
+
+        @self.tree.command(name="stall", description="Wait for the gate, then respond.")
+        async def stall(interaction: discord.Interaction) -> None:
+            await self.gate.wait()
+            await interaction.response.send_message("too late?", allowed_mentions=NO_PINGS)
 
         @self.tree.command(name="ping", description="Defer, then edit, then follow up.")
         async def ping(interaction: discord.Interaction, text: str) -> None:
@@ -202,7 +215,7 @@ async def test_slash_defers_then_edits_then_follows_up(fake: FakeDiscord, bot: E
 
     await fake.wait_for(lambda: ix.followups)
 
-    assert ix.payload["data"]["id"] == fake.synced_commands()[0]["id"]
+    assert ix.payload["data"]["id"] == next(c["id"] for c in fake.synced_commands() if c["name"] == "ping")
     assert ix.callback is not None and ix.callback.type == 5 and ix.deferred
     assert ix.response_latency is not None and ix.response_latency < 3
     original = ix.original
@@ -250,7 +263,7 @@ async def test_tree_sync_stores_commands_with_stable_ids(fake: FakeDiscord, bot:
     synced = await bot.tree.sync(guild=guild)
     again = await bot.tree.sync(guild=guild)
 
-    assert sorted(c.name for c in synced) == ["panel", "ping", "quick"]
+    assert sorted(c.name for c in synced) == ["panel", "ping", "quick", "stall", "wait"]
     assert {c.name: c.id for c in synced} == {c.name: c.id for c in again}
     assert all(c["guild_id"] == str(fake.guild_id) for c in fake.synced_commands(fake.guild_id))
     assert fake.synced_commands() == []
@@ -285,6 +298,41 @@ async def test_late_interaction_response_is_rejected(fake: FakeDiscord, bot: Ech
     assert isinstance(error, app_commands.CommandInvokeError)
     assert isinstance(error.original, discord.NotFound) and error.original.code == 10062
     bot.errors.clear()  # expected; the fixture fails on any other
+
+
+async def test_the_3_second_deadline_runs_on_the_fakes_clock(fake: FakeDiscord, bot: EchoBot) -> None:
+    await bot.tree.sync()
+    ix = await fake.slash("stall", {}, user_id=ALICE)
+    fake.advance(3.5)  # the bot is stuck for 3.5 s, as far as Discord can tell
+    bot.gate.set()
+
+    await fake.wait_for(lambda: bot.errors, what="the late response to fail")
+
+    assert not ix.responded and [r.status for r in ix.rejected] == [404]
+    error = bot.errors[0]
+    assert isinstance(error, app_commands.CommandInvokeError)
+    assert isinstance(error.original, discord.NotFound) and error.original.code == 10062
+    bot.errors.clear()  # expected; the fixture fails on any other
+
+
+async def test_an_interaction_token_expires_after_15_minutes(fake: FakeDiscord, bot: EchoBot) -> None:
+    await bot.tree.sync()
+    ix = await fake.slash("wait", {}, user_id=ALICE)
+    await fake.wait_for(lambda: ix.deferred, what="the deferral")
+    fake.advance(14 * 60)
+    assert (await bot.tree.fetch_commands()) and ix.original is not None  # nothing else expires on the clock
+    fake.advance(61)
+    bot.gate.set()
+
+    await fake.wait_for(lambda: bot.errors, what="the edit on the expired token to fail")
+
+    assert [(r.method, r.status) for r in ix.rejected] == [("PATCH", 401)]
+    error = bot.errors[0]
+    assert isinstance(error, app_commands.CommandInvokeError)
+    assert isinstance(error.original, discord.HTTPException)
+    assert (error.original.status, error.original.code) == (401, 50027)
+    assert ix.original.loading, "the response still shows Discord's 'thinking'"
+    bot.errors.clear()
 
 
 async def test_joining_and_leaving_servers(fake: FakeDiscord, bot: EchoBot) -> None:
