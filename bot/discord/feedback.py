@@ -20,6 +20,7 @@ from bot.discord.render import split_message
 from bot.discord.replies import NO_PINGS
 from bot.services import Place
 from bot.text import sendable
+from rag.errors import new_error_id
 from rag.feedback import support_text
 from rag.settings import Settings
 
@@ -48,13 +49,17 @@ class VoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"doce
         return cls(match["id"], match["vote"] == "up")
 
     async def callback(self, interaction: discord.Interaction) -> None:
+        await _acknowledge(interaction)
         bot = docent(interaction)
         place = Place("discord", interaction.guild_id)
-        recorded = await bot.services.vote(self.answer_id, interaction.user.id, self.helpful, place)
+        try:
+            recorded = await bot.services.vote(self.answer_id, interaction.user.id, self.helpful, place)
+        except Exception as exc:
+            await _failed(interaction, exc, "vote")
+            return
         if not self.helpful:
             bot.asker.needs_help(interaction.channel_id)
-        text = "Thanks for the feedback!" if recorded else "That answer is too old to rate."
-        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
+        await _say(interaction, "Thanks for the feedback!" if recorded else "That answer is too old to rate.")
 
 
 class SolvedButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"docent:solved:(?P<thread>\d+)"):
@@ -79,6 +84,7 @@ class SolvedButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"do
         return cls(int(match["thread"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
+        await _acknowledge(interaction)
         bot = docent(interaction)
         support = bot.asker.support.get(self.thread_id)
         asker = support is not None and str(support.asker) == str(interaction.user.id)
@@ -86,11 +92,7 @@ class SolvedButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"do
             isinstance(interaction.user, discord.Member) and interaction.user.guild_permissions.manage_threads
         )
         if not asker and not moderator:
-            await interaction.response.send_message(
-                "Only the person who asked (or a moderator) can mark this solved.",
-                ephemeral=True,
-                allowed_mentions=NO_PINGS,
-            )
+            await _say(interaction, "Only the person who asked (or a moderator) can mark this solved.")
             return
         channel = interaction.channel
         parent = getattr(channel, "parent", None)
@@ -99,16 +101,34 @@ class SolvedButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"do
             if isinstance(parent, discord.ForumChannel)
             else getattr(channel, "parent_id", None)
         )
-        new = await bot.feedback.solved(
-            "discord",
-            str(self.thread_id),
-            channel=str(where or getattr(channel, "id", "")),
-            guild_id=interaction.guild_id,
-        )
+        place = Place("discord", interaction.guild_id)
+        try:
+            new = await bot.services.solved(place, str(where or getattr(channel, "id", "")), str(self.thread_id))
+        except Exception as exc:
+            await _failed(interaction, exc, "solved mark")
+            return
         tagged = await _apply_solved_tag(channel, bot.settings.discord.solved_tag)
-        text = "✅ Marked solved" + (" and tagged." if tagged else ".") if new else "Already marked solved."
-        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
+        await _say(
+            interaction, "✅ Marked solved" + (" and tagged." if tagged else ".") if new else "Already marked solved."
+        )
         logger.info("support thread %s solved by %s", self.thread_id, interaction.user.id)
+
+
+async def _acknowledge(interaction: discord.Interaction) -> None:
+    """First, before any database write or Discord call: Discord fails an interaction not answered within 3 s.
+    The user sees "thinking…" (privately) until ``_say`` replaces it."""
+    await interaction.response.defer(ephemeral=True, thinking=True)
+
+
+async def _say(interaction: discord.Interaction, text: str) -> None:
+    """The answer to an acknowledged click; it replaces the "thinking…" message."""
+    await interaction.followup.send(sendable(text), ephemeral=True, allowed_mentions=NO_PINGS)
+
+
+async def _failed(interaction: discord.Interaction, exc: Exception, what: str) -> None:
+    error_id = new_error_id()
+    logger.warning("%s by %s not recorded (error id %s)", what, interaction.user.id, error_id, exc_info=exc)
+    await _say(interaction, f"Sorry, that wasn't recorded; please try again later (error id `{error_id}`).")
 
 
 async def _apply_solved_tag(channel: object, tag_name: str) -> bool:

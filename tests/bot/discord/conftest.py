@@ -35,7 +35,8 @@ async def harness_factory(
 
     ``generator`` is the session's vLLM engine (tests that take the ``generator`` fixture, marked slow) or a
     scripted one; ``pipeline`` builds another answering path over the retriever (an engine still starting).
-    ``before_start`` runs after the first index run, before the bot connects.
+    ``before_start`` runs after the first index run, before the bot connects. ``feedback`` wraps the real feedback
+    store (``SlowFeedback``).
     """
     open_harnesses: list[tuple[Harness, Any, MilvusStore, FeedbackStore]] = []
     docs = write_docs(tmp_path / "docs", DOCS)
@@ -65,6 +66,7 @@ async def harness_factory(
         wait_for_sync: bool = True,
         pipeline: Callable[[Retriever, Settings], Answering] | None = None,
         fake_options: dict[str, Any] | None = None,
+        feedback: Callable[[FeedbackStore], Any] | None = None,
         **overrides: Any,
     ) -> Harness:
         if pages:
@@ -85,14 +87,21 @@ async def harness_factory(
             if pipeline
             else AnswerPipeline(retriever, generator, settings.retrieval, settings.answer)
         )
-        feedback = FeedbackStore(settings.data_dir / "feedback.sqlite3")
+        store_of_feedback = FeedbackStore(settings.data_dir / "feedback.sqlite3")
 
         def docs_only(source_id: str | None) -> list[DocumentSource]:
             return [FolderDocs(source)] if source_id in (None, "docs") else []
 
         sources = with_community(docs_only, settings.data_dir / LEARNED_FILE)
 
-        services = Services(settings, answering, indexer, sources, feedback, metrics=metrics)
+        services = Services(
+            settings,
+            answering,
+            indexer,
+            sources,
+            feedback(store_of_feedback) if feedback else store_of_feedback,
+            metrics=metrics,
+        )
         bot = DocentBot(services, own_services=True, guild_ready_timeout=0.1, **(bot_options or {}))
         fake = FakeDiscord(guild_id=guild_id, **(fake_options or {}))
         await fake.start()
@@ -105,7 +114,7 @@ async def harness_factory(
         runner = fake.run_bot(bot)
         await runner.__aenter__()
         h = Harness(fake, bot, store, settings, close)
-        open_harnesses.append((h, runner, inner, feedback))
+        open_harnesses.append((h, runner, inner, store_of_feedback))
         if wait_for_sync:
             await fake.wait_for(bot.commands_synced.is_set, what="the slash command sync")
         return h

@@ -52,7 +52,7 @@ class Harness:
         def found() -> str:
             return next((c for c in ix.all_contents if marker in c), "") if ix.original else ""
 
-        return await self.fake.wait_for(found, timeout, what=f"the final answer of /{ix.name}")
+        return await self.fake.wait_for(found, timeout, what=f"{marker!r} in the response to {ix.name or ix.custom_id}")
 
     async def reply_to(self, message_id: int, timeout: float = 60) -> MessageRecord:
         return await self.fake.wait_for_message(
