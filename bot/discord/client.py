@@ -233,12 +233,16 @@ def _command_fingerprint(tree: app_commands.CommandTree[Any], guild: discord.abc
 async def sync_commands_if_changed(
     tree: app_commands.CommandTree[Any], settings: Settings, *, force: bool = False
 ) -> bool:
-    """Sync deliberately: to the dev guild if set, else globally, and only when the command set changed."""
+    """Sync deliberately: to the dev guild if set, else globally, and only when the command set changed. Discord
+    keeps commands per application, so the marker is too: a new application (token) on the same data dir syncs."""
     guild_id = settings.discord.dev_guild_id
     guild = discord.Object(id=guild_id) if guild_id else None
     if guild is not None:
         tree.copy_global_to(guild=guild)
-    marker = settings.data_dir / f"commands-{guild_id or 'global'}.sha256"
+    application_id = tree.client.application_id  # known once logged in, as ``tree.sync`` needs it
+    if application_id is None:
+        raise app_commands.MissingApplicationID()
+    marker = settings.data_dir / f"commands-{application_id}-{guild_id or 'global'}.sha256"
     fingerprint = _command_fingerprint(tree, guild)
     if not force and await asyncio.to_thread(_marker_matches, marker, fingerprint):
         logger.info("slash commands unchanged; not syncing")
