@@ -24,6 +24,10 @@ Realism that tests can rely on (each is what Discord does, and each has bitten r
 - With ``message_content_enabled=False`` (the Developer Portal switch off) the application's flags say so, and
   identifying with MESSAGE_CONTENT closes the gateway with 4014, as Discord does.
 - Message content over 2000 characters and empty messages are rejected with Discord's 400 errors.
+- Application commands are validated when synced as Discord does (400 50035 naming the field): slash command and
+  option names lowercase, 1-32 letters, numbers, ``-``, ``_`` or ``'``; descriptions 1-100 characters (none on
+  context-menu commands, whose names may have capitals and spaces); at most 25 options and 25 choices; required
+  options before optional ones; no repeated names.
 - Interaction callbacks later than ``interaction_deadline`` (3 s) fail with 10062 "Unknown interaction"; a second
   callback fails with 40060; followups before any callback fail with 10015. Followups and edits of the original
   response more than ``token_lifetime`` (15 minutes) after the interaction fail with 401 50027 "Invalid Webhook
@@ -129,6 +133,11 @@ MAX_APPLIED_TAGS = 5
 MAX_FORUM_TAGS = 20
 ARCHIVE_DURATIONS = (60, 1440, 4320, 10080)
 MANAGE_THREADS = P(manage_threads=True).value
+# Application commands, as Discord validates them when they are synced.
+COMMAND_NAME = re.compile(r"^[-_'\w\u0900-\u097f\u0e00-\u0e7f]{1,32}$")  # letters, numbers, Deva, Thai; no spaces
+MAX_OPTIONS = 25
+MAX_CHOICES = 25
+SUB_COMMAND, SUB_COMMAND_GROUP = 1, 2
 TOKEN_LIFETIME_S = 15 * 60.0  # an interaction token's followups and edits work this long after the interaction
 
 
@@ -2409,9 +2418,25 @@ class FakeDiscord:
 
     async def _r_put_commands(self, req: _Request) -> Any:
         scope = self._command_scope(req)
+        bodies = req.json or []
+        errors = {str(i): e for i, body in enumerate(bodies) if (e := _command_errors(body))}
+        keys = [(body.get("name"), int(body.get("type", 1))) for body in bodies]
+        errors.update(
+            {
+                str(i): {
+                    "name": _field_error(
+                        "APPLICATION_COMMANDS_DUPLICATE_NAME", "Application command names must be unique"
+                    )
+                }
+                for i, key in enumerate(keys)
+                if key in keys[:i]
+            }
+        )
+        if errors:
+            raise DiscordError(400, 50035, "Invalid Form Body", errors)
         old = self._commands.get(scope, {})
         new: dict[tuple[str, int], dict[str, Any]] = {}
-        for body in req.json or []:
+        for body in bodies:
             command = self._store_command(scope, body, old)
             new[(command["name"], int(command["type"]))] = command
         self._commands[scope] = new
@@ -2419,6 +2444,9 @@ class FakeDiscord:
 
     async def _r_upsert_command(self, req: _Request) -> Any:
         scope = self._command_scope(req)
+        errors = _command_errors(req.json or {})
+        if errors:
+            raise DiscordError(400, 50035, "Invalid Form Body", errors)
         store = self._commands.setdefault(scope, {})
         command = self._store_command(scope, req.json, store)
         store[(command["name"], int(command["type"]))] = command
@@ -2474,6 +2502,86 @@ def _fault_response(fault: _Fault) -> web.Response:
         return _json(body, 429, headers)
     assert fault.status is not None
     return _json(fault.body or {"message": f"injected {fault.status}", "code": 0}, fault.status)
+
+
+def _field_error(code: str, message: str) -> dict[str, Any]:
+    return {"_errors": [{"code": code, "message": message}]}
+
+
+def _bad_name(name: Any, *, slash: bool) -> dict[str, Any] | None:
+    """Slash commands and options: lowercase, 1-32 of letters, numbers, - _ '. Context menus: any 1-32 characters."""
+    if not isinstance(name, str) or not 1 <= len(name) <= 32:
+        return _field_error("BASE_TYPE_BAD_LENGTH", "Must be between 1 and 32 in length.")
+    if slash and (not COMMAND_NAME.match(name) or name != name.lower()):
+        return _field_error("APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid")
+    return None
+
+
+def _bad_description(description: Any) -> dict[str, Any] | None:
+    if not isinstance(description, str) or not 1 <= len(description) <= 100:
+        return _field_error("BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
+    return None
+
+
+def _command_errors(body: dict[str, Any]) -> dict[str, Any]:
+    """Discord's checks of one command payload; ``{}`` when it is accepted, else the ``errors`` of a 50035."""
+    slash = int(body.get("type", 1)) == 1
+    errors: dict[str, Any] = {}
+    if (bad := _bad_name(body.get("name"), slash=slash)) is not None:
+        errors["name"] = bad
+    if slash:
+        if (bad := _bad_description(body.get("description"))) is not None:
+            errors["description"] = bad
+        if options := _options_errors(body.get("options") or []):
+            errors["options"] = options
+    else:
+        if body.get("description"):
+            errors["description"] = _field_error("BASE_TYPE_MAX_LENGTH", "Must be 0 or fewer in length.")
+        if body.get("options"):
+            errors["options"] = _field_error("BASE_TYPE_MAX_LENGTH", "Must be 0 or fewer in length.")
+    return errors
+
+
+def _options_errors(options: list[dict[str, Any]]) -> dict[str, Any]:
+    if len(options) > MAX_OPTIONS:
+        return _field_error("BASE_TYPE_MAX_LENGTH", f"Must be {MAX_OPTIONS} or fewer in length.")
+    errors: dict[str, Any] = {}
+    seen: set[str] = set()
+    optional_seen = False
+    for i, option in enumerate(options):
+        own: dict[str, Any] = {}
+        if (bad := _bad_name(option.get("name"), slash=True)) is not None:
+            own["name"] = bad
+        elif option["name"] in seen:
+            own["name"] = _field_error("APPLICATION_COMMAND_OPTION_NAME_ALREADY_EXISTS", "Option names must be unique")
+        seen.add(str(option.get("name")))
+        if (bad := _bad_description(option.get("description"))) is not None:
+            own["description"] = bad
+        if int(option.get("type", 3)) in (SUB_COMMAND, SUB_COMMAND_GROUP):
+            if nested := _options_errors(option.get("options") or []):
+                own["options"] = nested
+        elif option.get("required"):
+            if optional_seen:
+                own["required"] = _field_error(
+                    "APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID",
+                    "Required options must be placed before non-required options",
+                )
+        else:
+            optional_seen = True
+        choices = option.get("choices") or []
+        if len(choices) > MAX_CHOICES:
+            own["choices"] = _field_error("BASE_TYPE_MAX_LENGTH", f"Must be {MAX_CHOICES} or fewer in length.")
+        else:
+            bad_choices = {
+                str(j): {"name": _field_error("BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")}
+                for j, choice in enumerate(choices)
+                if not 1 <= len(str(choice.get("name") or "")) <= 100
+            }
+            if bad_choices:
+                own["choices"] = bad_choices
+        if own:
+            errors[str(i)] = own
+    return errors
 
 
 def _token_in(path: str) -> str | None:

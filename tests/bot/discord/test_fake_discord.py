@@ -277,6 +277,53 @@ async def test_tree_sync_stores_commands_with_stable_ids(fake: FakeDiscord, bot:
     assert ix.final_content == "pong: guild"
 
 
+def _option(name: str, *, required: bool = False) -> dict[str, Any]:
+    return {"name": name, "description": f"The {name}.", "type": 3, "required": required}
+
+
+@pytest.mark.parametrize(
+    ("command", "where"),
+    [
+        ({"name": "Ask", "description": "Capitals are not allowed."}, ["0", "name"]),
+        ({"name": "ask me", "description": "Nor spaces."}, ["0", "name"]),
+        ({"name": "a" * 33, "description": "Too long a name."}, ["0", "name"]),
+        ({"name": "ask", "description": ""}, ["0", "description"]),
+        ({"name": "ask", "description": "x" * 101}, ["0", "description"]),
+        ({"name": "ask", "description": "d", "options": [_option(f"o{i}") for i in range(26)]}, ["0", "options"]),
+        (
+            {"name": "ask", "description": "d", "options": [_option("later"), _option("first", required=True)]},
+            ["0", "options", "1", "required"],
+        ),
+        ({"name": "ask", "description": "d", "options": [_option("Big")]}, ["0", "options", "0", "name"]),
+        ({"name": "Teach Docent", "type": 3, "description": "Context menus have none."}, ["0", "description"]),
+    ],
+)
+async def test_command_payloads_are_validated_as_discord_does(
+    fake: FakeDiscord, bot: EchoBot, command: dict[str, Any], where: list[str]
+) -> None:
+    with pytest.raises(discord.HTTPException) as rejected:
+        await bot.http.bulk_upsert_global_commands(fake.application_id, [command])
+    assert (rejected.value.status, rejected.value.code) == (400, 50035)
+    assert f"In {'.'.join(where)}: " in rejected.value.text, rejected.value.text
+    assert fake.synced_commands() == []
+    with pytest.raises(discord.HTTPException) as alone:
+        await bot.http.upsert_global_command(fake.application_id, command)
+    assert alone.value.code == 50035
+
+
+async def test_valid_command_payloads_are_taken(fake: FakeDiscord, bot: EchoBot) -> None:
+    commands = [
+        {"name": "ask-docs_v2", "description": "x" * 100, "options": [_option("q", required=True), _option("p")]},
+        {"name": "Teach Docent", "type": 3},
+        {"name": "Teach Docent", "type": 2},  # a user command may share a message command's name
+    ]
+    await bot.http.bulk_upsert_global_commands(fake.application_id, commands)
+    assert sorted(c["name"] for c in fake.synced_commands()) == ["Teach Docent", "Teach Docent", "ask-docs_v2"]
+    with pytest.raises(discord.HTTPException) as twice:
+        await bot.http.bulk_upsert_global_commands(fake.application_id, [commands[0], commands[0]])
+    assert twice.value.code == 50035
+
+
 async def test_rate_limited_send_is_retried(fake: FakeDiscord, bot: EchoBot) -> None:
     fake.rate_limit_once("POST", "/channels/*/messages", retry_after=0.05)
     asked = await fake.user_says(ALICE, "still there?", mention_bot=True)
