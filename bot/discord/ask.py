@@ -14,8 +14,8 @@ import discord
 from discord import app_commands
 
 from bot.discord import docent
-from bot.discord.admin import is_admin
 from bot.discord.feedback import feedback_view
+from bot.discord.permissions import is_admin
 from bot.discord.render import MESSAGE_LIMIT, format_answer, split_message
 from bot.discord.replies import (
     NO_PINGS,

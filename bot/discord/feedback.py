@@ -15,7 +15,7 @@ import discord
 from discord import app_commands
 
 from bot.discord import docent
-from bot.discord.admin import is_admin, refused_unless_admin
+from bot.discord.permissions import is_moderator, refused_unless_admin
 from bot.discord.render import split_message
 from bot.discord.replies import NO_PINGS
 from bot.services import Place
@@ -88,10 +88,7 @@ class SolvedButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"do
         bot = docent(interaction)
         support = bot.asker.support.get(self.thread_id)
         asker = support is not None and str(support.asker) == str(interaction.user.id)
-        moderator = is_admin(interaction.user, bot.settings.discord.admin_role_ids) or (
-            isinstance(interaction.user, discord.Member) and interaction.user.guild_permissions.manage_threads
-        )
-        if not asker and not moderator:
+        if not asker and not is_moderator(interaction, bot.settings.discord.admin_role_ids, manage_threads=True):
             await _say(interaction, "Only the person who asked (or a moderator) can mark this solved.")
             return
         channel = interaction.channel

@@ -33,7 +33,9 @@ Realism that tests can rely on (each is what Discord does, and each has bitten r
   response more than ``token_lifetime`` (15 minutes) after the interaction fail with 401 50027 "Invalid Webhook
   Token". Both deadlines run on the fake's clock, which tests move on with ``advance`` instead of sleeping.
 - The first followup after a "thinking" defer replaces the loading message, as on Discord.
-- Guild-level permissions of the bot are enforced for sending, reacting and creating threads (403 50013).
+- The bot's permissions in the channel (guild-level, then the channel's overwrites, ``set_overwrite``; a thread
+  has its parent's) are enforced for sending, reacting, deleting, creating and editing threads (403 50013), and
+  interactions carry the member's and the app's permissions in their channel, as Discord computes them.
 - Forum channels (``add_forum``) take no messages of their own (400 50008); a post (``user_posts``, or the bot's
   ``ForumChannel.create_thread``) is a public thread whose id is its starter message's id, with ``applied_tags``
   checked against the forum's tags (at most 5; REQUIRE_TAG forums refuse untagged posts with 40067).
@@ -133,6 +135,9 @@ MAX_APPLIED_TAGS = 5
 MAX_FORUM_TAGS = 20
 ARCHIVE_DURATIONS = (60, 1440, 4320, 10080)
 MANAGE_THREADS = P(manage_threads=True).value
+VIEW_CHANNEL = P(view_channel=True).value
+SEND_MESSAGES = P(send_messages=True).value
+NEEDS_SEND = P(mention_everyone=True, send_tts_messages=True, attach_files=True, embed_links=True).value
 # Application commands, as Discord validates them when they are synced.
 COMMAND_NAME = re.compile(r"^[-_'\w\u0900-\u097f\u0e00-\u0e7f]{1,32}$")  # letters, numbers, Deva, Thai; no spaces
 MAX_OPTIONS = 25
@@ -745,6 +750,39 @@ class FakeDiscord:
     def bot_permissions(self) -> int:
         return self.permissions_of(self.bot_user_id)
 
+    def permissions_in(self, user_id: int, channel_id: int) -> int:
+        """In a channel, as Discord computes them (and sends them in interactions): the guild-level permissions, then
+        the channel's overwrites for @everyone, for the member's roles (all denies, then all allows) and for the
+        member. A thread has its parent's. Without View Channel nothing is left; without Send Messages neither are
+        Mention Everyone, Send TTS, Attach Files nor Embed Links. Owners and administrators keep everything."""
+        value = self.permissions_of(user_id)
+        channel = self._channel(channel_id)
+        if channel["type"] in _THREAD_TYPES:
+            channel = self._channel(int(channel["parent_id"]))
+        if channel.get("guild_id") is None or value == ALL_PERMISSIONS:
+            return value
+        overwrites = {int(o["id"]): o for o in channel.get("permission_overwrites") or []}
+        everyone = overwrites.get(self.guild_id)
+        if everyone is not None:
+            value = (value & ~int(everyone["deny"])) | int(everyone["allow"])
+        roles = [overwrites[int(r)] for r in self.members[user_id]["roles"] if int(r) in overwrites]
+        deny = allow = 0
+        for overwrite in roles:
+            deny |= int(overwrite["deny"])
+            allow |= int(overwrite["allow"])
+        value = (value & ~deny) | allow
+        member = overwrites.get(user_id)
+        if member is not None and member["type"] == 1:
+            value = (value & ~int(member["deny"])) | int(member["allow"])
+        if not value & VIEW_CHANNEL:
+            return 0
+        if not value & SEND_MESSAGES:
+            value &= ~NEEDS_SEND
+        return value
+
+    def bot_permissions_in(self, channel_id: int) -> int:
+        return self.permissions_in(self.bot_user_id, channel_id)
+
     def tag_id(self, forum_id: int, name: str) -> int:
         """The id of the forum's tag called ``name`` (KeyError if it has none)."""
         for tag in self._channel(forum_id).get("available_tags") or []:
@@ -882,6 +920,20 @@ class FakeDiscord:
         role = self.roles[role_id]
         role["permissions"] = str(permissions)
         self._spawn_dispatch("GUILD_ROLE_UPDATE", {"guild_id": str(self.guild_id), "role": role}, GUILDS)
+
+    def set_overwrite(self, channel_id: int, target_id: int, *, allow: int = 0, deny: int = 0) -> None:
+        """Set a channel's permission overwrite for a role (``guild_id`` is @everyone) or a member, replacing any it
+        had; a thread takes its parent's. Tells a connected bot (CHANNEL_UPDATE)."""
+        channel = self._channel(channel_id)
+        if channel["type"] in _THREAD_TYPES or channel.get("guild_id") is None:
+            raise ValueError(f"channel {channel_id} has no overwrites of its own")
+        if target_id not in self.roles and target_id not in self.members:
+            raise KeyError(f"unknown role or member {target_id}")
+        kind = 0 if target_id in self.roles else 1
+        overwrites = [o for o in channel["permission_overwrites"] if int(o["id"]) != target_id]
+        overwrites.append({"id": str(target_id), "type": kind, "allow": str(allow), "deny": str(deny)})
+        channel["permission_overwrites"] = overwrites
+        self._spawn_dispatch("CHANNEL_UPDATE", channel, GUILDS)
 
     def set_bot_permissions(self, permissions: int, *, everyone: int | None = None) -> None:
         """Set the bot's role, e.g. to test a bot without Send Messages. The bot also gets whatever @everyone has,
@@ -1647,8 +1699,9 @@ class FakeDiscord:
             intent = GUILD_MESSAGES if rec.payload.get("guild_id") else DIRECT_MESSAGES
             await self.dispatch("MESSAGE_DELETE", data, intent=intent)
 
-    def _require(self, bits: int) -> None:
-        if self.bot_permissions & bits != bits:
+    def _require(self, bits: int, channel: dict[str, Any]) -> None:
+        """The bot's permissions in ``channel``, overwrites included (403 50013 without them)."""
+        if self.bot_permissions_in(int(channel["id"])) & bits != bits:
             raise _missing_permissions()
 
     def _require_send(self, channel: dict[str, Any]) -> None:
@@ -1657,7 +1710,7 @@ class FakeDiscord:
         if channel.get("guild_id") is None:
             return
         send = P(send_messages_in_threads=True) if channel["type"] in _THREAD_TYPES else P(send_messages=True)
-        self._require(P(view_channel=True).value | send.value)
+        self._require(P(view_channel=True).value | send.value, channel)
 
     def _check_can_post(self, channel: dict[str, Any], author_id: int) -> bool:
         """Whether posting in ``channel`` will unarchive it (Discord does so on a send); locked threads take
@@ -1665,7 +1718,7 @@ class FakeDiscord:
         meta = channel.get("thread_metadata")
         if meta is None:
             return False
-        if meta["locked"] and not self.permissions_of(author_id) & MANAGE_THREADS:
+        if meta["locked"] and not self.permissions_in(author_id, int(channel["id"])) & MANAGE_THREADS:
             raise _thread_archived() if meta["archived"] else _missing_permissions()
         return bool(meta["archived"])
 
@@ -1754,11 +1807,11 @@ class FakeDiscord:
             "locale": "en-US",
             "entitlements": [],
             "attachment_size_limit": 10 * 1024 * 1024,
-            "app_permissions": str(self.bot_permissions),
+            "app_permissions": str(self.bot_permissions_in(channel_id) if guild else self.bot_permissions),
         }
         if guild:
             channel = self._channel(channel_id)
-            member = {**self.members[user_id], "permissions": str(self.permissions_of(user_id))}
+            member = {**self.members[user_id], "permissions": str(self.permissions_in(user_id, channel_id))}
             payload.update(
                 guild_id=str(self.guild_id),
                 guild_locale="en-US",
@@ -2113,14 +2166,14 @@ class FakeDiscord:
     async def _r_delete(self, req: _Request) -> Any:
         rec = self._message(int(req.params["channel_id"]), int(req.params["message_id"]))
         if not rec.by_bot:
-            self._require(P(manage_messages=True).value)
+            self._require(P(manage_messages=True).value, self._channel(rec.channel_id))
         self._check_not_archived(rec.channel_id)
         await self._delete_message(rec)
 
     async def _r_react(self, req: _Request) -> Any:
         rec = self._message(int(req.params["channel_id"]), int(req.params["message_id"]))
         if self._channel(rec.channel_id).get("guild_id") is not None:
-            self._require(P(add_reactions=True, read_message_history=True).value)
+            self._require(P(add_reactions=True, read_message_history=True).value, self._channel(rec.channel_id))
         self._check_not_archived(rec.channel_id)
         emoji = req.params["emoji"]
         if (emoji, self.bot_user_id) not in rec.reactions:
@@ -2173,12 +2226,12 @@ class FakeDiscord:
     async def _bot_opens_post(self, forum: dict[str, Any], body: dict[str, Any], files: tuple[str, ...]) -> Any:
         """``ForumChannel.create_thread``: the channel fields plus the starter message under ``message``; the answer
         is the thread with the message nested the same way."""
-        self._require(P(view_channel=True, send_messages=True).value)  # Discord: a post takes Send Messages
+        self._require(P(view_channel=True, send_messages=True).value, forum)  # Discord: a post takes Send Messages
         message = body.get("message")
         if not isinstance(message, dict):
             raise _form_error("message", "BASE_TYPE_REQUIRED", "This field is required")
         if self._moderated(forum, [str(t) for t in body.get("applied_tags") or []]):
-            self._require(MANAGE_THREADS)
+            self._require(MANAGE_THREADS, forum)
         thread, rec = await self._open_post(forum, author_id=self.bot_user_id, body=body, message=message, files=files)
         return {**thread, "message": rec.payload}
 
@@ -2189,7 +2242,7 @@ class FakeDiscord:
         if parent.get("guild_id") is None or parent["type"] not in (GUILD_TEXT, 5):  # text and announcement
             raise DiscordError(400, 50024, "Cannot execute action on this channel type")
         bit = P(create_public_threads=True) if thread_type != 12 else P(create_private_threads=True)
-        self._require(P(view_channel=True).value | bit.value)
+        self._require(P(view_channel=True).value | bit.value, parent)
         name = body.get("name") or ""
         if not 1 <= len(name) <= 100:
             raise _too_long("name", 100)
@@ -2215,7 +2268,7 @@ class FakeDiscord:
     async def _edit_thread(self, thread: dict[str, Any], body: dict[str, Any]) -> None:
         meta = thread["thread_metadata"]
         parent = self.channels.get(int(thread["parent_id"]))
-        self._require(P(view_channel=True).value)
+        self._require(P(view_channel=True).value, thread)
         if meta["archived"] and body.get("archived") is not False:
             raise _thread_archived()  # even to lock it: unarchive in the same call
         if "name" in body and not 1 <= len(body["name"] or "") <= 100:
@@ -2228,7 +2281,8 @@ class FakeDiscord:
         if "applied_tags" in body:
             tags = [str(t) for t in body["applied_tags"] or []]
             self._check_tags(parent, tags)
-        if not self.bot_permissions & MANAGE_THREADS and not self._may_edit_unmanaged(thread, body, parent, tags):
+        managed = self.bot_permissions_in(int(thread["id"])) & MANAGE_THREADS
+        if not managed and not self._may_edit_unmanaged(thread, body, parent, tags):
             raise _missing_permissions()
         before: dict[str, Any] = {}
         after: dict[str, Any] = {}
@@ -2253,7 +2307,7 @@ class FakeDiscord:
         if thread["thread_metadata"]["locked"]:
             return False
         if body == {"archived": False}:
-            self._require(P(send_messages=True).value)
+            self._require(P(send_messages=True).value, thread)
             return True
         if int(thread["owner_id"]) != self.bot_user_id:
             return False
@@ -2264,7 +2318,7 @@ class FakeDiscord:
     async def _edit_guild_channel(self, channel: dict[str, Any], body: dict[str, Any]) -> None:
         """Channel settings (MANAGE_CHANNELS): the keys the channel object has; a forum's ``available_tags`` keep
         the ids they are sent with and get new ones otherwise (``ForumChannel.create_tag``)."""
-        self._require(P(view_channel=True, manage_channels=True).value)
+        self._require(P(view_channel=True, manage_channels=True).value, channel)
         if "name" in body and not 1 <= len(body["name"] or "") <= 100:
             raise _too_long("name", 100)
         changes = {k: v for k, v in body.items() if k in channel and k not in ("id", "type", "guild_id")}

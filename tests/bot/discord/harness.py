@@ -11,10 +11,13 @@ from bot.discord.client import DocentBot
 from rag.settings import Settings
 from tests.bot.discord.fake_discord import FakeDiscord, InteractionRecord, MessageRecord
 from tests.bot.failing_store import FailingStore
+from tests.scripted import ScriptedGenerator
 
 ALICE, BOB, ADMIN, ADMIN2 = 600000000000000001, 600000000000000002, 600000000000000003, 600000000000000004
 MANAGE_GUILD = 1 << 5
 SERVER_A, SERVER_B = 111111111111111111, 121212121212121212
+FORUM = 999999999999999997  # a help forum (forum_harness)
+SAID = "IVF_FLAT clusters vectors [1]."
 DOCS = {
     "index.md": "# In-memory Index\n\n## HNSW\n\nHNSW is a graph index. `M` is the maximum degree of a node and "
     "`efConstruction` is the build-time search range; `ef` is the query-time search range.\n\n"
@@ -62,3 +65,31 @@ class Harness:
     async def close(self) -> None:
         """Stop this bot now (e.g. to start another one on the same data directory)."""
         await self._closer(self)
+
+
+def button(message: MessageRecord, part: str) -> str:
+    """The custom id of the button on ``message`` whose id contains ``part`` (``":up:"``, ``"docent:solved:"``)."""
+    return next(c["custom_id"] for row in message.components for c in row["components"] if part in c["custom_id"])
+
+
+async def forum_harness(harness_factory: Any, **options: Any) -> Harness:
+    """A bot answering every new post in the help forum ``FORUM`` (tags Solved and Bug)."""
+
+    async def forum(fake: FakeDiscord) -> None:
+        fake.add_forum("help", channel_id=FORUM, tags=("Solved", "Bug"))
+
+    harness: Harness = await harness_factory(
+        ScriptedGenerator(SAID),
+        channels={str(FORUM): {"mode": "always"}},
+        bot_options={"support_channels": True},
+        before_start=forum,
+        **options,
+    )
+    return harness
+
+
+async def answered_post(h: Harness, user: int = ALICE) -> tuple[int, MessageRecord]:
+    """``user`` opens a post in ``FORUM``; returns the post (thread) id and Docent's answer in it."""
+    thread, _ = await h.fake.user_posts(user, FORUM, "IVF_FLAT clusters", "How does IVF_FLAT split vectors?")
+    answer = await h.fake.wait_for_message(lambda m: "AI-generated" in m.content, channel_id=thread, timeout=60)
+    return thread, answer

@@ -5,42 +5,14 @@ model; the fake's clock stands in for a slow store's seconds (``FakeDiscord.adva
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
-from tests.bot.discord.fake_discord import FakeDiscord, MessageRecord
-from tests.bot.discord.harness import ALICE, BOB, Harness
+from tests.bot.discord.harness import ALICE, BOB, SAID, Harness, answered_post, button, forum_harness
 from tests.bot.failing_store import SlowFeedback
 from tests.scripted import ScriptedGenerator
 
 pytestmark = pytest.mark.integration
-FORUM = 999999999999999997
-SAID = "IVF_FLAT clusters vectors [1]."
-
-
-def button(message: MessageRecord, part: str) -> str:
-    return next(c["custom_id"] for row in message.components for c in row["components"] if part in c["custom_id"])
-
-
-async def forum_harness(harness_factory: Any, **options: Any) -> Harness:
-    async def forum(fake: FakeDiscord) -> None:
-        fake.add_forum("help", channel_id=FORUM, tags=("Solved", "Bug"))
-
-    harness: Harness = await harness_factory(
-        ScriptedGenerator(SAID),
-        channels={str(FORUM): {"mode": "always"}},
-        bot_options={"support_channels": True},
-        before_start=forum,
-        **options,
-    )
-    return harness
-
-
-async def answered_post(h: Harness, user: int = ALICE) -> tuple[int, MessageRecord]:
-    thread, _ = await h.fake.user_posts(user, FORUM, "IVF_FLAT clusters", "How does IVF_FLAT split vectors?")
-    answer = await h.fake.wait_for_message(lambda m: "AI-generated" in m.content, channel_id=thread, timeout=60)
-    return thread, answer
 
 
 async def held_past_the_deadline(h: Harness) -> None:

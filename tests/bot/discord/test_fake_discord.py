@@ -82,6 +82,11 @@ class EchoBot(discord.Client):
             await interaction.response.defer(thinking=True, ephemeral=True)
             await interaction.followup.send("done", ephemeral=True)
 
+        @self.tree.command(name="perms", description="Say the member's and the app's permissions here.")
+        async def perms(interaction: discord.Interaction) -> None:
+            said = f"{interaction.permissions.value} {interaction.app_permissions.value}"
+            await interaction.response.send_message(said, allowed_mentions=NO_PINGS)
+
         @self.tree.command(name="panel", description="A message with a button.")
         async def panel(interaction: discord.Interaction) -> None:
             await interaction.response.send_message("Pick one", view=Panel())
@@ -263,7 +268,7 @@ async def test_tree_sync_stores_commands_with_stable_ids(fake: FakeDiscord, bot:
     synced = await bot.tree.sync(guild=guild)
     again = await bot.tree.sync(guild=guild)
 
-    assert sorted(c.name for c in synced) == ["panel", "ping", "quick", "stall", "wait"]
+    assert sorted(c.name for c in synced) == ["panel", "perms", "ping", "quick", "stall", "wait"]
     assert {c.name: c.id for c in synced} == {c.name: c.id for c in again}
     assert all(c["guild_id"] == str(fake.guild_id) for c in fake.synced_commands(fake.guild_id))
     assert fake.synced_commands() == []
@@ -307,12 +312,12 @@ async def test_command_payloads_are_validated_as_discord_does(
     assert f"In {'.'.join(where)}: " in rejected.value.text, rejected.value.text
     assert fake.synced_commands() == []
     with pytest.raises(discord.HTTPException) as alone:
-        await bot.http.upsert_global_command(fake.application_id, command)
+        await bot.http.upsert_global_command(fake.application_id, command)  # type: ignore[arg-type]
     assert alone.value.code == 50035
 
 
 async def test_valid_command_payloads_are_taken(fake: FakeDiscord, bot: EchoBot) -> None:
-    commands = [
+    commands: list[dict[str, Any]] = [
         {"name": "ask-docs_v2", "description": "x" * 100, "options": [_option("q", required=True), _option("p")]},
         {"name": "Teach Docent", "type": 3},
         {"name": "Teach Docent", "type": 2},  # a user command may share a message command's name
@@ -380,6 +385,41 @@ async def test_an_interaction_token_expires_after_15_minutes(fake: FakeDiscord, 
     assert (error.original.status, error.original.code) == (401, 50027)
     assert ix.original.loading, "the response still shows Discord's 'thinking'"
     bot.errors.clear()
+
+
+async def test_channel_overwrites_decide_what_the_bot_and_members_may_do(fake: FakeDiscord, bot: EchoBot) -> None:
+    await bot.tree.sync()
+    quiet = fake.add_channel("announcements")
+    qid = int(quiet["id"])
+    send, manage = discord.Permissions(send_messages=True).value, discord.Permissions(manage_messages=True).value
+    fake.set_overwrite(qid, fake.guild_id, deny=send)  # @everyone may not talk here...
+    await fake.wait_for(lambda: bot.get_channel(qid), what="CHANNEL_CREATE")
+    channel = bot.get_channel(qid)
+    assert isinstance(channel, discord.TextChannel)
+    await fake.wait_for(lambda: channel.overwrites, what="CHANNEL_UPDATE with the overwrite")
+
+    with pytest.raises(discord.Forbidden) as denied:
+        await channel.send("hello", allowed_mentions=NO_PINGS)
+    assert denied.value.code == 50013
+    me = channel.guild.me
+    assert channel.permissions_for(me).value == fake.bot_permissions_in(qid) and not fake.bot_permissions_in(qid) & send
+    assert fake.bot_permissions & send, "elsewhere it may"
+
+    fake.set_overwrite(qid, fake.bot_role_id, allow=send)  # ...but the bot's role may: a role's allow wins
+    await fake.wait_for(lambda: channel.permissions_for(me).send_messages, what="the bot's role overwrite")
+    await channel.send("hello", allowed_mentions=NO_PINGS)
+    assert fake.bot_permissions_in(qid) == channel.permissions_for(me).value
+
+    fake.set_overwrite(qid, ALICE, allow=manage)  # a member's own overwrite
+    here = await fake.slash("perms", {}, user_id=ALICE, channel_id=qid)
+    there = await fake.slash("perms", {}, user_id=ALICE)
+    await fake.wait_for(lambda: here.responded and there.responded, what="both answers")
+    (alice_here, app_here), (alice_there, _) = (map(int, (ix.final_content or "").split()) for ix in (here, there))
+    assert alice_here & manage and not alice_here & send and alice_there & send and not alice_there & manage
+    assert app_here == fake.bot_permissions_in(qid)
+
+    fake.set_overwrite(qid, fake.guild_id, deny=discord.Permissions(view_channel=True).value)
+    assert fake.permissions_in(ALICE, qid) == 0, "without View Channel nothing is left"
 
 
 async def test_joining_and_leaving_servers(fake: FakeDiscord, bot: EchoBot) -> None:

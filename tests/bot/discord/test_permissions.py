@@ -1,0 +1,69 @@
+"""Who may do what, and what Docent itself may do: members' permissions are judged in the channel where they act
+(overwrites included, as Discord computes them for the interaction), and the bot gets exactly what the README's
+invite asks for. The production bot over the fake Discord, a scripted model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+import pytest
+
+from tests.bot.discord.fake_discord import FakeDiscord
+from tests.bot.discord.harness import ALICE, BOB, FORUM, answered_post, button
+from tests.scripted import ScriptedGenerator
+
+pytestmark = pytest.mark.integration
+HELPER, MOD = 600000000000000011, 600000000000000012
+HELPER_ROLE, MOD_ROLE = 810000000000000001, 810000000000000002
+MANAGE_THREADS = discord.Permissions(manage_threads=True).value
+MANAGE_MESSAGES = discord.Permissions(manage_messages=True).value
+
+
+def moderators(permission: int, channel: int | None = None) -> Any:
+    """A helper role with ``permission`` only through ``channel``'s overwrite, and a moderator role that has it
+    server-wide but is denied it there (default: the fake's main channel)."""
+
+    async def setup(fake: FakeDiscord) -> None:
+        where = channel or fake.channel_id
+        fake.add_role("helpers", role_id=HELPER_ROLE)
+        fake.add_role("mods", permission, role_id=MOD_ROLE)
+        fake.add_member(HELPER, "helper", roles=[HELPER_ROLE])
+        fake.add_member(MOD, "mod", roles=[MOD_ROLE])
+        fake.set_overwrite(where, HELPER_ROLE, allow=permission)
+        fake.set_overwrite(where, MOD_ROLE, deny=permission)
+
+    return setup
+
+
+async def test_this_solved_it_takes_manage_threads_in_that_forum(harness_factory) -> None:
+    async def setup(fake: FakeDiscord) -> None:
+        fake.add_forum("help", channel_id=FORUM, tags=("Solved", "Bug"))
+        await moderators(MANAGE_THREADS, FORUM)(fake)
+
+    h = await harness_factory(
+        ScriptedGenerator("IVF_FLAT clusters vectors [1]."),
+        channels={str(FORUM): {"mode": "always"}},
+        bot_options={"support_channels": True},
+        before_start=setup,
+    )
+    thread, answer = await answered_post(h)
+    solved = button(answer, "docent:solved:")
+    refused = await h.fake.click(answer.id, solved, user_id=MOD)
+    await h.final(refused, marker="Only the person who asked", timeout=10)
+    assert h.fake.thread_tags(thread) == [], "Manage Threads is denied to the mods in this forum"
+    accepted = await h.fake.click(answer.id, solved, user_id=HELPER)
+    await h.final(accepted, marker="Marked solved", timeout=10)
+    assert h.fake.thread_tags(thread) == ["Solved"], "the helpers may manage threads in this forum"
+
+
+async def test_teach_docent_takes_manage_messages_in_that_channel(harness_factory) -> None:
+    h = await harness_factory(ScriptedGenerator(), before_start=moderators(MANAGE_MESSAGES))
+    question = await h.fake.user_says(ALICE, "How do I keep the zorblax cache across restarts?")
+    reply = await h.fake.user_says(BOB, "Set `zorblax.persist = true`.", reply_to=question, ping_reply=False)
+    refused = await h.fake.message_command("Teach Docent", reply, user_id=MOD)
+    await h.fake.wait_for(lambda: refused.responded, what="the refusal")
+    assert "Only moderators" in (refused.final_content or "")
+    taught = await h.fake.message_command("Teach Docent", reply, user_id=HELPER)
+    await h.fake.wait_for(lambda: taught.responded, what="the confirmation")
+    assert "for approval" in (taught.final_content or "")
