@@ -86,9 +86,8 @@ class SolvedButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"do
     async def callback(self, interaction: discord.Interaction) -> None:
         await _acknowledge(interaction)
         bot = docent(interaction)
-        support = bot.asker.support.get(self.thread_id)
-        asker = support is not None and str(support.asker) == str(interaction.user.id)
-        if not asker and not is_moderator(interaction, bot.settings.discord.admin_role_ids, manage_threads=True):
+        moderator = is_moderator(interaction, bot.settings.discord.admin_role_ids, manage_threads=True)
+        if not moderator and await _asker(interaction, self.thread_id) != interaction.user.id:
             await _say(interaction, "Only the person who asked (or a moderator) can mark this solved.")
             return
         channel = interaction.channel
@@ -126,6 +125,32 @@ async def _failed(interaction: discord.Interaction, exc: Exception, what: str) -
     error_id = new_error_id()
     logger.warning("%s by %s not recorded (error id %s)", what, interaction.user.id, error_id, exc_info=exc)
     await _say(interaction, f"Sorry, that wasn't recorded; please try again later (error id `{error_id}`).")
+
+
+async def _asker(interaction: discord.Interaction, question_id: int) -> int | None:
+    """Who asked question ``question_id``, from Discord rather than the bot's memory, so it holds after a restart: a
+    forum post's owner, else the question message's author (the starter of the thread Docent opened under it, or
+    the message its answer replies to)."""
+    channel = interaction.channel
+    thread = channel if isinstance(channel, discord.Thread) and channel.id == question_id else None
+    if thread is not None and isinstance(thread.parent, discord.ForumChannel):
+        return thread.owner_id
+    reference = interaction.message.reference if interaction.message else None
+    if (
+        reference is not None
+        and reference.message_id == question_id
+        and isinstance(reference.resolved, discord.Message)
+    ):
+        return reference.resolved.author.id
+    where = thread.parent if thread is not None else channel
+    if not isinstance(where, discord.abc.Messageable):
+        return None
+    try:
+        question = await where.fetch_message(question_id)
+    except discord.HTTPException as exc:
+        logger.info("could not read question %s to tell who asked it: %s", question_id, exc)
+        return None
+    return question.author.id
 
 
 async def _apply_solved_tag(channel: object, tag_name: str) -> bool:

@@ -42,7 +42,7 @@ class Harness:
         bot: DocentBot,
         store: FailingStore,
         settings: Settings,
-        closer: Callable[[Harness], Awaitable[None]],
+        closer: Callable[[Harness, bool], Awaitable[None]],
     ) -> None:
         self.fake, self.bot, self.store, self.settings = fake, bot, store, settings
         self.allowed_roles: set[int] = set()  # helper roles a support channel's hand-off may ping
@@ -62,9 +62,10 @@ class Harness:
             lambda m: m.reply_to == message_id and "AI-generated" in m.content, timeout=timeout
         )
 
-    async def close(self) -> None:
-        """Stop this bot now (e.g. to start another one on the same data directory)."""
-        await self._closer(self)
+    async def close(self, *, keep_fake: bool = False) -> None:
+        """Stop this bot now (e.g. to start another one on the same data directory); with ``keep_fake`` its fake
+        Discord keeps running for the next bot (``harness_factory(..., fake=h.fake)``: a restart)."""
+        await self._closer(self, keep_fake)
 
 
 def button(message: MessageRecord, part: str) -> str:

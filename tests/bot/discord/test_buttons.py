@@ -5,14 +5,17 @@ model; the fake's clock stands in for a slow store's seconds (``FakeDiscord.adva
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.bot.discord.harness import ALICE, BOB, SAID, Harness, answered_post, button, forum_harness
+from tests.bot.discord.harness import ALICE, BOB, FORUM, SAID, Harness, answered_post, button, forum_harness
 from tests.bot.failing_store import SlowFeedback
 from tests.scripted import ScriptedGenerator
 
 pytestmark = pytest.mark.integration
+CHANNEL = 222222222222222222  # the fake's default text channel
 
 
 async def held_past_the_deadline(h: Harness) -> None:
@@ -47,3 +50,33 @@ async def test_this_solved_it_is_acknowledged_in_time_while_the_store_is_slow(ha
     assert click.ephemeral and not click.rejected, click.rejected
     assert click.response_latency is not None and click.response_latency < 3
     assert "Marked solved" in said and h.fake.thread_tags(thread) == ["Solved"]
+
+
+@pytest.mark.parametrize("where", ["forum post", "thread under a message", "reply"])
+async def test_this_solved_it_knows_the_asker_after_a_restart(harness_factory, tmp_path: Path, where: str) -> None:
+    """Who asked comes from Discord (the post's owner, the question's author), not from the bot's memory, which a
+    restart empties."""
+    options: dict[str, Any] = {"bot_options": {"support_channels": True}}
+    if where == "forum post":
+        h = await forum_harness(harness_factory)
+        options["channels"] = {str(FORUM): {"mode": "always"}}
+        _, answer = await answered_post(h)
+    else:
+        options["channels"] = {str(CHANNEL): {"mode": "always", "reply_in_thread": where != "reply"}}
+        h = await harness_factory(ScriptedGenerator(SAID), **options)
+        asked = await h.fake.user_says(ALICE, "How does IVF_FLAT split vectors into nlist clusters?")
+        answer = await h.fake.wait_for_message(lambda m: "AI-generated" in m.content, timeout=60)
+        assert (answer.channel_id, answer.reply_to) == ((asked, None) if where != "reply" else (CHANNEL, asked))
+    await h.close(keep_fake=True)
+
+    restarted = await harness_factory(
+        ScriptedGenerator(SAID), fake=h.fake, milvus={"uri": str(tmp_path / "milvus-restarted.db")}, **options
+    )
+    assert not restarted.bot.asker.support, "a fresh bot remembers no support question"
+    solved = button(answer, "docent:solved:")
+    bystander = await restarted.fake.click(answer.id, solved, user_id=BOB)
+    await restarted.final(bystander, marker="Only the person who asked", timeout=10)
+    asker = await restarted.fake.click(answer.id, solved, user_id=ALICE)
+    await restarted.final(asker, marker="Marked solved", timeout=10)
+    stats = await restarted.bot.feedback.channel_stats("discord", restarted.fake.guild_id)
+    assert [s["solved"] for s in stats] == [1]
