@@ -15,7 +15,7 @@ import discord
 from discord import app_commands
 
 from bot.discord import docent
-from bot.discord.permissions import is_moderator, refused_unless_admin
+from bot.discord.permissions import is_moderator, refused_unless_admin, solved_tag
 from bot.discord.render import split_message
 from bot.discord.replies import NO_PINGS
 from bot.services import Place
@@ -103,10 +103,8 @@ class SolvedButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"do
         except Exception as exc:
             await _failed(interaction, exc, "solved mark")
             return
-        tagged = await _apply_solved_tag(channel, bot.settings.discord.solved_tag)
-        await _say(
-            interaction, "✅ Marked solved" + (" and tagged." if tagged else ".") if new else "Already marked solved."
-        )
+        tagged = await _apply_solved_tag(interaction, bot.settings.discord.solved_tag)
+        await _say(interaction, ("✅ Marked solved" if new else "Already marked solved") + tagged)
         logger.info("support thread %s solved by %s", self.thread_id, interaction.user.id)
 
 
@@ -153,19 +151,28 @@ async def _asker(interaction: discord.Interaction, question_id: int) -> int | No
     return question.author.id
 
 
-async def _apply_solved_tag(channel: object, tag_name: str) -> bool:
-    """In a forum post, add the forum's tag named ``tag_name`` (if it has one and the post hasn't it yet)."""
+async def _apply_solved_tag(interaction: discord.Interaction, tag_name: str) -> str:
+    """In a forum post, add the forum's tag named ``tag_name`` (if it has one and the post hasn't it yet); returns
+    the end of the reply. Tagging a member's post takes Manage Threads, which the README's invite leaves out: the
+    user is told, and the start-up check (``PermissionCheck``) has logged it once."""
+    channel = interaction.channel
     if not isinstance(channel, discord.Thread) or not isinstance(channel.parent, discord.ForumChannel):
-        return False
-    tag = next((t for t in channel.parent.available_tags if t.name.lower() == tag_name.lower()), None)
-    if tag is None or tag in channel.applied_tags:
-        return tag is not None
+        return "."
+    tag = solved_tag(channel.parent, tag_name)
+    if tag is None:
+        return "."
+    if tag in channel.applied_tags:
+        return " and tagged."
+    me = interaction.client.user
+    mine = me is not None and channel.owner_id == me.id  # the bot's own posts it may retag without
+    if not interaction.app_permissions.manage_threads and not mine:
+        return f". I couldn't add the “{tag.name}” tag: Docent needs Manage Threads in this forum."
     try:
         await channel.edit(applied_tags=[*channel.applied_tags[:4], tag])
     except discord.HTTPException as exc:
         logger.warning("could not tag post %s solved: %s", channel.id, exc)
-        return False
-    return True
+        return f". I couldn't add the “{tag.name}” tag."
+    return " and tagged."
 
 
 def feedback_view(answer_id: str, *, solved_for: str | None = None) -> discord.ui.View:

@@ -1,5 +1,8 @@
 """Who may do what: members judged by their permissions where they act, and what Docent itself may do.
 
+Docent is invited with the README's short list of permissions; features that need more (Manage Threads to tag a
+member's forum post solved) are checked when a server becomes available, and each gap is logged once.
+
 A member's permissions come from the interaction (``Interaction.permissions``: Discord's own computation for that
 channel, overwrites included, as ``app_commands.checks.has_permissions`` reads them), never from the server-wide
 ``Member.guild_permissions``, which ignores channel overwrites: a helper given Manage Threads only in the help
@@ -9,12 +12,17 @@ forum is a moderator there, and a moderator denied it there is not.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import discord
 
 from bot.discord.replies import NO_PINGS
 
+if TYPE_CHECKING:
+    from bot.discord.client import DocentBot
+
 logger = logging.getLogger(__name__)
+UNASKED = ("auto", "always")  # modes whose answers carry "This solved it"
 
 
 def is_admin(who: discord.Interaction | discord.abc.User, admin_role_ids: list[int]) -> bool:
@@ -49,3 +57,43 @@ async def refused_unless_admin(interaction: discord.Interaction, admin_role_ids:
         allowed_mentions=NO_PINGS,
     )
     return True
+
+
+def solved_tag(forum: discord.ForumChannel, name: str) -> discord.ForumTag | None:
+    """The forum's tag called ``name`` (any case), which "This solved it" applies."""
+    return next((t for t in forum.available_tags if t.name.lower() == name.lower()), None)
+
+
+class PermissionCheck:
+    """What Docent needs beyond the README's invite, per server, when it becomes available (at start, on joining);
+    each gap is logged once per process, however often Discord says the server is available again."""
+
+    def __init__(self, bot: DocentBot) -> None:
+        self.bot = bot
+        self._warned: set[tuple[str, int]] = set()
+
+    async def check(self, guild: discord.Guild) -> None:
+        me = guild.me
+        if me is None:
+            return
+        tag_name = self.bot.settings.discord.solved_tag
+        for forum in guild.forums:
+            policy = await self.bot.services.channels.policy("discord", forum.id, forum.category_id)
+            if policy.mode not in UNASKED or solved_tag(forum, tag_name) is None:
+                continue
+            if not forum.permissions_for(me).manage_threads:
+                self._warn(
+                    ("solved-tag", forum.id),
+                    "Docent can't tag posts %r in forum #%s (%d) of %r: it needs Manage Threads there (give it to "
+                    "Docent's role in the forum's permissions); 'This solved it' records posts as solved untagged",
+                    tag_name,
+                    forum.name,
+                    forum.id,
+                    guild.name,
+                )
+        logger.debug("checked Docent's permissions in %r (%d)", guild.name, guild.id)
+
+    def _warn(self, key: tuple[str, int], message: str, *args: object) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            logger.warning(message, *args)

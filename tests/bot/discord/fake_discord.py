@@ -58,6 +58,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
@@ -77,6 +78,7 @@ __all__ = [
     "MessageVersion",
     "Pings",
     "Recorded",
+    "invite_permissions",
     "pending_discordpy_tasks",
 ]
 
@@ -101,29 +103,33 @@ MESSAGE_CONTENT = 1 << 15
 P = discord.Permissions
 ALL_PERMISSIONS = P.all().value
 ADMINISTRATOR = P(administrator=True).value
+README = Path(__file__).resolve().parents[3] / "README.md"
+_PERMISSION_ALIASES = {"view_channels": "view_channel", "manage_server": "manage_guild"}
+
+
+def invite_permissions(readme: Path = README) -> int:
+    """The permissions the README's invite step asks for ("… and the permissions A, B (why) and C. Nothing else"),
+    as Discord's bits: the fake's bot has exactly these, so a feature that needs more fails here as it would for
+    someone who followed the README."""
+    found = re.search(r"and the permissions\s+(.+?)\.\s+Nothing else", readme.read_text(), re.S)
+    if found is None:
+        raise ValueError(f"{readme} has no invite permission list")
+    listed = " ".join(re.sub(r"\([^)]*\)", "", found.group(1)).split())
+    value = 0
+    for name in filter(None, (n.strip() for n in re.split(r",|\band\b", listed))):
+        flag = name.lower().replace(" ", "_")
+        flag = _PERMISSION_ALIASES.get(flag, flag)
+        if flag not in P.VALID_FLAGS:
+            raise ValueError(f"the README's invite names an unknown permission: {name!r}")
+        value |= P(**{flag: True}).value
+    return value
+
+
+# What the bot has in a new fake server: the README's invite, and an @everyone that adds nothing to it (members may
+# read and talk; the fake does not check what members themselves may do, beyond a locked thread).
+DEFAULT_BOT_PERMISSIONS = invite_permissions()
 DEFAULT_EVERYONE_PERMISSIONS = P(
-    view_channel=True,
-    send_messages=True,
-    send_messages_in_threads=True,
-    create_public_threads=True,
-    read_message_history=True,
-    add_reactions=True,
-    embed_links=True,
-    attach_files=True,
-    use_application_commands=True,
-    use_external_emojis=True,
-).value
-DEFAULT_BOT_PERMISSIONS = P(
-    view_channel=True,
-    send_messages=True,
-    send_messages_in_threads=True,
-    create_public_threads=True,
-    manage_threads=True,
-    read_message_history=True,
-    add_reactions=True,
-    embed_links=True,
-    attach_files=True,
-    use_external_emojis=True,
+    view_channel=True, send_messages=True, send_messages_in_threads=True, read_message_history=True
 ).value
 
 _USER_MENTION = re.compile(r"<@!?(\d+)>")

@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.discord.client import DocentBot
 from rag.settings import Settings
-from tests.bot.discord.fake_discord import FakeDiscord, InteractionRecord, MessageRecord
+from tests.bot.discord.fake_discord import MANAGE_THREADS, FakeDiscord, InteractionRecord, MessageRecord
 from tests.bot.failing_store import FailingStore
 from tests.scripted import ScriptedGenerator
 
@@ -68,16 +68,25 @@ class Harness:
         await self._closer(self, keep_fake)
 
 
+def help_forum(fake: FakeDiscord, forum_id: int = FORUM, *, manage_threads: bool = True) -> None:
+    """A forum with the tags Solved and Bug; with ``manage_threads`` Docent's role may manage threads there (the
+    README's advice for support forums with a solved tag), through the forum's permissions."""
+    fake.add_forum("help", channel_id=forum_id, tags=("Solved", "Bug"))
+    if manage_threads:
+        fake.set_overwrite(forum_id, fake.bot_role_id, allow=MANAGE_THREADS)
+
+
 def button(message: MessageRecord, part: str) -> str:
     """The custom id of the button on ``message`` whose id contains ``part`` (``":up:"``, ``"docent:solved:"``)."""
     return next(c["custom_id"] for row in message.components for c in row["components"] if part in c["custom_id"])
 
 
 async def forum_harness(harness_factory: Any, **options: Any) -> Harness:
-    """A bot answering every new post in the help forum ``FORUM`` (tags Solved and Bug)."""
+    """A bot answering every new post in the help forum ``FORUM`` (tags Solved and Bug), where the server gave
+    Docent's role Manage Threads as the README says."""
 
     async def forum(fake: FakeDiscord) -> None:
-        fake.add_forum("help", channel_id=FORUM, tags=("Solved", "Bug"))
+        help_forum(fake)
 
     harness: Harness = await harness_factory(
         ScriptedGenerator(SAID),

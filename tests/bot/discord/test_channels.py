@@ -17,7 +17,7 @@ from indexer.local import FolderDocs
 from rag.citations import ZWSP
 from rag.settings import FolderSource
 from tests.bot.discord.fake_discord import FakeDiscord
-from tests.bot.discord.harness import ADMIN, ALICE, BOB
+from tests.bot.discord.harness import ADMIN, ALICE, BOB, help_forum
 from tests.scripted import PacedGenerator, ScriptedGenerator
 
 pytestmark = pytest.mark.integration
@@ -231,7 +231,7 @@ async def test_a_forum_post_is_answered_in_it_and_this_solved_it_applies_the_sol
     forum_id = 999999999999999999
 
     async def forum(fake: FakeDiscord) -> None:
-        fake.add_forum("help", channel_id=forum_id, tags=("Solved", "Bug"))
+        help_forum(fake, forum_id)
 
     h = await harness_factory(
         ScriptedGenerator("IVF_FLAT clusters vectors [1]."),

@@ -18,8 +18,10 @@ from discord import app_commands
 from tests.bot.discord.fake_discord import (
     DEFAULT_BOT_PERMISSIONS,
     MANAGE_THREADS,
+    README,
     DiscordError,
     FakeDiscord,
+    invite_permissions,
     pending_discordpy_tasks,
 )
 
@@ -145,11 +147,30 @@ class ForumBot(discord.Client):
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
+    async with FakeDiscord(bot_permissions=DEFAULT_BOT_PERMISSIONS | MANAGE_THREADS) as fake:  # the forum tests
         fake.add_member(ALICE, "alice")
         yield fake
     assert not fake.errors, fake.errors
     assert not fake.unhandled, fake.unhandled
+
+
+async def test_the_bot_has_exactly_the_permissions_the_readme_invites_it_with(tmp_path) -> None:
+    """Features that need more than the README asks for fail in the tests, as they would for its readers."""
+    readme = (
+        "...the scopes `bot` and the permissions View Channels, Send Messages (for `bot.x`), Read Message History\n"
+    )
+    (tmp_path / "README.md").write_text(readme + "and Add Reactions (for 👀 hand-offs, below). Nothing else; never.")
+    listed = discord.Permissions(invite_permissions(tmp_path / "README.md"))
+    wanted = discord.Permissions(view_channel=True, send_messages=True, read_message_history=True, add_reactions=True)
+    assert listed == wanted
+    (tmp_path / "README.md").write_text(readme.replace("Send Messages", "Send Messagez") + ". Nothing else.")
+    with pytest.raises(ValueError, match="Send Messagez"):
+        invite_permissions(tmp_path / "README.md")
+
+    async with FakeDiscord() as fake:
+        assert fake.bot_permissions == invite_permissions(README) == DEFAULT_BOT_PERMISSIONS
+        assert fake.bot_permissions_in(fake.channel_id) == fake.bot_permissions
+        assert not fake.bot_permissions & (MANAGE_THREADS | discord.Permissions(administrator=True).value)
 
 
 @pytest.fixture

@@ -4,13 +4,14 @@ invite asks for. The production bot over the fake Discord, a scripted model."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import discord
 import pytest
 
-from tests.bot.discord.fake_discord import FakeDiscord
-from tests.bot.discord.harness import ALICE, BOB, FORUM, answered_post, button
+from tests.bot.discord.fake_discord import GUILDS, FakeDiscord
+from tests.bot.discord.harness import ALICE, BOB, FORUM, SAID, answered_post, button, help_forum
 from tests.scripted import ScriptedGenerator
 
 pytestmark = pytest.mark.integration
@@ -38,11 +39,11 @@ def moderators(permission: int, channel: int | None = None) -> Any:
 
 async def test_this_solved_it_takes_manage_threads_in_that_forum(harness_factory) -> None:
     async def setup(fake: FakeDiscord) -> None:
-        fake.add_forum("help", channel_id=FORUM, tags=("Solved", "Bug"))
+        help_forum(fake)
         await moderators(MANAGE_THREADS, FORUM)(fake)
 
     h = await harness_factory(
-        ScriptedGenerator("IVF_FLAT clusters vectors [1]."),
+        ScriptedGenerator(SAID),
         channels={str(FORUM): {"mode": "always"}},
         bot_options={"support_channels": True},
         before_start=setup,
@@ -67,3 +68,41 @@ async def test_teach_docent_takes_manage_messages_in_that_channel(harness_factor
     taught = await h.fake.message_command("Teach Docent", reply, user_id=HELPER)
     await h.fake.wait_for(lambda: taught.responded, what="the confirmation")
     assert "for approval" in (taught.final_content or "")
+
+
+async def test_a_support_forum_without_manage_threads_is_warned_of_once_and_the_asker_told(
+    harness_factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The README's invite has no Manage Threads; a support forum with a solved tag needs it to tag members' posts."""
+    granted, mentions_only = FORUM - 1, FORUM - 2
+    caplog.set_level(logging.DEBUG, logger="bot.discord.permissions")
+
+    async def forums(fake: FakeDiscord) -> None:
+        help_forum(fake, FORUM, manage_threads=False)
+        help_forum(fake, granted)
+        help_forum(fake, mentions_only, manage_threads=False)  # no "This solved it" there: nothing to warn of
+
+    h = await harness_factory(
+        ScriptedGenerator(SAID),
+        channels={str(FORUM): {"mode": "always"}, str(granted): {"mode": "auto"}},
+        bot_options={"support_channels": True},
+        before_start=forums,
+    )
+
+    def checks() -> int:
+        return sum("checked Docent's permissions" in r.getMessage() for r in caplog.records)
+
+    await h.fake.wait_for(checks, what="the start-up permission check")
+    await h.fake.dispatch("GUILD_DELETE", {"id": str(h.fake.guild_id), "unavailable": True}, intent=GUILDS)
+    await h.fake.dispatch("GUILD_CREATE", h.fake.guild_payload(), intent=GUILDS)  # available again: checked again
+    await h.fake.wait_for(lambda: checks() == 2, what="the second check")
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name.startswith("bot.")]
+    assert len(warned) == 1 and str(FORUM) in warned[0] and "Manage Threads" in warned[0], warned
+
+    thread, answer = await answered_post(h)
+    solved = await h.fake.click(answer.id, button(answer, "docent:solved:"), user_id=ALICE)
+    said = await h.final(solved, marker="Marked solved", timeout=10)
+    assert "couldn't add the “Solved” tag" in said and "Manage Threads" in said
+    assert h.fake.thread_tags(thread) == [] and not h.fake.calls("PATCH", f"/channels/{thread}"), "not even tried"
+    stats = await h.bot.feedback.channel_stats("discord", h.fake.guild_id)
+    assert [s["solved"] for s in stats] == [1], "recorded as solved all the same"
