@@ -91,15 +91,11 @@ class SolvedButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"do
             await _say(interaction, "Only the person who asked (or a moderator) can mark this solved.")
             return
         channel = interaction.channel
-        parent = getattr(channel, "parent", None)
-        where = (
-            getattr(parent, "id", None)
-            if isinstance(parent, discord.ForumChannel)
-            else getattr(channel, "parent_id", None)
-        )
+        # Counted for the support channel: a thread's forum or channel, else the channel the answer replies in.
+        where = channel.parent_id if isinstance(channel, discord.Thread) else interaction.channel_id
         place = Place("discord", interaction.guild_id)
         try:
-            new = await bot.services.solved(place, str(where or getattr(channel, "id", "")), str(self.thread_id))
+            new = await bot.services.solved(place, str(where or ""), str(self.thread_id))
         except Exception as exc:
             await _failed(interaction, exc, "solved mark")
             return

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.bot.discord.fake_discord import FakeDiscord
 from tests.bot.discord.harness import ALICE, BOB, FORUM, SAID, Harness, answered_post, button, forum_harness
 from tests.bot.failing_store import SlowFeedback
 from tests.scripted import ScriptedGenerator
@@ -80,3 +81,28 @@ async def test_this_solved_it_knows_the_asker_after_a_restart(harness_factory, t
     await restarted.final(asker, marker="Marked solved", timeout=10)
     stats = await restarted.bot.feedback.channel_stats("discord", restarted.fake.guild_id)
     assert [s["solved"] for s in stats] == [1]
+
+
+async def test_a_solved_reply_in_a_channel_counts_for_that_channel_not_its_category(harness_factory) -> None:
+    """Answered as a reply (no thread) in a channel inside a category: the solved mark is the channel's."""
+    help_channel = 222222222222222223
+
+    async def channel_in_a_category(fake: FakeDiscord) -> None:
+        category = fake.add_category("Support")
+        fake.add_channel("help", channel_id=help_channel, category_id=int(category["id"]))
+
+    h = await harness_factory(
+        ScriptedGenerator(SAID),
+        channels={str(help_channel): {"mode": "always", "reply_in_thread": False}},
+        bot_options={"support_channels": True},
+        before_start=channel_in_a_category,
+    )
+    asked = await h.fake.user_says(
+        ALICE, "How does IVF_FLAT split vectors into nlist clusters?", channel_id=help_channel
+    )
+    answer = await h.fake.wait_for_message(lambda m: m.reply_to == asked and "AI-generated" in m.content, timeout=60)
+    solved = await h.fake.click(answer.id, button(answer, "docent:solved:"), user_id=ALICE)
+    await h.final(solved, marker="Marked solved", timeout=10)
+    await h.bot.services.records_written()
+    stats = await h.bot.feedback.channel_stats("discord", h.fake.guild_id)
+    assert stats == [{"channel": str(help_channel), "questions": 1, "answered": 1, "handed_off": 0, "solved": 1}]
