@@ -1,7 +1,8 @@
 """Who may do what: members judged by their permissions where they act, and what Docent itself may do.
 
 Docent is invited with the README's short list of permissions; features that need more (Manage Threads to tag a
-member's forum post solved) are checked when a server becomes available, and each gap is logged once.
+member's forum post solved, a mentionable role or Mention Everyone for a hand-off's role ping) are checked when a
+server becomes available, and each gap is logged once.
 
 A member's permissions come from the interaction (``Interaction.permissions``: Discord's own computation for that
 channel, overwrites included, as ``app_commands.checks.has_permissions`` reads them), never from the server-wide
@@ -91,7 +92,37 @@ class PermissionCheck:
                     forum.id,
                     guild.name,
                 )
+        for key, policy in self.bot.settings.channels.items():
+            if key.isdigit() and policy.handoff == "message" and policy.helper_role.isdigit():
+                self._check_helper_role(guild, me, int(key), int(policy.helper_role))
         logger.debug("checked Docent's permissions in %r (%d)", guild.name, guild.id)
+
+    def _check_helper_role(self, guild: discord.Guild, me: discord.Member, channel_id: int, role_id: int) -> None:
+        """A hand-off line's role ping notifies the role only if it is mentionable or Docent has Mention Everyone
+        where it posts; otherwise the line is posted and nobody hears of it."""
+        channel = guild.get_channel(channel_id)
+        if channel is None:
+            return  # configured for another server
+        role = guild.get_role(role_id)
+        if role is None:
+            self._warn(
+                ("helper-role", channel_id),
+                "the hand-off in #%s (%d) pings role %d, which %r doesn't have: nobody is notified",
+                channel.name,
+                channel_id,
+                role_id,
+                guild.name,
+            )
+        elif not role.mentionable and not channel.permissions_for(me).mention_everyone:
+            self._warn(
+                ("helper-role", channel_id),
+                "the hand-off in #%s (%d) pings @%s, which notifies nobody: the role isn't mentionable and Docent "
+                "lacks Mention Everyone there (allow anyone to @mention the role, or give Docent's role Mention "
+                "Everyone in that channel's permissions)",
+                channel.name,
+                channel_id,
+                role.name,
+            )
 
     def _warn(self, key: tuple[str, int], message: str, *args: object) -> None:
         if key not in self._warned:

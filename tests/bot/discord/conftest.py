@@ -57,7 +57,9 @@ async def harness_factory(
         feedback.close()
         assert not h.fake.errors, h.fake.errors
         unexpected = [
-            m for m in h.fake.any_pings() if m.pings.users or m.pings.everyone or not m.pings.roles <= h.allowed_roles
+            m
+            for m in h.fake.any_pings()
+            if m.allowed_pings.users or m.allowed_pings.everyone or not m.allowed_pings.roles <= h.allowed_roles
         ]
         assert not unexpected, "the bot pinged someone"
         assert h.bot.is_closed()

@@ -36,6 +36,8 @@ Realism that tests can rely on (each is what Discord does, and each has bitten r
 - The bot's permissions in the channel (guild-level, then the channel's overwrites, ``set_overwrite``; a thread
   has its parent's) are enforced for sending, reacting, deleting, creating and editing threads (403 50013), and
   interactions carry the member's and the app's permissions in their channel, as Discord computes them.
+- A role mention notifies its members only if the role is ``mentionable`` or the author has Mention Everyone in
+  the channel (``MessageRecord.pings``); ``allowed_pings`` is what ``allowed_mentions`` let through.
 - Forum channels (``add_forum``) take no messages of their own (400 50008); a post (``user_posts``, or the bot's
   ``ForumChannel.create_thread``) is a public thread whose id is its starter message's id, with ``applied_tags``
   checked against the forum's tags (at most 5; REQUIRE_TAG forums refuse untagged posts with 40067).
@@ -143,6 +145,7 @@ ARCHIVE_DURATIONS = (60, 1440, 4320, 10080)
 MANAGE_THREADS = P(manage_threads=True).value
 VIEW_CHANNEL = P(view_channel=True).value
 SEND_MESSAGES = P(send_messages=True).value
+MENTION_EVERYONE = P(mention_everyone=True).value
 NEEDS_SEND = P(mention_everyone=True, send_tts_messages=True, attach_files=True, embed_links=True).value
 # Application commands, as Discord validates them when they are synced.
 COMMAND_NAME = re.compile(r"^[-_'\w\u0900-\u097f\u0e00-\u0e7f]{1,32}$")  # letters, numbers, Deva, Thai; no spaces
@@ -245,7 +248,8 @@ class MessageVersion:
     components: list[dict[str, Any]]
     flags: int
     allowed_mentions: dict[str, Any] | None  # as sent; None when the call had no allowed_mentions key
-    pings: Pings
+    pings: Pings  # who Discord notifies: a role only if it is mentionable or the author has Mention Everyone
+    allowed_pings: Pings  # what the content and allowed_mentions let through, whatever the roles and permissions
 
 
 @dataclass(eq=False)
@@ -303,10 +307,19 @@ class MessageRecord:
 
     @property
     def pings(self) -> Pings:
-        """Union over all versions: conservative for "never pings" assertions."""
+        """Who was notified, union over all versions."""
         out = Pings()
         for v in self.versions:
             out |= v.pings
+        return out
+
+    @property
+    def allowed_pings(self) -> Pings:
+        """Who the bot let be notified (a role ping is allowed even if that role can't be pinged today), union over
+        all versions: conservative for "never pings" assertions."""
+        out = Pings()
+        for v in self.versions:
+            out |= v.allowed_pings
         return out
 
     @property
@@ -736,8 +749,9 @@ class FakeDiscord:
         return [m for m in self.messages.values() if m.channel_id == cid and (include_deleted or not m.deleted)]
 
     def any_pings(self) -> list[MessageRecord]:
-        """Bot messages that would have notified anyone; assert this is empty for a bot that must never ping."""
-        return [m for m in self.messages.values() if m.pings]
+        """Bot messages that let anyone be notified (``allowed_pings``); assert this is empty for a bot that must
+        never ping."""
+        return [m for m in self.messages.values() if m.allowed_pings]
 
     def synced_commands(self, guild_id: int | None = None) -> list[dict[str, Any]]:
         """Application commands the bot registered globally (None) or for a guild."""
@@ -828,9 +842,13 @@ class FakeDiscord:
 
     # ------------------------------------------------------------------------------------------------- guild setup
 
-    def add_role(self, name: str, permissions: int = 0, *, role_id: int | None = None) -> dict[str, Any]:
+    def add_role(
+        self, name: str, permissions: int = 0, *, role_id: int | None = None, mentionable: bool = False
+    ) -> dict[str, Any]:
+        """A role; ``mentionable`` is Discord's "Allow anyone to @mention this role" (off by default, as there): a
+        ping of a role that isn't notifies nobody unless its author has Mention Everyone."""
         rid = role_id or self._next_id()
-        role = self._role_payload(rid, name, permissions, position=len(self.roles))
+        role = self._role_payload(rid, name, permissions, position=len(self.roles), mentionable=mentionable)
         self.roles[rid] = role
         self._spawn_dispatch("GUILD_ROLE_CREATE", {"guild_id": str(self.guild_id), "role": role}, GUILDS)
         return role
@@ -1171,6 +1189,7 @@ class FakeDiscord:
         position: int,
         managed: bool = False,
         tags: dict[str, Any] | None = None,
+        mentionable: bool = False,
     ) -> dict[str, Any]:
         role: dict[str, Any] = {
             "id": str(role_id),
@@ -1183,7 +1202,7 @@ class FakeDiscord:
             "position": position,
             "permissions": str(permissions),
             "managed": managed,
-            "mentionable": False,
+            "mentionable": mentionable,
             "flags": 0,
         }
         if tags is not None:
@@ -1510,8 +1529,12 @@ class FakeDiscord:
 
     # ========================================================================================== internals: messages
 
-    def _compute_pings(self, content: str, allowed: dict[str, Any] | None, replied_author: int | None) -> Pings:
-        """Discord's allowed_mentions rules: absent means parse everything and ping the replied-to author."""
+    def _compute_pings(
+        self, content: str, allowed: dict[str, Any] | None, replied_author: int | None, author_id: int, channel_id: int
+    ) -> tuple[Pings, Pings]:
+        """What ``allowed_mentions`` lets through (absent: parse everything and ping the replied-to author), and whom
+        Discord then notifies: a role only if it is mentionable or the author has Mention Everyone in the channel,
+        which @everyone and @here also take."""
         parse = {"users", "roles", "everyone"} if allowed is None else set(allowed.get("parse", []))
         user_ids = {int(u) for u in (allowed or {}).get("users", [])}
         role_ids = {int(r) for r in (allowed or {}).get("roles", [])}
@@ -1521,7 +1544,14 @@ class FakeDiscord:
         if replied_author is not None and replied:
             users.add(replied_author)
         everyone = "everyone" in parse and ("@everyone" in content or "@here" in content)
-        return Pings(frozenset(users), frozenset(roles), everyone)
+        allowed_pings = Pings(frozenset(users), frozenset(roles), everyone)
+        channel = self._channel(channel_id)
+        in_guild = channel.get("guild_id") is not None and author_id in self.members
+        may_everyone = in_guild and bool(self.permissions_in(author_id, channel_id) & MENTION_EVERYONE)
+        notified_roles = {
+            r for r in roles if in_guild and r in self.roles and (self.roles[r]["mentionable"] or may_everyone)
+        }
+        return allowed_pings, Pings(frozenset(users), frozenset(notified_roles), everyone and may_everyone)
 
     def _mention_objects(self, content: str, extra: int | None, guild: bool) -> list[dict[str, Any]]:
         ids: list[int] = []
@@ -1577,7 +1607,7 @@ class FakeDiscord:
                 err = {"code": "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "message": "Unknown message"}
                 raise DiscordError(400, 50035, "Invalid Form Body", {"message_reference": {"_errors": [err]}})
         replied_author = referenced.author_id if referenced else None
-        pings = self._compute_pings(content, allowed_mentions, replied_author)
+        allowed_pings, pings = self._compute_pings(content, allowed_mentions, replied_author, author_id, channel_id)
         reply_ping = replied_author if replied_author in pings.users else None
         mid = message_id or self._next_id()
         flags = int(body.get("flags") or 0) | extra_flags
@@ -1656,7 +1686,14 @@ class FakeDiscord:
         )
         rec.versions.append(
             MessageVersion(
-                self.now(), content, payload["embeds"], payload["components"], flags, allowed_mentions, pings
+                self.now(),
+                content,
+                payload["embeds"],
+                payload["components"],
+                flags,
+                allowed_mentions,
+                pings,
+                allowed_pings,
             )
         )
         (self.messages if by_bot else self.user_messages)[mid] = rec
@@ -1685,11 +1722,18 @@ class FakeDiscord:
         payload["edited_timestamp"] = _now_iso()
         allowed = body.get("allowed_mentions")
         # Discord notifies on create only, but a deferred answer's first edit does ping: judge every version.
-        pings = self._compute_pings(payload["content"], allowed, None)
+        allowed_pings, pings = self._compute_pings(payload["content"], allowed, None, rec.author_id, rec.channel_id)
         rec.files = rec.files + files
         rec.versions.append(
             MessageVersion(
-                self.now(), payload["content"], payload["embeds"], payload["components"], flags, allowed, pings
+                self.now(),
+                payload["content"],
+                payload["embeds"],
+                payload["components"],
+                flags,
+                allowed,
+                pings,
+                allowed_pings,
             )
         )
 

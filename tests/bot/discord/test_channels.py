@@ -70,7 +70,7 @@ async def test_an_answer_not_tied_to_the_docs_is_handed_off_not_posted(harness_f
 
 async def test_a_hand_off_line_pings_only_the_helper_role(harness_factory) -> None:
     async def helpers(fake: FakeDiscord) -> None:
-        fake.add_role("helpers", role_id=777777777777777777)
+        fake.add_role("helpers", role_id=777777777777777777, mentionable=True)
 
     h = await harness_factory(
         ScriptedGenerator(),

@@ -19,6 +19,8 @@ HELPER, MOD = 600000000000000011, 600000000000000012
 HELPER_ROLE, MOD_ROLE = 810000000000000001, 810000000000000002
 MANAGE_THREADS = discord.Permissions(manage_threads=True).value
 MANAGE_MESSAGES = discord.Permissions(manage_messages=True).value
+CHANNEL = 222222222222222222  # the fake's default text channel
+OFF_TOPIC = "Does anyone know a good pizza place near the office for Friday?"
 
 
 def moderators(permission: int, channel: int | None = None) -> Any:
@@ -106,3 +108,41 @@ async def test_a_support_forum_without_manage_threads_is_warned_of_once_and_the_
     assert h.fake.thread_tags(thread) == [] and not h.fake.calls("PATCH", f"/channels/{thread}"), "not even tried"
     stats = await h.bot.feedback.channel_stats("discord", h.fake.guild_id)
     assert [s["solved"] for s in stats] == [1], "recorded as solved all the same"
+
+
+async def test_a_hand_off_role_nobody_can_ping_is_warned_of_once(
+    harness_factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Discord notifies a role only if it is mentionable or the author has Mention Everyone; neither is in the
+    README's invite, so a hand-off line to a plain role reaches nobody unless the server changes one of them."""
+    quiet_role, heard_role, heard = 820000000000000001, 820000000000000002, 230000000000000001
+    caplog.set_level(logging.DEBUG, logger="bot.discord.permissions")
+
+    async def roles(fake: FakeDiscord) -> None:
+        fake.add_role("helpers", role_id=quiet_role)  # not mentionable, as Discord creates roles
+        fake.add_role("support", role_id=heard_role)
+        fake.add_channel("support-desk", channel_id=heard)
+        fake.set_overwrite(heard, fake.bot_role_id, allow=discord.Permissions(mention_everyone=True).value)
+
+    def hand_off(role: int) -> dict[str, Any]:
+        return {"mode": "auto", "min_confidence": 0.99, "handoff": "message", "helper_role": str(role)}
+
+    h = await harness_factory(
+        ScriptedGenerator(),
+        channels={str(CHANNEL): hand_off(quiet_role), str(heard): hand_off(heard_role)},
+        bot_options={"support_channels": True},
+        before_start=roles,
+    )
+    h.allowed_roles = {quiet_role, heard_role}
+    await h.fake.wait_for(
+        lambda: any("checked Docent's permissions" in r.getMessage() for r in caplog.records), what="the check"
+    )
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name.startswith("bot.")]
+    assert len(warned) == 1 and "@helpers" in warned[0] and str(CHANNEL) in warned[0], warned
+
+    for channel in (CHANNEL, heard):
+        await h.fake.user_says(ALICE, OFF_TOPIC, channel_id=channel)
+    quiet = await h.fake.wait_for_message(lambda m: "helpers" in m.content, channel_id=CHANNEL, timeout=60)
+    loud = await h.fake.wait_for_message(lambda m: "helpers" in m.content, channel_id=heard, timeout=60)
+    assert quiet.allowed_pings.roles == {quiet_role} and not quiet.pings, "allowed, but nobody is notified"
+    assert loud.pings.roles == {heard_role}, "Docent may mention everyone there"
