@@ -139,8 +139,11 @@ async def test_docent_channel_shows_to_anyone_and_sets_for_admins(harness_factor
 
 async def test_the_portal_switch_and_the_unasked_channels_are_known_before_connecting(make_settings) -> None:
     async with FakeDiscord(message_content_enabled=False) as off, FakeDiscord() as on:
-        assert not await message_content_enabled(off.api_base, "token")
-        assert await message_content_enabled(on.api_base, "token")
+        with off.point_discordpy_here():
+            assert not await message_content_enabled("token")
+        with on.point_discordpy_here():
+            assert await message_content_enabled("token")
+        assert [r.path for r in on.requests] == ["/users/@me", "/oauth2/applications/@me"], "no gateway connection"
     settings = make_settings(channels={"123": {"mode": "auto"}, "C0SLACK": {"mode": "always"}, "456": {"mode": "off"}})
     channels = Channels(settings)
     assert await channels.unasked("discord") == ["123"]
@@ -313,11 +316,9 @@ async def test_without_the_portal_switch_each_unasked_channel_is_warned_once(
 
     settings = make_settings(channels={"123": {"mode": "auto"}, "456": {"mode": "always"}, "789": {"mode": "mention"}})
     async with FakeDiscord(message_content_enabled=False) as fake:
-        settings = settings.model_copy(
-            update={"discord": settings.discord.model_copy(update={"api_base": fake.api_base})}
-        )
         services = cast(Services, SimpleNamespace(settings=settings, channels=Channels(settings)))
-        assert not await support_channels_on(services, "token")
+        with fake.point_discordpy_here():
+            assert not await support_channels_on(services, "token")
     warned = [r.getMessage() for r in caplog.records if "Message Content intent is off" in r.getMessage()]
     assert len(warned) == 2 and "123" in warned[0] and "456" in warned[1]
 
