@@ -63,8 +63,9 @@ class VoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"doce
 
 
 class SolvedButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"docent:solved:(?P<thread>\d+)"):
-    """ "This solved it", on answers to support questions: for the asker and moderators. It records the thread as
-    solved and, in a forum with a tag named ``discord.solved_tag``, applies it."""
+    """ "This solved it", on answers to support questions: for the asker (as Discord knows them, so also after a
+    restart) and moderators (Manage Threads where it is clicked). It records the thread as solved and, in a forum
+    with a tag named ``discord.solved_tag``, applies it."""
 
     def __init__(self, thread_id: int) -> None:
         self.thread_id = thread_id
