@@ -68,22 +68,18 @@ async def check_token(api_base: str, token: str) -> str | None:
     return None
 
 
-GATEWAY_MESSAGE_CONTENT = (1 << 18) | (1 << 19)  # the application flags: enabled, or enabled while unverified
-
-
-async def message_content_enabled(api_base: str, token: str) -> bool:
-    """Whether the Developer Portal lets this bot have the privileged Message Content intent; asking for it
-    otherwise makes Discord close the connection (4014)."""
-    url = api_base.rstrip("/") + "/oauth2/applications/@me"
+async def message_content_enabled(token: str) -> bool:
+    """Whether the Developer Portal lets this bot have the privileged Message Content intent (the application's
+    flags, as ``application_info()`` reads them at login); asking for it otherwise makes Discord close the
+    connection (4014). A bare client on the configured API (``point_at``), no gateway connection."""
+    client = discord.Client(intents=discord.Intents.none())
     try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session,
-            session.get(url, headers={"Authorization": f"Bot {token}"}) as response,
-        ):
-            if response.status >= 400:
-                return False
-            return bool(int((await response.json()).get("flags") or 0) & GATEWAY_MESSAGE_CONTENT)
-    except (aiohttp.ClientError, TimeoutError, ValueError):
+        async with client:
+            await client.login(token)
+            flags = client.application_flags  # login read them from application_info()
+            return flags.gateway_message_content or flags.gateway_message_content_limited
+    except (discord.DiscordException, aiohttp.ClientError, TimeoutError) as exc:
+        logger.warning("could not read the application's flags (%s); assuming Message Content is off", exc)
         return False
 
 
@@ -93,7 +89,7 @@ async def support_channels_on(services: Services, token: str) -> bool:
     wanted = await services.channels.unasked("discord")
     if not wanted:
         return False
-    if await message_content_enabled(services.settings.discord.api_base, token):
+    if await message_content_enabled(token):
         return True
     for channel in wanted:
         logger.warning(

@@ -13,6 +13,7 @@ from discord import app_commands
 
 from bot.channels import MODES, describe
 from bot.discord import docent
+from bot.discord.permissions import refused_unless_admin
 from bot.discord.replies import NO_PINGS
 from bot.services import Place
 from bot.text import sendable
@@ -23,27 +24,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 TOKEN_LIFETIME_S = 14 * 60.0  # Discord's interaction tokens last 15 minutes; stop using one a little before
-
-
-def is_admin(member: discord.abc.User, admin_role_ids: list[int]) -> bool:
-    """Checked in the handler too: server admins can override a command's default permissions."""
-    if not isinstance(member, discord.Member):
-        return False
-    if member.guild_permissions.manage_guild or member.guild_permissions.administrator:
-        return True
-    return any(role.id in admin_role_ids for role in member.roles)
-
-
-async def refused_unless_admin(interaction: discord.Interaction, admin_role_ids: list[int], action: str) -> bool:
-    """Tell a non-admin, privately, that ``action`` is for admins; True if they were refused."""
-    if is_admin(interaction.user, admin_role_ids):
-        return False
-    await interaction.response.send_message(
-        f"Only members with Manage Server (or a Docent admin role) can {action}.",
-        ephemeral=True,
-        allowed_mentions=NO_PINGS,
-    )
-    return True
 
 
 def add_commands(tree: app_commands.CommandTree[Any], settings: Settings) -> None:

@@ -15,8 +15,8 @@ from discord import app_commands
 from bot.answering import AnswerFlow, Question
 from bot.bounded import BoundedMap
 from bot.discord import docent
-from bot.discord.admin import is_admin
 from bot.discord.feedback import feedback_view
+from bot.discord.permissions import is_admin
 from bot.discord.render import MESSAGE_LIMIT, format_answer, split_message
 from bot.discord.replies import NO_PINGS, InteractionReplier, LazyReplier, Replier, edit_quietly, finish
 from bot.discord.threads import read_thread

@@ -26,6 +26,7 @@ from bot.discord.admin import TOKEN_LIFETIME_S, Reindexer
 from bot.discord.ask import Asker
 from bot.discord.feedback import SolvedButton, VoteButton
 from bot.discord.learned import LearnedButton
+from bot.discord.permissions import PermissionCheck
 from bot.discord.replies import NO_PINGS
 from bot.services import Services
 from bot.tasks import OwnedTasks
@@ -120,6 +121,7 @@ class DocentBot(discord.Client):
         add_commands(self.tree, settings)
         self.asker = Asker(self)
         self.reindexer = Reindexer(self, token_lifetime_s=interaction_token_s)
+        self.permission_check = PermissionCheck(self)
         self._sync_retry_delays = tuple(sync_retry_delays) or SYNC_RETRY_DELAYS
         self._closing: asyncio.Task[None] | None = None
         self._owned = OwnedTasks()
@@ -153,21 +155,24 @@ class DocentBot(discord.Client):
         self.asker.on_reaction(payload)
 
     async def on_guild_available(self, guild: discord.Guild) -> None:
-        await self._leave_unless_allowed(guild)
+        if await self._stays_in(guild):
+            await self.permission_check.check(guild)
 
     async def on_guild_join(self, guild: discord.Guild) -> None:
-        await self._leave_unless_allowed(guild)
+        if await self._stays_in(guild):
+            await self.permission_check.check(guild)
 
-    async def _leave_unless_allowed(self, guild: discord.Guild) -> None:
+    async def _stays_in(self, guild: discord.Guild) -> bool:
         """With ``discord.allowed_guild_ids`` set, a server that adds the bot uninvited is left at once."""
         allowed = self.settings.discord.allowed_guild_ids
         if not allowed or guild.id in allowed:
-            return
+            return True
         logger.warning("leaving server %r (%d): it is not in discord.allowed_guild_ids", guild.name, guild.id)
         try:
             await guild.leave()
         except discord.HTTPException as exc:
             logger.error("could not leave server %d: %s", guild.id, exc)
+        return False
 
     # -- health and owned tasks ---------------------------------------------------------------------------
 
@@ -233,12 +238,16 @@ def _command_fingerprint(tree: app_commands.CommandTree[Any], guild: discord.abc
 async def sync_commands_if_changed(
     tree: app_commands.CommandTree[Any], settings: Settings, *, force: bool = False
 ) -> bool:
-    """Sync deliberately: to the dev guild if set, else globally, and only when the command set changed."""
+    """Sync deliberately: to the dev guild if set, else globally, and only when the command set changed. Discord
+    keeps commands per application, so the marker is too: a new application (token) on the same data dir syncs."""
     guild_id = settings.discord.dev_guild_id
     guild = discord.Object(id=guild_id) if guild_id else None
     if guild is not None:
         tree.copy_global_to(guild=guild)
-    marker = settings.data_dir / f"commands-{guild_id or 'global'}.sha256"
+    application_id = tree.client.application_id  # known once logged in, as ``tree.sync`` needs it
+    if application_id is None:
+        raise app_commands.MissingApplicationID()
+    marker = settings.data_dir / f"commands-{application_id}-{guild_id or 'global'}.sha256"
     fingerprint = _command_fingerprint(tree, guild)
     if not force and await asyncio.to_thread(_marker_matches, marker, fingerprint):
         logger.info("slash commands unchanged; not syncing")

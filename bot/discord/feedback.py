@@ -15,11 +15,12 @@ import discord
 from discord import app_commands
 
 from bot.discord import docent
-from bot.discord.admin import is_admin, refused_unless_admin
+from bot.discord.permissions import is_moderator, refused_unless_admin, solved_tag
 from bot.discord.render import split_message
 from bot.discord.replies import NO_PINGS
 from bot.services import Place
 from bot.text import sendable
+from rag.errors import new_error_id
 from rag.feedback import support_text
 from rag.settings import Settings
 
@@ -48,18 +49,23 @@ class VoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"doce
         return cls(match["id"], match["vote"] == "up")
 
     async def callback(self, interaction: discord.Interaction) -> None:
+        await _acknowledge(interaction)
         bot = docent(interaction)
         place = Place("discord", interaction.guild_id)
-        recorded = await bot.services.vote(self.answer_id, interaction.user.id, self.helpful, place)
+        try:
+            recorded = await bot.services.vote(self.answer_id, interaction.user.id, self.helpful, place)
+        except Exception as exc:
+            await _failed(interaction, exc, "vote")
+            return
         if not self.helpful:
             bot.asker.needs_help(interaction.channel_id)
-        text = "Thanks for the feedback!" if recorded else "That answer is too old to rate."
-        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
+        await _say(interaction, "Thanks for the feedback!" if recorded else "That answer is too old to rate.")
 
 
 class SolvedButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"docent:solved:(?P<thread>\d+)"):
-    """ "This solved it", on answers to support questions: for the asker and moderators. It records the thread as
-    solved and, in a forum with a tag named ``discord.solved_tag``, applies it."""
+    """ "This solved it", on answers to support questions: for the asker (as Discord knows them, so also after a
+    restart) and moderators (Manage Threads where it is clicked). It records the thread as solved and, in a forum
+    with a tag named ``discord.solved_tag``, applies it."""
 
     def __init__(self, thread_id: int) -> None:
         self.thread_id = thread_id
@@ -79,51 +85,91 @@ class SolvedButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"do
         return cls(int(match["thread"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
+        await _acknowledge(interaction)
         bot = docent(interaction)
-        support = bot.asker.support.get(self.thread_id)
-        asker = support is not None and str(support.asker) == str(interaction.user.id)
-        moderator = is_admin(interaction.user, bot.settings.discord.admin_role_ids) or (
-            isinstance(interaction.user, discord.Member) and interaction.user.guild_permissions.manage_threads
-        )
-        if not asker and not moderator:
-            await interaction.response.send_message(
-                "Only the person who asked (or a moderator) can mark this solved.",
-                ephemeral=True,
-                allowed_mentions=NO_PINGS,
-            )
+        moderator = is_moderator(interaction, bot.settings.discord.admin_role_ids, manage_threads=True)
+        if not moderator and await _asker(interaction, self.thread_id) != interaction.user.id:
+            await _say(interaction, "Only the person who asked (or a moderator) can mark this solved.")
             return
         channel = interaction.channel
-        parent = getattr(channel, "parent", None)
-        where = (
-            getattr(parent, "id", None)
-            if isinstance(parent, discord.ForumChannel)
-            else getattr(channel, "parent_id", None)
-        )
-        new = await bot.feedback.solved(
-            "discord",
-            str(self.thread_id),
-            channel=str(where or getattr(channel, "id", "")),
-            guild_id=interaction.guild_id,
-        )
-        tagged = await _apply_solved_tag(channel, bot.settings.discord.solved_tag)
-        text = "✅ Marked solved" + (" and tagged." if tagged else ".") if new else "Already marked solved."
-        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
+        # Counted for the support channel: a thread's forum or channel, else the channel the answer replies in.
+        where = channel.parent_id if isinstance(channel, discord.Thread) else interaction.channel_id
+        place = Place("discord", interaction.guild_id)
+        try:
+            new = await bot.services.solved(place, str(where or ""), str(self.thread_id))
+        except Exception as exc:
+            await _failed(interaction, exc, "solved mark")
+            return
+        tagged = await _apply_solved_tag(interaction, bot.settings.discord.solved_tag)
+        await _say(interaction, ("✅ Marked solved" if new else "Already marked solved") + tagged)
         logger.info("support thread %s solved by %s", self.thread_id, interaction.user.id)
 
 
-async def _apply_solved_tag(channel: object, tag_name: str) -> bool:
-    """In a forum post, add the forum's tag named ``tag_name`` (if it has one and the post hasn't it yet)."""
+async def _acknowledge(interaction: discord.Interaction) -> None:
+    """First, before any database write or Discord call: Discord fails an interaction not answered within 3 s.
+    The user sees "thinking…" (privately) until ``_say`` replaces it."""
+    await interaction.response.defer(ephemeral=True, thinking=True)
+
+
+async def _say(interaction: discord.Interaction, text: str) -> None:
+    """The answer to an acknowledged click; it replaces the "thinking…" message."""
+    await interaction.followup.send(sendable(text), ephemeral=True, allowed_mentions=NO_PINGS)
+
+
+async def _failed(interaction: discord.Interaction, exc: Exception, what: str) -> None:
+    error_id = new_error_id()
+    logger.warning("%s by %s not recorded (error id %s)", what, interaction.user.id, error_id, exc_info=exc)
+    await _say(interaction, f"Sorry, that wasn't recorded; please try again later (error id `{error_id}`).")
+
+
+async def _asker(interaction: discord.Interaction, question_id: int) -> int | None:
+    """Who asked question ``question_id``, from Discord rather than the bot's memory, so it holds after a restart: a
+    forum post's owner, else the question message's author (the starter of the thread Docent opened under it, or
+    the message its answer replies to)."""
+    channel = interaction.channel
+    thread = channel if isinstance(channel, discord.Thread) and channel.id == question_id else None
+    if thread is not None and isinstance(thread.parent, discord.ForumChannel):
+        return thread.owner_id
+    reference = interaction.message.reference if interaction.message else None
+    if (
+        reference is not None
+        and reference.message_id == question_id
+        and isinstance(reference.resolved, discord.Message)
+    ):
+        return reference.resolved.author.id
+    where = thread.parent if thread is not None else channel
+    if not isinstance(where, discord.abc.Messageable):
+        return None
+    try:
+        question = await where.fetch_message(question_id)
+    except discord.HTTPException as exc:
+        logger.info("could not read question %s to tell who asked it: %s", question_id, exc)
+        return None
+    return question.author.id
+
+
+async def _apply_solved_tag(interaction: discord.Interaction, tag_name: str) -> str:
+    """In a forum post, add the forum's tag named ``tag_name`` (if it has one and the post hasn't it yet); returns
+    the end of the reply. Tagging a member's post takes Manage Threads, which the README's invite leaves out: the
+    user is told, and the start-up check (``PermissionCheck``) has logged it once."""
+    channel = interaction.channel
     if not isinstance(channel, discord.Thread) or not isinstance(channel.parent, discord.ForumChannel):
-        return False
-    tag = next((t for t in channel.parent.available_tags if t.name.lower() == tag_name.lower()), None)
-    if tag is None or tag in channel.applied_tags:
-        return tag is not None
+        return "."
+    tag = solved_tag(channel.parent, tag_name)
+    if tag is None:
+        return "."
+    if tag in channel.applied_tags:
+        return " and tagged."
+    me = interaction.client.user
+    mine = me is not None and channel.owner_id == me.id  # the bot's own posts it may retag without
+    if not interaction.app_permissions.manage_threads and not mine:
+        return f". I couldn't add the “{tag.name}” tag: Docent needs Manage Threads in this forum."
     try:
         await channel.edit(applied_tags=[*channel.applied_tags[:4], tag])
     except discord.HTTPException as exc:
         logger.warning("could not tag post %s solved: %s", channel.id, exc)
-        return False
-    return True
+        return f". I couldn't add the “{tag.name}” tag."
+    return " and tagged."
 
 
 def feedback_view(answer_id: str, *, solved_for: str | None = None) -> discord.ui.View:

@@ -12,7 +12,7 @@ import discord
 from discord import app_commands
 
 from bot.discord import docent
-from bot.discord.admin import is_admin, refused_unless_admin
+from bot.discord.permissions import is_admin, is_moderator, refused_unless_admin
 from bot.discord.replies import NO_PINGS
 from bot.text import sendable
 from rag.learned import Learned, Status
@@ -71,7 +71,7 @@ class EditAnswer(discord.ui.Modal, title="Edit, then approve"):
         self.add_item(self.answer)
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
-        if not is_admin(interaction.user, docent(interaction).settings.discord.admin_role_ids):
+        if not is_admin(interaction, docent(interaction).settings.discord.admin_role_ids):
             return
         await decide(interaction, self.pair, "approved", answer=self.answer.value.strip() or self.pair.answer)
 
@@ -107,11 +107,7 @@ async def teach_docent(interaction: discord.Interaction, message: discord.Messag
     """A moderator offers a member's answer for learning; the question is the support question of its thread, the
     message it replies to, or its thread's title. Nothing is learned until an admin approves it in /learned."""
     bot = docent(interaction)
-    user = interaction.user
-    moderator = is_admin(user, bot.settings.discord.admin_role_ids) or (
-        isinstance(user, discord.Member) and user.guild_permissions.manage_messages
-    )
-    if not moderator:
+    if not is_moderator(interaction, bot.settings.discord.admin_role_ids, manage_messages=True):
         await interaction.response.send_message(
             "Only moderators can teach Docent.", ephemeral=True, allowed_mentions=NO_PINGS
         )

@@ -35,22 +35,31 @@ async def harness_factory(
 
     ``generator`` is the session's vLLM engine (tests that take the ``generator`` fixture, marked slow) or a
     scripted one; ``pipeline`` builds another answering path over the retriever (an engine still starting).
-    ``before_start`` runs after the first index run, before the bot connects.
+    ``before_start`` runs after the first index run, before the bot connects. ``feedback`` wraps the real feedback
+    store (``SlowFeedback``). ``fake`` restarts: the new bot connects to the running fake of a harness closed with
+    ``keep_fake=True``, whose members, channels and messages stay (give it its own Milvus Lite path: reopening one in
+    a process restarts Lite's in-process server).
     """
     open_harnesses: list[tuple[Harness, Any, MilvusStore, FeedbackStore]] = []
+    kept: list[FakeDiscord] = []  # fakes of closed harnesses, for the next bot
     docs = write_docs(tmp_path / "docs", DOCS)
 
-    async def close(h: Harness) -> None:
+    async def close(h: Harness, keep_fake: bool = False) -> None:
         entry = next(e for e in open_harnesses if e[0] is h)
         open_harnesses.remove(entry)
         _, runner, inner, feedback = entry
         await runner.__aexit__(None, None, None)
-        await h.fake.close()
+        if keep_fake:
+            kept.append(h.fake)
+        else:
+            await h.fake.close()
         await inner.close()
         feedback.close()
         assert not h.fake.errors, h.fake.errors
         unexpected = [
-            m for m in h.fake.any_pings() if m.pings.users or m.pings.everyone or not m.pings.roles <= h.allowed_roles
+            m
+            for m in h.fake.any_pings()
+            if m.allowed_pings.users or m.allowed_pings.everyone or not m.allowed_pings.roles <= h.allowed_roles
         ]
         assert not unexpected, "the bot pinged someone"
         assert h.bot.is_closed()
@@ -65,6 +74,8 @@ async def harness_factory(
         wait_for_sync: bool = True,
         pipeline: Callable[[Retriever, Settings], Answering] | None = None,
         fake_options: dict[str, Any] | None = None,
+        feedback: Callable[[FeedbackStore], Any] | None = None,
+        fake: FakeDiscord | None = None,
         **overrides: Any,
     ) -> Harness:
         if pages:
@@ -85,27 +96,37 @@ async def harness_factory(
             if pipeline
             else AnswerPipeline(retriever, generator, settings.retrieval, settings.answer)
         )
-        feedback = FeedbackStore(settings.data_dir / "feedback.sqlite3")
+        store_of_feedback = FeedbackStore(settings.data_dir / "feedback.sqlite3")
 
         def docs_only(source_id: str | None) -> list[DocumentSource]:
             return [FolderDocs(source)] if source_id in (None, "docs") else []
 
         sources = with_community(docs_only, settings.data_dir / LEARNED_FILE)
 
-        services = Services(settings, answering, indexer, sources, feedback, metrics=metrics)
+        services = Services(
+            settings,
+            answering,
+            indexer,
+            sources,
+            feedback(store_of_feedback) if feedback else store_of_feedback,
+            metrics=metrics,
+        )
         bot = DocentBot(services, own_services=True, guild_ready_timeout=0.1, **(bot_options or {}))
-        fake = FakeDiscord(guild_id=guild_id, **(fake_options or {}))
-        await fake.start()
-        for user in (ALICE, BOB):
-            fake.add_member(user, f"user{user % 100}")
-        fake.add_member(ADMIN, "admin", permissions=MANAGE_GUILD)
-        fake.add_member(ADMIN2, "admin2", permissions=MANAGE_GUILD)
+        if fake is not None:
+            kept.remove(fake)
+        else:
+            fake = FakeDiscord(guild_id=guild_id, **(fake_options or {}))
+            await fake.start()
+            for user in (ALICE, BOB):
+                fake.add_member(user, f"user{user % 100}")
+            fake.add_member(ADMIN, "admin", permissions=MANAGE_GUILD)
+            fake.add_member(ADMIN2, "admin2", permissions=MANAGE_GUILD)
         if before_start is not None:
             await before_start(fake)
         runner = fake.run_bot(bot)
         await runner.__aenter__()
         h = Harness(fake, bot, store, settings, close)
-        open_harnesses.append((h, runner, inner, feedback))
+        open_harnesses.append((h, runner, inner, store_of_feedback))
         if wait_for_sync:
             await fake.wait_for(bot.commands_synced.is_set, what="the slash command sync")
         return h
@@ -113,4 +134,6 @@ async def harness_factory(
     yield build
     for h, *_ in reversed(list(open_harnesses)):
         await close(h)
+    for fake in kept:
+        await fake.close()
     assert not pending_discordpy_tasks()

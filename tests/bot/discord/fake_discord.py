@@ -24,10 +24,20 @@ Realism that tests can rely on (each is what Discord does, and each has bitten r
 - With ``message_content_enabled=False`` (the Developer Portal switch off) the application's flags say so, and
   identifying with MESSAGE_CONTENT closes the gateway with 4014, as Discord does.
 - Message content over 2000 characters and empty messages are rejected with Discord's 400 errors.
+- Application commands are validated when synced as Discord does (400 50035 naming the field): slash command and
+  option names lowercase, 1-32 letters, numbers, ``-``, ``_`` or ``'``; descriptions 1-100 characters (none on
+  context-menu commands, whose names may have capitals and spaces); at most 25 options and 25 choices; required
+  options before optional ones; no repeated names.
 - Interaction callbacks later than ``interaction_deadline`` (3 s) fail with 10062 "Unknown interaction"; a second
-  callback fails with 40060; followups before any callback fail with 10015.
+  callback fails with 40060; followups before any callback fail with 10015. Followups and edits of the original
+  response more than ``token_lifetime`` (15 minutes) after the interaction fail with 401 50027 "Invalid Webhook
+  Token". Both deadlines run on the fake's clock, which tests move on with ``advance`` instead of sleeping.
 - The first followup after a "thinking" defer replaces the loading message, as on Discord.
-- Guild-level permissions of the bot are enforced for sending, reacting and creating threads (403 50013).
+- The bot's permissions in the channel (guild-level, then the channel's overwrites, ``set_overwrite``; a thread
+  has its parent's) are enforced for sending, reacting, deleting, creating and editing threads (403 50013), and
+  interactions carry the member's and the app's permissions in their channel, as Discord computes them.
+- A role mention notifies its members only if the role is ``mentionable`` or the author has Mention Everyone in
+  the channel (``MessageRecord.pings``); ``allowed_pings`` is what ``allowed_mentions`` let through.
 - Forum channels (``add_forum``) take no messages of their own (400 50008); a post (``user_posts``, or the bot's
   ``ForumChannel.create_thread``) is a public thread whose id is its starter message's id, with ``applied_tags``
   checked against the forum's tags (at most 5; REQUIRE_TAG forums refuse untagged posts with 40067).
@@ -50,6 +60,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
@@ -69,6 +80,7 @@ __all__ = [
     "MessageVersion",
     "Pings",
     "Recorded",
+    "invite_permissions",
     "pending_discordpy_tasks",
 ]
 
@@ -93,29 +105,33 @@ MESSAGE_CONTENT = 1 << 15
 P = discord.Permissions
 ALL_PERMISSIONS = P.all().value
 ADMINISTRATOR = P(administrator=True).value
+README = Path(__file__).resolve().parents[3] / "README.md"
+_PERMISSION_ALIASES = {"view_channels": "view_channel", "manage_server": "manage_guild"}
+
+
+def invite_permissions(readme: Path = README) -> int:
+    """The permissions the README's invite step asks for ("… and the permissions A, B (why) and C. Nothing else"),
+    as Discord's bits: the fake's bot has exactly these, so a feature that needs more fails here as it would for
+    someone who followed the README."""
+    found = re.search(r"and the permissions\s+(.+?)\.\s+Nothing else", readme.read_text(), re.S)
+    if found is None:
+        raise ValueError(f"{readme} has no invite permission list")
+    listed = " ".join(re.sub(r"\([^)]*\)", "", found.group(1)).split())
+    value = 0
+    for name in filter(None, (n.strip() for n in re.split(r",|\band\b", listed))):
+        flag = name.lower().replace(" ", "_")
+        flag = _PERMISSION_ALIASES.get(flag, flag)
+        if flag not in P.VALID_FLAGS:
+            raise ValueError(f"the README's invite names an unknown permission: {name!r}")
+        value |= P(**{flag: True}).value
+    return value
+
+
+# What the bot has in a new fake server: the README's invite, and an @everyone that adds nothing to it (members may
+# read and talk; the fake does not check what members themselves may do, beyond a locked thread).
+DEFAULT_BOT_PERMISSIONS = invite_permissions()
 DEFAULT_EVERYONE_PERMISSIONS = P(
-    view_channel=True,
-    send_messages=True,
-    send_messages_in_threads=True,
-    create_public_threads=True,
-    read_message_history=True,
-    add_reactions=True,
-    embed_links=True,
-    attach_files=True,
-    use_application_commands=True,
-    use_external_emojis=True,
-).value
-DEFAULT_BOT_PERMISSIONS = P(
-    view_channel=True,
-    send_messages=True,
-    send_messages_in_threads=True,
-    create_public_threads=True,
-    manage_threads=True,
-    read_message_history=True,
-    add_reactions=True,
-    embed_links=True,
-    attach_files=True,
-    use_external_emojis=True,
+    view_channel=True, send_messages=True, send_messages_in_threads=True, read_message_history=True
 ).value
 
 _USER_MENTION = re.compile(r"<@!?(\d+)>")
@@ -127,6 +143,16 @@ MAX_APPLIED_TAGS = 5
 MAX_FORUM_TAGS = 20
 ARCHIVE_DURATIONS = (60, 1440, 4320, 10080)
 MANAGE_THREADS = P(manage_threads=True).value
+VIEW_CHANNEL = P(view_channel=True).value
+SEND_MESSAGES = P(send_messages=True).value
+MENTION_EVERYONE = P(mention_everyone=True).value
+NEEDS_SEND = P(mention_everyone=True, send_tts_messages=True, attach_files=True, embed_links=True).value
+# Application commands, as Discord validates them when they are synced.
+COMMAND_NAME = re.compile(r"^[-_'\w\u0900-\u097f\u0e00-\u0e7f]{1,32}$")  # letters, numbers, Deva, Thai; no spaces
+MAX_OPTIONS = 25
+MAX_CHOICES = 25
+SUB_COMMAND, SUB_COMMAND_GROUP = 1, 2
+TOKEN_LIFETIME_S = 15 * 60.0  # an interaction token's followups and edits work this long after the interaction
 
 
 def _now_iso() -> str:
@@ -222,7 +248,8 @@ class MessageVersion:
     components: list[dict[str, Any]]
     flags: int
     allowed_mentions: dict[str, Any] | None  # as sent; None when the call had no allowed_mentions key
-    pings: Pings
+    pings: Pings  # who Discord notifies: a role only if it is mentionable or the author has Mention Everyone
+    allowed_pings: Pings  # what the content and allowed_mentions let through, whatever the roles and permissions
 
 
 @dataclass(eq=False)
@@ -280,10 +307,19 @@ class MessageRecord:
 
     @property
     def pings(self) -> Pings:
-        """Union over all versions: conservative for "never pings" assertions."""
+        """Who was notified, union over all versions."""
         out = Pings()
         for v in self.versions:
             out |= v.pings
+        return out
+
+    @property
+    def allowed_pings(self) -> Pings:
+        """Who the bot let be notified (a role ping is allowed even if that role can't be pinged today), union over
+        all versions: conservative for "never pings" assertions."""
+        out = Pings()
+        for v in self.versions:
+            out |= v.allowed_pings
         return out
 
     @property
@@ -324,7 +360,7 @@ class InteractionRecord:
     channel_id: int
     guild_id: int | None
     payload: dict[str, Any] = field(repr=False)
-    created_at: float  # time.monotonic() when INTERACTION_CREATE was sent
+    created_at: float  # the fake's clock (``FakeDiscord.now``) when INTERACTION_CREATE was sent
     name: str | None = None
     custom_id: str | None = None
     message_id: int | None = None  # the message a component sits on
@@ -474,6 +510,7 @@ class FakeDiscord:
         bot_permissions: int = DEFAULT_BOT_PERMISSIONS,
         everyone_permissions: int = DEFAULT_EVERYONE_PERMISSIONS,
         interaction_deadline: float | None = 3.0,
+        token_lifetime: float | None = TOKEN_LIFETIME_S,
         heartbeat_interval: float = 41.25,
         echo_bot_messages: bool = True,
         message_content_enabled: bool = True,
@@ -485,6 +522,8 @@ class FakeDiscord:
         self.owner_id = owner_id
         self.guild_name = guild_name
         self.interaction_deadline = interaction_deadline
+        self.token_lifetime = token_lifetime  # an interaction token's followups and edits work this long
+        self._skew = 0.0  # what ``advance`` added to the clock
         self.heartbeat_interval = heartbeat_interval
         self.echo_bot_messages = echo_bot_messages  # Discord sends the bot its own MESSAGE_CREATEs
         self.message_content_enabled = message_content_enabled  # the Developer Portal's switch, in the app's flags
@@ -622,6 +661,19 @@ class FakeDiscord:
         """Until the bot has identified and been sent READY + GUILD_CREATE (``client.wait_until_ready`` is later)."""
         await asyncio.wait_for(self._ready.wait(), timeout)
 
+    # --------------------------------------------------------------------------------------------------------- clock
+
+    def now(self) -> float:
+        """The fake's clock: ``time.monotonic()`` plus whatever ``advance`` added. Every time the fake records, and
+        the interaction deadlines (3 s to respond, 15 minutes for the token), are on it."""
+        return time.monotonic() + self._skew
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` pass for Discord at once, without sleeping: e.g. past the 3 s an interaction waits for
+        its response while the bot is stuck in a slow call, or past an interaction token's 15 minutes."""
+        self._skew += seconds
+        self._bump()
+
     # ------------------------------------------------------------------------------------------------------- waiting
 
     async def wait_for(
@@ -697,8 +749,9 @@ class FakeDiscord:
         return [m for m in self.messages.values() if m.channel_id == cid and (include_deleted or not m.deleted)]
 
     def any_pings(self) -> list[MessageRecord]:
-        """Bot messages that would have notified anyone; assert this is empty for a bot that must never ping."""
-        return [m for m in self.messages.values() if m.pings]
+        """Bot messages that let anyone be notified (``allowed_pings``); assert this is empty for a bot that must
+        never ping."""
+        return [m for m in self.messages.values() if m.allowed_pings]
 
     def synced_commands(self, guild_id: int | None = None) -> list[dict[str, Any]]:
         """Application commands the bot registered globally (None) or for a guild."""
@@ -716,6 +769,39 @@ class FakeDiscord:
     @property
     def bot_permissions(self) -> int:
         return self.permissions_of(self.bot_user_id)
+
+    def permissions_in(self, user_id: int, channel_id: int) -> int:
+        """In a channel, as Discord computes them (and sends them in interactions): the guild-level permissions, then
+        the channel's overwrites for @everyone, for the member's roles (all denies, then all allows) and for the
+        member. A thread has its parent's. Without View Channel nothing is left; without Send Messages neither are
+        Mention Everyone, Send TTS, Attach Files nor Embed Links. Owners and administrators keep everything."""
+        value = self.permissions_of(user_id)
+        channel = self._channel(channel_id)
+        if channel["type"] in _THREAD_TYPES:
+            channel = self._channel(int(channel["parent_id"]))
+        if channel.get("guild_id") is None or value == ALL_PERMISSIONS:
+            return value
+        overwrites = {int(o["id"]): o for o in channel.get("permission_overwrites") or []}
+        everyone = overwrites.get(self.guild_id)
+        if everyone is not None:
+            value = (value & ~int(everyone["deny"])) | int(everyone["allow"])
+        roles = [overwrites[int(r)] for r in self.members[user_id]["roles"] if int(r) in overwrites]
+        deny = allow = 0
+        for overwrite in roles:
+            deny |= int(overwrite["deny"])
+            allow |= int(overwrite["allow"])
+        value = (value & ~deny) | allow
+        member = overwrites.get(user_id)
+        if member is not None and member["type"] == 1:
+            value = (value & ~int(member["deny"])) | int(member["allow"])
+        if not value & VIEW_CHANNEL:
+            return 0
+        if not value & SEND_MESSAGES:
+            value &= ~NEEDS_SEND
+        return value
+
+    def bot_permissions_in(self, channel_id: int) -> int:
+        return self.permissions_in(self.bot_user_id, channel_id)
 
     def tag_id(self, forum_id: int, name: str) -> int:
         """The id of the forum's tag called ``name`` (KeyError if it has none)."""
@@ -756,9 +842,13 @@ class FakeDiscord:
 
     # ------------------------------------------------------------------------------------------------- guild setup
 
-    def add_role(self, name: str, permissions: int = 0, *, role_id: int | None = None) -> dict[str, Any]:
+    def add_role(
+        self, name: str, permissions: int = 0, *, role_id: int | None = None, mentionable: bool = False
+    ) -> dict[str, Any]:
+        """A role; ``mentionable`` is Discord's "Allow anyone to @mention this role" (off by default, as there): a
+        ping of a role that isn't notifies nobody unless its author has Mention Everyone."""
         rid = role_id or self._next_id()
-        role = self._role_payload(rid, name, permissions, position=len(self.roles))
+        role = self._role_payload(rid, name, permissions, position=len(self.roles), mentionable=mentionable)
         self.roles[rid] = role
         self._spawn_dispatch("GUILD_ROLE_CREATE", {"guild_id": str(self.guild_id), "role": role}, GUILDS)
         return role
@@ -854,6 +944,20 @@ class FakeDiscord:
         role = self.roles[role_id]
         role["permissions"] = str(permissions)
         self._spawn_dispatch("GUILD_ROLE_UPDATE", {"guild_id": str(self.guild_id), "role": role}, GUILDS)
+
+    def set_overwrite(self, channel_id: int, target_id: int, *, allow: int = 0, deny: int = 0) -> None:
+        """Set a channel's permission overwrite for a role (``guild_id`` is @everyone) or a member, replacing any it
+        had; a thread takes its parent's. Tells a connected bot (CHANNEL_UPDATE)."""
+        channel = self._channel(channel_id)
+        if channel["type"] in _THREAD_TYPES or channel.get("guild_id") is None:
+            raise ValueError(f"channel {channel_id} has no overwrites of its own")
+        if target_id not in self.roles and target_id not in self.members:
+            raise KeyError(f"unknown role or member {target_id}")
+        kind = 0 if target_id in self.roles else 1
+        overwrites = [o for o in channel["permission_overwrites"] if int(o["id"]) != target_id]
+        overwrites.append({"id": str(target_id), "type": kind, "allow": str(allow), "deny": str(deny)})
+        channel["permission_overwrites"] = overwrites
+        self._spawn_dispatch("CHANNEL_UPDATE", channel, GUILDS)
 
     def set_bot_permissions(self, permissions: int, *, everyone: int | None = None) -> None:
         """Set the bot's role, e.g. to test a bot without Send Messages. The bot also gets whatever @everyone has,
@@ -1085,6 +1189,7 @@ class FakeDiscord:
         position: int,
         managed: bool = False,
         tags: dict[str, Any] | None = None,
+        mentionable: bool = False,
     ) -> dict[str, Any]:
         role: dict[str, Any] = {
             "id": str(role_id),
@@ -1097,7 +1202,7 @@ class FakeDiscord:
             "position": position,
             "permissions": str(permissions),
             "managed": managed,
-            "mentionable": False,
+            "mentionable": mentionable,
             "flags": 0,
         }
         if tags is not None:
@@ -1310,7 +1415,7 @@ class FakeDiscord:
                 if msg.type is not WSMsgType.TEXT:
                     continue
                 frame = json.loads(msg.data)
-                self.gateway_log.append(GatewayFrame(time.monotonic(), "received", frame))
+                self.gateway_log.append(GatewayFrame(self.now(), "received", frame))
                 await self._on_op(session, frame)
                 self._bump()
         finally:
@@ -1375,7 +1480,7 @@ class FakeDiscord:
             else:
                 frame.setdefault("s", None)
             frame.setdefault("t", None)
-            self.gateway_log.append(GatewayFrame(time.monotonic(), "sent", frame))
+            self.gateway_log.append(GatewayFrame(self.now(), "sent", frame))
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await session.ws.send_str(json.dumps(frame))
 
@@ -1419,13 +1524,17 @@ class FakeDiscord:
 
     async def _dispatch_interaction(self, ix: InteractionRecord) -> None:
         self.interactions[ix.token] = ix
-        ix.created_at = time.monotonic()
+        ix.created_at = self.now()
         await self.dispatch("INTERACTION_CREATE", ix.payload)
 
     # ========================================================================================== internals: messages
 
-    def _compute_pings(self, content: str, allowed: dict[str, Any] | None, replied_author: int | None) -> Pings:
-        """Discord's allowed_mentions rules: absent means parse everything and ping the replied-to author."""
+    def _compute_pings(
+        self, content: str, allowed: dict[str, Any] | None, replied_author: int | None, author_id: int, channel_id: int
+    ) -> tuple[Pings, Pings]:
+        """What ``allowed_mentions`` lets through (absent: parse everything and ping the replied-to author), and whom
+        Discord then notifies: a role only if it is mentionable or the author has Mention Everyone in the channel,
+        which @everyone and @here also take."""
         parse = {"users", "roles", "everyone"} if allowed is None else set(allowed.get("parse", []))
         user_ids = {int(u) for u in (allowed or {}).get("users", [])}
         role_ids = {int(r) for r in (allowed or {}).get("roles", [])}
@@ -1435,7 +1544,14 @@ class FakeDiscord:
         if replied_author is not None and replied:
             users.add(replied_author)
         everyone = "everyone" in parse and ("@everyone" in content or "@here" in content)
-        return Pings(frozenset(users), frozenset(roles), everyone)
+        allowed_pings = Pings(frozenset(users), frozenset(roles), everyone)
+        channel = self._channel(channel_id)
+        in_guild = channel.get("guild_id") is not None and author_id in self.members
+        may_everyone = in_guild and bool(self.permissions_in(author_id, channel_id) & MENTION_EVERYONE)
+        notified_roles = {
+            r for r in roles if in_guild and r in self.roles and (self.roles[r]["mentionable"] or may_everyone)
+        }
+        return allowed_pings, Pings(frozenset(users), frozenset(notified_roles), everyone and may_everyone)
 
     def _mention_objects(self, content: str, extra: int | None, guild: bool) -> list[dict[str, Any]]:
         ids: list[int] = []
@@ -1491,7 +1607,7 @@ class FakeDiscord:
                 err = {"code": "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "message": "Unknown message"}
                 raise DiscordError(400, 50035, "Invalid Form Body", {"message_reference": {"_errors": [err]}})
         replied_author = referenced.author_id if referenced else None
-        pings = self._compute_pings(content, allowed_mentions, replied_author)
+        allowed_pings, pings = self._compute_pings(content, allowed_mentions, replied_author, author_id, channel_id)
         reply_ping = replied_author if replied_author in pings.users else None
         mid = message_id or self._next_id()
         flags = int(body.get("flags") or 0) | extra_flags
@@ -1570,7 +1686,14 @@ class FakeDiscord:
         )
         rec.versions.append(
             MessageVersion(
-                time.monotonic(), content, payload["embeds"], payload["components"], flags, allowed_mentions, pings
+                self.now(),
+                content,
+                payload["embeds"],
+                payload["components"],
+                flags,
+                allowed_mentions,
+                pings,
+                allowed_pings,
             )
         )
         (self.messages if by_bot else self.user_messages)[mid] = rec
@@ -1599,16 +1722,23 @@ class FakeDiscord:
         payload["edited_timestamp"] = _now_iso()
         allowed = body.get("allowed_mentions")
         # Discord notifies on create only, but a deferred answer's first edit does ping: judge every version.
-        pings = self._compute_pings(payload["content"], allowed, None)
+        allowed_pings, pings = self._compute_pings(payload["content"], allowed, None, rec.author_id, rec.channel_id)
         rec.files = rec.files + files
         rec.versions.append(
             MessageVersion(
-                time.monotonic(), payload["content"], payload["embeds"], payload["components"], flags, allowed, pings
+                self.now(),
+                payload["content"],
+                payload["embeds"],
+                payload["components"],
+                flags,
+                allowed,
+                pings,
+                allowed_pings,
             )
         )
 
     async def _delete_message(self, rec: MessageRecord) -> None:
-        rec.deleted_at = time.monotonic()
+        rec.deleted_at = self.now()
         channel = self.channels.get(rec.channel_id, {})
         if channel.get("type") in _THREAD_TYPES and rec.id != rec.channel_id:
             channel["message_count"] = max(0, channel["message_count"] - 1)
@@ -1619,8 +1749,9 @@ class FakeDiscord:
             intent = GUILD_MESSAGES if rec.payload.get("guild_id") else DIRECT_MESSAGES
             await self.dispatch("MESSAGE_DELETE", data, intent=intent)
 
-    def _require(self, bits: int) -> None:
-        if self.bot_permissions & bits != bits:
+    def _require(self, bits: int, channel: dict[str, Any]) -> None:
+        """The bot's permissions in ``channel``, overwrites included (403 50013 without them)."""
+        if self.bot_permissions_in(int(channel["id"])) & bits != bits:
             raise _missing_permissions()
 
     def _require_send(self, channel: dict[str, Any]) -> None:
@@ -1629,7 +1760,7 @@ class FakeDiscord:
         if channel.get("guild_id") is None:
             return
         send = P(send_messages_in_threads=True) if channel["type"] in _THREAD_TYPES else P(send_messages=True)
-        self._require(P(view_channel=True).value | send.value)
+        self._require(P(view_channel=True).value | send.value, channel)
 
     def _check_can_post(self, channel: dict[str, Any], author_id: int) -> bool:
         """Whether posting in ``channel`` will unarchive it (Discord does so on a send); locked threads take
@@ -1637,7 +1768,7 @@ class FakeDiscord:
         meta = channel.get("thread_metadata")
         if meta is None:
             return False
-        if meta["locked"] and not self.permissions_of(author_id) & MANAGE_THREADS:
+        if meta["locked"] and not self.permissions_in(author_id, int(channel["id"])) & MANAGE_THREADS:
             raise _thread_archived() if meta["archived"] else _missing_permissions()
         return bool(meta["archived"])
 
@@ -1726,11 +1857,11 @@ class FakeDiscord:
             "locale": "en-US",
             "entitlements": [],
             "attachment_size_limit": 10 * 1024 * 1024,
-            "app_permissions": str(self.bot_permissions),
+            "app_permissions": str(self.bot_permissions_in(channel_id) if guild else self.bot_permissions),
         }
         if guild:
             channel = self._channel(channel_id)
-            member = {**self.members[user_id], "permissions": str(self.permissions_of(user_id))}
+            member = {**self.members[user_id], "permissions": str(self.permissions_in(user_id, channel_id))}
             payload.update(
                 guild_id=str(self.guild_id),
                 guild_locale="en-US",
@@ -1759,7 +1890,7 @@ class FakeDiscord:
             channel_id=channel_id,
             guild_id=self.guild_id if guild else None,
             payload=payload,
-            created_at=time.monotonic(),
+            created_at=self.now(),
             _fake=self,
         )
 
@@ -1855,6 +1986,8 @@ class FakeDiscord:
         expected = (self.application_id if webhook else ix.id) if ix else None
         if ix is None or interaction_or_app_id != expected:
             raise _unknown("Webhook", 10015) if webhook else _unknown("interaction", 10062)
+        if webhook and self.token_lifetime is not None and self.now() - ix.created_at > self.token_lifetime:
+            raise DiscordError(401, 50027, "Invalid Webhook Token")  # followups and edits: the token expired
         return ix
 
     # ====================================================================================================== HTTP
@@ -1864,7 +1997,7 @@ class FakeDiscord:
         path = unquote(raw_path)
         method = request.method
         query = dict(request.query)
-        started = time.monotonic()
+        started = self.now()
         body: Any = None
         files: tuple[str, ...] = ()
         route = None
@@ -2083,14 +2216,14 @@ class FakeDiscord:
     async def _r_delete(self, req: _Request) -> Any:
         rec = self._message(int(req.params["channel_id"]), int(req.params["message_id"]))
         if not rec.by_bot:
-            self._require(P(manage_messages=True).value)
+            self._require(P(manage_messages=True).value, self._channel(rec.channel_id))
         self._check_not_archived(rec.channel_id)
         await self._delete_message(rec)
 
     async def _r_react(self, req: _Request) -> Any:
         rec = self._message(int(req.params["channel_id"]), int(req.params["message_id"]))
         if self._channel(rec.channel_id).get("guild_id") is not None:
-            self._require(P(add_reactions=True, read_message_history=True).value)
+            self._require(P(add_reactions=True, read_message_history=True).value, self._channel(rec.channel_id))
         self._check_not_archived(rec.channel_id)
         emoji = req.params["emoji"]
         if (emoji, self.bot_user_id) not in rec.reactions:
@@ -2143,12 +2276,12 @@ class FakeDiscord:
     async def _bot_opens_post(self, forum: dict[str, Any], body: dict[str, Any], files: tuple[str, ...]) -> Any:
         """``ForumChannel.create_thread``: the channel fields plus the starter message under ``message``; the answer
         is the thread with the message nested the same way."""
-        self._require(P(view_channel=True, send_messages=True).value)  # Discord: a post takes Send Messages
+        self._require(P(view_channel=True, send_messages=True).value, forum)  # Discord: a post takes Send Messages
         message = body.get("message")
         if not isinstance(message, dict):
             raise _form_error("message", "BASE_TYPE_REQUIRED", "This field is required")
         if self._moderated(forum, [str(t) for t in body.get("applied_tags") or []]):
-            self._require(MANAGE_THREADS)
+            self._require(MANAGE_THREADS, forum)
         thread, rec = await self._open_post(forum, author_id=self.bot_user_id, body=body, message=message, files=files)
         return {**thread, "message": rec.payload}
 
@@ -2159,7 +2292,7 @@ class FakeDiscord:
         if parent.get("guild_id") is None or parent["type"] not in (GUILD_TEXT, 5):  # text and announcement
             raise DiscordError(400, 50024, "Cannot execute action on this channel type")
         bit = P(create_public_threads=True) if thread_type != 12 else P(create_private_threads=True)
-        self._require(P(view_channel=True).value | bit.value)
+        self._require(P(view_channel=True).value | bit.value, parent)
         name = body.get("name") or ""
         if not 1 <= len(name) <= 100:
             raise _too_long("name", 100)
@@ -2185,7 +2318,7 @@ class FakeDiscord:
     async def _edit_thread(self, thread: dict[str, Any], body: dict[str, Any]) -> None:
         meta = thread["thread_metadata"]
         parent = self.channels.get(int(thread["parent_id"]))
-        self._require(P(view_channel=True).value)
+        self._require(P(view_channel=True).value, thread)
         if meta["archived"] and body.get("archived") is not False:
             raise _thread_archived()  # even to lock it: unarchive in the same call
         if "name" in body and not 1 <= len(body["name"] or "") <= 100:
@@ -2198,7 +2331,8 @@ class FakeDiscord:
         if "applied_tags" in body:
             tags = [str(t) for t in body["applied_tags"] or []]
             self._check_tags(parent, tags)
-        if not self.bot_permissions & MANAGE_THREADS and not self._may_edit_unmanaged(thread, body, parent, tags):
+        managed = self.bot_permissions_in(int(thread["id"])) & MANAGE_THREADS
+        if not managed and not self._may_edit_unmanaged(thread, body, parent, tags):
             raise _missing_permissions()
         before: dict[str, Any] = {}
         after: dict[str, Any] = {}
@@ -2212,7 +2346,7 @@ class FakeDiscord:
                 after[key] = meta[key] = body[key]
         if before.get("archived", meta["archived"]) != meta["archived"]:
             meta["archive_timestamp"] = _now_iso()
-        self.channel_edits.append(ChannelEdit(int(thread["id"]), time.monotonic(), before, after))
+        self.channel_edits.append(ChannelEdit(int(thread["id"]), self.now(), before, after))
         await self.dispatch("THREAD_UPDATE", self._thread_event(thread), intent=GUILDS)
 
     def _may_edit_unmanaged(
@@ -2223,7 +2357,7 @@ class FakeDiscord:
         if thread["thread_metadata"]["locked"]:
             return False
         if body == {"archived": False}:
-            self._require(P(send_messages=True).value)
+            self._require(P(send_messages=True).value, thread)
             return True
         if int(thread["owner_id"]) != self.bot_user_id:
             return False
@@ -2234,7 +2368,7 @@ class FakeDiscord:
     async def _edit_guild_channel(self, channel: dict[str, Any], body: dict[str, Any]) -> None:
         """Channel settings (MANAGE_CHANNELS): the keys the channel object has; a forum's ``available_tags`` keep
         the ids they are sent with and get new ones otherwise (``ForumChannel.create_tag``)."""
-        self._require(P(view_channel=True, manage_channels=True).value)
+        self._require(P(view_channel=True, manage_channels=True).value, channel)
         if "name" in body and not 1 <= len(body["name"] or "") <= 100:
             raise _too_long("name", 100)
         changes = {k: v for k, v in body.items() if k in channel and k not in ("id", "type", "guild_id")}
@@ -2257,14 +2391,14 @@ class FakeDiscord:
             ]
         before = {k: channel[k] for k in changes}
         channel.update(changes)
-        self.channel_edits.append(ChannelEdit(int(channel["id"]), time.monotonic(), before, dict(changes)))
+        self.channel_edits.append(ChannelEdit(int(channel["id"]), self.now(), before, dict(changes)))
         await self.dispatch("CHANNEL_UPDATE", channel, intent=GUILDS)
 
     # ------------------------------------------------------------------------------------------- interaction routes
 
     async def _r_callback(self, req: _Request) -> Any:
         ix = self._interaction_for(req.params["token"], int(req.params["interaction_id"]), webhook=False)
-        now = time.monotonic()
+        now = self.now()
         if self.interaction_deadline is not None and now - ix.created_at > self.interaction_deadline:
             raise _unknown("interaction", 10062)
         if ix.callback is not None:
@@ -2388,9 +2522,25 @@ class FakeDiscord:
 
     async def _r_put_commands(self, req: _Request) -> Any:
         scope = self._command_scope(req)
+        bodies = req.json or []
+        errors = {str(i): e for i, body in enumerate(bodies) if (e := _command_errors(body))}
+        keys = [(body.get("name"), int(body.get("type", 1))) for body in bodies]
+        errors.update(
+            {
+                str(i): {
+                    "name": _field_error(
+                        "APPLICATION_COMMANDS_DUPLICATE_NAME", "Application command names must be unique"
+                    )
+                }
+                for i, key in enumerate(keys)
+                if key in keys[:i]
+            }
+        )
+        if errors:
+            raise DiscordError(400, 50035, "Invalid Form Body", errors)
         old = self._commands.get(scope, {})
         new: dict[tuple[str, int], dict[str, Any]] = {}
-        for body in req.json or []:
+        for body in bodies:
             command = self._store_command(scope, body, old)
             new[(command["name"], int(command["type"]))] = command
         self._commands[scope] = new
@@ -2398,6 +2548,9 @@ class FakeDiscord:
 
     async def _r_upsert_command(self, req: _Request) -> Any:
         scope = self._command_scope(req)
+        errors = _command_errors(req.json or {})
+        if errors:
+            raise DiscordError(400, 50035, "Invalid Form Body", errors)
         store = self._commands.setdefault(scope, {})
         command = self._store_command(scope, req.json, store)
         store[(command["name"], int(command["type"]))] = command
@@ -2453,6 +2606,86 @@ def _fault_response(fault: _Fault) -> web.Response:
         return _json(body, 429, headers)
     assert fault.status is not None
     return _json(fault.body or {"message": f"injected {fault.status}", "code": 0}, fault.status)
+
+
+def _field_error(code: str, message: str) -> dict[str, Any]:
+    return {"_errors": [{"code": code, "message": message}]}
+
+
+def _bad_name(name: Any, *, slash: bool) -> dict[str, Any] | None:
+    """Slash commands and options: lowercase, 1-32 of letters, numbers, - _ '. Context menus: any 1-32 characters."""
+    if not isinstance(name, str) or not 1 <= len(name) <= 32:
+        return _field_error("BASE_TYPE_BAD_LENGTH", "Must be between 1 and 32 in length.")
+    if slash and (not COMMAND_NAME.match(name) or name != name.lower()):
+        return _field_error("APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid")
+    return None
+
+
+def _bad_description(description: Any) -> dict[str, Any] | None:
+    if not isinstance(description, str) or not 1 <= len(description) <= 100:
+        return _field_error("BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
+    return None
+
+
+def _command_errors(body: dict[str, Any]) -> dict[str, Any]:
+    """Discord's checks of one command payload; ``{}`` when it is accepted, else the ``errors`` of a 50035."""
+    slash = int(body.get("type", 1)) == 1
+    errors: dict[str, Any] = {}
+    if (bad := _bad_name(body.get("name"), slash=slash)) is not None:
+        errors["name"] = bad
+    if slash:
+        if (bad := _bad_description(body.get("description"))) is not None:
+            errors["description"] = bad
+        if options := _options_errors(body.get("options") or []):
+            errors["options"] = options
+    else:
+        if body.get("description"):
+            errors["description"] = _field_error("BASE_TYPE_MAX_LENGTH", "Must be 0 or fewer in length.")
+        if body.get("options"):
+            errors["options"] = _field_error("BASE_TYPE_MAX_LENGTH", "Must be 0 or fewer in length.")
+    return errors
+
+
+def _options_errors(options: list[dict[str, Any]]) -> dict[str, Any]:
+    if len(options) > MAX_OPTIONS:
+        return _field_error("BASE_TYPE_MAX_LENGTH", f"Must be {MAX_OPTIONS} or fewer in length.")
+    errors: dict[str, Any] = {}
+    seen: set[str] = set()
+    optional_seen = False
+    for i, option in enumerate(options):
+        own: dict[str, Any] = {}
+        if (bad := _bad_name(option.get("name"), slash=True)) is not None:
+            own["name"] = bad
+        elif option["name"] in seen:
+            own["name"] = _field_error("APPLICATION_COMMAND_OPTION_NAME_ALREADY_EXISTS", "Option names must be unique")
+        seen.add(str(option.get("name")))
+        if (bad := _bad_description(option.get("description"))) is not None:
+            own["description"] = bad
+        if int(option.get("type", 3)) in (SUB_COMMAND, SUB_COMMAND_GROUP):
+            if nested := _options_errors(option.get("options") or []):
+                own["options"] = nested
+        elif option.get("required"):
+            if optional_seen:
+                own["required"] = _field_error(
+                    "APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID",
+                    "Required options must be placed before non-required options",
+                )
+        else:
+            optional_seen = True
+        choices = option.get("choices") or []
+        if len(choices) > MAX_CHOICES:
+            own["choices"] = _field_error("BASE_TYPE_MAX_LENGTH", f"Must be {MAX_CHOICES} or fewer in length.")
+        else:
+            bad_choices = {
+                str(j): {"name": _field_error("BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")}
+                for j, choice in enumerate(choices)
+                if not 1 <= len(str(choice.get("name") or "")) <= 100
+            }
+            if bad_choices:
+                own["choices"] = bad_choices
+        if own:
+            errors[str(i)] = own
+    return errors
 
 
 def _token_in(path: str) -> str | None:

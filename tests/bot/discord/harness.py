@@ -9,12 +9,15 @@ from typing import Any
 
 from bot.discord.client import DocentBot
 from rag.settings import Settings
-from tests.bot.discord.fake_discord import FakeDiscord, InteractionRecord, MessageRecord
+from tests.bot.discord.fake_discord import MANAGE_THREADS, FakeDiscord, InteractionRecord, MessageRecord
 from tests.bot.failing_store import FailingStore
+from tests.scripted import ScriptedGenerator
 
 ALICE, BOB, ADMIN, ADMIN2 = 600000000000000001, 600000000000000002, 600000000000000003, 600000000000000004
 MANAGE_GUILD = 1 << 5
 SERVER_A, SERVER_B = 111111111111111111, 121212121212121212
+FORUM = 999999999999999997  # a help forum (forum_harness)
+SAID = "IVF_FLAT clusters vectors [1]."
 DOCS = {
     "index.md": "# In-memory Index\n\n## HNSW\n\nHNSW is a graph index. `M` is the maximum degree of a node and "
     "`efConstruction` is the build-time search range; `ef` is the query-time search range.\n\n"
@@ -39,7 +42,7 @@ class Harness:
         bot: DocentBot,
         store: FailingStore,
         settings: Settings,
-        closer: Callable[[Harness], Awaitable[None]],
+        closer: Callable[[Harness, bool], Awaitable[None]],
     ) -> None:
         self.fake, self.bot, self.store, self.settings = fake, bot, store, settings
         self.allowed_roles: set[int] = set()  # helper roles a support channel's hand-off may ping
@@ -52,13 +55,51 @@ class Harness:
         def found() -> str:
             return next((c for c in ix.all_contents if marker in c), "") if ix.original else ""
 
-        return await self.fake.wait_for(found, timeout, what=f"the final answer of /{ix.name}")
+        return await self.fake.wait_for(found, timeout, what=f"{marker!r} in the response to {ix.name or ix.custom_id}")
 
     async def reply_to(self, message_id: int, timeout: float = 60) -> MessageRecord:
         return await self.fake.wait_for_message(
             lambda m: m.reply_to == message_id and "AI-generated" in m.content, timeout=timeout
         )
 
-    async def close(self) -> None:
-        """Stop this bot now (e.g. to start another one on the same data directory)."""
-        await self._closer(self)
+    async def close(self, *, keep_fake: bool = False) -> None:
+        """Stop this bot now (e.g. to start another one on the same data directory); with ``keep_fake`` its fake
+        Discord keeps running for the next bot (``harness_factory(..., fake=h.fake)``: a restart)."""
+        await self._closer(self, keep_fake)
+
+
+def help_forum(fake: FakeDiscord, forum_id: int = FORUM, *, manage_threads: bool = True) -> None:
+    """A forum with the tags Solved and Bug; with ``manage_threads`` Docent's role may manage threads there (the
+    README's advice for support forums with a solved tag), through the forum's permissions."""
+    fake.add_forum("help", channel_id=forum_id, tags=("Solved", "Bug"))
+    if manage_threads:
+        fake.set_overwrite(forum_id, fake.bot_role_id, allow=MANAGE_THREADS)
+
+
+def button(message: MessageRecord, part: str) -> str:
+    """The custom id of the button on ``message`` whose id contains ``part`` (``":up:"``, ``"docent:solved:"``)."""
+    return next(c["custom_id"] for row in message.components for c in row["components"] if part in c["custom_id"])
+
+
+async def forum_harness(harness_factory: Any, **options: Any) -> Harness:
+    """A bot answering every new post in the help forum ``FORUM`` (tags Solved and Bug), where the server gave
+    Docent's role Manage Threads as the README says."""
+
+    async def forum(fake: FakeDiscord) -> None:
+        help_forum(fake)
+
+    harness: Harness = await harness_factory(
+        ScriptedGenerator(SAID),
+        channels={str(FORUM): {"mode": "always"}},
+        bot_options={"support_channels": True},
+        before_start=forum,
+        **options,
+    )
+    return harness
+
+
+async def answered_post(h: Harness, user: int = ALICE) -> tuple[int, MessageRecord]:
+    """``user`` opens a post in ``FORUM``; returns the post (thread) id and Docent's answer in it."""
+    thread, _ = await h.fake.user_posts(user, FORUM, "IVF_FLAT clusters", "How does IVF_FLAT split vectors?")
+    answer = await h.fake.wait_for_message(lambda m: "AI-generated" in m.content, channel_id=thread, timeout=60)
+    return thread, answer

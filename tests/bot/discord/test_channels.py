@@ -17,7 +17,7 @@ from indexer.local import FolderDocs
 from rag.citations import ZWSP
 from rag.settings import FolderSource
 from tests.bot.discord.fake_discord import FakeDiscord
-from tests.bot.discord.harness import ADMIN, ALICE, BOB
+from tests.bot.discord.harness import ADMIN, ALICE, BOB, help_forum
 from tests.scripted import PacedGenerator, ScriptedGenerator
 
 pytestmark = pytest.mark.integration
@@ -70,7 +70,7 @@ async def test_an_answer_not_tied_to_the_docs_is_handed_off_not_posted(harness_f
 
 async def test_a_hand_off_line_pings_only_the_helper_role(harness_factory) -> None:
     async def helpers(fake: FakeDiscord) -> None:
-        fake.add_role("helpers", role_id=777777777777777777)
+        fake.add_role("helpers", role_id=777777777777777777, mentionable=True)
 
     h = await harness_factory(
         ScriptedGenerator(),
@@ -139,8 +139,11 @@ async def test_docent_channel_shows_to_anyone_and_sets_for_admins(harness_factor
 
 async def test_the_portal_switch_and_the_unasked_channels_are_known_before_connecting(make_settings) -> None:
     async with FakeDiscord(message_content_enabled=False) as off, FakeDiscord() as on:
-        assert not await message_content_enabled(off.api_base, "token")
-        assert await message_content_enabled(on.api_base, "token")
+        with off.point_discordpy_here():
+            assert not await message_content_enabled("token")
+        with on.point_discordpy_here():
+            assert await message_content_enabled("token")
+        assert [r.path for r in on.requests] == ["/users/@me", "/oauth2/applications/@me"], "no gateway connection"
     settings = make_settings(channels={"123": {"mode": "auto"}, "C0SLACK": {"mode": "always"}, "456": {"mode": "off"}})
     channels = Channels(settings)
     assert await channels.unasked("discord") == ["123"]
@@ -231,7 +234,7 @@ async def test_a_forum_post_is_answered_in_it_and_this_solved_it_applies_the_sol
     forum_id = 999999999999999999
 
     async def forum(fake: FakeDiscord) -> None:
-        fake.add_forum("help", channel_id=forum_id, tags=("Solved", "Bug"))
+        help_forum(fake, forum_id)
 
     h = await harness_factory(
         ScriptedGenerator("IVF_FLAT clusters vectors [1]."),
@@ -243,10 +246,10 @@ async def test_a_forum_post_is_answered_in_it_and_this_solved_it_applies_the_sol
     answer = await h.fake.wait_for_message(lambda m: "AI-generated" in m.content, channel_id=thread, timeout=60)
     solved_button = f"docent:solved:{thread}"
     bystander = await h.fake.click(answer.id, solved_button, user_id=BOB)
-    await h.fake.wait_for(lambda: bystander.responded, what="the refusal")
-    assert "Only the person who asked" in (bystander.final_content or "") and h.fake.thread_tags(thread) == []
+    await h.final(bystander, marker="Only the person who asked")
+    assert h.fake.thread_tags(thread) == []
     asker = await h.fake.click(answer.id, solved_button, user_id=ALICE)
-    await h.fake.wait_for(lambda: asker.responded, what="the solved reply")
+    await h.final(asker, marker="Marked solved")
     assert h.fake.thread_tags(thread) == ["Solved"]
     await h.bot.services.records_written()
     stats = await h.bot.feedback.channel_stats("discord", h.fake.guild_id)
@@ -315,11 +318,9 @@ async def test_without_the_portal_switch_each_unasked_channel_is_warned_once(
 
     settings = make_settings(channels={"123": {"mode": "auto"}, "456": {"mode": "always"}, "789": {"mode": "mention"}})
     async with FakeDiscord(message_content_enabled=False) as fake:
-        settings = settings.model_copy(
-            update={"discord": settings.discord.model_copy(update={"api_base": fake.api_base})}
-        )
         services = cast(Services, SimpleNamespace(settings=settings, channels=Channels(settings)))
-        assert not await support_channels_on(services, "token")
+        with fake.point_discordpy_here():
+            assert not await support_channels_on(services, "token")
     warned = [r.getMessage() for r in caplog.records if "Message Content intent is off" in r.getMessage()]
     assert len(warned) == 2 and "123" in warned[0] and "456" in warned[1]
 

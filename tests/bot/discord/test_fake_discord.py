@@ -5,6 +5,7 @@ If one of these breaks after a discord.py upgrade, the e2e tests built on the fa
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sys
 from collections.abc import AsyncIterator
@@ -17,8 +18,10 @@ from discord import app_commands
 from tests.bot.discord.fake_discord import (
     DEFAULT_BOT_PERMISSIONS,
     MANAGE_THREADS,
+    README,
     DiscordError,
     FakeDiscord,
+    invite_permissions,
     pending_discordpy_tasks,
 )
 
@@ -57,6 +60,18 @@ class EchoBot(discord.Client):
         self.errors: list[BaseException] = []
         self.guild_events: list[tuple[str, int]] = []
         self.tree = EchoTree(self, self.errors)
+        self.gate = asyncio.Event()  # /wait and /stall hold until a test opens it
+
+        @self.tree.command(name="wait", description="Defer, wait for the gate, then edit.")
+        async def wait(interaction: discord.Interaction) -> None:
+            await interaction.response.defer(thinking=True)
+            await self.gate.wait()
+            await interaction.edit_original_response(content="done waiting", allowed_mentions=NO_PINGS)
+
+        @self.tree.command(name="stall", description="Wait for the gate, then respond.")
+        async def stall(interaction: discord.Interaction) -> None:
+            await self.gate.wait()
+            await interaction.response.send_message("too late?", allowed_mentions=NO_PINGS)
 
         @self.tree.command(name="ping", description="Defer, then edit, then follow up.")
         async def ping(interaction: discord.Interaction, text: str) -> None:
@@ -68,6 +83,11 @@ class EchoBot(discord.Client):
         async def quick(interaction: discord.Interaction) -> None:
             await interaction.response.defer(thinking=True, ephemeral=True)
             await interaction.followup.send("done", ephemeral=True)
+
+        @self.tree.command(name="perms", description="Say the member's and the app's permissions here.")
+        async def perms(interaction: discord.Interaction) -> None:
+            said = f"{interaction.permissions.value} {interaction.app_permissions.value}"
+            await interaction.response.send_message(said, allowed_mentions=NO_PINGS)
 
         @self.tree.command(name="panel", description="A message with a button.")
         async def panel(interaction: discord.Interaction) -> None:
@@ -127,11 +147,30 @@ class ForumBot(discord.Client):
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
+    async with FakeDiscord(bot_permissions=DEFAULT_BOT_PERMISSIONS | MANAGE_THREADS) as fake:  # the forum tests
         fake.add_member(ALICE, "alice")
         yield fake
     assert not fake.errors, fake.errors
     assert not fake.unhandled, fake.unhandled
+
+
+async def test_the_bot_has_exactly_the_permissions_the_readme_invites_it_with(tmp_path) -> None:
+    """Features that need more than the README asks for fail in the tests, as they would for its readers."""
+    readme = (
+        "...the scopes `bot` and the permissions View Channels, Send Messages (for `bot.x`), Read Message History\n"
+    )
+    (tmp_path / "README.md").write_text(readme + "and Add Reactions (for 👀 hand-offs, below). Nothing else; never.")
+    listed = discord.Permissions(invite_permissions(tmp_path / "README.md"))
+    wanted = discord.Permissions(view_channel=True, send_messages=True, read_message_history=True, add_reactions=True)
+    assert listed == wanted
+    (tmp_path / "README.md").write_text(readme.replace("Send Messages", "Send Messagez") + ". Nothing else.")
+    with pytest.raises(ValueError, match="Send Messagez"):
+        invite_permissions(tmp_path / "README.md")
+
+    async with FakeDiscord() as fake:
+        assert fake.bot_permissions == invite_permissions(README) == DEFAULT_BOT_PERMISSIONS
+        assert fake.bot_permissions_in(fake.channel_id) == fake.bot_permissions
+        assert not fake.bot_permissions & (MANAGE_THREADS | discord.Permissions(administrator=True).value)
 
 
 @pytest.fixture
@@ -202,7 +241,7 @@ async def test_slash_defers_then_edits_then_follows_up(fake: FakeDiscord, bot: E
 
     await fake.wait_for(lambda: ix.followups)
 
-    assert ix.payload["data"]["id"] == fake.synced_commands()[0]["id"]
+    assert ix.payload["data"]["id"] == next(c["id"] for c in fake.synced_commands() if c["name"] == "ping")
     assert ix.callback is not None and ix.callback.type == 5 and ix.deferred
     assert ix.response_latency is not None and ix.response_latency < 3
     original = ix.original
@@ -250,7 +289,7 @@ async def test_tree_sync_stores_commands_with_stable_ids(fake: FakeDiscord, bot:
     synced = await bot.tree.sync(guild=guild)
     again = await bot.tree.sync(guild=guild)
 
-    assert sorted(c.name for c in synced) == ["panel", "ping", "quick"]
+    assert sorted(c.name for c in synced) == ["panel", "perms", "ping", "quick", "stall", "wait"]
     assert {c.name: c.id for c in synced} == {c.name: c.id for c in again}
     assert all(c["guild_id"] == str(fake.guild_id) for c in fake.synced_commands(fake.guild_id))
     assert fake.synced_commands() == []
@@ -262,6 +301,53 @@ async def test_tree_sync_stores_commands_with_stable_ids(fake: FakeDiscord, bot:
     ix = await fake.slash("ping", {"text": "guild"}, user_id=ALICE)  # carries guild_id: found among guild commands
     await fake.wait_for(lambda: ix.followups)
     assert ix.final_content == "pong: guild"
+
+
+def _option(name: str, *, required: bool = False) -> dict[str, Any]:
+    return {"name": name, "description": f"The {name}.", "type": 3, "required": required}
+
+
+@pytest.mark.parametrize(
+    ("command", "where"),
+    [
+        ({"name": "Ask", "description": "Capitals are not allowed."}, ["0", "name"]),
+        ({"name": "ask me", "description": "Nor spaces."}, ["0", "name"]),
+        ({"name": "a" * 33, "description": "Too long a name."}, ["0", "name"]),
+        ({"name": "ask", "description": ""}, ["0", "description"]),
+        ({"name": "ask", "description": "x" * 101}, ["0", "description"]),
+        ({"name": "ask", "description": "d", "options": [_option(f"o{i}") for i in range(26)]}, ["0", "options"]),
+        (
+            {"name": "ask", "description": "d", "options": [_option("later"), _option("first", required=True)]},
+            ["0", "options", "1", "required"],
+        ),
+        ({"name": "ask", "description": "d", "options": [_option("Big")]}, ["0", "options", "0", "name"]),
+        ({"name": "Teach Docent", "type": 3, "description": "Context menus have none."}, ["0", "description"]),
+    ],
+)
+async def test_command_payloads_are_validated_as_discord_does(
+    fake: FakeDiscord, bot: EchoBot, command: dict[str, Any], where: list[str]
+) -> None:
+    with pytest.raises(discord.HTTPException) as rejected:
+        await bot.http.bulk_upsert_global_commands(fake.application_id, [command])
+    assert (rejected.value.status, rejected.value.code) == (400, 50035)
+    assert f"In {'.'.join(where)}: " in rejected.value.text, rejected.value.text
+    assert fake.synced_commands() == []
+    with pytest.raises(discord.HTTPException) as alone:
+        await bot.http.upsert_global_command(fake.application_id, command)  # type: ignore[arg-type]
+    assert alone.value.code == 50035
+
+
+async def test_valid_command_payloads_are_taken(fake: FakeDiscord, bot: EchoBot) -> None:
+    commands: list[dict[str, Any]] = [
+        {"name": "ask-docs_v2", "description": "x" * 100, "options": [_option("q", required=True), _option("p")]},
+        {"name": "Teach Docent", "type": 3},
+        {"name": "Teach Docent", "type": 2},  # a user command may share a message command's name
+    ]
+    await bot.http.bulk_upsert_global_commands(fake.application_id, commands)
+    assert sorted(c["name"] for c in fake.synced_commands()) == ["Teach Docent", "Teach Docent", "ask-docs_v2"]
+    with pytest.raises(discord.HTTPException) as twice:
+        await bot.http.bulk_upsert_global_commands(fake.application_id, [commands[0], commands[0]])
+    assert twice.value.code == 50035
 
 
 async def test_rate_limited_send_is_retried(fake: FakeDiscord, bot: EchoBot) -> None:
@@ -285,6 +371,76 @@ async def test_late_interaction_response_is_rejected(fake: FakeDiscord, bot: Ech
     assert isinstance(error, app_commands.CommandInvokeError)
     assert isinstance(error.original, discord.NotFound) and error.original.code == 10062
     bot.errors.clear()  # expected; the fixture fails on any other
+
+
+async def test_the_3_second_deadline_runs_on_the_fakes_clock(fake: FakeDiscord, bot: EchoBot) -> None:
+    await bot.tree.sync()
+    ix = await fake.slash("stall", {}, user_id=ALICE)
+    fake.advance(3.5)  # the bot is stuck for 3.5 s, as far as Discord can tell
+    bot.gate.set()
+
+    await fake.wait_for(lambda: bot.errors, what="the late response to fail")
+
+    assert not ix.responded and [r.status for r in ix.rejected] == [404]
+    error = bot.errors[0]
+    assert isinstance(error, app_commands.CommandInvokeError)
+    assert isinstance(error.original, discord.NotFound) and error.original.code == 10062
+    bot.errors.clear()  # expected; the fixture fails on any other
+
+
+async def test_an_interaction_token_expires_after_15_minutes(fake: FakeDiscord, bot: EchoBot) -> None:
+    await bot.tree.sync()
+    ix = await fake.slash("wait", {}, user_id=ALICE)
+    await fake.wait_for(lambda: ix.deferred, what="the deferral")
+    fake.advance(14 * 60)
+    assert (await bot.tree.fetch_commands()) and ix.original is not None  # nothing else expires on the clock
+    fake.advance(61)
+    bot.gate.set()
+
+    await fake.wait_for(lambda: bot.errors, what="the edit on the expired token to fail")
+
+    assert [(r.method, r.status) for r in ix.rejected] == [("PATCH", 401)]
+    error = bot.errors[0]
+    assert isinstance(error, app_commands.CommandInvokeError)
+    assert isinstance(error.original, discord.HTTPException)
+    assert (error.original.status, error.original.code) == (401, 50027)
+    assert ix.original.loading, "the response still shows Discord's 'thinking'"
+    bot.errors.clear()
+
+
+async def test_channel_overwrites_decide_what_the_bot_and_members_may_do(fake: FakeDiscord, bot: EchoBot) -> None:
+    await bot.tree.sync()
+    quiet = fake.add_channel("announcements")
+    qid = int(quiet["id"])
+    send, manage = discord.Permissions(send_messages=True).value, discord.Permissions(manage_messages=True).value
+    fake.set_overwrite(qid, fake.guild_id, deny=send)  # @everyone may not talk here...
+    await fake.wait_for(lambda: bot.get_channel(qid), what="CHANNEL_CREATE")
+    channel = bot.get_channel(qid)
+    assert isinstance(channel, discord.TextChannel)
+    await fake.wait_for(lambda: channel.overwrites, what="CHANNEL_UPDATE with the overwrite")
+
+    with pytest.raises(discord.Forbidden) as denied:
+        await channel.send("hello", allowed_mentions=NO_PINGS)
+    assert denied.value.code == 50013
+    me = channel.guild.me
+    assert channel.permissions_for(me).value == fake.bot_permissions_in(qid) and not fake.bot_permissions_in(qid) & send
+    assert fake.bot_permissions & send, "elsewhere it may"
+
+    fake.set_overwrite(qid, fake.bot_role_id, allow=send)  # ...but the bot's role may: a role's allow wins
+    await fake.wait_for(lambda: channel.permissions_for(me).send_messages, what="the bot's role overwrite")
+    await channel.send("hello", allowed_mentions=NO_PINGS)
+    assert fake.bot_permissions_in(qid) == channel.permissions_for(me).value
+
+    fake.set_overwrite(qid, ALICE, allow=manage)  # a member's own overwrite
+    here = await fake.slash("perms", {}, user_id=ALICE, channel_id=qid)
+    there = await fake.slash("perms", {}, user_id=ALICE)
+    await fake.wait_for(lambda: here.responded and there.responded, what="both answers")
+    (alice_here, app_here), (alice_there, _) = (map(int, (ix.final_content or "").split()) for ix in (here, there))
+    assert alice_here & manage and not alice_here & send and alice_there & send and not alice_there & manage
+    assert app_here == fake.bot_permissions_in(qid)
+
+    fake.set_overwrite(qid, fake.guild_id, deny=discord.Permissions(view_channel=True).value)
+    assert fake.permissions_in(ALICE, qid) == 0, "without View Channel nothing is left"
 
 
 async def test_joining_and_leaving_servers(fake: FakeDiscord, bot: EchoBot) -> None:
