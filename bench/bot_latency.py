@@ -208,7 +208,7 @@ async def run_discord(args: argparse.Namespace) -> dict[str, Any]:
                 final.append((done - ix.created_at) * 1000)
             wall = time.monotonic() - started
         rows = {"deferral_ms": deferral, "first_words_ms": words, "final_ms": final}
-        return results(args, core, rows, wall=wall, peak_queue=bot.admission.peak_waiting)
+        return results(args, core, rows, wall=wall, peak_queue=bot.services.admission.peak_waiting)
 
 
 # -- Slack -----------------------------------------------------------------------------------------------------------

@@ -24,13 +24,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import discord
 
 from bot import community, report
 from bot.cli import ask
 from bot.community import FEEDBACK_FILE
-from bot.discord.client import DocentBot, point_at, sync_now
+from bot.discord import running as discord_running
+from bot.discord.client import sync_now
 from bot.ops import OpsServer
 from bot.services import Services
 from indexer.build import http_session, make_indexer, make_source
@@ -47,76 +47,6 @@ from rag.runtime import open_core
 from rag.settings import Settings, secret_text
 
 logger = logging.getLogger("bot")
-
-
-async def check_token(api_base: str, token: str) -> str | None:
-    """Ask Discord whether the token is valid before spending a minute loading models; None means fine."""
-    url = api_base.rstrip("/") + "/users/@me"
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session,
-            session.get(url, headers={"Authorization": f"Bot {token}"}) as response,
-        ):
-            if response.status == 401:
-                return (
-                    "Discord rejected the bot token (DOCENT_DISCORD__TOKEN). Copy it again from the Developer Portal."
-                )
-            if response.status >= 400:
-                return f"Discord answered {response.status} when checking the bot token."
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        return f"cannot reach Discord at {api_base}: {exc or type(exc).__name__}"
-    return None
-
-
-async def message_content_enabled(token: str) -> bool:
-    """Whether the Developer Portal lets this bot have the privileged Message Content intent (the application's
-    flags, as ``application_info()`` reads them at login); asking for it otherwise makes Discord close the
-    connection (4014). A bare client on the configured API (``point_at``), no gateway connection."""
-    client = discord.Client(intents=discord.Intents.none())
-    try:
-        async with client:
-            await client.login(token)
-            flags = client.application_flags  # login read them from application_info()
-            return flags.gateway_message_content or flags.gateway_message_content_limited
-    except (discord.DiscordException, aiohttp.ClientError, TimeoutError) as exc:
-        logger.warning("could not read the application's flags (%s); assuming Message Content is off", exc)
-        return False
-
-
-async def support_channels_on(services: Services, token: str) -> bool:
-    """Whether Discord channels may answer new questions unasked: some are set to, and the intent that shows
-    their text is available. Without it each such channel gets one warning and answers mentions only."""
-    wanted = await services.channels.unasked("discord")
-    if not wanted:
-        return False
-    if await message_content_enabled(token):
-        return True
-    for channel in wanted:
-        logger.warning(
-            "Discord channel %s is set to answer new questions, but the Message Content intent is off in the "
-            "Developer Portal: it answers mentions only until the intent is on and the bot restarts",
-            channel,
-        )
-    return False
-
-
-async def check_slack_token(settings: Settings) -> str | None:
-    """Ask Slack (``auth.test``) whether the bot token is valid before loading models; None means fine."""
-    from slack_sdk.errors import SlackApiError
-
-    from bot.slack.app import web_client
-
-    try:
-        await web_client(settings).auth_test()
-    except SlackApiError as exc:
-        if exc.response.get("error") in ("invalid_auth", "not_authed", "account_inactive", "token_revoked"):
-            return (
-                "Slack rejected the bot token (DOCENT_SLACK__BOT_TOKEN). Copy the xoxb- token again from the app page."
-            )
-        return f"Slack answered {exc.response.get('error')} when checking the bot token."
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        return f"cannot reach Slack at {settings.slack.api_base}: {exc or type(exc).__name__}"
-    return None
 
 
 def process_started() -> float:
@@ -161,15 +91,13 @@ async def run_bot(settings: Settings, *, sync_only: bool = False, started: float
         if problem:  # before the models load: a minute of start-up would end in the same failure
             print(f"error: {problem}", file=sys.stderr)
             return 2
-    if discord_token:
-        point_at(settings)
-        problem = await check_token(settings.discord.api_base, discord_token)
-        if problem:
-            print(f"error: {problem}", file=sys.stderr)
-            return 2
     with_slack = not sync_only and all(slack_tokens)
-    if with_slack:
-        problem = await check_slack_token(settings)
+    checks = [discord_running.check(settings)] if discord_token else []
+    if with_slack:  # slack_bolt is imported only where Slack runs
+        from bot.slack.app import check as slack_check
+
+        checks.append(slack_check(settings))
+    for problem in await asyncio.gather(*checks):  # each platform's own check, before any model loads
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2
@@ -194,9 +122,10 @@ async def serve(
     settings: Settings, token: str, feedback_path: Path, *, with_slack: bool = False, started: float | None = None
 ) -> int:
     """Load the models once, then run each configured platform over the same services until a signal, or until
-    the engine dies (exit code 3, for the supervisor). The engine starts in the background: the platforms connect
-    meanwhile and questions get "starting up" until it is up; if it cannot start, leaving ``open_core`` raises
-    why. Closing goes in reverse order of opening. ``started``: the process start, for the time to ready."""
+    the engine dies (exit code 3, for the supervisor). Each platform owns its start (``check``, then ``async with
+    running(...)``). The engine starts in the background: the platforms connect meanwhile and questions wait for
+    it; if it cannot start, leaving ``open_core`` raises why. Closing goes in reverse order of opening.
+    ``started``: the process start, for the time to ready."""
     started = time.monotonic() if started is None else started
     async with (
         open_core(settings, with_llm=True, llm_in_background=True, status=logger.info) as core,
@@ -234,22 +163,15 @@ async def serve(
                         from bot.slack.app import running as slack_running
 
                         checks["slack"] = await stack.enter_async_context(slack_running(services))
-                    bot = (
-                        DocentBot(services, support_channels=await support_channels_on(services, token))
-                        if token
-                        else None
-                    )
+                    bot = await stack.enter_async_context(discord_running.running(services, token)) if token else None
                     if bot is not None:
-                        checks["discord"] = partial(_discord_ready, bot)
+                        checks["discord"] = bot.connected
                     if settings.ops.metrics_enabled:
                         health = (
                             bot.health if bot is not None and not with_slack else partial(_health, services, checks)
                         )
                         await stack.enter_async_context(OpsServer(settings.ops, metrics, health))
-                    if bot is not None:
-                        await run_discord(bot, token, services.stop, stack)
-                    else:
-                        await services.stop.wait()
+                    await services.stop.wait()
                 exit_code = services.exit_code
         finally:
             learned.close()
@@ -267,35 +189,6 @@ async def _log_ready(pipeline: Answering, started: float) -> None:
 
 async def _health(services: Services, checks: dict[str, Callable[[], Awaitable[bool]]]) -> dict[str, Any]:
     return services.health({name: await check() for name, check in checks.items()})
-
-
-async def _discord_ready(bot: DocentBot) -> bool:
-    return bot.is_ready() and not bot.is_closed()
-
-
-async def run_discord(bot: DocentBot, token: str, stop: asyncio.Event, stack: contextlib.AsyncExitStack) -> None:
-    """Run the Discord bot until it closes: on ``stop`` (a signal, the engine's death or failed start), or by
-    itself. A stop during the login or connection ends them half way: that is not a failure."""
-    await stack.enter_async_context(bot)
-    if stop.is_set():  # e.g. the engine failed to start while the platforms were being set up
-        return
-    closer = asyncio.create_task(_close_on(stop, bot))
-    try:
-        await bot.start(token)
-    except (aiohttp.ClientError, OSError, discord.ConnectionClosed):
-        if not stop.is_set():
-            raise
-        logger.info("the Discord connection was cut short by the stop")
-    finally:
-        if stop.is_set():
-            await closer  # the close a signal started must finish, not be cancelled half way
-        else:
-            closer.cancel()  # the bot closed itself: nothing is closing it
-
-
-async def _close_on(stop: asyncio.Event, bot: DocentBot) -> None:
-    await stop.wait()
-    await bot.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -15,15 +15,12 @@ from bot.channels import MODES, describe
 from bot.discord import docent
 from bot.discord.permissions import refused_unless_admin
 from bot.discord.replies import NO_PINGS
+from bot.discord.state import DiscordState
 from bot.services import Place
 from bot.text import sendable
 from rag.settings import Settings
 
-if TYPE_CHECKING:
-    from bot.discord.client import DocentBot
-
 logger = logging.getLogger(__name__)
-TOKEN_LIFETIME_S = 14 * 60.0  # Discord's interaction tokens last 15 minutes; stop using one a little before
 
 
 def add_commands(tree: app_commands.CommandTree[Any], settings: Settings) -> None:
@@ -32,7 +29,7 @@ def add_commands(tree: app_commands.CommandTree[Any], settings: Settings) -> Non
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.guild_only()
     async def reindex(interaction: discord.Interaction, source: str | None = None) -> None:
-        await docent(interaction).reindexer.reindex(interaction, source)
+        await Reindexer(docent(interaction)).reindex(interaction, source)
 
     tree.add_command(reindex)
 
@@ -63,7 +60,7 @@ async def set_channel_mode(interaction: discord.Interaction, mode: str | None) -
             return
         await bot.services.channels.set_mode("discord", channel.id, mode)
         logger.info("discord channel %s set to %s by %s", channel.id, mode, interaction.user.id)
-    policy = await bot.asker.channel_policy(channel)
+    policy = await bot.channel_policy(channel)
     note = NEEDS_CONTENT if policy.mode in ("auto", "always") and not bot.support_channels else ""
     await _private(interaction, describe(policy) + note)
 
@@ -75,13 +72,12 @@ class Reindexer:
 
     def __init__(
         self,
-        bot: DocentBot,
+        state: DiscordState,
         *,
-        token_lifetime_s: float = TOKEN_LIFETIME_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.bot = bot
-        self._token_lifetime_s = token_lifetime_s
+        self.bot = state
+        self._token_lifetime_s = state.token_lifetime_s
         self._clock = clock
 
     async def reindex(self, interaction: discord.Interaction, source: str | None) -> None:

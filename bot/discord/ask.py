@@ -7,29 +7,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord import app_commands
 
-from bot.answering import AnswerFlow, Question
-from bot.bounded import BoundedMap
+from bot.answering import Question
 from bot.discord import docent
 from bot.discord.feedback import feedback_view
 from bot.discord.permissions import is_admin
 from bot.discord.render import MESSAGE_LIMIT, format_answer, split_message
 from bot.discord.replies import NO_PINGS, InteractionReplier, LazyReplier, Replier, edit_quietly, finish
+from bot.discord.state import DiscordState
 from bot.discord.threads import read_thread
 from bot.incoming import Action, Incoming, Rules, classify
 from bot.services import SKIP, Place, SupportThread
-from bot.support import HANDOFF, SupportDesk
+from bot.support import HANDOFF
 from bot.text import sendable
 from rag.models import Answer
 from rag.prompt import Turn
 from rag.settings import ChannelPolicy, Settings
-
-if TYPE_CHECKING:
-    from bot.discord.client import DocentBot
 
 logger = logging.getLogger(__name__)
 ONLY_IN_SERVERS = "I only answer in servers. Mention me in a channel or use /ask there."
@@ -45,7 +42,7 @@ def add_commands(tree: app_commands.CommandTree[Any], settings: Settings) -> Non
     @app_commands.command(name="ask", description="Ask a question about the docs.")
     @app_commands.describe(question="What do you want to know?", private="Show the answer only to you")
     async def ask(interaction: discord.Interaction, question: str, private: bool = False) -> None:
-        await docent(interaction).asker.ask_command(interaction, question, private=private)
+        await Asker(docent(interaction)).ask_command(interaction, question, private=private)
 
     dms = settings.bot.direct_messages == "answer"
     ask.allowed_contexts = app_commands.AppCommandContext(guild=True, dm_channel=dms, private_channel=False)
@@ -86,33 +83,23 @@ class DiscordReply:
 
 
 class Asker:
-    """Every message and /ask: classified once, answered through the one flow."""
+    """Every message and /ask: classified once, answered through the one flow. Holds nothing of its own: what
+    lasts (conversations, support questions) is in the state."""
 
-    def __init__(self, bot: DocentBot) -> None:
-        self.bot = bot
-        self.flow = AnswerFlow(bot.services, "discord")
-        # Support questions by the question's message id (a thread made from a message has the message's id, so
-        # this is also the thread).
-        self.desk = SupportDesk(bot.services, self.flow)
-        self._no_threads: BoundedMap[int, None] = BoundedMap(1000)  # channels where create_thread failed (logged)
-
-    @property
-    def support(self) -> BoundedMap[Any, SupportThread]:
-        return self.desk.threads
+    def __init__(self, state: DiscordState) -> None:
+        self.state = state
+        self.flow = state.flow
+        self.desk = state.desk
 
     async def channel_policy(self, channel: Any) -> ChannelPolicy:
-        """The channel's policy: its own entry, else its parent's (a forum or the thread's channel), else its
-        category's."""
-        parent = getattr(channel, "parent", None)
-        category = getattr(parent or channel, "category_id", None)
-        return await self.bot.services.channels.policy("discord", channel.id, getattr(parent, "id", None), category)
+        return await self.state.channel_policy(channel)
 
     # -- messages ------------------------------------------------------------------------------------------------
 
     def _incoming(self, message: discord.Message, support: SupportThread | None) -> Incoming:
-        me = self.bot.user
+        me = self.state.client.user
         assert me is not None
-        conversations = self.bot.conversations
+        conversations = self.state.conversations
         post = _forum_post(message)
         resolved = message.reference.resolved if message.reference is not None else None
         in_thread = isinstance(message.channel, discord.Thread)
@@ -133,15 +120,15 @@ class Asker:
         )
 
     def _rules(self) -> Rules:
-        settings = self.bot.settings.bot
+        settings = self.state.settings.bot
         return Rules(
-            unasked=self.bot.support_channels,
+            unasked=self.state.support_channels,
             followups_without_mention=settings.thread_followups_without_mention,
             direct_messages=settings.direct_messages,
         )
 
     async def on_message(self, message: discord.Message) -> None:
-        me = self.bot.user
+        me = self.state.client.user
         if me is None or message.author.bot or message.author.id == me.id:
             return
         guild = message.guild is not None
@@ -159,7 +146,7 @@ class Asker:
 
     async def _answer(self, message: discord.Message, policy: ChannelPolicy | None) -> None:
         """A mention, a reply to an answer, a follow-up in Docent's thread, or a DM."""
-        settings = self.bot.settings.bot
+        settings = self.state.settings.bot
         question = _MENTION.sub(" ", message.content).strip()
         if not question and not message.mentions:
             # A reply without a ping: Discord hides its text from bots without the Message Content intent.
@@ -168,7 +155,7 @@ class Asker:
         guild_id = message.guild.id if message.guild else None
         thread_id = message.channel.id if isinstance(message.channel, discord.Thread) else None
         reference = message.reference.message_id if message.reference else None
-        history = self.bot.conversations.history(reference) or self.bot.conversations.history(thread_id)
+        history = self.state.conversations.history(reference) or self.state.conversations.history(thread_id)
         said: tuple[str, ...] = ()
         if not history and isinstance(message.channel, discord.Thread):  # asked into a thread it did not start
             said = await read_thread(message.channel, message, settings)
@@ -185,7 +172,7 @@ class Asker:
         async def tell(text: str) -> None:  # admission's refusal: a reply that cleans itself up
             notice = await message.reply(text, mention_author=False, allowed_mentions=NO_PINGS)
             # An owned task, not discord.py's ``delete_after`` (a bare task): closing the bot cancels it.
-            self.bot.spawn(_delete_later(notice, NOTICE_LIFETIME_S), name="delete-notice")
+            self.state.spawn(_delete_later(notice, NOTICE_LIFETIME_S), name="delete-notice")
 
         outcome = await self.flow.run(
             Question(
@@ -202,10 +189,10 @@ class Asker:
         if outcome.continues and outcome.answer is not None:
             thread = thread_id or opened.get("thread")
             keys = [*outcome.ids, *([thread] if thread else [])]
-            self.bot.conversations.remember(keys, history, Turn(outcome.answer.question, outcome.answer.text))
+            self.state.conversations.remember(keys, history, Turn(outcome.answer.question, outcome.answer.text))
 
     def _mentions_me(self, message: discord.Message) -> bool:
-        me = self.bot.user
+        me = self.state.client.user
         return me is not None and any(user.id == me.id for user in message.mentions)
 
     async def _open_thread(self, message: discord.Message, question: str) -> discord.Thread | None:
@@ -214,7 +201,7 @@ class Asker:
         try:
             return await message.create_thread(name=_thread_name(question), auto_archive_duration=1440)
         except discord.HTTPException as exc:
-            if self._no_threads.first_time(message.channel.id, None):
+            if self.state.no_threads.first_time(message.channel.id, None):
                 logger.warning("no thread in channel %s (%s); replying instead", message.channel.id, exc)
             return None
 
@@ -257,15 +244,21 @@ class Asker:
         if outcome.continues and outcome.answer is not None:
             thread_id = opened.get("thread")
             keys = [*outcome.ids, *([thread_id] if thread_id else [])]
-            self.bot.conversations.remember(keys, (), Turn(outcome.answer.question, outcome.answer.text))
+            self.state.conversations.remember(keys, (), Turn(outcome.answer.question, outcome.answer.text))
 
     def on_reaction(self, payload: discord.RawReactionActionEvent) -> None:
         """A moderator's 🚫 on a new question keeps Docent from answering it (if the answer isn't posted yet)."""
         member = payload.member
         if str(payload.emoji) != SKIP or member is None or member.bot:
             return
-        permissions = member.guild_permissions
-        if permissions.manage_messages or is_admin(member, self.bot.settings.discord.admin_role_ids):
+        channel = self.state.client.get_channel(payload.channel_id)
+        # Where the reaction is, channel overwrites included (a helper may manage messages in the help channel only).
+        permissions = (
+            channel.permissions_for(member)
+            if isinstance(channel, discord.abc.GuildChannel | discord.Thread)
+            else member.guild_permissions
+        )
+        if permissions.manage_messages or is_admin(member, self.state.settings.discord.admin_role_ids):
             self.desk.skip(payload.message_id)
 
     def _support_of(self, message: discord.Message) -> SupportThread | None:
@@ -280,7 +273,7 @@ class Asker:
         self.desk.needs_help(thread_id)
 
     async def _helper_replied(self, message: discord.Message, support: SupportThread) -> None:
-        trusted = set(self.bot.settings.discord.trusted_role_ids)
+        trusted = set(self.state.settings.discord.trusted_role_ids)
         roles = {role.id for role in getattr(message.author, "roles", [])}
         await self.desk.helper_replied(
             support,
@@ -316,7 +309,7 @@ class Asker:
 
     async def ask_command(self, interaction: discord.Interaction, question: str, *, private: bool) -> None:
         guild_id = interaction.guild_id
-        if guild_id is None and self.bot.settings.bot.direct_messages == "refuse":
+        if guild_id is None and self.state.settings.bot.direct_messages == "refuse":
             # allowed_contexts already hides /ask in DMs; this covers stale command registrations.
             await interaction.response.send_message(ONLY_IN_SERVERS, ephemeral=True, allowed_mentions=NO_PINGS)
             return
@@ -340,7 +333,7 @@ class Asker:
             # Replies to the answer continue the conversation, as they do for mentions (nobody can reply to an
             # ephemeral answer).
             answer = outcome.answer
-            self.bot.conversations.remember(list(outcome.ids), (), Turn(answer.question, answer.text))
+            self.state.conversations.remember(list(outcome.ids), (), Turn(answer.question, answer.text))
 
 
 async def _delete_later(message: discord.Message, delay: float) -> None:

@@ -20,18 +20,15 @@ import discord
 import yarl
 from discord import app_commands
 
-from bot.conversations import Conversations
 from bot.discord import admin, ask, feedback, learned
-from bot.discord.admin import TOKEN_LIFETIME_S, Reindexer
 from bot.discord.ask import Asker
 from bot.discord.feedback import SolvedButton, VoteButton
 from bot.discord.learned import LearnedButton
 from bot.discord.permissions import PermissionCheck
 from bot.discord.replies import NO_PINGS
+from bot.discord.state import TOKEN_LIFETIME_S, DiscordState
 from bot.services import Services
-from bot.tasks import OwnedTasks
 from rag.errors import describe, new_error_id
-from rag.models import IndexReport
 from rag.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -105,37 +102,19 @@ class DocentBot(discord.Client):
         super().__init__(
             intents=make_intents(settings, support_channels=support_channels), allowed_mentions=NO_PINGS, **options
         )
-        self.support_channels = support_channels  # new questions are visible (Message Content) and answered
         self._owns_services = own_services
         self.services = services
         self.settings = settings
-        self.pipeline = services.pipeline
-        self.indexer = services.indexer
-        self.sources = services.sources
-        self.feedback = services.feedback
-        self.metrics = self.services.metrics
-        self.admission = self.services.admission
-        self.conversations = Conversations(max_turns=settings.bot.history_turns)
+        self.state = DiscordState(
+            services, self, support_channels=support_channels, token_lifetime_s=interaction_token_s
+        )
         self.commands_synced = asyncio.Event()  # set once Discord has the current slash commands
         self.tree = DocentTree(self)
         add_commands(self.tree, settings)
-        self.asker = Asker(self)
-        self.reindexer = Reindexer(self, token_lifetime_s=interaction_token_s)
-        self.permission_check = PermissionCheck(self)
+        self.asker = Asker(self.state)
+        self.permission_check = PermissionCheck(self.state)
         self._sync_retry_delays = tuple(sync_retry_delays) or SYNC_RETRY_DELAYS
         self._closing: asyncio.Task[None] | None = None
-        self._owned = OwnedTasks()
-
-    @property
-    def index_guard(self) -> asyncio.Lock:
-        return self.services.index_guard
-
-    @property
-    def exit_code(self) -> int:
-        return self.services.exit_code
-
-    async def index_once(self) -> IndexReport | None:
-        return await self.services.index_once()
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(VoteButton, SolvedButton, LearnedButton)
@@ -176,6 +155,10 @@ class DocentBot(discord.Client):
 
     # -- health and owned tasks ---------------------------------------------------------------------------
 
+    async def connected(self) -> bool:
+        """Whether the gateway connection is up, for the health of a process running more than Discord."""
+        return self.is_ready() and not self.is_closed()
+
     def health(self) -> dict[str, Any]:
         """The shared health, with Discord's connection and gateway latency."""
         ready = self.is_ready() and not self.is_closed()
@@ -184,13 +167,10 @@ class DocentBot(discord.Client):
         return state
 
     def spawn(self, coro: Coroutine[Any, Any, None], *, name: str, finish_on_close: bool = False) -> asyncio.Task[None]:
-        """Discord-only work (command sync, notices) is cancelled with the bot; shared work goes to the services."""
-        if finish_on_close:
-            return self.services.spawn(coro, name=name, finish_on_close=True)
-        return self._owned.spawn(coro, name=name)
+        return self.state.spawn(coro, name=name, finish_on_close=finish_on_close)
 
     async def close(self) -> None:
-        await self._owned.close()
+        await self.state.tasks.close()
         if self._owns_services:
             await self.services.close()
         await super().close()

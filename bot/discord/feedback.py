@@ -58,7 +58,7 @@ class VoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"doce
             await _failed(interaction, exc, "vote")
             return
         if not self.helpful:
-            bot.asker.needs_help(interaction.channel_id)
+            bot.desk.needs_help(interaction.channel_id)
         await _say(interaction, "Thanks for the feedback!" if recorded else "That answer is too old to rate.")
 
 
@@ -199,8 +199,8 @@ async def show_report(interaction: discord.Interaction) -> None:
     if interaction.guild_id is None:  # guild_only: Discord never sends this from a DM, but never report "all"
         return
     await interaction.response.defer(thinking=True, ephemeral=True)
-    report = await bot.feedback.report(guild_id=interaction.guild_id)
-    support = support_text(await bot.feedback.channel_stats("discord", interaction.guild_id))
+    report = await bot.services.feedback.report(guild_id=interaction.guild_id)
+    support = support_text(await bot.services.feedback.channel_stats("discord", interaction.guild_id))
     parts = split_message(sendable(report.as_text() + support))
     await interaction.edit_original_response(content=parts[0], allowed_mentions=NO_PINGS)
     for part in parts[1:]:

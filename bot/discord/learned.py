@@ -14,6 +14,7 @@ from discord import app_commands
 from bot.discord import docent
 from bot.discord.permissions import is_admin, is_moderator, refused_unless_admin
 from bot.discord.replies import NO_PINGS
+from bot.discord.state import DiscordState
 from bot.text import sendable
 from rag.learned import Learned, Status
 from rag.settings import Settings
@@ -51,9 +52,11 @@ class LearnedButton(
         bot = docent(interaction)
         if await refused_unless_admin(interaction, bot.settings.discord.admin_role_ids, "decide what Docent learns"):
             return
+        if self.action != "edit":  # the form must be Edit's first response; the others answer within 3 s
+            await interaction.response.defer(ephemeral=True, thinking=True)
         pair = await bot.services.learned.get(self.pair_id)
         if pair is None or pair.platform != "discord" or pair.space != str(interaction.guild_id):
-            await interaction.response.send_message("That answer is gone.", ephemeral=True, allowed_mentions=NO_PINGS)
+            await _say(interaction, "That answer is gone.")
             return
         if self.action == "edit":
             await interaction.response.send_modal(EditAnswer(pair))
@@ -82,7 +85,15 @@ async def decide(interaction: discord.Interaction, pair: Learned, status: Status
     logger.info("community answer %d %s by %s", pair.id, status, interaction.user.id)
     bot.services.spawn(bot.services.index_community(), name="index-community")
     verdict = "✅ Approved: Docent can cite it now." if status == "approved" else "🗑️ Rejected: never used."
-    await interaction.response.send_message(f"#{pair.id} {verdict}", ephemeral=True, allowed_mentions=NO_PINGS)
+    await _say(interaction, f"#{pair.id} {verdict}")
+
+
+async def _say(interaction: discord.Interaction, text: str) -> None:
+    """Privately, as the response or, once deferred, as its follow-up."""
+    if interaction.response.is_done():
+        await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_PINGS)
+    else:
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
 
 
 def add_commands(tree: app_commands.CommandTree[Any], settings: Settings) -> None:
@@ -138,8 +149,8 @@ async def teach_docent(interaction: discord.Interaction, message: discord.Messag
     )
 
 
-async def _question_for(bot: Any, message: discord.Message) -> tuple[int | str, str] | None:
-    support = bot.asker.support.get(message.channel.id)
+async def _question_for(bot: DiscordState, message: discord.Message) -> tuple[int | str, str] | None:
+    support = bot.desk.threads.get(message.channel.id)
     if support is not None:
         return support.asker, support.question
     reference = message.reference

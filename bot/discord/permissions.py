@@ -13,14 +13,11 @@ forum is a moderator there, and a moderator denied it there is not.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import discord
 
 from bot.discord.replies import NO_PINGS
-
-if TYPE_CHECKING:
-    from bot.discord.client import DocentBot
+from bot.discord.state import DiscordState
 
 logger = logging.getLogger(__name__)
 UNASKED = ("auto", "always")  # modes whose answers carry "This solved it"
@@ -69,7 +66,7 @@ class PermissionCheck:
     """What Docent needs beyond the README's invite, per server, when it becomes available (at start, on joining);
     each gap is logged once per process, however often Discord says the server is available again."""
 
-    def __init__(self, bot: DocentBot) -> None:
+    def __init__(self, bot: DiscordState) -> None:
         self.bot = bot
         self._warned: set[tuple[str, int]] = set()
 

@@ -19,6 +19,7 @@ from rag.errors import Skipped
 
 logger = logging.getLogger(__name__)
 NO_PINGS = discord.AllowedMentions.none()
+INVALID_WEBHOOK_TOKEN = 50027  # an interaction token past its 15 minutes
 
 
 class Replier(Protocol):
@@ -88,11 +89,13 @@ class LazyReplier:
 class InteractionReplier:
     """Answers a slash command. The first word defers it (Discord's 3 s), or, when it is a refusal, answers it
     privately; later words edit the original response, follow-ups carry overflow. An interaction token lasts
-    15 minutes: after a long queue a public answer goes to the channel instead of being lost."""
+    15 minutes: after a long queue a public answer goes to the channel instead of being lost (a private one
+    cannot, and is logged)."""
 
     def __init__(self, interaction: discord.Interaction, *, ephemeral: bool) -> None:
         self._interaction = interaction
         self._ephemeral = ephemeral
+        self._expired = False  # Discord said the token is no longer valid (50027), whatever the clock says
 
     @property
     def opened(self) -> bool:
@@ -101,33 +104,55 @@ class InteractionReplier:
     def _channel(self) -> discord.abc.Messageable | None:
         """Where a public answer goes once the token has expired."""
         channel = self._interaction.channel
-        if self._ephemeral or not self._interaction.is_expired() or not isinstance(channel, discord.abc.Messageable):
+        expired = self._expired or self._interaction.is_expired()
+        if self._ephemeral or not expired or not isinstance(channel, discord.abc.Messageable):
             return None
         return channel
+
+    async def _with_token(
+        self, call: Callable[[], Awaitable[int | None]], content: str, view: discord.ui.View | None
+    ) -> int | None:
+        """``call`` uses the token; if Discord says it expired, a public answer goes to the channel instead."""
+        try:
+            return await call()
+        except discord.HTTPException as exc:
+            if exc.code != INVALID_WEBHOOK_TOKEN or self._expired:
+                raise
+            self._expired = True
+            if self._channel() is None:
+                raise
+            logger.info("interaction %s: token expired; answering in the channel", self._interaction.id)
+            return await self.send(content, view=view)
 
     async def edit(self, content: str, *, view: discord.ui.View | None = None) -> int | None:
         if not self.opened:
             await self._interaction.response.defer(thinking=True, ephemeral=self._ephemeral)
             if content == SEARCHING:  # "Docent is thinking…" says it already
                 return None
-        channel = self._channel()
-        if channel is not None:
+        if self._channel() is not None:
             return await self.send(content, view=view)
-        message = await self._interaction.edit_original_response(
-            content=sendable(content), allowed_mentions=NO_PINGS, **_view(view)
-        )
-        return message.id
+
+        async def edit_original() -> int | None:
+            message = await self._interaction.edit_original_response(
+                content=sendable(content), allowed_mentions=NO_PINGS, **_view(view)
+            )
+            return message.id
+
+        return await self._with_token(edit_original, content, view)
 
     async def send(self, content: str, *, view: discord.ui.View | None = None) -> int | None:
         channel = self._channel()
         if channel is not None:
-            logger.info("interaction %s expired; answering in the channel", self._interaction.id)
             message = await channel.send(sendable(content), allowed_mentions=NO_PINGS, **_view(view))
             return message.id
-        sent = await self._interaction.followup.send(
-            sendable(content), ephemeral=self._ephemeral, allowed_mentions=NO_PINGS, wait=True, **_view(view)
-        )
-        return sent.id
+
+        async def followup() -> int | None:
+            sent = await self._interaction.followup.send(
+                sendable(content), ephemeral=self._ephemeral, allowed_mentions=NO_PINGS, wait=True, **_view(view)
+            )
+            return sent.id
+
+        return await self._with_token(followup, content, view)
 
     async def tell(self, content: str) -> None:
         await self._interaction.response.send_message(sendable(content), ephemeral=True, allowed_mentions=NO_PINGS)

@@ -9,12 +9,14 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import aiohttp
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -39,6 +41,21 @@ def web_client(settings: Settings) -> AsyncWebClient:
     client = AsyncWebClient(token=token, base_url=settings.slack.api_base)
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
     return client
+
+
+async def check(settings: Settings) -> str | None:
+    """Ask Slack (``auth.test``) whether the bot token is valid before loading models; None means fine."""
+    try:
+        await web_client(settings).auth_test()
+    except SlackApiError as exc:
+        if exc.response.get("error") in ("invalid_auth", "not_authed", "account_inactive", "token_revoked"):
+            return (
+                "Slack rejected the bot token (DOCENT_SLACK__BOT_TOKEN). Copy the xoxb- token again from the app page."
+            )
+        return f"Slack answered {exc.response.get('error')} when checking the bot token."
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        return f"cannot reach Slack at {settings.slack.api_base}: {exc or type(exc).__name__}"
+    return None
 
 
 def build_app(services: Services) -> AsyncApp:

@@ -19,6 +19,7 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.answering import AnswerFlow, Question
@@ -108,8 +109,9 @@ def _retry_after(exc: SlackApiError) -> float | None:
 class ThreadReply:
     """``bot.answering.Reply`` as one message in a thread (or, with no thread, in the channel).
 
-    Nothing is posted before the first word. With ``stream_to`` (team, user) it uses Slack's chat streaming API
-    (made for token streams, not rate-limited like ``chat.update``); if this reply's stream is refused it falls
+    Nothing is posted before the first word. With ``stream_to`` (team, user) it streams through slack_sdk's
+    ``chat_stream`` (Slack's chat streaming API: made for token streams, not rate-limited like ``chat.update``;
+    the status line that opens it is replaced with the answer at the end); if this reply's stream is refused it falls
     back to a message edited with ``chat.update`` (``stream_refused`` is told why, so a workspace without streaming
     costs one failed call, not one per answer). Either way the finished message is written with ``chat.update``,
     so its text, sources and buttons are exactly the non-streamed ones. Under the assistant panel, notices are the
@@ -142,23 +144,26 @@ class ThreadReply:
         self._skipped = skipped  # a moderator said not to answer: nothing is posted, ever
         self.ts: str | None = None
         self.streaming = False
+        self._stream: AsyncChatStream | None = None
         self._streamed = ""  # the answer text appended to the stream so far
-        self._notes = False  # a notice was streamed before the answer
 
-    async def _open(self, text: str) -> None:
-        """The first visible word: a stream (the notice its first line), else a message."""
+    async def _open(self, text: str, *, words: bool = False) -> None:
+        """The first visible text: a stream (a notice is its first line, the answer's first ``words`` its start),
+        else a message."""
         if self._skipped():
             raise Skipped("a moderator skipped this question")
         if self._stream_to is not None:
             team, user = self._stream_to
+            stream = await self._client.chat_stream(
+                channel=self.channel,
+                thread_ts=self.thread_ts,
+                recipient_team_id=team,
+                recipient_user_id=user,
+                buffer_size=1,  # every whole word at once: the pacing is the answer flow's edit interval
+            )
             try:
-                response = await self._client.chat_startStream(
-                    channel=self.channel, thread_ts=self.thread_ts, recipient_team_id=team, recipient_user_id=user
-                )
-                self.ts, self.streaming = str(response["ts"]), True
-                if text and text != SEARCHING:  # a queue notice: shown, and replaced by the final answer
-                    await self._append(text + "\n\n")
-                    self._notes = True
+                await stream.append(markdown_text=text if words else text + "\n\n")  # the first flush starts it
+                self._stream, self.ts, self.streaming = stream, str(stream.ts), True
                 return
             except SlackApiError as exc:
                 error = str(exc.response.get("error") or "error")
@@ -171,7 +176,8 @@ class ThreadReply:
         self.ts = str(response["ts"])
 
     async def _append(self, markdown: str) -> None:
-        await self._client.chat_appendStream(channel=self.channel, ts=str(self.ts), markdown_text=markdown)
+        assert self._stream is not None
+        await self._stream.append(markdown_text=markdown)
 
     async def _edit(self, text: str) -> None:
         """A progress edit: only when the workspace's chat.update budget allows, skipped when throttled."""
@@ -200,24 +206,25 @@ class ThreadReply:
         elif self.ts is None:
             await self._open(escape(text))
         elif self.streaming:
-            if not self._streamed and text != SEARCHING:
+            if not self._streamed and text != SEARCHING:  # a queue notice, above the answer until it is final
                 await self._append(escape(text) + "\n\n")
-                self._notes = True
         else:
             await self._edit(escape(text))
 
     async def partial(self, text: str) -> None:
-        if self.ts is None:
-            await self._open("" if self._stream_to is not None else mrkdwn(text)[: SECTION_LIMIT - 2] + " …")
-            if not self.streaming:
-                return
-        if not self.streaming:
-            await self._edit(mrkdwn(text)[: SECTION_LIMIT - 2] + " …")
-            return
-        # Append only whole words, and only while the text still extends what was streamed: the stream can't be
-        # rewritten, and the final edit replaces it anyway. (Whole lines kept a real model's one-paragraph answer
-        # invisible until it was done.)
+        shown = mrkdwn(text)[: SECTION_LIMIT - 2] + " …"
+        # Streams take only whole words, and only while the text still extends what was streamed: a stream can't
+        # be rewritten, and the final edit replaces it anyway. (Whole lines kept a real model's one-paragraph
+        # answer invisible until it was done.)
         ready = escape(text[: max(text.rfind(" "), text.rfind("\n")) + 1])
+        if self.ts is None:  # the first visible words (under the assistant panel, a status was shown until now)
+            if self._stream_to is None or ready:
+                await self._open(ready if self._stream_to is not None else shown, words=True)
+                self._streamed = ready if self.streaming else ""
+            return
+        if not self.streaming:
+            await self._edit(shown)
+            return
         if not ready.startswith(self._streamed) or len(ready) == len(self._streamed):
             return
         await self._append(ready[len(self._streamed) :])
@@ -243,10 +250,10 @@ class ThreadReply:
         """Must land: the stream is stopped, the message rewritten; if that fails, the text is posted anew."""
         if self.ts is None and self._skipped():
             raise Skipped("a moderator skipped this question")
-        if self.streaming:
+        if self.streaming and self._stream is not None:
             self.streaming = False
             try:
-                await self._client.chat_stopStream(channel=self.channel, ts=str(self.ts))
+                await self._stream.stop()
             except Exception as exc:
                 logger.warning("slack stream stop failed: %s: %s", type(exc).__name__, exc)
         if self.ts is not None:

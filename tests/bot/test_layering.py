@@ -49,3 +49,23 @@ def test_shared_front_end_modules_import_no_platform(name: str) -> None:
 )
 def test_the_check_sees_every_form_of_import(source: str, package: str, named: str) -> None:
     assert within(imported_modules(source, package), named), source
+
+
+@pytest.mark.parametrize("package", ["bot", "bot.discord", "bot.slack"])
+def test_the_front_end_modules_import_each_other_without_a_cycle(package: str) -> None:
+    """Features are handed their state, not the client: the client imports them, never the reverse."""
+    folder = ROOT / package.replace(".", "/")
+    modules = {f"{package}.{p.stem}": p for p in folder.glob("*.py") if p.stem not in ("__init__", "__main__")}
+    edges = {name: {m for m in modules if m in imports(path, package) and m != name} for name, path in modules.items()}
+    cycles: list[list[str]] = []
+
+    def visit(name: str, path: list[str]) -> None:
+        for nxt in sorted(edges[name]):
+            if nxt in path:
+                cycles.append([*path[path.index(nxt) :], nxt])
+            elif len(path) < len(modules):
+                visit(nxt, [*path, nxt])
+
+    for name in sorted(modules):
+        visit(name, [name])
+    assert cycles == []

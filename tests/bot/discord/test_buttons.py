@@ -73,13 +73,13 @@ async def test_this_solved_it_knows_the_asker_after_a_restart(harness_factory, t
     restarted = await harness_factory(
         ScriptedGenerator(SAID), fake=h.fake, milvus={"uri": str(tmp_path / "milvus-restarted.db")}, **options
     )
-    assert not restarted.bot.asker.support, "a fresh bot remembers no support question"
+    assert not restarted.bot.state.desk.threads, "a fresh bot remembers no support question"
     solved = button(answer, "docent:solved:")
     bystander = await restarted.fake.click(answer.id, solved, user_id=BOB)
     await restarted.final(bystander, marker="Only the person who asked", timeout=10)
     asker = await restarted.fake.click(answer.id, solved, user_id=ALICE)
     await restarted.final(asker, marker="Marked solved", timeout=10)
-    stats = await restarted.bot.feedback.channel_stats("discord", restarted.fake.guild_id)
+    stats = await restarted.bot.services.feedback.channel_stats("discord", restarted.fake.guild_id)
     assert [s["solved"] for s in stats] == [1]
 
 
@@ -104,5 +104,5 @@ async def test_a_solved_reply_in_a_channel_counts_for_that_channel_not_its_categ
     solved = await h.fake.click(answer.id, button(answer, "docent:solved:"), user_id=ALICE)
     await h.final(solved, marker="Marked solved", timeout=10)
     await h.bot.services.records_written()
-    stats = await h.bot.feedback.channel_stats("discord", h.fake.guild_id)
+    stats = await h.bot.services.feedback.channel_stats("discord", h.fake.guild_id)
     assert stats == [{"channel": str(help_channel), "questions": 1, "answered": 1, "handed_off": 0, "solved": 1}]

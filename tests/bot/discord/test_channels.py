@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bot.__main__ import message_content_enabled
 from bot.channels import Channels
+from bot.discord.running import message_content_enabled
 from indexer.local import FolderDocs
 from rag.citations import ZWSP
 from rag.settings import FolderSource
@@ -50,7 +50,7 @@ async def test_an_unsure_question_gets_eyes_and_nothing_else(harness_factory) ->
     assert h.fake.user_messages[asked].reactions == [("👀", h.fake.bot_user_id)]
     assert not h.fake.messages and model.prompts == []
     await h.bot.services.records_written()
-    report = await h.bot.feedback.report(guild_id=h.fake.guild_id)
+    report = await h.bot.services.feedback.report(guild_id=h.fake.guild_id)
     assert report.not_in_docs == [(OFF_TOPIC, 1)], "the hand-off is on the unanswered list"
 
 
@@ -252,7 +252,7 @@ async def test_a_forum_post_is_answered_in_it_and_this_solved_it_applies_the_sol
     await h.final(asker, marker="Marked solved")
     assert h.fake.thread_tags(thread) == ["Solved"]
     await h.bot.services.records_written()
-    stats = await h.bot.feedback.channel_stats("discord", h.fake.guild_id)
+    stats = await h.bot.services.feedback.channel_stats("discord", h.fake.guild_id)
     assert stats == [{"channel": str(forum_id), "questions": 1, "answered": 1, "handed_off": 0, "solved": 1}]
     solved = h.bot.services.metrics.support.labels("discord", "solved")._value.get()
     assert solved == 1, 'docent_support{outcome="solved"} counts Discord too'
@@ -299,7 +299,7 @@ async def test_a_channel_limited_to_one_source_never_cites_another(tmp_path: Pat
     sdk = tmp_path / "sdk-docs"
     sdk.mkdir()
     (sdk / "ivf-sdk.md").write_text("# IVF_FLAT in the SDK\n\nCreate an IVF_FLAT index with `nlist` clusters.\n")
-    await h.bot.indexer.run([FolderDocs(FolderSource(id="sdk", path=sdk, base_url="https://sdk.example/"))])
+    await h.bot.services.indexer.run([FolderDocs(FolderSource(id="sdk", path=sdk, base_url="https://sdk.example/"))])
     asked = await h.fake.user_says(ALICE, CONFIDENT)
     await h.fake.wait_for(lambda: h.fake.user_messages[asked].thread_id, what="a thread")
     thread = h.fake.user_messages[asked].thread_id
@@ -313,7 +313,7 @@ async def test_without_the_portal_switch_each_unasked_channel_is_warned_once(
     from types import SimpleNamespace
     from typing import cast
 
-    from bot.__main__ import support_channels_on
+    from bot.discord.running import support_channels_on
     from bot.services import Services
 
     settings = make_settings(channels={"123": {"mode": "auto"}, "456": {"mode": "always"}, "789": {"mode": "mention"}})

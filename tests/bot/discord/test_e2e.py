@@ -24,7 +24,7 @@ import pytest
 from bot import services as shared_services
 from bot.discord import docent
 from bot.discord import feedback as feedback_feature
-from bot.discord.client import DocentBot
+from bot.discord.state import DiscordState
 from bot.ops import OpsServer
 from indexer.lock import ProcessLock
 from rag.prompt import EXAMPLE_ANSWER
@@ -38,7 +38,7 @@ from tests.bot.discord.harness import (
     SERVER_A,
     SERVER_B,
 )
-from tests.scripted import ScriptedGenerator
+from tests.scripted import PacedGenerator, ScriptedGenerator
 
 pytestmark = [pytest.mark.integration]
 
@@ -106,9 +106,11 @@ async def test_reindex_is_for_admins_and_runs_one_at_a_time(harness_factory, mon
     assert refused.ephemeral and "Manage Server" in (refused.final_content or "")
 
     for i in range(40):  # change every page so the run takes a while
-        (Path(h.bot.sources(None)[0].root) / f"page{i:02d}.md").write_text(f"# Page {i}\n\n" + "Changed. " * 80)
+        (Path(h.bot.services.sources(None)[0].root) / f"page{i:02d}.md").write_text(
+            f"# Page {i}\n\n" + "Changed. " * 80
+        )
     first = await h.fake.slash("reindex", {}, user_id=ADMIN)
-    await h.fake.wait_for(lambda: h.bot.indexer.lock.locked(), what="the reindex to start")
+    await h.fake.wait_for(lambda: h.bot.services.indexer.lock.locked(), what="the reindex to start")
     second = await h.fake.slash("reindex", {}, user_id=ADMIN)
     await h.fake.wait_for(lambda: second.responded, what="the second reindex reply")
     assert "already running" in (second.final_content or "") and second.ephemeral
@@ -129,7 +131,7 @@ async def test_twenty_concurrent_asks_all_answered_and_cooldown_respected(harnes
     finals = await asyncio.gather(*(h.final(ix, timeout=180) for ix in interactions))
     assert len(finals) == 20 and all("**Sources**" in f for f in finals)
     assert all(ix.response_latency is not None and ix.response_latency < 3 for ix in interactions)
-    assert h.bot.admission.peak_waiting > 0, "with 4 slots and 20 questions some had to queue"
+    assert h.bot.services.admission.peak_waiting > 0, "with 4 slots and 20 questions some had to queue"
 
     again = await h.ask("And IVF_FLAT?", user=users[0])
     await h.fake.wait_for(lambda: again.responded, what="the cooldown reply")
@@ -209,7 +211,10 @@ async def test_feedback_buttons_are_recorded_and_reported(harness_factory, gener
 @pytest.mark.slow
 async def test_health_and_metrics_follow_what_the_bot_does(harness_factory, generator) -> None:
     h = await harness_factory(generator)
-    async with OpsServer(OpsSettings(port=0), h.bot.metrics, h.bot.health) as ops, aiohttp.ClientSession() as http:
+    async with (
+        OpsServer(OpsSettings(port=0), h.bot.services.metrics, h.bot.health) as ops,
+        aiohttp.ClientSession() as http,
+    ):
         base = f"http://127.0.0.1:{ops.port}"
         async with http.get(f"{base}/healthz") as response:
             health = await response.json()
@@ -325,7 +330,7 @@ async def test_a_failed_command_sync_is_logged_and_retried_while_mentions_work(h
 
 async def test_two_concurrent_reindexes_start_exactly_one_run(harness_factory) -> None:
     h = await harness_factory(ScriptedGenerator())
-    runs_before = h.bot.metrics.index_runs.labels(result="ok")._value.get()
+    runs_before = h.bot.services.metrics.index_runs.labels(result="ok")._value.get()
     both = await asyncio.gather(h.fake.slash("reindex", {}, user_id=ADMIN), h.fake.slash("reindex", {}, user_id=ADMIN2))
 
     def settled(ix: InteractionRecord) -> bool:
@@ -335,7 +340,7 @@ async def test_two_concurrent_reindexes_start_exactly_one_run(harness_factory) -
     done = [ix for ix in both if any("Reindex done" in c for c in ix.all_contents)]
     told = [ix for ix in both if "already running" in (ix.final_content or "")]
     assert len(done) == 1 and len(told) == 1 and told[0].ephemeral
-    assert h.bot.metrics.index_runs.labels(result="ok")._value.get() == runs_before + 1
+    assert h.bot.services.metrics.index_runs.labels(result="ok")._value.get() == runs_before + 1
 
 
 async def test_reindex_has_a_per_server_cooldown(harness_factory) -> None:
@@ -419,7 +424,7 @@ async def test_a_rate_limited_user_gets_one_notice_per_window(harness_factory) -
 async def test_the_answer_is_posted_even_when_recording_it_fails(harness_factory, caplog) -> None:
     caplog.set_level(logging.INFO)
     h = await harness_factory(ScriptedGenerator())
-    h.bot.feedback.close()  # any later database call raises, as a locked or broken file would
+    h.bot.services.feedback.close()  # any later database call raises, as a locked or broken file would
     asked = await h.fake.user_says(ALICE, "What is HNSW?", mention_bot=True)
     reply = await h.reply_to(asked)
     assert "**Sources**" in reply.content and reply.components, "answer and vote buttons"
@@ -432,17 +437,17 @@ async def test_a_vote_cast_while_the_answer_is_being_recorded_counts(harness_fac
     """The buttons are live before the record is written (answers are posted first): a quick click must wait."""
     h = await harness_factory(ScriptedGenerator())
     release = asyncio.Event()
-    record = h.bot.feedback.record_answer
+    record = h.bot.services.feedback.record_answer
 
     async def slow_record(*args: Any, **kwargs: Any) -> str:
         await release.wait()  # the record lands only once the vote is being handled
         return await record(*args, **kwargs)
 
-    def handling_vote(interaction: discord.Interaction) -> DocentBot:
+    def handling_vote(interaction: discord.Interaction) -> DiscordState:
         release.set()
         return docent(interaction)
 
-    h.bot.feedback.record_answer = slow_record
+    h.bot.services.feedback.record_answer = slow_record
     monkeypatch.setattr(feedback_feature, "docent", handling_vote)
     asked = await h.fake.user_says(ALICE, "What is HNSW?", mention_bot=True)
     reply = await h.reply_to(asked)
@@ -544,3 +549,17 @@ async def test_a_refused_thread_falls_back_to_a_reply_and_is_logged_once(
         reply = await h.reply_to(asked)
         assert "Sources" in reply.content and not h.fake.user_messages[asked].thread_id
     assert sum("no thread in channel" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_an_ask_answered_after_its_token_expired_goes_to_the_channel(harness_factory) -> None:
+    """A long queue: the answer is ready after the interaction's 15 minutes, when Discord refuses the token."""
+    model = PacedGenerator(["HNSW is ", "a graph ", "index [1]."], pace_s=0.5)
+    h = await harness_factory(model)
+    ix = await h.ask("What is HNSW?")
+    await asyncio.wait_for(model.started.wait(), 30)
+    h.fake.advance(16 * 60)
+    posted = await h.fake.wait_for_message(
+        lambda m: "AI-generated" in m.content and m.interaction_token is None, channel_id=h.fake.channel_id, timeout=60
+    )
+    assert "graph" in posted.content and "Sources" in posted.content
+    assert ix.deferred

@@ -106,7 +106,7 @@ async def test_a_support_forum_without_manage_threads_is_warned_of_once_and_the_
     said = await h.final(solved, marker="Marked solved", timeout=10)
     assert "couldn't add the “Solved” tag" in said and "Manage Threads" in said
     assert h.fake.thread_tags(thread) == [] and not h.fake.calls("PATCH", f"/channels/{thread}"), "not even tried"
-    stats = await h.bot.feedback.channel_stats("discord", h.fake.guild_id)
+    stats = await h.bot.services.feedback.channel_stats("discord", h.fake.guild_id)
     assert [s["solved"] for s in stats] == [1], "recorded as solved all the same"
 
 

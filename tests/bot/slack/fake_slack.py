@@ -550,6 +550,14 @@ class FakeSlack:
 
     # -- Chat streaming ----------------------------------------------------------------------------------------
 
+    def appended(self, ts: str | None = None) -> list[str]:
+        """The text of each ``chat.appendStream`` call (of the stream ``ts``, if given), in order."""
+        return [
+            self._stream_text(args)[0]
+            for method, args in self.calls
+            if method == "chat.appendStream" and (ts is None or args.get("ts") == ts)
+        ]
+
     @staticmethod
     def _stream_text(args: dict[str, Any]) -> tuple[str, str | None]:
         """The markdown a stream call appends (``markdown_text`` and ``markdown_text`` chunks), or an error."""

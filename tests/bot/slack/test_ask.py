@@ -288,6 +288,6 @@ async def test_a_one_paragraph_answer_shows_its_first_words_while_it_is_written(
     h = await slack_harness(PacedGenerator(words, 0.3), fake={"streaming": True})
     envelope = await h.slack.mention("C1", MEMBER, "<@UBOT> what is HNSW?")
     await h.final(envelope.payload["event"]["ts"])
-    appended = [args["markdown_text"] for method, args in h.slack.calls if method == "chat.appendStream"]
+    appended = h.slack.appended()
     assert len(appended) >= 2 and appended[0].startswith("HNSW "), appended
     assert "".join(appended) in "HNSW builds a graph of layers [1].", "only whole words, in order"

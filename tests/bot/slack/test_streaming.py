@@ -38,11 +38,7 @@ async def test_a_queued_asker_sees_the_queue_while_streaming(slack_harness) -> N
     await h.final(second.payload["event"]["ts"])
     thread = second.payload["event"]["ts"]
     stream = next(m for m in h.slack.messages.values() if m.thread_ts == thread)
-    appended = [
-        args["markdown_text"]
-        for method, args in h.slack.calls
-        if method == "chat.appendStream" and args["ts"] == stream.ts
-    ]
+    appended = h.slack.appended(stream.ts)
     assert appended and "in the queue" in appended[0], appended
 
 

@@ -1,0 +1,59 @@
+"""What Docent's Discord features share: the process's services and Discord's own pieces. Features are handed
+this, never the client, so they don't import it; the client imports them and keeps one of these."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import discord
+
+from bot.answering import AnswerFlow
+from bot.bounded import BoundedMap
+from bot.conversations import Conversations
+from bot.services import Services
+from bot.support import SupportDesk
+from bot.tasks import OwnedTasks
+from rag.settings import ChannelPolicy, Settings
+
+TOKEN_LIFETIME_S = 14 * 60.0  # Discord's interaction tokens last 15 minutes; stop using one a little before
+
+
+@dataclass
+class DiscordState:
+    services: Services
+    client: discord.Client  # for who Docent is (``user``) and channel lookups; never for features
+    support_channels: bool = False  # new questions are visible (Message Content) and answered
+    token_lifetime_s: float = TOKEN_LIFETIME_S
+    conversations: Conversations = field(init=False)
+    flow: AnswerFlow = field(init=False)
+    # Support questions by the question's message id (a thread made from a message has the message's id).
+    desk: SupportDesk = field(init=False)
+    no_threads: BoundedMap[int, None] = field(init=False)  # channels where a thread was refused (logged once)
+    tasks: OwnedTasks = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.conversations = Conversations(max_turns=self.services.settings.bot.history_turns)
+        self.flow = AnswerFlow(self.services, "discord")
+        self.desk = SupportDesk(self.services, self.flow)
+        self.no_threads = BoundedMap(1000)
+        self.tasks = OwnedTasks()
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    async def channel_policy(self, channel: Any) -> ChannelPolicy:
+        """The channel's policy: its own entry, else its parent's (a forum or the thread's channel), else its
+        category's."""
+        parent = getattr(channel, "parent", None)
+        category = getattr(parent or channel, "category_id", None)
+        return await self.services.channels.policy("discord", channel.id, getattr(parent, "id", None), category)
+
+    def spawn(self, coro: Coroutine[Any, Any, None], *, name: str, finish_on_close: bool = False) -> asyncio.Task[None]:
+        """Discord-only work (command sync, notices) is cancelled with the bot; shared work goes to the services."""
+        if finish_on_close:
+            return self.services.spawn(coro, name=name, finish_on_close=True)
+        return self.tasks.spawn(coro, name=name)
