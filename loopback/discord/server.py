@@ -5,8 +5,8 @@ rate-limit handling, interaction callbacks, view dispatch) all run unchanged; on
 The fake keeps one guild and records every REST call, message version and interaction response, so tests can assert
 on behaviour ("replied within 3 s", "never pings", "edited the deferred answer") rather than on mocks.
 
-The ``timeout`` keywords on the waiting helpers are deliberate (hence ``noqa: ASYNC109``): on expiry they raise with
-the last REST calls in the message, which ``asyncio.timeout`` around the call could not.
+The ``timeout`` keywords on the waiting helpers are deliberate (hence ruff's ASYNC109 is off for ``loopback/``): on
+expiry they raise with the last REST calls in the message, which ``asyncio.timeout`` around the call could not.
 
 Typical use::
 
@@ -105,7 +105,7 @@ MESSAGE_CONTENT = 1 << 15
 P = discord.Permissions
 ALL_PERMISSIONS = P.all().value
 ADMINISTRATOR = P(administrator=True).value
-README = Path(__file__).resolve().parents[3] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 _PERMISSION_ALIASES = {"view_channels": "view_channel", "manage_server": "manage_guild"}
 
 
