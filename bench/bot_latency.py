@@ -1,8 +1,8 @@
 """Latency a chat user sees, on Discord or on Slack: question arrival -> first sign of life, and -> final answer.
 
-The production front-end runs against its loopback fake (tests/bot/discord/fake_discord.py,
-tests/bot/slack/fake_slack.py) with real Milvus Lite, MiniLM and the vLLM CPU engine: the tiny model by default
-(generation time is then the engine's floor), or a real one with ``--model`` (a ``bench.models`` name or a folder).
+The production front-end runs against its loopback fake (``loopback.discord``, ``loopback.slack``) with real
+Milvus Lite, MiniLM and the vLLM CPU engine: the tiny model by default (generation time is then the engine's floor),
+or a real one with ``--model`` (a ``bench.models`` name or a folder).
 
     python -m bench.bot_latency [--platform discord|slack] [--questions 40] [--concurrency 4] [--model NAME]
 
@@ -32,10 +32,10 @@ from bench.scoring import percentile
 
 if TYPE_CHECKING:
     from indexer.runner import Indexer
+    from loopback.slack import FakeSlack
     from rag.feedback import FeedbackStore
     from rag.pipeline import AnswerPipeline
     from rag.settings import Settings
-    from tests.bot.slack.fake_slack import FakeSlack
 
 QUESTIONS = [
     "What do the parameters for HNSW mean?",
@@ -175,7 +175,7 @@ def results(
 async def run_discord(args: argparse.Namespace) -> dict[str, Any]:
     from bot.discord.client import DocentBot
     from bot.services import Services
-    from tests.bot.discord.fake_discord import FakeDiscord
+    from loopback.discord import FakeDiscord
 
     users = [700000000000000000 + i for i in range(args.questions)]
     deferral: list[float] = []
@@ -294,7 +294,7 @@ async def run_slack(args: argparse.Namespace) -> dict[str, Any]:
 
     from bot.services import Services
     from bot.slack.app import build_app
-    from tests.bot.slack.fake_slack import FakeSlack
+    from loopback.slack import FakeSlack
 
     users = [f"U{i:05d}" for i in range(args.questions)]
     ack: list[float] = []

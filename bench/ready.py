@@ -29,7 +29,7 @@ def free_port() -> int:
 
 
 async def time_to_ready(code: Path, env: dict[str, str], log: Path, limit_s: float = 600) -> dict[str, Any]:
-    from tests.bot.discord.fake_discord import FakeDiscord
+    from loopback.discord import FakeDiscord
 
     port = free_port()
     async with FakeDiscord() as fake, aiohttp.ClientSession() as http:

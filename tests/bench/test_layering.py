@@ -16,11 +16,7 @@ from tests.layering import within
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 COMMANDS = {"bench.cv", "bench.eval"}
 LIBRARY = ("scoring.py", "crossval.py")
-# bench modules that still import the fake chat servers from tests/ (they are to move out of tests/).
-IMPORTS_TESTS = {
-    "bot_latency.py": "bench.bot_latency imports tests.bot.discord.fake_discord and tests.bot.slack.fake_slack",
-    "ready.py": "bench.ready imports tests.bot.discord.fake_discord",
-}
+MODULES = sorted(path.relative_to(BENCH).as_posix() for path in BENCH.rglob("*.py"))
 
 
 def imported_modules(source: str) -> set[str]:
@@ -41,17 +37,7 @@ def test_the_scoring_library_imports_no_command_line(name: str) -> None:
     assert {m for m in imports_of(name) if m in COMMANDS} == set()
 
 
-def _bench_modules() -> list[object]:
-    params: list[object] = []
-    for path in sorted(BENCH.rglob("*.py")):
-        name = path.relative_to(BENCH).as_posix()
-        reason = IMPORTS_TESTS.get(name)
-        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-        params.append(pytest.param(name, marks=marks, id=name))
-    return params
-
-
-@pytest.mark.parametrize("name", _bench_modules())
+@pytest.mark.parametrize("name", MODULES)
 def test_bench_never_imports_tests(name: str) -> None:
     assert within(imports_of(name), "tests") == set()
 
@@ -66,7 +52,7 @@ def test_bench_never_imports_tests(name: str) -> None:
         ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import tests.conftest\n", "tests"),
         ("from . import cv", "bench.cv"),
         ("from .eval import main", "bench.eval"),
-        ("from tests.bot.discord.fake_discord import FakeDiscord", "tests"),
+        ("from tests.bot.discord.harness import ALICE", "tests"),
     ],
 )
 def test_the_check_sees_every_form_of_import(source: str, named: str) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bot.discord.fake_discord import FakeDiscord
+from loopback.discord import FakeDiscord
 
 pytestmark = pytest.mark.integration  # tests that start the engine are also marked slow, one by one
 ROOT = Path(__file__).resolve().parents[2]
@@ -208,7 +208,7 @@ async def test_the_operator_report_lists_each_server_and_direct_messages(
 async def test_runs_both_platforms_indexes_answers_on_each_and_stops_on_sigterm(
     tmp_path: Path, process_env: dict[str, str]
 ) -> None:
-    from tests.bot.slack.fake_slack import FakeSlack
+    from loopback.slack import FakeSlack
 
     pages = {**HNSW_PAGE, "install.md": "# Install\n\nRun docker compose up -d to start Milvus.\n"}
     async with FakeSlack() as slack:
@@ -297,7 +297,7 @@ async def test_without_a_complete_platform_it_says_which_settings_and_exits_2(
 async def test_a_rejected_slack_token_is_one_line_before_any_model_loads(
     tmp_path: Path, process_env: dict[str, str]
 ) -> None:
-    from tests.bot.slack.fake_slack import FakeSlack
+    from loopback.slack import FakeSlack
 
     async with FakeSlack() as slack:
         env = {

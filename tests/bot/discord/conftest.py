@@ -15,6 +15,7 @@ from indexer.community import with_community
 from indexer.local import FolderDocs
 from indexer.runner import Indexer
 from indexer.sources import DocumentSource
+from loopback.discord import FakeDiscord, pending_discordpy_tasks
 from rag.feedback import FeedbackStore
 from rag.learned import FILE as LEARNED_FILE
 from rag.metrics import Metrics
@@ -22,7 +23,6 @@ from rag.pipeline import Answering, AnswerPipeline
 from rag.retrieval import Retriever
 from rag.settings import FolderSource, Settings
 from rag.store import MilvusStore
-from tests.bot.discord.fake_discord import FakeDiscord, pending_discordpy_tasks
 from tests.bot.discord.harness import ADMIN, ADMIN2, ALICE, BOB, DOCS, MANAGE_GUILD, SERVER_A, Harness, write_docs
 from tests.bot.failing_store import FailingStore
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.discord.client import DocentBot
+from loopback.discord import MANAGE_THREADS, FakeDiscord, InteractionRecord, MessageRecord
 from rag.settings import Settings
-from tests.bot.discord.fake_discord import MANAGE_THREADS, FakeDiscord, InteractionRecord, MessageRecord
 from tests.bot.failing_store import FailingStore
 from tests.scripted import ScriptedGenerator
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.bot.discord.fake_discord import FakeDiscord
+from loopback.discord import FakeDiscord
 from tests.bot.discord.harness import ALICE, BOB, FORUM, SAID, Harness, answered_post, button, forum_harness
 from tests.bot.failing_store import SlowFeedback
 from tests.scripted import ScriptedGenerator

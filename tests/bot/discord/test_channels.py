@@ -14,9 +14,9 @@ import pytest
 from bot.channels import Channels
 from bot.discord.running import message_content_enabled
 from indexer.local import FolderDocs
+from loopback.discord import FakeDiscord
 from rag.citations import ZWSP
 from rag.settings import FolderSource
-from tests.bot.discord.fake_discord import FakeDiscord
 from tests.bot.discord.harness import ADMIN, ALICE, BOB, help_forum
 from tests.scripted import PacedGenerator, ScriptedGenerator
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from bot.discord.client import sync_now
+from loopback.discord import FakeDiscord
 from rag.settings import Settings
-from tests.bot.discord.fake_discord import FakeDiscord
 from tests.scripted import ScriptedGenerator
 
 pytestmark = pytest.mark.integration

@@ -27,9 +27,9 @@ from bot.discord import feedback as feedback_feature
 from bot.discord.state import DiscordState
 from bot.ops import OpsServer
 from indexer.lock import ProcessLock
+from loopback.discord import FakeDiscord, InteractionRecord, MessageRecord
 from rag.prompt import EXAMPLE_ANSWER
 from rag.settings import OpsSettings
-from tests.bot.discord.fake_discord import FakeDiscord, InteractionRecord, MessageRecord
 from tests.bot.discord.harness import (
     ADMIN,
     ADMIN2,

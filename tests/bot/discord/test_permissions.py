@@ -10,7 +10,7 @@ from typing import Any
 import discord
 import pytest
 
-from tests.bot.discord.fake_discord import GUILDS, FakeDiscord
+from loopback.discord import GUILDS, FakeDiscord
 from tests.bot.discord.harness import ALICE, BOB, FORUM, SAID, answered_post, button, help_forum
 from tests.scripted import ScriptedGenerator
 

@@ -11,7 +11,7 @@ import pytest
 from discord import app_commands
 
 from bot.discord.replies import InteractionReplier, LazyReplier, edit_quietly, finish
-from tests.bot.discord.fake_discord import FakeDiscord
+from loopback.discord import FakeDiscord
 
 ALICE = 600000000000000001
 

@@ -15,6 +15,7 @@ from indexer.build import make_indexer
 from indexer.community import with_community
 from indexer.local import FolderDocs
 from indexer.sources import DocumentSource
+from loopback.slack import FakeSlack
 from rag.feedback import FeedbackStore
 from rag.learned import FILE as LEARNED_FILE
 from rag.pipeline import Answering, AnswerPipeline
@@ -22,7 +23,6 @@ from rag.retrieval import Retriever
 from rag.settings import FolderSource, Settings
 from rag.store import MilvusStore
 from tests.bot.failing_store import FailingStore
-from tests.bot.slack.fake_slack import FakeSlack
 from tests.bot.slack.harness import ADMIN, BOB, DOCS, MEMBER, Harness
 
 

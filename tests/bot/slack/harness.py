@@ -11,8 +11,8 @@ from typing import Any
 
 from bot.services import Services
 from bot.slack.render import FOOTER
+from loopback.slack import FakeSlack, Posted
 from tests.bot.failing_store import FailingStore
-from tests.bot.slack.fake_slack import FakeSlack, Posted
 
 DOCS = {
     "hnsw.md": "# HNSW\n\nHNSW builds a graph. `M` is the maximum degree of a node; `efConstruction` sets build "

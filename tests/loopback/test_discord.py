@@ -15,7 +15,7 @@ import discord
 import pytest
 from discord import app_commands
 
-from tests.bot.discord.fake_discord import (
+from loopback.discord import (
     DEFAULT_BOT_PERMISSIONS,
     MANAGE_THREADS,
     README,

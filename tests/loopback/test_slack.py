@@ -30,7 +30,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from tests.bot.slack.fake_slack import TIERS, Ephemeral, FakeSlack
+from loopback.slack import TIERS, Ephemeral, FakeSlack
 
 T = TypeVar("T")
 
