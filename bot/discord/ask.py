@@ -131,6 +131,8 @@ class Asker:
         me = self.state.client.user
         if me is None or message.author.bot or message.author.id == me.id:
             return
+        if message.guild is not None and not self.state.allows(message.guild.id):
+            return
         guild = message.guild is not None
         policy = await self.channel_policy(message.channel) if guild else ChannelPolicy()
         support = self._support_of(message) if guild else None
@@ -249,7 +251,7 @@ class Asker:
     def on_reaction(self, payload: discord.RawReactionActionEvent) -> None:
         """A moderator's 🚫 on a new question keeps Docent from answering it (if the answer isn't posted yet)."""
         member = payload.member
-        if str(payload.emoji) != SKIP or member is None or member.bot:
+        if str(payload.emoji) != SKIP or member is None or member.bot or not self.state.allows(payload.guild_id):
             return
         channel = self.state.client.get_channel(payload.channel_id)
         # Where the reaction is, channel overwrites included (a helper may manage messages in the help channel only).

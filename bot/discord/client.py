@@ -64,6 +64,11 @@ def add_commands(tree: app_commands.CommandTree[Any], settings: Settings) -> Non
 
 
 class DocentTree(app_commands.CommandTree["DocentBot"]):
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        """Every command, context menus included, only in allowed servers (see ``DiscordState.allows``)."""
+        state = getattr(interaction.client, "state", None)
+        return not isinstance(state, DiscordState) or not await state.refuse_unless_allowed(interaction)
+
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         """The last resort for a failing command: one friendly line with an id that is also logged."""
         error_id = new_error_id()

@@ -42,6 +42,9 @@ class VoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"doce
             )
         )
 
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        return not await docent(interaction).refuse_unless_allowed(interaction)
+
     @classmethod
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
@@ -77,6 +80,9 @@ class SolvedButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"do
                 custom_id=f"docent:solved:{thread_id}",
             )
         )
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        return not await docent(interaction).refuse_unless_allowed(interaction)
 
     @classmethod
     async def from_custom_id(

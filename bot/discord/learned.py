@@ -12,7 +12,7 @@ import discord
 from discord import app_commands
 
 from bot.discord import docent
-from bot.discord.permissions import is_admin, is_moderator, refused_unless_admin
+from bot.discord.permissions import is_moderator, refused_unless_admin
 from bot.discord.replies import NO_PINGS
 from bot.discord.state import DiscordState
 from bot.text import sendable
@@ -41,6 +41,9 @@ class LearnedButton(
         super().__init__(
             discord.ui.Button(label=label, emoji=emoji, style=style, custom_id=f"docent:learned:{action}:{pair_id}")
         )
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        return not await docent(interaction).refuse_unless_allowed(interaction)
 
     @classmethod
     async def from_custom_id(
@@ -74,7 +77,14 @@ class EditAnswer(discord.ui.Modal, title="Edit, then approve"):
         self.add_item(self.answer)
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
-        if not is_admin(interaction, docent(interaction).settings.discord.admin_role_ids):
+        """The buttons' checks again, on the submit itself: an allowed server, this answer's server, an admin."""
+        bot = docent(interaction)
+        if await bot.refuse_unless_allowed(interaction):
+            return
+        if await refused_unless_admin(interaction, bot.settings.discord.admin_role_ids, "decide what Docent learns"):
+            return
+        if self.pair.platform != "discord" or self.pair.space != str(interaction.guild_id):
+            await _say(interaction, "That answer is gone.")
             return
         await decide(interaction, self.pair, "approved", answer=self.answer.value.strip() or self.pair.answer)
 

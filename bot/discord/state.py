@@ -4,6 +4,7 @@ this, never the client, so they don't import it; the client imports them and kee
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,11 +14,14 @@ import discord
 from bot.answering import AnswerFlow
 from bot.bounded import BoundedMap
 from bot.conversations import Conversations
+from bot.discord.replies import NO_PINGS
 from bot.services import Services
 from bot.support import SupportDesk
 from bot.tasks import OwnedTasks
 from rag.settings import ChannelPolicy, Settings
 
+logger = logging.getLogger(__name__)
+NOT_ALLOWED = "Docent is not enabled for this server."
 TOKEN_LIFETIME_S = 14 * 60.0  # Discord's interaction tokens last 15 minutes; stop using one a little before
 
 
@@ -44,6 +48,21 @@ class DiscordState:
     @property
     def settings(self) -> Settings:
         return self.services.settings
+
+    def allows(self, guild_id: int | None) -> bool:
+        """``discord.allowed_guild_ids``, checked on every event: leaving a server can fail, and a user-installed
+        command reaches Docent from servers it was never added to. Direct messages have their own setting."""
+        allowed = self.settings.discord.allowed_guild_ids
+        return not allowed or guild_id is None or guild_id in allowed
+
+    async def refuse_unless_allowed(self, interaction: discord.Interaction) -> bool:
+        """True (and the user told, privately) when this interaction comes from a server Docent must not serve."""
+        if self.allows(interaction.guild_id):
+            return False
+        logger.warning("refused an interaction from server %s: not in discord.allowed_guild_ids", interaction.guild_id)
+        if not interaction.response.is_done():
+            await interaction.response.send_message(NOT_ALLOWED, ephemeral=True, allowed_mentions=NO_PINGS)
+        return True
 
     async def channel_policy(self, channel: Any) -> ChannelPolicy:
         """The channel's policy: its own entry, else its parent's (a forum or the thread's channel), else its

@@ -563,3 +563,20 @@ async def test_an_ask_answered_after_its_token_expired_goes_to_the_channel(harne
     )
     assert "graph" in posted.content and "Sources" in posted.content
     assert ix.deferred
+
+
+async def test_a_server_not_allowed_gets_nothing_even_when_leaving_it_fails(harness_factory, caplog) -> None:
+    """Leaving can fail, and a user-installed command reaches Docent from anywhere: every event is checked."""
+
+    async def leaving_fails(fake: FakeDiscord) -> None:
+        fake.inject("DELETE", "/users/@me/guilds/*", status=500, times=100)
+
+    model = ScriptedGenerator("HNSW is a graph index [1].")
+    h = await harness_factory(model, discord={"allowed_guild_ids": [131313131313131313]}, before_start=leaving_fails)
+    await h.fake.wait_for(lambda: h.fake.calls("DELETE", "/users/@me/guilds/*"), what="the failed leave")
+    assert h.bot.get_guild(SERVER_A) is not None, "still in the server"
+    mention = await h.fake.user_says(ALICE, "What is HNSW?", mention_bot=True)
+    ix = await h.ask("What is HNSW?", user=BOB)
+    said = await h.final(ix, marker="not enabled")
+    assert "not enabled for this server" in said and ix.ephemeral
+    assert not [m for m in h.fake.messages.values() if m.reply_to == mention] and model.prompts == []
