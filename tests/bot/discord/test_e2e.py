@@ -569,7 +569,7 @@ async def test_a_server_not_allowed_gets_nothing_even_when_leaving_it_fails(harn
     """Leaving can fail, and a user-installed command reaches Docent from anywhere: every event is checked."""
 
     async def leaving_fails(fake: FakeDiscord) -> None:
-        fake.inject("DELETE", "/users/@me/guilds/*", status=500, times=100)
+        fake.inject("DELETE", "/users/@me/guilds/*", status=403, times=100)  # no retry, unlike a 5xx
 
     model = ScriptedGenerator("HNSW is a graph index [1].")
     h = await harness_factory(model, discord={"allowed_guild_ids": [131313131313131313]}, before_start=leaving_fails)
