@@ -92,7 +92,9 @@ class DiscordSettings(BaseModel):
     )
     solved_tag: str = Field("Solved", description="The forum tag applied when a post is marked solved.")
     allowed_guild_ids: list[int] = Field(
-        default_factory=list, description="Servers the bot may stay in; it leaves any other. Empty: any server."
+        default_factory=list,
+        description="Servers the bot may serve: it leaves any other, and ignores its messages, commands and buttons "
+        "if leaving fails (or a user-installed command comes from one). Empty: any server.",
     )
 
 
