@@ -180,6 +180,46 @@ class MemberActions(Threads, Interactions):
         await self._dispatch_interaction(ix)
         return ix
 
+    async def submit(
+        self,
+        opened: InteractionRecord,
+        values: dict[str, str],
+        *,
+        user_id: int | None = None,
+        guild_id: int | None = None,
+    ) -> InteractionRecord:
+        """A member submits the form (modal) the bot opened in answer to ``opened``, with ``values`` by text input
+        custom id or label. ``user_id`` and ``guild_id`` default to the opener's; another server's id stands for a
+        forged or stale submit from elsewhere."""
+        await self._ensure_connected()
+        modal = opened.modal
+        if modal is None:
+            raise LookupError("the bot opened no form in answer to that interaction")
+        inputs = [c for c in _walk_components(modal.get("components") or []) if c.get("type") == 4]
+        named = {name: c for c in inputs for name in (c["custom_id"], c.get("label"))}
+        unknown = set(values) - set(named)
+        if unknown:
+            raise LookupError(f"no text inputs {sorted(unknown)} in the form: {_custom_ids(inputs)}")
+        given = {named[name]["custom_id"]: value for name, value in values.items()}
+        rows = [
+            {
+                "type": 1,
+                "components": [
+                    {"type": 4, "custom_id": c["custom_id"], "value": given.get(c["custom_id"], c.get("value", ""))}
+                ],
+            }
+            for c in inputs
+        ]
+        data = {"custom_id": modal["custom_id"], "components": rows}
+        channel_id = int(opened.payload["channel_id"])
+        ix = self._new_interaction(
+            5, user_id=opened.user_id if user_id is None else user_id, channel_id=channel_id, guild=True, data=data
+        )
+        if guild_id is not None:
+            ix.payload["guild_id"] = str(guild_id)
+        await self._dispatch_interaction(ix)
+        return ix
+
 
 def _walk_components(components: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     for component in components:

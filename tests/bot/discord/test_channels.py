@@ -17,7 +17,7 @@ from indexer.local import FolderDocs
 from loopback.discord import FakeDiscord
 from rag.citations import ZWSP
 from rag.settings import FolderSource
-from tests.bot.discord.harness import ADMIN, ALICE, BOB, help_forum
+from tests.bot.discord.harness import ADMIN, ALICE, BOB, SERVER_B, help_forum
 from tests.scripted import PacedGenerator, ScriptedGenerator
 
 pytestmark = pytest.mark.integration
@@ -357,3 +357,25 @@ async def test_tagged_into_a_thread_docent_reads_what_was_said_before(harness_fa
     else:
         assert said == ["Thread: IVF_FLAT build fails"]
     assert asked.endswith("Question: What is the answer to the question asked in this thread?")
+
+
+async def test_the_edit_form_checks_the_server_and_the_admin_on_submit(harness_factory) -> None:
+    h = await harness_factory(ScriptedGenerator())
+    pair = await _pair(h, "How do I keep the zorblax cache?", space=str(h.fake.guild_id))
+    shown = await h.fake.slash("learned", {}, user_id=ADMIN)
+    await h.fake.wait_for(lambda: len(shown.followups) == 1, what="the pending answer")
+
+    async def submitted(answer: str, **who: Any) -> str:
+        """Open the form (a form takes one submit) and submit it as ``who`` says."""
+        edit = await h.fake.click(shown.followups[0].id, f"docent:learned:edit:{pair}", user_id=ADMIN)
+        await h.fake.wait_for(lambda: edit.modal, what="the form")
+        sent = await h.fake.submit(edit, {"Answer": answer}, **who)
+        await h.fake.wait_for(lambda: sent.responded and sent.all_contents, what="the reply")
+        return " ".join(sent.all_contents)
+
+    assert "gone" in await submitted("Forged.", guild_id=SERVER_B), "another server's submit"
+    assert "Manage Server" in await submitted("Forged.", user_id=ALICE), "a member's submit"
+    assert [p.status for p in await h.bot.services.learned.list(None)] == ["pending"]
+    assert "Approved" in await submitted("Set `zorblax.persist = true`.")
+    (approved,) = await h.bot.services.learned.list(None)
+    assert approved.status == "approved" and approved.answer == "Set `zorblax.persist = true`."
