@@ -10,7 +10,6 @@ shows only that space's public questions.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import secrets
@@ -22,6 +21,7 @@ from typing import Any
 
 from rag.models import Answer
 from rag.private import private_file, user_salt
+from rag.sqlite import SharedConnection
 
 BUSY_TIMEOUT_S = 5.0  # a locked database fails a write after this long instead of waiting forever
 
@@ -152,13 +152,13 @@ class FeedbackStore:
     def __init__(self, path: Path, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
         private_file(path)
         self._path = path
-        self._db = sqlite3.connect(path, timeout=busy_timeout_s, check_same_thread=False, isolation_level=None)
+        self._connection = SharedConnection(path, timeout=busy_timeout_s)
+        self._db = self._connection.db  # set-up only; then every use goes through ``_run`` (rag.sqlite)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA secure_delete = ON")  # what forget deletes is zeroed, not left in free pages
         self._db.executescript(_SCHEMA)
         self._migrate()
         self._salt = user_salt(self._db, path)
-        self._lock = asyncio.Lock()
 
     @staticmethod
     def check(path: Path) -> str | None:
@@ -201,8 +201,7 @@ class FeedbackStore:
         return hashlib.sha256(f"{self._salt}:{person}".encode()).hexdigest()[:24]
 
     async def _run(self, sql: str, params: tuple[object, ...] | dict[str, object] = ()) -> list[tuple[Any, ...]]:
-        async with self._lock:
-            return await asyncio.to_thread(lambda: self._db.execute(sql, params).fetchall())
+        return await self._connection.execute(sql, params)
 
     async def record_answer(
         self,
@@ -398,4 +397,4 @@ class FeedbackStore:
         return len(votes) + len(asked)
 
     def close(self) -> None:
-        self._db.close()
+        self._connection.close()

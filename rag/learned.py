@@ -9,7 +9,6 @@ salt is kept apart, see ``rag.private``).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import sqlite3
 import time
@@ -20,6 +19,7 @@ from typing import Any, Literal
 import yaml
 
 from rag.private import private_file, user_salt
+from rag.sqlite import SharedConnection
 
 FILE = "learned.sqlite3"
 SOURCE_ID = "community"
@@ -83,19 +83,18 @@ class LearnedStore:
 
     def __init__(self, path: Path) -> None:
         private_file(path)
-        self._db = sqlite3.connect(path, timeout=5, check_same_thread=False, isolation_level=None)
+        self._connection = SharedConnection(path, timeout=5)
+        self._db = self._connection.db  # set-up only; then every use goes through the connection (rag.sqlite)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA secure_delete = ON")  # what forget deletes is zeroed, not left in free pages
         self._db.executescript(_SCHEMA)
         self._salt = user_salt(self._db, path)  # kept apart from the hashes (rag.private)
-        self._lock = asyncio.Lock()
 
     def hash_user(self, platform: str, user_id: int | str) -> str:
         return hashlib.sha256(f"{self._salt}:{platform}:{user_id}".encode()).hexdigest()[:24]
 
     async def _run(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
-        async with self._lock:
-            return await asyncio.to_thread(lambda: self._db.execute(sql, params).fetchall())
+        return await self._connection.execute(sql, params)
 
     async def capture(
         self,
@@ -116,18 +115,18 @@ class LearnedStore:
         author_hash = self.hash_user(platform, author_id)
         asker_hash = self.hash_user(platform, asker_id)
 
-        def write() -> int:  # one transaction: two messages arriving together must not both start a pair
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                last = self._db.execute(
+        def write(db: sqlite3.Connection) -> int:  # one transaction: two messages together must not both start a pair
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                last = db.execute(
                     "SELECT id, author_hash, status FROM learned WHERE platform = ? AND channel = ? AND thread = ? "
                     "ORDER BY id DESC LIMIT 1",
                     (platform, channel, thread),
                 ).fetchone()
                 if last and last[1] == author_hash and last[2] == "pending":
-                    self._db.execute("UPDATE learned SET answer = answer || ? WHERE id = ?", ("\n\n" + answer, last[0]))
+                    db.execute("UPDATE learned SET answer = answer || ? WHERE id = ?", ("\n\n" + answer, last[0]))
                     return int(last[0])
-                row = self._db.execute(
+                row = db.execute(
                     "INSERT INTO learned (platform, space, channel, thread, question, answer, link, author, "
                     "author_hash, asker_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     (
@@ -146,8 +145,7 @@ class LearnedStore:
                 ).fetchone()
                 return int(row[0])
 
-        async with self._lock:
-            return await asyncio.to_thread(write)
+        return await self._connection.run(write)
 
     async def list(
         self,
@@ -204,4 +202,4 @@ class LearnedStore:
         return len(rows)
 
     def close(self) -> None:
-        self._db.close()
+        self._connection.close()
