@@ -183,7 +183,7 @@ class AnswerFlow:
                 question.text,
                 history=question.history,
                 request_id=request_id,
-                source_ids=policy.sources if policy else (),
+                scope=services.scope(question.place, policy),
                 min_score=policy.min_confidence if policy and question.unasked is not None else None,
                 thread=question.thread,
             )

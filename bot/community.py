@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from bot.text import printable
@@ -42,12 +43,12 @@ async def learned(settings: Settings, action: str, ids: list[int], directory: Pa
             return 0
         if action == "approve":
             missing = [i for i in ids if not await store.decide(i, "approved")]
-            await keep_indexed(settings, set(ids) - set(missing))
+            await keep_indexed(settings, await _pairs(store, set(ids) - set(missing)))
             _say_missing(missing)
             print(f"{len(ids) - len(missing)} approved; the bot's next index run adds them.")
             return 1 if missing else 0
         if action == "reject":
-            async with taking_out(settings, ids) as removal:
+            async with taking_out(settings, await _pairs(store, ids)) as removal:
                 missing = [i for i in ids if not await store.decide(i, "rejected")]
             _say_missing(missing)
             rejected = len(ids) - len(missing)
@@ -64,6 +65,10 @@ async def learned(settings: Settings, action: str, ids: list[int], directory: Pa
         return 0
     finally:
         store.close()
+
+
+async def _pairs(store: LearnedStore, ids: Iterable[int]) -> list[Learned]:
+    return [pair for pair_id in ids if (pair := await store.get(pair_id)) is not None]
 
 
 def _say_missing(missing: list[int]) -> None:

@@ -29,7 +29,8 @@ from rag.learned import LearnedStore
 from rag.metrics import Metrics
 from rag.models import Answer, IndexReport
 from rag.pipeline import Answering
-from rag.settings import Settings
+from rag.scope import SearchScope, is_community, visible_communities
+from rag.settings import ChannelPolicy, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -194,7 +195,8 @@ class Services:
             return None
         async with self.index_guard:
             try:
-                self.last_index_report = await self.indexer.run(self.sources(None), wait=False)
+                sources = await asyncio.to_thread(self.sources, None)  # lists the community sources from SQLite
+                self.last_index_report = await self.indexer.run(sources, wait=False)
             except IndexerBusy:
                 logger.info("periodic index run skipped: another process is indexing")
                 return None
@@ -215,7 +217,7 @@ class Services:
         wait = 0.0 if last is None else self.settings.bot.reindex_cooldown_s - (time.monotonic() - last)
         if wait > 0:
             return f"⏳ This {place.word} reindexed recently; try again in {wait:.0f}s."
-        if not self.sources(source_id):
+        if source_id is not None and not is_community(source_id) and not self.sources(source_id):
             return f"No configured source has id `{source_id}`."
         return None
 
@@ -228,7 +230,7 @@ class Services:
             await on_start("⏳ Reindexing…")
             pump = asyncio.create_task(self._pump_progress(progress), name="reindex-progress")
             try:
-                report = await self.indexer.run(self.sources(source_id), wait=False)
+                report = await self.indexer.run(await asyncio.to_thread(self.sources, source_id), wait=False)
             except IndexerBusy as exc:
                 logger.info("reindex refused: %s", exc)
                 return describe(exc, new_error_id())
@@ -266,7 +268,7 @@ class Services:
             return
         async with self.index_guard:
             try:
-                await self.indexer.run(self.sources(LEARNED_SOURCE), wait=False)
+                await self.indexer.run(await asyncio.to_thread(self.sources, LEARNED_SOURCE), wait=False)
             except Exception as exc:
                 logger.warning("indexing the community answers failed: %s", exc)
 
@@ -281,6 +283,13 @@ class Services:
             logger.warning("could not store a community answer", exc_info=True)
 
     # -- answering -------------------------------------------------------------------------------------------------
+
+    def scope(self, place: Place, policy: ChannelPolicy | None) -> SearchScope:
+        """What a question asked in ``place`` may cite: the channel's sources (all, unless its policy limits them),
+        and only the community answers approved in this server or workspace (or in those ``learned.shared_spaces``
+        makes one community with it)."""
+        communities = visible_communities(place.platform, place.space, self.settings.learned.shared_spaces)
+        return SearchScope(tuple(policy.sources) if policy else (), communities)
 
     def admit(self, user: Hashable, place: Place) -> Refusal | None:
         """Admission for a question: a user is keyed within its platform, so ids of two platforms never meet.

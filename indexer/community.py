@@ -1,5 +1,9 @@
-"""The ``community`` source: approved community answers (``rag.learned``) as pages, so the indexer adds, updates
+"""The community sources: approved community answers (``rag.learned``) as pages, so the indexer adds, updates
 and prunes them like any docs, and answers cite them as "Community answer by @name" with a link to the message.
+
+Each server or workspace has its own source (``rag.scope``), which its questions alone read. The database is the
+whole truth of a community source, so a page missing from its listing is removed whatever the prune guard says; the
+source ``community`` of answers indexed before they were scoped lists nothing, so index runs remove them.
 
 An answer an operator takes out (``python -m bot forget``, ``learned reject``) leaves the index at once, not at the
 next run's prune, which its guard (``indexer.max_prune_fraction``) may hold back when it is most of this small
@@ -19,7 +23,8 @@ from indexer.build import RECORD_FILE, index_record
 from indexer.manifest import IndexManifest
 from indexer.sources import DocumentFailure, DocumentSource, RawDocument
 from rag.errors import IndexMissing, StoreInUse, StoreUnavailable
-from rag.learned import SOURCE_ID, LearnedStore
+from rag.learned import SOURCE_ID, Learned, LearnedStore
+from rag.scope import is_community
 from rag.settings import Settings
 from rag.store import MilvusStore
 
@@ -32,31 +37,50 @@ def page_id(pair_id: int) -> str:
 
 
 class CommunityDocs:
-    source_id = SOURCE_ID
+    """The approved answers of one server or workspace (``source_id``, from ``Learned.source_id``)."""
 
-    def __init__(self, path: Path) -> None:
+    authoritative = True  # the database lists every page: what it no longer lists goes, prune guard or not
+
+    def __init__(self, path: Path, source_id: str = SOURCE_ID) -> None:
         self._path = path
+        self.source_id = source_id
 
     async def documents(self) -> AsyncIterator[RawDocument | DocumentFailure]:
-        if not self._path.exists():  # nothing learned yet: an empty source (prunes nothing that exists)
+        if not self._path.exists():  # nothing learned yet: an empty source
             return
         store = await asyncio.to_thread(LearnedStore, self._path)
         try:
             for pair in await store.list("approved", limit=100_000):
-                yield RawDocument(page_id(pair.id), pair.link, pair.as_page(), "markdown")
+                if pair.source_id == self.source_id:
+                    yield RawDocument(page_id(pair.id), pair.link, pair.as_page(), "markdown")
         finally:
             store.close()
+
+
+def community_sources(path: Path) -> list[DocumentSource]:
+    """One source per server or workspace the database knows, and the unscoped ``community`` of older indexes
+    (empty: its pages are removed). Reads the database: call it in a worker thread."""
+    ids: tuple[str, ...] = ()
+    if path.exists():
+        store = LearnedStore(path)
+        try:
+            ids = store.source_ids()
+        finally:
+            store.close()
+    return [CommunityDocs(path, source_id) for source_id in (SOURCE_ID, *ids)]
 
 
 def with_community(
     sources: Callable[[str | None], list[DocumentSource]], path: Path
 ) -> Callable[[str | None], list[DocumentSource]]:
     """A source factory (a source id, or None for all) that also yields the community answers kept at ``path``:
-    for every run, and for a run of just ``community``."""
+    every community source for every run and for a run of ``community``, one for a run of its own id. It reads
+    the learned database: call it in a worker thread."""
 
     def chosen(source_id: str | None) -> list[DocumentSource]:
-        extra: list[DocumentSource] = [CommunityDocs(path)] if source_id in (None, SOURCE_ID) else []
-        return [*sources(source_id), *extra]
+        if source_id is not None and is_community(source_id):
+            return [s for s in community_sources(path) if source_id in (SOURCE_ID, s.source_id)]
+        return [*sources(source_id), *(community_sources(path) if source_id is None else [])]
 
     return chosen
 
@@ -69,21 +93,23 @@ class Removal:
 
 
 @contextlib.asynccontextmanager
-async def taking_out(settings: Settings, pair_ids: Iterable[int]) -> AsyncIterator[Removal]:
+async def taking_out(settings: Settings, pairs: Iterable[Learned]) -> AsyncIterator[Removal]:
     """Take these community answers out of the index around the block that deletes or rejects them in the learned
     database: recorded for removal in the index record before (a crash after the block still removes them) and after
     (an index run that began meanwhile may have written them back), then deleted from the index now. Every index run
     deletes what the record lists, whatever its prune guard says; ``Removal.problem`` says when the index could not
     be opened now (Milvus Lite held by the running bot)."""
-    pages = [page_id(pair_id) for pair_id in pair_ids]
+    by_source = _pages_by_source(pairs)
     removal = Removal()
-    if not pages and not await asyncio.to_thread((settings.data_dir / RECORD_FILE).exists):
+    if not by_source and not await asyncio.to_thread((settings.data_dir / RECORD_FILE).exists):
         yield removal  # nothing to take out, nothing indexed
         return
     record = await asyncio.to_thread(index_record, settings)
-    await record.remove_later(pages, SOURCE_ID)
+    for source_id, pages in by_source.items():
+        await record.remove_later(pages, source_id)
     yield removal
-    await record.remove_later(pages, SOURCE_ID)
+    for source_id, pages in by_source.items():
+        await record.remove_later(pages, source_id)
     removal.problem = await remove_now(settings, record)
 
 
@@ -114,8 +140,19 @@ async def remove_now(settings: Settings, record: IndexManifest) -> str | None:
     return None
 
 
-async def keep_indexed(settings: Settings, pair_ids: Iterable[int]) -> None:
+async def keep_indexed(settings: Settings, pairs: Iterable[Learned]) -> None:
     """Answers approved again after being taken out: the index record no longer lists them for removal."""
     if await asyncio.to_thread((settings.data_dir / RECORD_FILE).exists):
         record = await asyncio.to_thread(index_record, settings)
-        await record.keep([page_id(pair_id) for pair_id in pair_ids], SOURCE_ID)
+        for source_id, pages in _pages_by_source(pairs).items():
+            await record.keep(pages, source_id)
+
+
+def _pages_by_source(pairs: Iterable[Learned]) -> dict[str, list[str]]:
+    """Pages of ``pairs`` by the source they are indexed under (and under the unscoped ``community`` of older
+    indexes, which may still hold them)."""
+    by_source: dict[str, list[str]] = {}
+    for pair in pairs:
+        for source_id in (pair.source_id, SOURCE_ID):
+            by_source.setdefault(source_id, []).append(page_id(pair.id))
+    return by_source

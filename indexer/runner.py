@@ -225,7 +225,8 @@ class Indexer:
             tick()
             return report
         gone = [key for key in known if key not in seen]
-        if gone and len(known) >= 10 and len(gone) > self._max_prune_fraction * len(known):
+        guarded = not getattr(source, "authoritative", False)  # a database-backed source lists every page it has
+        if guarded and gone and len(known) >= 10 and len(gone) > self._max_prune_fraction * len(known):
             # A listing that lost most pages is more likely a broken sitemap than a docs purge: keep them.
             warning = (
                 f"{source.source_id}: {len(gone)} of {len(known)} known pages are missing from the listing; "

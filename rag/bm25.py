@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rag.scope import EVERYTHING, SearchScope
+
 _TERM = re.compile(r"\w+", re.UNICODE)
 # Writes arrive a batch at a time while an index run goes on; searches meanwhile see the arrays of up to this many
 # seconds ago (deleted rows are masked at once), rather than a rebuild per search.
@@ -102,7 +104,7 @@ class LocalBM25:
                         self._drop(slot)
             self._dirty = True
 
-    def search(self, text: str, limit: int, source_ids: Sequence[str] = ()) -> list[str]:
+    def search(self, text: str, limit: int, scope: SearchScope = EVERYTHING) -> list[str]:
         """Keys of the best ``limit`` rows for ``text`` by BM25, best first; rows sharing no term are left out."""
         query = Counter(_TERM.findall(text.lower()))
         with self._lock:  # about a millisecond; writes wait that long at most
@@ -122,8 +124,8 @@ class LocalBM25:
                 if self._alive[slot]:
                     scores[slot] = self._score(slot, terms, postings)
             keep = self._alive[:slots].copy()
-            if source_ids:
-                wanted = [self._source_ids[s] for s in source_ids if s in self._source_ids]
+            if scope != EVERYTHING:
+                wanted = [number for source, number in self._source_ids.items() if scope.admits(source)]
                 keep &= np.isin(self._sources[:slots], wanted)
             scores[~keep] = 0.0
             found = int(np.count_nonzero(scores))

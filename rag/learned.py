@@ -19,10 +19,11 @@ from typing import Any, Literal
 import yaml
 
 from rag.private import private_file, user_salt
+from rag.scope import COMMUNITY, community_source
 from rag.sqlite import SharedConnection
 
 FILE = "learned.sqlite3"
-SOURCE_ID = "community"
+SOURCE_ID = COMMUNITY  # every community source: ``community`` and ``community:<space>`` (``rag.scope``)
 Status = Literal["pending", "approved", "rejected"]
 
 _SCHEMA = """
@@ -41,11 +42,13 @@ CREATE TABLE IF NOT EXISTS learned (
     asker_hash TEXT NOT NULL,
     created_at REAL NOT NULL,
     status TEXT NOT NULL DEFAULT 'pending',
-    decided_at REAL
+    decided_at REAL,
+    private INTEGER
 );
 CREATE INDEX IF NOT EXISTS learned_thread ON learned(platform, channel, thread);
 """
-_FIELDS = "id, platform, channel, thread, question, answer, link, author, created_at, status, space"  # ``Learned``
+_FIELDS = "id, platform, channel, thread, question, answer, link, author, created_at, status, space, private"
+_ADDED_COLUMNS = {"private": "INTEGER"}  # columns newer than the first release: added to older databases on open
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,12 @@ class Learned:
     created_at: float
     status: Status
     space: str | None = None
+    private: bool | None = None  # captured in a private channel; None: before Docent recorded it (counts as private)
+
+    @property
+    def source_id(self) -> str:
+        """The source it is indexed under: its server or workspace's (``rag.scope``)."""
+        return community_source(self.platform, self.space, private=self.private)
 
     @property
     def title(self) -> str:
@@ -88,6 +97,10 @@ class LearnedStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA secure_delete = ON")  # what forget deletes is zeroed, not left in free pages
         self._db.executescript(_SCHEMA)
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(learned)")}
+        for column, declaration in _ADDED_COLUMNS.items():
+            if column not in present:
+                self._db.execute(f"ALTER TABLE learned ADD COLUMN {column} {declaration}")
         self._salt = user_salt(self._db, path)  # kept apart from the hashes (rag.private)
 
     def hash_user(self, platform: str, user_id: int | str) -> str:
@@ -101,6 +114,7 @@ class LearnedStore:
         *,
         platform: str,
         space: str | None,
+        private: bool,
         channel: str,
         thread: str,
         question: str,
@@ -111,7 +125,8 @@ class LearnedStore:
         asker_id: int | str,
     ) -> int:
         """A trusted member answered in a thread: a new pending pair, or — when their previous message there is
-        the newest pending pair — the same pair with this message stitched on."""
+        the newest pending pair — the same pair with this message stitched on. ``private``: the channel is private
+        (its answer is never shared beyond its server or workspace, see ``rag.scope``)."""
         author_hash = self.hash_user(platform, author_id)
         asker_hash = self.hash_user(platform, asker_id)
 
@@ -127,11 +142,12 @@ class LearnedStore:
                     db.execute("UPDATE learned SET answer = answer || ? WHERE id = ?", ("\n\n" + answer, last[0]))
                     return int(last[0])
                 row = db.execute(
-                    "INSERT INTO learned (platform, space, channel, thread, question, answer, link, author, "
-                    "author_hash, asker_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    "INSERT INTO learned (platform, space, private, channel, thread, question, answer, link, author, "
+                    "author_hash, asker_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     (
                         platform,
                         space,
+                        private,
                         channel,
                         thread,
                         question,
@@ -168,14 +184,14 @@ class LearnedStore:
             f"SELECT {_FIELDS} FROM learned {clause} ORDER BY id LIMIT ?",
             (*params, limit),
         )
-        return [Learned(*row) for row in rows]
+        return [_learned(row) for row in rows]
 
     async def get(self, pair_id: int) -> Learned | None:
         rows = await self._run(
             f"SELECT {_FIELDS} FROM learned WHERE id = ?",
             (pair_id,),
         )
-        return Learned(*rows[0]) if rows else None
+        return _learned(rows[0]) if rows else None
 
     async def decide(self, pair_id: int, status: Status, *, answer: str | None = None) -> bool:
         """Approve (optionally with an edited answer) or reject a pair; False if there is no such pair."""
@@ -189,11 +205,21 @@ class LearnedStore:
     async def delete(self, pair_id: int) -> bool:
         return bool(await self._run("DELETE FROM learned WHERE id = ? RETURNING id", (pair_id,)))
 
-    async def pairs_of(self, platform: str, user_id: int | str) -> tuple[int, ...]:
+    async def pairs_of(self, platform: str, user_id: int | str) -> tuple[Learned, ...]:
         """The pairs a user asked or wrote (what ``forget`` would remove)."""
         user = self.hash_user(platform, user_id)
-        rows = await self._run("SELECT id FROM learned WHERE asker_hash = ? OR author_hash = ?", (user, user))
-        return tuple(int(row[0]) for row in rows)
+        rows = await self._run(f"SELECT {_FIELDS} FROM learned WHERE asker_hash = ? OR author_hash = ?", (user, user))
+        return tuple(_learned(row) for row in rows)
+
+    def source_ids(self) -> tuple[str, ...]:
+        """Every source the pairs are indexed under (any status: a source whose answers were all rejected still
+        has its pages pruned). Synchronous: for the indexer's source listing, run in a worker thread."""
+        rows = self._connection.call(
+            lambda db: db.execute("SELECT DISTINCT platform, space, private FROM learned").fetchall()
+        )
+        return tuple(
+            sorted({community_source(platform, space, private=_flag(private)) for platform, space, private in rows})
+        )
 
     async def forget(self, platform: str, user_id: int | str) -> int:
         """Remove every pair a user asked or wrote; returns how many."""
@@ -203,3 +229,15 @@ class LearnedStore:
 
     def close(self) -> None:
         self._connection.close()
+
+
+def _flag(value: object) -> bool | None:
+    return None if value is None else bool(value)
+
+
+def _learned(row: tuple[Any, ...]) -> Learned:
+    """A row of ``_FIELDS`` as a pair."""
+    pair_id, platform, channel, thread, question, answer, link, author, created_at, status, space, private = row
+    return Learned(
+        pair_id, platform, channel, thread, question, answer, link, author, created_at, status, space, _flag(private)
+    )

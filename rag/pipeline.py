@@ -20,6 +20,7 @@ from rag.models import Answer, Citation, Hit
 from rag.prompt import Passage, Turn, messages_for, passages
 from rag.query import normalise_query
 from rag.retrieval import Retriever
+from rag.scope import EVERYTHING, SearchScope
 from rag.settings import AnswerSettings, RetrievalSettings
 
 logger = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ class Answering(Protocol):
         *,
         history: Sequence[Turn] = (),
         request_id: str | None = None,
-        source_ids: Sequence[str] = (),
+        scope: SearchScope = EVERYTHING,
         min_score: float | None = None,
         thread: Sequence[str] = (),
     ) -> AsyncIterator[Update]: ...
@@ -165,13 +166,13 @@ class AnswerPipeline:
         *,
         history: Sequence[Turn] = (),
         request_id: str | None = None,
-        source_ids: Sequence[str] = (),
+        scope: SearchScope = EVERYTHING,
         min_score: float | None = None,
         thread: Sequence[str] = (),
     ) -> AsyncIterator[Update]:
-        """Retrieve (from ``source_ids`` only, when given), then refuse below ``min_score`` (default: the
-        retriever's ``tuning.min_score``; a support channel answering unasked sets a stricter one), else generate
-        with citations.
+        """Retrieve what ``scope`` admits (by default everything: the operator's view), then refuse below
+        ``min_score`` (default: the retriever's ``tuning.min_score``; a support channel answering unasked sets a
+        stricter one), else generate with citations.
 
         ``thread`` is what was said before Docent was asked, in a thread it did not start (``bot.threads``): its
         opening message gives retrieval the subject, and the model reads it all. Asked with no words of its own
@@ -184,7 +185,7 @@ class AnswerPipeline:
         question = clean_question(question, self._settings.max_question_chars)
         yield Update("retrieving")
         earlier = [*thread[:1], *(turn.question for turn in history)]
-        retrieval = await self.retriever.retrieve(question, earlier, source_ids=source_ids)
+        retrieval = await self.retriever.retrieve(question, earlier, scope=scope)
         hits, timings = list(retrieval.hits), dict(retrieval.timings_ms)
         logger.info(
             "request %s retrieved %d hits from %d pages, confidence %.3f, in %.0f ms",

@@ -20,6 +20,7 @@ from rag.lexical import lexical_text
 from rag.models import Hit
 from rag.query import search_text
 from rag.rerank import Reranker
+from rag.scope import EVERYTHING, SearchScope
 from rag.settings import RetrievalSettings, TuningSettings
 from rag.store import Store
 
@@ -87,10 +88,9 @@ class Retriever:
         self._reranker = reranker
 
     async def retrieve(
-        self, question: str, history: Sequence[str] = (), *, source_ids: Sequence[str] = ()
+        self, question: str, history: Sequence[str] = (), *, scope: SearchScope = EVERYTHING
     ) -> Retrieval:
-        """The best passages for ``question`` (with earlier questions of the thread); ``source_ids`` limits them to
-        those sources."""
+        """The best passages for ``question`` (with earlier questions of the thread), of what ``scope`` admits."""
         settings, tuning = self._settings, self.tuning
         query = search_text(question, history, settings.history_questions, normalise=tuning.normalise_query)
         started = time.perf_counter()
@@ -103,7 +103,7 @@ class Retriever:
             lexical=lexical,
             rrf_k=tuning.rrf_k,
             headings=tuning.heading_search,
-            source_ids=source_ids,
+            scope=scope,
         )
         searched = time.perf_counter()
         timings = {"embed_ms": (embedded - started) * 1000, "search_ms": (searched - embedded) * 1000}

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, StringConstraints, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NestedSecretsSettingsSource,
@@ -411,6 +411,17 @@ class BotSettings(BaseModel):
     )
 
 
+class LearnedSettings(BaseModel):
+    """Community answers (rag.learned): by default each is cited only in the server or workspace that approved it."""
+
+    shared_spaces: list[Annotated[str, StringConstraints(pattern=r"^(discord|slack):\S+$")]] = Field(
+        default_factory=list,
+        description="Servers and workspaces that are one community: each cites the community answers approved in "
+        "the others, as 'discord:<server id>' or 'slack:<team id>'. Answers taken from private channels stay in "
+        "their own server or workspace. Empty: every answer stays where it was approved.",
+    )
+
+
 class OpsSettings(BaseModel):
     metrics_enabled: bool = Field(True, description="Serve /healthz and Prometheus /metrics while the bot runs.")
     host: str = Field("127.0.0.1", description="Address the health and metrics server listens on.")
@@ -470,6 +481,7 @@ class Settings(BaseSettings):
     answer: AnswerSettings = AnswerSettings()
     indexer: IndexerSettings = IndexerSettings()
     bot: BotSettings = BotSettings()
+    learned: LearnedSettings = LearnedSettings()
     ops: OpsSettings = OpsSettings()
     channels: dict[str, ChannelPolicy] = Field(
         default_factory=dict,

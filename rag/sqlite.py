@@ -26,14 +26,15 @@ class SharedConnection:
         self._held = threading.Lock()  # held by the thread using the connection, released when it is done
         self._turns = asyncio.Lock()  # callers wait their turn on the loop, not each in a worker thread
 
-    def _locked(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn(connection)`` on this thread (a worker thread already), while no other thread uses it."""
         with self._held:
             return fn(self.db)
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """``fn(connection)`` in a worker thread, one call at a time."""
         async with self._turns:
-            return await asyncio.to_thread(self._locked, fn)
+            return await asyncio.to_thread(self.call, fn)
 
     async def execute(self, sql: str, params: tuple[object, ...] | dict[str, object] = ()) -> list[tuple[Any, ...]]:
         return await self.run(lambda db: db.execute(sql, params).fetchall())

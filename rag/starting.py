@@ -18,6 +18,7 @@ from rag.models import Answer
 from rag.pipeline import AnswerPipeline, Update
 from rag.prompt import Turn
 from rag.retrieval import Retriever
+from rag.scope import EVERYTHING, SearchScope
 from rag.settings import AnswerSettings, RetrievalSettings
 
 logger = logging.getLogger(__name__)
@@ -229,13 +230,13 @@ class StartingPipeline:
         *,
         history: Sequence[Turn] = (),
         request_id: str | None = None,
-        source_ids: Sequence[str] = (),
+        scope: SearchScope = EVERYTHING,
         min_score: float | None = None,
         thread: Sequence[str] = (),
     ) -> AsyncIterator[Update]:
         pipeline = self._current()
         stream = pipeline.stream(
-            question, history=history, request_id=request_id, source_ids=source_ids, min_score=min_score, thread=thread
+            question, history=history, request_id=request_id, scope=scope, min_score=min_score, thread=thread
         )
         async for update in stream:
             yield update

@@ -19,6 +19,7 @@ from rag.bm25 import LocalBM25, Row, fuse
 from rag.errors import ConfigError, IndexMissing, StoreInUse, StoreUnavailable
 from rag.lexical import lexical_text
 from rag.models import Chunk, Hit, page_key
+from rag.scope import EVERYTHING, SearchScope
 from rag.settings import MilvusSettings
 
 logger = logging.getLogger(__name__)
@@ -140,10 +141,10 @@ class Store(Protocol):
         lexical: str = "",
         rrf_k: int = 60,
         headings: bool = False,
-        source_ids: Sequence[str] = (),
+        scope: SearchScope = EVERYTHING,
     ) -> list[Hit]:
         """Nearest chunks; with ``lexical`` terms, dense and BM25 results fused by reciprocal rank (and with
-        ``headings``, BM25 over titles and headings alone as a third list); with ``source_ids``, only theirs."""
+        ``headings``, BM25 over titles and headings alone as a third list); only what ``scope`` admits."""
         ...
 
     async def flush(self) -> None: ...
@@ -525,11 +526,11 @@ class MilvusStore:
         lexical: str = "",
         rrf_k: int = 60,
         headings: bool = False,
-        source_ids: Sequence[str] = (),
+        scope: SearchScope = EVERYTHING,
     ) -> list[Hit]:
         """Nearest chunks; with ``lexical`` terms, dense and BM25 results fused by reciprocal rank, and with
-        ``headings`` a third list: BM25 over titles and heading paths alone. With ``source_ids``, every list is
-        filtered to those sources (a channel limited to the SDK docs).
+        ``headings`` a third list: BM25 over titles and heading paths alone. Every list reads only what ``scope``
+        admits (a channel limited to the SDK docs; the community answers of the asker's own server).
 
         ``Hit.similarity`` is always the dense cosine, computed from the returned vectors, so confidence does
         not depend on the fusion (whose scores are ranks) or on BM25 (whose scores Lite returns negated).
@@ -537,7 +538,7 @@ class MilvusStore:
         from pymilvus import AnnSearchRequest, RRFRanker
 
         query = list(vector)
-        expr = f"source_id in [{', '.join(literal(s) for s in source_ids)}]" if source_ids else ""
+        expr = scope.expression()
 
         def run(client: Any) -> list[Hit]:
             self._ensure_loaded(client)
@@ -551,9 +552,9 @@ class MilvusStore:
                 self._load_bm25(client)
             local = self._bm25  # once: a rebuild finishing meanwhile replaces it
             if lexical.strip() and local:
-                lists = [local["lexical"].search(lexical, limit, source_ids)]
+                lists = [local["lexical"].search(lexical, limit, scope)]
                 if headings and "headings" in local:
-                    lists.append(local["headings"].search(lexical, limit, source_ids))
+                    lists.append(local["headings"].search(lexical, limit, scope))
                 return self._search_local(client, query, dense_params, expr, limit, lists, rrf_k)
             if lexical.strip():
                 requests = [

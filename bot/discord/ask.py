@@ -15,7 +15,7 @@ from discord import app_commands
 from bot.answering import Question
 from bot.discord import docent
 from bot.discord.feedback import feedback_view
-from bot.discord.permissions import is_admin
+from bot.discord.permissions import is_admin, is_private
 from bot.discord.render import MESSAGE_LIMIT, format_answer, split_message
 from bot.discord.replies import NO_PINGS, InteractionReplier, LazyReplier, Replier, edit_quietly, finish
 from bot.discord.state import DiscordState
@@ -283,6 +283,7 @@ class Asker:
             text=message.content,
             platform="discord",
             space=str(message.guild.id) if message.guild else None,
+            private=is_private(message.channel),
             channel=str(message.channel.id),
             link=message.jump_url,
             author=message.author.display_name,

@@ -12,7 +12,7 @@ import discord
 from discord import app_commands
 
 from bot.discord import docent
-from bot.discord.permissions import is_moderator, refused_unless_admin
+from bot.discord.permissions import is_moderator, is_private, refused_unless_admin
 from bot.discord.replies import NO_PINGS
 from bot.discord.state import DiscordState
 from bot.text import sendable
@@ -145,6 +145,7 @@ async def teach_docent(interaction: discord.Interaction, message: discord.Messag
     pair = await bot.services.learned.capture(
         platform="discord",
         space=str(interaction.guild_id),
+        private=is_private(message.channel),
         channel=str(message.channel.id),
         thread=f"teach-{message.id}",
         question=text,

@@ -57,6 +57,19 @@ async def refused_unless_admin(interaction: discord.Interaction, admin_role_ids:
     return True
 
 
+def is_private(channel: object) -> bool:
+    """Whether ``channel`` is hidden from the server's @everyone (a staff-only channel, a private thread, or a
+    thread of such a channel): answers learned there stay in this server whatever ``learned.shared_spaces`` says.
+    A channel whose visibility cannot be told (not cached, a DM) counts as private."""
+    if isinstance(channel, discord.Thread):
+        if channel.type == discord.ChannelType.private_thread:
+            return True
+        channel = channel.parent
+    if not isinstance(channel, discord.abc.GuildChannel):
+        return True
+    return not channel.permissions_for(channel.guild.default_role).view_channel
+
+
 def solved_tag(forum: discord.ForumChannel, name: str) -> discord.ForumTag | None:
     """The forum's tag called ``name`` (any case), which "This solved it" applies."""
     return next((t for t in forum.available_tags if t.name.lower() == name.lower()), None)

@@ -497,6 +497,7 @@ class SlackAsker:
             text=question_text(str(event.get("text") or "")),
             platform="slack",
             space=str(body.get("team_id") or ""),
+            private=event.get("channel_type") != "channel",  # "group": a private channel; "mpim": a group DM
             channel=channel,
             link=link,
             author=author,

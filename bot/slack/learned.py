@@ -219,6 +219,7 @@ class SlackLearned:
         pair = await self.services.learned.capture(
             platform="slack",
             space=str((body.get("team") or {}).get("id") or ""),
+            private=True,  # a shortcut's payload does not say whether its channel is private: kept in this workspace
             channel=channel,
             thread=f"teach-{ts}",
             question=text,

@@ -31,6 +31,7 @@ async def test_learned_list_approve_export_and_forget(
     settings = make_settings()
     learned = LearnedStore(settings.data_dir / FILE)
     pair = await learned.capture(
+        private=False,
         platform="discord",
         space="1",
         channel="2",
@@ -65,6 +66,7 @@ async def test_learned_list_shows_no_control_sequences(
     settings = make_settings()
     learned = LearnedStore(settings.data_dir / FILE)
     await learned.capture(
+        private=False,
         platform="slack",
         space="T1",
         channel="C1",
@@ -93,6 +95,7 @@ async def approved_answers(path: Path) -> dict[str, int]:
     for n, topic in enumerate([*TOPICS, "teapot", "lantern"]):
         author, author_id = ("ada", 10) if topic in TOPICS else ("bob", 20)
         ids[topic] = await learned.capture(
+            private=False,
             platform="discord",
             space="1",
             channel="2",
@@ -142,7 +145,7 @@ async def test_forget_and_reject_take_answers_out_of_retrieval_at_once(
     assert await cited_authors(store, embedder, "teapot") == {"Community answer by @bob"}
     again = await make_indexer(settings, embedder, store).run(bots_sources(path))
     assert (again.pages_repaired, again.pages_new, again.warnings) == (0, 0, []), "the record agrees with the store"
-    assert len(await store.scan(["id"], 'source_id == "community"')) == 2
+    assert len(await store.scan(["id"], 'source_id == "community:discord:1"')) == 2
 
 
 @pytest.mark.integration
@@ -173,4 +176,4 @@ async def test_forget_while_the_bot_holds_the_index_is_finished_by_its_next_run(
     report = await make_indexer(settings, embedder, store).run(bots_sources(path))
     assert report.warnings == [], "not held back by the prune guard"
     assert await cited_authors(store, embedder, "zorblax") == set()
-    assert len(await store.scan(["id"], 'source_id == "community"')) == 2
+    assert len(await store.scan(["id"], 'source_id == "community:discord:1"')) == 2

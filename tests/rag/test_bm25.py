@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 
 from rag.bm25 import LocalBM25, Row, fuse
+from rag.scope import SearchScope
 
 TEXTS = {
     "a": "partit key filter partit",
@@ -69,9 +70,21 @@ def test_sources_filter_the_rows() -> None:
     index = index_of(TEXTS)
     index.put([Row("sdk", "sdk", "page-sdk", 0, "partit sdk")])
     assert "sdk" in index.search("partit", 10)
-    assert index.search("partit", 10, ["sdk"]) == ["sdk"]
-    assert "sdk" not in index.search("partit", 10, ["docs"])
-    assert index.search("partit", 10, ["unknown"]) == []
+    assert index.search("partit", 10, SearchScope(("sdk",))) == ["sdk"]
+    assert "sdk" not in index.search("partit", 10, SearchScope(("docs",)))
+    assert index.search("partit", 10, SearchScope(("unknown",))) == []
+
+
+def test_community_answers_are_read_only_by_the_spaces_they_are_scoped_to() -> None:
+    index = index_of(TEXTS)
+    mine, theirs = "community:discord:1", "community:discord:2"
+    index.put([Row("mine", mine, "learned/1", 0, "partit mine"), Row("theirs", theirs, "learned/2", 0, "partit")])
+    index.put([Row("old", "community", "learned/3", 0, "partit old")])  # indexed before answers were scoped
+    found = index.search("partit", 10, SearchScope(communities=(mine,)))
+    assert "mine" in found and "theirs" not in found and "old" not in found and "a" in found
+    assert "theirs" in index.search("partit", 10) and "old" in index.search("partit", 10), "the operator sees all"
+    assert index.search("partit", 10, SearchScope(("community",), (mine,))) == ["mine"]
+    assert "mine" not in index.search("partit", 10, SearchScope(("docs",), (mine,))), "the channel left them out"
 
 
 def test_replaced_rows_are_compacted_away_with_the_same_results(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,6 +11,7 @@ async def capture(
     store: LearnedStore, answer: str, *, author: str = "ada", author_id: str = "U1", thread: str = "t1"
 ) -> int:
     return await store.capture(
+        private=False,
         platform="slack",
         space="T1",
         channel="C1",

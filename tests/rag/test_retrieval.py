@@ -14,6 +14,7 @@ from rag.models import Hit
 from rag.query import search_text
 from rag.rerank import CrossEncoderReranker
 from rag.retrieval import Retriever, rank_pages
+from rag.scope import SearchScope
 from rag.settings import FolderSource, RetrievalSettings, TuningSettings
 from rag.store import MilvusStore
 from tests.conftest import index_pages
@@ -207,5 +208,5 @@ async def test_a_source_filter_keeps_other_sources_out(tmp_path: Path, embedder,
     retriever = Retriever(embedder, store, RetrievalSettings(), TuningSettings(mode=mode))
     both = await retriever.retrieve("how do I connect?")
     assert {h.url.split("/")[2] for h in both.hits} == {"sdk.example", "server.example"}
-    only = await retriever.retrieve("how do I connect?", source_ids=["server"])
+    only = await retriever.retrieve("how do I connect?", scope=SearchScope(("server",)))
     assert only.hits and {h.url.split("/")[2] for h in only.hits} == {"server.example"}

@@ -10,6 +10,7 @@ import pytest
 
 from rag.errors import StoreUnavailable
 from rag.lexical import lexical_text
+from rag.scope import SearchScope
 from rag.store import MilvusStore
 from tests.conftest import CORPUS
 
@@ -91,17 +92,30 @@ async def test_rows_keep_their_granularity_and_section(store: MilvusStore) -> No
     assert {r["id"]: r["lexical"] for r in rows}["w"] == lexical_text("P > H\n\nwhole"), "a window's words are searched"
 
 
+SCOPES = (
+    SearchScope(),
+    SearchScope(("sdk",)),
+    SearchScope(communities=("community:discord:1",)),
+    SearchScope(("sdk", "community"), ("community:discord:2:private",)),
+    SearchScope(communities=()),
+)
+
+
 def _chunks() -> list[Any]:
-    """Paragraphs of the real Milvus docs, from two sources: real text, so BM25 scores seldom tie."""
+    """Paragraphs of the real Milvus docs, from two docs sources and three community ones (the legacy unscoped
+    one among them): real text, so BM25 scores seldom tie."""
     from rag.models import Chunk
 
     paragraphs: list[str] = []
     for page in sorted((CORPUS / "userGuide").rglob("*.md"))[:6]:
         paragraphs += [p for p in page.read_text().split("\n\n") if len(p.split()) > 12 and "```" not in p][:4]
     return [
-        Chunk(f"c{n}", "docs" if n % 4 else "sdk", f"page{n // 2}.md", n % 2, "", "", "", text, "h", contextual=False)
+        Chunk(f"c{n}", _SOURCES[n % 6], f"page{n // 2}.md", n % 2, "", "", "", text, "h", contextual=False)
         for n, text in enumerate(paragraphs[:24])
     ]
+
+
+_SOURCES = ("sdk", "docs", "community:discord:1", "docs", "community:discord:2:private", "community")
 
 
 def _vectors(n: int) -> list[list[float]]:
@@ -123,11 +137,13 @@ async def test_local_bm25_answers_as_milvus_bm25_does(make_settings: Any) -> Non
         stores.append(store)
     local, milvus = stores
     query = _vectors(25)[-1]
+    source_of = {chunk.chunk_id: chunk.source_id for chunk in _chunks()}
     try:
         for question in ("drop a partition", "load the collection", "describe the schema", "rename an index", "alias"):
-            for sources in ((), ("sdk",)):
-                found = [await s.search(query, 6, lexical=lexical_text(question), source_ids=sources) for s in stores]
-                assert [h.chunk_id for h in found[0]] == [h.chunk_id for h in found[1]], (question, sources)
+            for scope in SCOPES:
+                found = [await s.search(query, 6, lexical=lexical_text(question), scope=scope) for s in stores]
+                assert [h.chunk_id for h in found[0]] == [h.chunk_id for h in found[1]], (question, scope)
+                assert found[0] and all(scope.admits(source_of[h.chunk_id]) for h in found[0]), (question, scope)
                 assert [h.similarity for h in found[0]] == pytest.approx([h.similarity for h in found[1]])
         assert local._bm25 is not None and milvus._bm25 is None
     finally:

@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import discord
 import pytest
 
 from bot.channels import Channels
@@ -17,7 +18,7 @@ from indexer.local import FolderDocs
 from loopback.discord import FakeDiscord
 from rag.citations import ZWSP
 from rag.settings import FolderSource
-from tests.bot.discord.harness import ADMIN, ALICE, BOB, SERVER_B, help_forum
+from tests.bot.discord.harness import ADMIN, ALICE, BOB, SERVER_A, SERVER_B, help_forum
 from tests.scripted import PacedGenerator, ScriptedGenerator
 
 pytestmark = pytest.mark.integration
@@ -152,12 +153,17 @@ async def test_the_portal_switch_and_the_unasked_channels_are_known_before_conne
     assert await channels.unasked("discord") == []
 
 
-async def test_a_trusted_reply_after_a_hand_off_is_learned_once_approved(harness_factory) -> None:
+@pytest.mark.parametrize("staff_only", [False, True], ids=["public channel", "staff-only channel"])
+async def test_a_trusted_reply_after_a_hand_off_is_learned_once_approved(harness_factory, staff_only: bool) -> None:
+    """Learned in a channel @everyone cannot see, the answer is marked private: cited in this server only."""
     trusted_role, helper = 888888888888888888, 600000000000000009
 
     async def trusted(fake: FakeDiscord) -> None:
         fake.add_role("trusted", role_id=trusted_role)
         fake.add_member(helper, "ada", roles=[trusted_role])
+        if staff_only:
+            fake.set_overwrite(CHANNEL, fake.guild_id, deny=discord.Permissions(view_channel=True).value)
+            fake.set_overwrite(CHANNEL, fake.bot_user_id, allow=discord.Permissions.all_channel().value)
 
     question = "How do I make the zorblax cache survive restarts?"
     h = await harness_factory(
@@ -182,6 +188,7 @@ async def test_a_trusted_reply_after_a_hand_off_is_learned_once_approved(harness
 
     rows = await asyncio.wait_for(pending(), 30)
     assert len(rows) == 1 and rows[0].author == "ada" and rows[0].question == question
+    assert rows[0].private is staff_only
     assert rows[0].link.endswith(f"/{h.fake.channel_id}/{max(h.fake.user_messages)}")
 
     await h.bot.services.learned.decide(rows[0].id, "approved")
@@ -193,20 +200,55 @@ async def test_a_trusted_reply_after_a_hand_off_is_learned_once_approved(harness
     assert "Community answer by @ada" in answer.content and rows[0].link in answer.content
 
 
-async def _pair(h: Any, question: str, *, space: str) -> int:
+async def _pair(
+    h: Any, question: str, *, space: str, answer: str = "", author: str = "ada", private: bool = False
+) -> int:
     pair_id: int = await h.bot.services.learned.capture(
+        private=private,
         platform="discord",
         space=space,
         channel=str(CHANNEL),
         thread=question,
         question=question,
-        answer=f"The answer to {question}",
+        answer=answer or f"The answer to {question}",
         link="https://discord.com/channels/1/2/3",
-        author="ada",
+        author=author,
         author_id=9,
         asker_id=8,
     )
     return pair_id
+
+
+@pytest.mark.parametrize("shared", [False, True])
+async def test_a_community_answer_reaches_only_the_server_that_approved_it_unless_shared(
+    harness_factory, shared: bool
+) -> None:
+    """An answer approved in another server is never in this server's prompt or Sources, unless the operator made
+    the two servers one community (``learned.shared_spaces``); one taken from a private channel never is."""
+    model = ScriptedGenerator("Set zorblax.persist [1].")
+    other = "424242424242424242"
+    h = await harness_factory(
+        model, learned={"shared_spaces": [f"discord:{other}", f"discord:{SERVER_A}"]} if shared else {}
+    )
+    question = "How do I make the zorblax cache survive restarts?"
+    public = await _pair(h, question, space=other, answer="Set `zorblax.persist = true`, then restart.")
+    staff = await _pair(
+        h,
+        question + " (asked in the staff channel)",
+        space=other,
+        answer="Zorblax staff: use the secret `zorblax.vault` path.",
+        author="bea",
+        private=True,
+    )
+    for pair in (public, staff):
+        await h.bot.services.learned.decide(pair, "approved")
+    await h.bot.services.index_community()
+    asked = await h.fake.user_says(ALICE, question, mention_bot=True)
+    reply = await h.reply_to(asked)
+    prompt = "\n".join(m["content"] for prompt in model.prompts for m in prompt)  # none when it refused
+    assert "zorblax.vault" not in prompt and "@bea" not in reply.content, "a private channel's answer stays home"
+    assert ("zorblax.persist = true" in prompt) is shared
+    assert ("Community answer by @ada" in reply.content) is shared
 
 
 async def test_learned_lists_this_servers_pending_answers_with_approve_and_reject(harness_factory) -> None:

@@ -137,6 +137,7 @@ async def test_a_trusted_answer_after_a_hand_off_is_learned_once_approved(slack_
     assert len(pending) == 1 and pending[0].question == question and pending[0].author == "ada"
     assert pending[0].answer == "Set `zorblax.persist = true`.\n\nAnd mount the cache folder."
     assert pending[0].link.startswith("https://fake.slack.com/archives/C1/p")
+    assert pending[0].private is False and pending[0].source_id == f"community:slack:{h.slack.team_id}"
 
     await h.services.index_community()
     again = await h.slack.message(HELP, MEMBER, "zorblax cache lost after restart, how to keep it?")
@@ -157,6 +158,7 @@ async def test_docent_learned_lists_this_workspaces_answers_to_admins_with_appro
     for i, space in enumerate((h.slack.team_id, h.slack.team_id, h.slack.team_id, "TOTHER")):
         ids.append(
             await h.services.learned.capture(
+                private=False,
                 platform="slack",
                 space=space,
                 channel=HELP,
@@ -201,6 +203,7 @@ async def test_the_edit_modal_opens_while_its_trigger_id_lives_and_a_late_one_is
     so the modal opens first and is filled after. When Slack is too slow even for that, the admin is told."""
     h = await slack_harness(ScriptedGenerator())
     pair = await h.services.learned.capture(
+        private=False,
         platform="slack",
         space=h.slack.team_id,
         channel=HELP,
