@@ -230,7 +230,7 @@ def buttons(shown: dict[str, Any]) -> list[str]:
 
 async def test_the_review_shows_the_whole_answer_and_approving_indexes_exactly_that(slack_harness) -> None:
     h = await slack_harness(ScriptedGenerator())
-    question = "How do I keep the zorblax cache? " + "It is lost on every restart of the cluster. " * 20
+    question = "How do I keep the zorblax cache? " + "It is lost on every restart of the cluster. " * 30
     answer = "\n".join(f"Step {i}: set `zorblax.option_{i} = true` and check the log." for i in range(40))[:1990]
     pair = await _pair(h, question, answer)
     listing = await h.slack.slash("/docent-learned", "", user=ADMIN)
