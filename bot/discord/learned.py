@@ -35,6 +35,7 @@ EDIT_CHARS = 4000  # a form's text input
 CHANGED = "#{id} changed since it was shown (its author added to it): run /learned again to review it as it is now."
 SHORTER = "Edit it shorter, or review it whole in a terminal (`python -m bot learned list`)."
 TOO_LONG = "#{id} is too long to show here whole, so it can't be approved as it is: " + SHORTER
+_MASKED_LINK = re.compile(r"\[([^\]\n]*)\]\(")
 _BUTTON = rf"docent:learned:(?P<action>approve|edit|reject):(?P<id>\d+)(?::(?P<version>[0-9a-f]{{{VERSION_CHARS}}}))?"
 
 
@@ -53,7 +54,9 @@ def _units(text: str) -> int:
 
 
 def _body(question: str, answer: str) -> str:
-    return sendable(f"**Q:** {question}\n\n**A:** {answer}")
+    """Markdown that hides text is shown as typed: a spoiler's ``||`` and a masked link's ``[label](url)``."""
+    text = sendable(f"**Q:** {question}\n\n**A:** {answer}")
+    return _MASKED_LINK.sub(r"\\[\1](", text.replace("||", "\\|\\|"))
 
 
 def review(pair: Learned) -> Review:
