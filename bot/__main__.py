@@ -39,7 +39,7 @@ from indexer.sources import DocumentSource
 from rag.entry import load_settings, run_command
 from rag.feedback import FeedbackStore
 from rag.learned import FILE as LEARNED_FILE
-from rag.learned import LearnedStore
+from rag.learned import LearnedStore, Limits
 from rag.logs import configure_logging
 from rag.metrics import Metrics
 from rag.pipeline import Answering
@@ -147,7 +147,7 @@ async def serve(
         await core.store.ensure_collection(core.embedder.dimension)
         await core.store.warm()  # while the engine starts: the first question doesn't read the BM25 index
         feedback = await asyncio.to_thread(FeedbackStore, feedback_path)
-        learned = await asyncio.to_thread(LearnedStore, learned_path)
+        learned = await asyncio.to_thread(LearnedStore, learned_path, Limits.of(settings))
         try:
             async with Services(
                 settings, core.pipeline, indexer, sources, feedback, metrics=metrics, learned=learned
@@ -214,7 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     learned_parser = commands.add_parser("learned", help="community answers: list, approve, reject, export")
     learned_parser.add_argument("action", choices=("list", "approve", "reject", "export"))
-    learned_parser.add_argument("targets", nargs="*", help="answer ids (approve, reject) or a directory (export)")
+    learned_parser.add_argument(
+        "targets", nargs="*", help="ID:VERSION as list prints it (approve), ids (reject), or a directory (export)"
+    )
     learned_parser.add_argument("--all", action="store_true", help="list every answer, not only pending ones")
     forget_parser = commands.add_parser("forget", help="remove a user's stored questions, votes and answers")
     forget_parser.add_argument("user_id")
@@ -230,8 +232,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_command(ask(settings, " ".join(args.question), as_json=args.json))
     if args.command == "learned":
         export = Path(args.targets[0]) if args.action == "export" and args.targets else None
-        ids = [int(t) for t in args.targets if t.isdigit()] if args.action in ("approve", "reject") else []
-        return run_command(community.learned(settings, args.action, ids, export, all_=args.all))
+        targets = [t.partition(":") for t in args.targets] if args.action in ("approve", "reject") else []
+        ids = [int(i) for i, _, _ in targets if i.isdigit()]
+        versions = {int(i): v for i, _, v in targets if i.isdigit() and v}
+        return run_command(community.learned(settings, args.action, ids, export, all_=args.all, versions=versions))
     if args.command == "forget":
         platforms = [args.platform] if args.platform else ["discord", "slack"]
         return run_command(community.forget(settings, args.user_id, platforms))

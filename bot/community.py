@@ -1,10 +1,13 @@
 """The operator's terminal for what Docent learns and keeps (issue 12):
 
-python -m bot learned list [--all]          # pending community answers (or every one)
-python -m bot learned approve ID [ID…]      # indexed by the bot's next index run (or at once when approved in chat)
+python -m bot learned list [--all]          # pending community answers (or every one), each with its version
+python -m bot learned approve ID:VERSION …  # that version, as listed; indexed by the bot's next index run
 python -m bot learned reject ID [ID…]       # never indexed; taken out of the index at once if it was
 python -m bot learned export DIR            # approved answers as Markdown, to move into the real docs
 python -m bot forget USER_ID [--platform]   # remove a user's stored questions, votes and community answers
+
+Approving takes the version ``list`` printed, so what is approved is the text the operator read: an answer its author
+added to since is refused, and a bare ID only shows the answer with its version.
 
 Rejecting and forgetting take the community answers out of the index at once (``indexer.community.taking_out``).
 With Milvus Lite the bot, when it runs, holds the index: then they are listed for removal in the index record and
@@ -15,22 +18,32 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from bot.text import printable
 from indexer.build import RECORD_FILE
 from indexer.community import keep_indexed, taking_out
+from rag.errors import Changed
 from rag.feedback import FeedbackStore
 from rag.learned import FILE as LEARNED_FILE
-from rag.learned import Learned, LearnedStore
+from rag.learned import Learned, LearnedStore, Limits
 from rag.settings import Settings
 
 FEEDBACK_FILE = "feedback.sqlite3"
 
 
-async def learned(settings: Settings, action: str, ids: list[int], directory: Path | None, *, all_: bool) -> int:
-    store = await asyncio.to_thread(LearnedStore, settings.data_dir / LEARNED_FILE)
+async def learned(
+    settings: Settings,
+    action: str,
+    ids: list[int],
+    directory: Path | None,
+    *,
+    all_: bool,
+    versions: Mapping[int, str] | None = None,
+) -> int:
+    """``versions``: for approve, the version of each id as ``list`` printed it."""
+    store = await asyncio.to_thread(LearnedStore, settings.data_dir / LEARNED_FILE, Limits.of(settings))
     try:
         if action == "list":
             pairs = await store.list(None if all_ else "pending", limit=1000)
@@ -40,13 +53,14 @@ async def learned(settings: Settings, action: str, ids: list[int], directory: Pa
                 print(printable(f"#{pair.id} [{pair.status}] @{pair.author} on {pair.platform} — {pair.link}"))
                 print(printable(f"  Q: {pair.question}"))
                 print(printable("  A: " + pair.answer.replace("\n", "\n     ")))
+                if pair.status == "pending":
+                    print(f"  To approve this text: python -m bot learned approve {pair.id}:{pair.version}")
             return 0
         if action == "approve":
-            missing = [i for i in ids if not await store.decide(i, "approved")]
-            await keep_indexed(settings, await _pairs(store, set(ids) - set(missing)))
-            _say_missing(missing)
-            print(f"{len(ids) - len(missing)} approved; the bot's next index run adds them.")
-            return 1 if missing else 0
+            approved = await _approve(store, ids, versions or {})
+            await keep_indexed(settings, await _pairs(store, approved))
+            print(f"{len(approved)} approved; the bot's next index run adds them.")
+            return 0 if len(approved) == len(ids) else 1
         if action == "reject":
             async with taking_out(settings, await _pairs(store, ids)) as removal:
                 missing = [i for i in ids if not await store.decide(i, "rejected")]
@@ -69,6 +83,32 @@ async def learned(settings: Settings, action: str, ids: list[int], directory: Pa
 
 async def _pairs(store: LearnedStore, ids: Iterable[int]) -> list[Learned]:
     return [pair for pair_id in ids if (pair := await store.get(pair_id)) is not None]
+
+
+async def _approve(store: LearnedStore, ids: list[int], versions: Mapping[int, str]) -> list[int]:
+    """Approve each id at the version listed; an id without one is shown with its version, not approved."""
+    approved: list[int] = []
+    for i in ids:
+        pair = await store.get(i)
+        if pair is None:
+            _say_missing([i])
+        elif i not in versions:
+            print(printable(f"#{i} Q: {pair.question}\n  A: " + pair.answer.replace("\n", "\n     ")), file=sys.stderr)
+            print(
+                f"error: approve takes the version you read: python -m bot learned approve {i}:{pair.version}",
+                file=sys.stderr,
+            )
+        else:
+            try:
+                if await store.decide(i, "approved", version=versions[i]):
+                    approved.append(i)
+                else:
+                    _say_missing([i])
+            except Changed:
+                print(
+                    f"error: #{i} changed since it was listed (its author added to it); list it again", file=sys.stderr
+                )
+    return approved
 
 
 def _say_missing(missing: list[int]) -> None:

@@ -21,11 +21,11 @@ from indexer.lock import IndexerBusy
 from indexer.progress import line
 from indexer.runner import Indexer
 from indexer.sources import DocumentSource
-from rag.errors import describe, new_error_id
+from rag.errors import Unlearnable, describe, new_error_id
 from rag.feedback import FeedbackStore
 from rag.learned import FILE as LEARNED_FILE
 from rag.learned import SOURCE_ID as LEARNED_SOURCE
-from rag.learned import LearnedStore
+from rag.learned import LearnedStore, Limits
 from rag.metrics import Metrics
 from rag.models import Answer, IndexReport
 from rag.pipeline import Answering
@@ -102,7 +102,7 @@ class Services:
         self.channels = Channels(settings)
         # Opened off the loop by __main__; tests and benchmarks may let it open here.
         self._owns_learned = learned is None
-        self.learned = learned or LearnedStore(settings.data_dir / LEARNED_FILE)
+        self.learned = learned or LearnedStore(settings.data_dir / LEARNED_FILE, Limits.of(settings))
         self.index_guard = asyncio.Lock()  # one index run in this process: /reindex (any platform) or the periodic run
         self.last_index_report: IndexReport | None = None
         self.stop = asyncio.Event()  # set when the process should stop (a signal, or the engine died)
@@ -279,6 +279,8 @@ class Services:
                 question=thread.question, asker_id=thread.asker, thread=thread.key, **message
             )
             logger.info("captured community answer %d for approval", pair)
+        except Unlearnable as exc:
+            logger.info("a community answer was not stored: %s", exc)
         except Exception:
             logger.warning("could not store a community answer", exc_info=True)
 

@@ -16,7 +16,16 @@ _MARKER = re.compile(
     re.IGNORECASE,
 )
 _MD_LINK = re.compile(r"!?\[([^\]\n]{0,300})\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
-_BARE_URL = re.compile(r"<?\b(?:https?://|www\.)[^\s<>()\[\]]+>?", re.IGNORECASE)
+# A bare URL: with a scheme or www., or schemeless, a host and a path (``evilcorp.io/fix.sh``, ``203.0.113.7:80/x``):
+# a host name ends in a label of letters (a top-level domain, or punycode), or is an IPv4 address. Without a path a
+# dotted word is prose or a file name (``e.g.``, ``v2.4``, ``milvus.yaml``, ``config.py:42``); right after a letter,
+# digit, dot, path, address (``git@host:x/y``) or scheme it is part of something else, not a host of its own.
+_BARE_URL = re.compile(
+    r"<?(?:\b(?:https?://|www\.)[^\s<>()\[\]]+"
+    r"|(?<![a-z0-9_.@/:\\-])(?:(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})"
+    r"|\d{1,3}(?:\.\d{1,3}){3})(?::\d{1,5})?/[^\s<>()\[\]]*)>?",
+    re.IGNORECASE,
+)
 _MASS_MENTION = re.compile(r"@(everyone|here)\b", re.IGNORECASE)
 _USER_MENTION = re.compile(r"<(@[!&]?|#)(\d+)>")
 _TRAILING_SOURCES = re.compile(
@@ -85,7 +94,9 @@ def _strip_urls(text: str, keys: set[str]) -> str:
 
     def bare(match: re.Match[str]) -> str:
         url = match.group(0).strip("<>").rstrip(".,;:!?'\"")
-        return match.group(0) if _url_key(url) in keys else ""
+        key = _url_key(url)
+        # A schemeless link to a source is kept as that source's link would be.
+        return match.group(0) if key in keys or f"https://{key}" in keys or f"http://{key}" in keys else ""
 
     return _BARE_URL.sub(bare, text)
 

@@ -22,6 +22,25 @@ class BadQuestion(DocentError):
         self.user_message = message
 
 
+class Unlearnable(DocentError):
+    """A community answer Docent will not store or approve as given (an empty question or answer, or one over the
+    limits): the message says why, to whoever offered or edited it."""
+
+    shows_error_id = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.user_message = message
+
+
+class Changed(DocentError):
+    """A community answer is no longer the version a decision was made on (its author added to it since it was
+    shown): what was reviewed is not what would be indexed, so it must be reviewed again."""
+
+    shows_error_id = False
+    user_message = "That answer changed since it was shown; list it again to review it as it is now."
+
+
 class StoreUnavailable(DocentError):
     user_message = "The docs index is unavailable right now. Please try again in a minute."
 

@@ -402,6 +402,14 @@ class BotSettings(BaseModel):
     )
     thread_context_chars: int = Field(1500, ge=200, description="Characters of a thread's earlier messages at most.")
     direct_messages: Literal["answer", "refuse"] = Field("answer", description="Answer DMs, or refuse politely.")
+    learned_answer_chars: int = Field(
+        2000,
+        ge=100,
+        le=3000,
+        description="Longest community answer stored for approval, so a review shows every word (Slack's edit box "
+        "holds 3,000). A longer message is not stored (Teach Docent says why); one that would take a stitched "
+        "answer past it starts a new pending answer.",
+    )
     reindex_cooldown_s: float = Field(300.0, ge=0, description="Minimum time between two /reindex runs of one server.")
     startup_wait_s: float = Field(
         600.0,

@@ -1,12 +1,18 @@
 """The learned command in Slack: this workspace's community answers waiting for approval, only to the admin who
 asked, each with Approve, Edit (a modal with the answer to correct, then approved) and Reject. Nothing is learned
-without approval; a decision re-indexes the community answers at once."""
+without approval; a decision re-indexes the community answers at once.
+
+What is approved is what was shown: the question and the answer each get a section (3,000 characters), an answer
+too long to show has no Approve (Edit it shorter), and Approve carries the version shown, so a message its author
+stitched on since is refused until reviewed."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -17,15 +23,20 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.services import Services, SupportThread
 from bot.slack.admin import ADMINS_ONLY, is_admin
 from bot.slack.render import escape, link
+from rag.errors import Changed, Unlearnable
 from rag.learned import Learned
 
 logger = logging.getLogger(__name__)
 APPROVE, EDIT, REJECT = "docent_learned_approve", "docent_learned_edit", "docent_learned_reject"
 EDIT_VIEW = "docent_learned_edit_view"
 TEACH = "docent_teach"  # the "Teach Docent" message shortcut
-SHOWN = 10  # pairs per listing: 3 blocks each stays far under Slack's 50
+SHOWN = 10  # pairs per listing: 4 blocks each, and a header, stays under Slack's 50
+SECTION_CHARS = 3000  # a section block's text
 EDIT_TITLE = "Edit, then approve"
 TOO_SLOW = "Slack didn't open the editor in time; click Edit again."
+CHANGED = "#{id} changed since it was shown (its author added to it): list it again to review it as it is now."
+SHORTER = "Edit it shorter, or review it whole in a terminal (`python -m bot learned list`)."
+TOO_LONG = "#{id} is too long to show here whole, so it can't be approved as it is: " + SHORTER
 
 
 async def link_and_author(client: AsyncWebClient, channel: str, ts: str, user: str) -> tuple[str, str]:
@@ -35,19 +46,49 @@ async def link_and_author(client: AsyncWebClient, channel: str, ts: str, user: s
     return link, str((info.get("user") or {}).get("name") or user)
 
 
+@dataclass(frozen=True)
+class Review:
+    """A pending answer as an admin sees it: a section with its question, one with its answer, and whether both
+    hold every word (only then is Approve offered)."""
+
+    question: str
+    answer: str
+    whole: bool
+
+
+def review(pair: Learned) -> Review:
+    question = f"*#{pair.id}* by @{escape(pair.author)} — {link(pair.link, 'message')}\n*Q:* {escape(pair.question)}"
+    answer = f"*A:* {escape(pair.answer)}"
+    whole = len(question) <= SECTION_CHARS and len(answer) <= SECTION_CHARS
+    if whole:
+        return Review(question, answer, True)
+    note = "…\n_⚠️ Too long to show here whole, so there is no Approve: " + SHORTER + "_"
+    return Review(_cut(question, SECTION_CHARS - 1) + "…", _cut(answer, SECTION_CHARS - len(note)) + note, False)
+
+
+def _cut(text: str, chars: int) -> str:
+    """At most ``chars``, never inside an escape (``&amp;``)."""
+    if len(text) <= chars:
+        return text
+    cut = text[:chars]
+    amp = cut.rfind("&")
+    return cut[:amp] if amp >= 0 and ";" not in cut[amp:] else cut
+
+
 def pair_blocks(pair: Learned) -> list[dict[str, Any]]:
-    text = (
-        f"*#{pair.id}* by @{escape(pair.author)} — {link(pair.link, 'message')}\n"
-        f"*Q:* {escape(pair.question)}\n*A:* {escape(pair.answer)}"
-    )
+    shown = review(pair)
     labels = ((APPROVE, "✅ Approve"), (EDIT, "✏️ Edit"), (REJECT, "🗑️ Reject"))
     buttons: list[dict[str, Any]] = [
         {"type": "button", "action_id": action, "value": str(pair.id), "text": {"type": "plain_text", "text": label}}
         for action, label in labels
+        if action != APPROVE or shown.whole  # approving is approving what was read: only what is shown whole
     ]
+    if shown.whole:
+        buttons[0]["value"] = f"{pair.id}:{pair.version}"  # the version shown: a changed answer is not approved
     buttons[-1]["style"] = "danger"
     return [
-        {"type": "section", "text": {"type": "mrkdwn", "text": text[:2990]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": shown.question}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": shown.answer}},
         {"type": "actions", "elements": buttons},
         {"type": "divider"},
     ]
@@ -71,6 +112,8 @@ class SlackLearned:
         return await is_admin(client, user, self.services.settings.slack.admin_user_ids)
 
     async def _mine(self, pair_id: str, team: str) -> Learned | None:
+        """The pair a button or form names (``ID`` or ``ID:VERSION``), if it is this workspace's."""
+        pair_id = pair_id.split(":", 1)[0]
         pair = await self.services.learned.get(int(pair_id)) if pair_id.isdigit() else None
         return pair if pair is not None and pair.platform == "slack" and pair.space == team else None
 
@@ -105,12 +148,24 @@ class SlackLearned:
         if not await self._admin(client, user):
             await respond(text=ADMINS_ONLY.format(action="decide what Docent learns"), replace_original=False)
             return
-        pair = await self._mine(str(action.get("value") or ""), str((body.get("team") or {}).get("id") or ""))
+        value = str(action.get("value") or "")
+        pair = await self._mine(value, str((body.get("team") or {}).get("id") or ""))
         if pair is None:
             await respond(text="That answer is gone.", replace_original=False)
             return
         approved = action.get("action_id") == APPROVE
-        await self._decide(pair, approved, user)
+        version = value.partition(":")[2]
+        if approved and pair.version != version:  # a button of an older listing, or a message stitched on since
+            await respond(text=CHANGED.format(id=pair.id), replace_original=False)
+            return
+        if approved and not review(pair).whole:
+            await respond(text=TOO_LONG.format(id=pair.id), replace_original=False)
+            return
+        try:
+            await self._decide(pair, approved, user, version=version if approved else None)
+        except Changed:
+            await respond(text=CHANGED.format(id=pair.id), replace_original=False)
+            return
         verdict = "✅ Approved: Docent can cite it now." if approved else "🗑️ Rejected: never used."
         await respond(text=f"#{pair.id} {verdict}", replace_original=False)
 
@@ -137,7 +192,9 @@ class SlackLearned:
             await respond(text="Slack didn't show the editor; click Edit again.", replace_original=False)
 
     def _edit_view(self, pair: Learned, body: dict[str, Any]) -> dict[str, Any]:
+        """The answer to correct, at most the cap (and a text input's 3,000): what is submitted is approved."""
         channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or "")
+        room = min(SECTION_CHARS, self.services.settings.bot.learned_answer_chars)
         return {
             "type": "modal",
             "callback_id": EDIT_VIEW,
@@ -153,7 +210,8 @@ class SlackLearned:
                         "type": "plain_text_input",
                         "action_id": "text",
                         "multiline": True,
-                        "initial_value": pair.answer[:3000],
+                        "max_length": room,
+                        "initial_value": pair.answer[:room],
                     },
                 }
             ],
@@ -168,18 +226,27 @@ class SlackLearned:
         if pair is None or not await self._admin(client, user):
             return
         values = (view.get("state") or {}).get("values") or {}
-        edited = str(((values.get("answer") or {}).get("text") or {}).get("value") or "").strip()
-        await self._decide(pair, True, user, answer=edited or pair.answer)
+        edited = str(((values.get("answer") or {}).get("text") or {}).get("value") or "").strip() or pair.answer
+        said = f"#{pair.id} ✅ Approved with your edit."
+        if not review(dataclasses.replace(pair, answer=edited)).whole:
+            said = TOO_LONG.format(id=pair.id)
+        else:
+            try:
+                await self._decide(pair, True, user, answer=edited)
+            except Unlearnable as exc:
+                said = f"#{pair.id}: {exc.user_message}"
         if meta.get("channel"):
             try:
-                await client.chat_postEphemeral(
-                    channel=str(meta["channel"]), user=user, text=f"#{pair.id} ✅ Approved with your edit."
-                )
+                await client.chat_postEphemeral(channel=str(meta["channel"]), user=user, text=said)
             except Exception as exc:
                 logger.info("slack: could not confirm an edit: %s", exc)
 
-    async def _decide(self, pair: Learned, approved: bool, user: str, *, answer: str | None = None) -> None:
-        await self.services.learned.decide(pair.id, "approved" if approved else "rejected", answer=answer)
+    async def _decide(
+        self, pair: Learned, approved: bool, user: str, *, answer: str | None = None, version: str | None = None
+    ) -> None:
+        await self.services.learned.decide(
+            pair.id, "approved" if approved else "rejected", answer=answer, version=version
+        )
         logger.info("community answer %d %s by %s", pair.id, "approved" if approved else "rejected", user)
         self.services.spawn(self.services.index_community(), name="index-community")
 
@@ -216,19 +283,23 @@ class SlackLearned:
             logger.warning("slack teach: could not look up the message: %s", exc)
             await respond(text="Slack didn't let me read that message; try again.", response_type="ephemeral")
             return
-        pair = await self.services.learned.capture(
-            platform="slack",
-            space=str((body.get("team") or {}).get("id") or ""),
-            private=True,  # a shortcut's payload does not say whether its channel is private: kept in this workspace
-            channel=channel,
-            thread=f"teach-{ts}",
-            question=text,
-            answer=answer,
-            link=link,
-            author=author,
-            author_id=str(message.get("user")),
-            asker_id=asker,
-        )
+        try:
+            pair = await self.services.learned.capture(
+                platform="slack",
+                space=str((body.get("team") or {}).get("id") or ""),
+                private=True,  # a shortcut's payload does not say whether its channel is private: kept here
+                channel=channel,
+                thread=f"teach-{ts}",
+                question=text,
+                answer=answer,
+                link=link,
+                author=author,
+                author_id=str(message.get("user")),
+                asker_id=asker,
+            )
+        except Unlearnable as exc:
+            await respond(text=f"Not saved: {exc.user_message}", response_type="ephemeral")
+            return
         await respond(text=f"Saved as #{pair} for approval in /docent-learned.", response_type="ephemeral")
 
     async def _question(

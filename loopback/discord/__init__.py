@@ -23,7 +23,8 @@ Realism that tests can rely on (each is what Discord does, and each has bitten r
   over REST (channel history, one message), they are blank unless the app's Message Content switch is on.
 - With ``message_content_enabled=False`` (the Developer Portal switch off) the application's flags say so, and
   identifying with MESSAGE_CONTENT closes the gateway with 4014, as Discord does.
-- Message content over 2000 characters and empty messages are rejected with Discord's 400 errors.
+- Message content over 2000 characters, an embed description over 4096 and empty messages are rejected with
+  Discord's 400 errors.
 - Application commands are validated when synced as Discord does (400 50035 naming the field): slash command and
   option names lowercase, 1-32 letters, numbers, ``-``, ``_`` or ``'``; descriptions 1-100 characters (none on
   context-menu commands, whose names may have capitals and spaces); at most 25 options and 25 choices; required

@@ -15,6 +15,7 @@ from loopback.discord.state import (
     CONTENT_LIMIT,
     DIRECT_MESSAGE_REACTIONS,
     DIRECT_MESSAGES,
+    EMBED_DESCRIPTION_LIMIT,
     EPHEMERAL,
     GUILD_MESSAGE_REACTIONS,
     GUILD_MESSAGES,
@@ -80,6 +81,9 @@ class Messages(Permissions):
             raise _too_long("content", CONTENT_LIMIT)
         if len(body.get("embeds") or []) > 10:
             raise _too_long("embeds", 10)
+        for i, embed in enumerate(body.get("embeds") or []):
+            if len(embed.get("description") or "") > EMBED_DESCRIPTION_LIMIT:
+                raise _too_long(f"embeds.{i}.description", EMBED_DESCRIPTION_LIMIT)
         has_anything = content or body.get("embeds") or body.get("components") or body.get("attachments")
         if creating and not (has_anything or body.get("sticker_ids") or body.get("poll")):
             raise DiscordError(400, 50006, "Cannot send an empty message")

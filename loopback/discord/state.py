@@ -16,6 +16,7 @@ DISCORD_EPOCH_MS = 1420070400000
 EPHEMERAL = 1 << 6
 LOADING = 1 << 7
 CONTENT_LIMIT = 2000
+EMBED_DESCRIPTION_LIMIT = 4096
 
 # Gateway intents the fake honours (the subset a docs bot can observe).
 GUILDS = 1 << 0

