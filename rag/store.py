@@ -193,6 +193,10 @@ class MilvusStore:
         self._write = self._name  # what the indexer writes: a new collection while one is rebuilt beside it
         self._client: Any = None
         self._lock = threading.Lock()
+        # Calls running in worker threads: a call whose awaiting task was cancelled runs on, and closing the client
+        # under it fails it midway ("should create connection first"), so ``close`` waits for them.
+        self._busy = 0
+        self._idle = threading.Condition()
         self._limiter = asyncio.Semaphore(8)
         self._loaded_by: Any = None
         self._output = list(_OUTPUT)
@@ -230,7 +234,7 @@ class MilvusStore:
                 self._client = None
 
     async def _call(self, what: str, fn: Callable[[Any], T]) -> T:
-        def run() -> T:
+        def call() -> T:
             try:
                 client = self._connect()
             except Exception as exc:
@@ -247,6 +251,16 @@ class MilvusStore:
             except Exception:
                 self._reset(client)
                 raise
+
+        def run() -> T:
+            with self._idle:
+                self._busy += 1
+            try:
+                return call()
+            finally:
+                with self._idle:
+                    self._busy -= 1
+                    self._idle.notify_all()
 
         async with self._limiter:
             try:
@@ -692,6 +706,8 @@ class MilvusStore:
 
     async def close(self) -> None:
         def run() -> None:
+            with self._idle:  # the calls in flight finish first (each is bounded by milvus.timeout_s)
+                self._idle.wait_for(lambda: self._busy == 0, timeout=self._settings.timeout_s)
             with self._lock:
                 _drop(self._client)
                 self._client = None

@@ -224,3 +224,20 @@ async def test_the_first_search_asks_for_the_index_the_collection_has(make_setti
         assert sent and sent[0].get("params") == {"nprobe": 16}
     finally:
         await store.close()
+
+
+async def test_closing_waits_for_the_searches_in_flight(make_settings: Any) -> None:
+    """A search whose asker went away (a question dropped at shutdown) runs on in its thread: closing the client
+    under it failed it midway with "should create connection first"."""
+    settings = make_settings()
+    store = MilvusStore(settings.milvus_uri, settings.milvus)
+    await store.ensure_collection(8)
+    await store.upsert(_chunks(), _vectors(24))
+    await store.flush()
+    query = _vectors(25)[-1]
+    for _ in range(5):
+        searches = [asyncio.create_task(store.search(query, 10, lexical="collection partition")) for _ in range(6)]
+        await asyncio.sleep(0)  # let them start
+        await store.close()
+        assert all(hits for hits in await asyncio.gather(*searches))
+    await store.close()
