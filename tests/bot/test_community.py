@@ -22,6 +22,7 @@ from rag.retrieval import Retriever
 from rag.settings import RetrievalSettings, Settings, TuningSettings
 from rag.store import MilvusStore
 from tests.bot.test_cli import HOSTILE, shows_no_control
+from tests.pairs import SLACK, capture
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,19 +32,7 @@ async def test_learned_list_approve_export_and_forget(
 ) -> None:
     settings = make_settings()
     learned = LearnedStore(settings.data_dir / FILE)
-    pair = await learned.capture(
-        private=False,
-        platform="discord",
-        space="1",
-        channel="2",
-        thread="3",
-        question="How?",
-        answer="Like this.",
-        link="https://discord.com/channels/1/2/3",
-        author="ada",
-        author_id=10,
-        asker_id=11,
-    )
+    pair = await capture(learned)
     learned.close()
     assert await community.learned(settings, "list", [], None, all_=False) == 0
     listed = capsys.readouterr().out
@@ -78,20 +67,7 @@ async def test_learned_approve_takes_the_version_listed_and_refuses_one_changed_
     learned = LearnedStore(settings.data_dir / FILE)
 
     async def says(answer: str) -> int:
-        pair: int = await learned.capture(
-            private=False,
-            platform="discord",
-            space="1",
-            channel="2",
-            thread="3",
-            question="How do I keep the zorblax cache?",
-            answer=answer,
-            link="https://discord.com/channels/1/2/3",
-            author="ada",
-            author_id=10,
-            asker_id=11,
-        )
-        return pair
+        return await capture(learned, question="How do I keep the zorblax cache?", answer=answer)
 
     pair = await says("Set `zorblax.persist = true`.")
     assert await community.learned(settings, "list", [], None, all_=False) == 0
@@ -116,19 +92,7 @@ async def test_the_command_line_approves_the_id_and_version_it_listed(
     make_settings: Callable[..., Settings], process_env: dict[str, str]
 ) -> None:
     learned = LearnedStore(make_settings().data_dir / FILE)
-    pair = await learned.capture(
-        private=False,
-        platform="slack",
-        space="T1",
-        channel="C1",
-        thread="t1",
-        question="How?",
-        answer="Like this.",
-        link="https://example.slack.com/archives/C1/p1",
-        author="ada",
-        author_id="U1",
-        asker_id="U2",
-    )
+    pair = await capture(learned, SLACK)
 
     async def bot(*args: str) -> tuple[int | None, str]:
         command = await asyncio.create_subprocess_exec(
@@ -154,18 +118,13 @@ async def test_learned_list_shows_no_control_sequences(
     """ESC sequences in a captured message could erase or recolour lines and hide text from the reviewer."""
     settings = make_settings()
     learned = LearnedStore(settings.data_dir / FILE)
-    await learned.capture(
-        private=False,
-        platform="slack",
-        space="T1",
-        channel="C1",
-        thread="t1",
+    await capture(
+        learned,
+        SLACK,
         question=f"How?{HOSTILE}",
         answer=f"Like this.{HOSTILE}\nThen that.",
         link=f"https://example.slack.com/archives/C1/p1{HOSTILE}",
         author=f"ada{HOSTILE}",
-        author_id="U1",
-        asker_id="U2",
     )
     learned.close()
     assert await community.learned(settings, "list", [], None, all_=False) == 0
@@ -183,11 +142,8 @@ async def approved_answers(path: Path) -> dict[str, int]:
     ids: dict[str, int] = {}
     for n, topic in enumerate([*TOPICS, "teapot", "lantern"]):
         author, author_id = ("ada", 10) if topic in TOPICS else ("bob", 20)
-        ids[topic] = await learned.capture(
-            private=False,
-            platform="discord",
-            space="1",
-            channel="2",
+        ids[topic] = await capture(
+            learned,
             thread=f"t{n}",
             question=f"How do I configure the {topic} cache?",
             answer=f"Set `{topic}.cache = true` and restart the {topic} service.",

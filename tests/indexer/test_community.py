@@ -16,6 +16,7 @@ from rag.learned import Learned, LearnedStore
 from rag.retrieval import Retriever
 from rag.scope import SearchScope, visible_communities
 from rag.settings import FolderSource, RetrievalSettings, TuningSettings
+from tests.pairs import capture
 
 pytestmark = pytest.mark.integration
 
@@ -23,18 +24,11 @@ pytestmark = pytest.mark.integration
 async def test_approved_pairs_are_indexed_cited_by_author_and_pruned(tmp_path: Path, embedder, store) -> None:
     path = tmp_path / "learned.sqlite3"
     learned = LearnedStore(path)
-    pair = await learned.capture(
-        private=False,
-        platform="discord",
-        space="1",
-        channel="2",
-        thread="3",
+    pair = await capture(
+        learned,
         question="How do I make the zorblax cache survive restarts?",
         answer="Set `zorblax.persist = true` and mount the cache folder.",
         link="https://discord.com/channels/1/3/4",
-        author="ada",
-        author_id=10,
-        asker_id=11,
     )
     await Indexer(embedder, store).run(community_sources(path))
     assert await store.count() == 0, "pending pairs are never indexed"
