@@ -98,6 +98,8 @@ CANDIDATES: list[tuple[str, str, dict[str, Any]]] = [
     ("defaults + distinct-section lift", "sections", {"section_match_weight": 0.3}),
     ("defaults + small windows beside sections", "sections + windows", {}),
     ("defaults with the earlier fusion (rrf_k 20, bonus 0.3, 30 candidates)", "sections", EARLIER_FUSION),
+    # Issue 22: weak pages lifted by their many matches too (the page score before page_support_ratio).
+    ("defaults with weak pages lifted too (page_support_ratio 0)", "sections", {"page_support_ratio": 0.0}),
 ]
 TECHNIQUES = BASE_LADDER + CANDIDATES
 DEFAULTS_ROW = BASE_LADDER[-1][0]  # the base ladder ends at the configured defaults (tests/bench/test_crossval.py)

@@ -126,7 +126,7 @@ def postprocess(raw: str, sources: Sequence[Citation], *, fallback_count: int = 
     """Clean the model's text and renumber its citations 1..n in order of first use.
 
     Out-of-range numbers vanish, duplicates of one URL merge, and when the model
-    cited nothing the first ``fallback_count`` sources are listed as consulted.
+    cited nothing the first ``fallback_count`` pages are listed as consulted.
     """
     by_number = {c.number: c for c in sources}
     text = _TRAILING_SOURCES.sub("", raw.strip())
@@ -157,5 +157,21 @@ def postprocess(raw: str, sources: Sequence[Citation], *, fallback_count: int = 
     text = re.sub(r"[ \t]{2,}", " ", text)
     text = re.sub(r"\n{3,}", "\n\n", text).strip()
     if not cited:
-        cited = [Citation(i + 1, c.title, c.url, c.key) for i, c in enumerate(sources[:fallback_count])]
+        cited = [
+            Citation(i + 1, c.title, c.url, c.key) for i, c in enumerate(_distinct_pages(sources)[:fallback_count])
+        ]
     return text, cited
+
+
+def _distinct_pages(sources: Sequence[Citation]) -> list[Citation]:
+    """The first (best) source of each page: sources are sections, so that the model can cite one, but listed
+    uncited, two sections of one page would crowd the next page out. A source without a link is a page of its own
+    (``number_sources`` gives those one number per page)."""
+    seen: set[object] = set()
+    out: list[Citation] = []
+    for source in sources:
+        page: object = source.url.split("#", 1)[0] if source.url else source.number
+        if page not in seen:
+            seen.add(page)
+            out.append(source)
+    return out

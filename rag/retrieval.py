@@ -5,6 +5,11 @@ section scores its best match at either granularity (the whole section, or a win
 scores its best section plus a geometrically discounted share of its other matching sections, optionally
 lifted by how many distinct sections match. That lifts a page that covers a topic throughout above one that
 mentions it once, without letting one long page (or one long section's many windows) crowd out the rest.
+
+Fused scores are ranks: the most one chunk can get is 2 / (rrf_k + 1), however much closer it is than the rest,
+and a long page's many weak matches summed past it. So only a page whose best match is itself close (a dense
+cosine at least ``support_ratio`` of the best candidate's) is lifted by its other matches: an approved community
+answer, always one chunk, is not outvoted by long pages that merely share its words (issue 22).
 """
 
 from __future__ import annotations
@@ -48,22 +53,31 @@ def rank_pages(
     bonus: float,
     window_weight: float = 1.0,
     section_weight: float = 0.0,
+    support_ratio: float = 0.0,
 ) -> list[Hit]:
     """Group ranked chunks by page and section, order pages by aggregated score; keep one hit (its best) for
-    each of a page's best sections, so a section matched by several windows is passed on once."""
+    each of a page's best sections, so a section matched by several windows is passed on once. A page whose
+    closest match has a cosine below ``support_ratio`` times the best candidate's scores its best section alone."""
     pages: dict[str, dict[object, tuple[float, Hit]]] = {}
+    closest: dict[str, float] = {}
     for hit in hits:
         score = hit.score * (window_weight if hit.kind == "window" else 1.0)
         sections = pages.setdefault(hit.page_id, {})
         key: object = hit.section if hit.section is not None else ("chunk", hit.chunk_id)
         if key not in sections or score > sections[key][0]:
             sections[key] = (score, hit)
+        closest[hit.page_id] = max(closest.get(hit.page_id, -math.inf), hit.similarity)
+    top = max(closest.values(), default=0.0)
+    weak = support_ratio * top if support_ratio and top > 0 else -math.inf
     ranked: list[tuple[float, list[Hit]]] = []
-    for sections in pages.values():
+    for page, sections in pages.items():
         best = sorted(sections.values(), key=lambda pair: -pair[0])  # stable: ties keep first-seen order
-        score = sum(s * bonus**i for i, (s, _) in enumerate(best))
-        if section_weight:
-            score *= 1 + section_weight * math.log(len(best))
+        if closest[page] < weak:  # weak matches only: their number says nothing about this question
+            score = best[0][0]
+        else:
+            score = sum(s * bonus**i for i, (s, _) in enumerate(best))
+            if section_weight:
+                score *= 1 + section_weight * math.log(len(best))
         ranked.append((score, [h for _, h in best]))
     ranked.sort(key=lambda pair: -pair[0])  # stable: ties keep first-seen order
     return [hit for _, chunks in ranked[:top_k] for hit in chunks[:per_page]]
@@ -123,6 +137,7 @@ class Retriever:
             bonus=tuning.page_bonus,
             window_weight=tuning.window_weight,
             section_weight=tuning.section_match_weight,
+            support_ratio=tuning.page_support_ratio,
         )
         confidence = max((hit.similarity for hit in hits), default=0.0)
         return Retrieval(tuple(hits), confidence, timings)

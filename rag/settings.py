@@ -258,6 +258,16 @@ class TuningSettings(BaseModel):
     section_match_weight: float = Field(
         0.0, ge=0, description="Page score lift per distinct matching section: x (1 + weight * ln(sections))."
     )
+    page_support_ratio: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description=(
+            "A page's other matches lift it (page_bonus, section_match_weight) only if its closest match has at "
+            "least this fraction of the best candidate's cosine: many weak matches cannot outvote one strong "
+            "passage, such as a one-chunk community answer. 0: always."
+        ),
+    )
     normalise_query: bool = Field(
         True, description="Search pasted errors and code by question, exception lines and identifiers (rag/query.py)."
     )

@@ -69,6 +69,25 @@ def test_no_citations_falls_back_to_top_sources() -> None:
     assert [c.url for c in cited] == [SOURCES[0].url, SOURCES[1].url]
 
 
+def test_the_fallback_lists_distinct_pages() -> None:
+    """Two sections of one page are two sources for the model to cite, but one page to the reader: listed twice,
+    they crowd out the next page (issue 22)."""
+    sources = [
+        Citation(1, "Index › HNSW", "https://milvus.io/docs/index.md#HNSW"),
+        Citation(2, "Index › IVF", "https://milvus.io/docs/index.md#IVF"),
+        Citation(3, "Metric Types", "https://milvus.io/docs/metric.md"),
+        Citation(4, "Page A", ""),  # pages without a link are one source each, as numbered
+        Citation(5, "Page B", ""),
+    ]
+    _, cited = postprocess("HNSW is a graph index.", sources, fallback_count=4)
+    assert [(c.number, c.title, c.url) for c in cited] == [
+        (1, "Index › HNSW", "https://milvus.io/docs/index.md#HNSW"),
+        (2, "Metric Types", "https://milvus.io/docs/metric.md"),
+        (3, "Page A", ""),
+        (4, "Page B", ""),
+    ]
+
+
 def test_model_written_sources_section_is_dropped() -> None:
     text, cited = postprocess("Answer [2].\n\nSources:\n[1] https://fake.example/x\n[2] foo", SOURCES)
     assert text == "Answer [1]."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,27 @@ def test_window_weight_and_distinct_sections_weigh_on_page_order() -> None:
     assert rank_pages(hits, top_k=1, per_page=1, bonus=0.0, window_weight=0.8)[0].page_id == "b"
     lifted = rank_pages(hits, top_k=1, per_page=1, bonus=0.0, section_weight=0.2)  # 0.9 * (1 + 0.2 ln 3) > 1
     assert lifted[0].page_id == "b"
+
+
+def test_one_strong_passage_is_not_outvoted_by_many_weak_ones() -> None:
+    """Issue 22's run: an approved community answer (one chunk) was the top hit of both searches, cosine 0.417
+    against at most 0.161 for any docs chunk, fused 2 / (rrf_k + 1) = 0.182, the most one chunk can get. Summed, the
+    weak matches of long pages came first: single-vector-search 23 sections 0.245, index-vector-fields 8, 0.189."""
+    community = Hit("c", "learned/1", "https://discord.com/channels/1/2/3", "Community answer", "", "t", 2 / 11, 0.417)
+    long_page = [part("single-vector-search", i, 0.13 if i == 0 else 0.077, "section") for i in range(23)]
+    medium_page = [part("index-vector-fields", i, 0.12 if i == 0 else 0.047, "section") for i in range(8)]
+    docs = [replace(h, similarity=0.161 if h.section == 0 else 0.12) for h in long_page + medium_page]
+    hits = sorted([community, *docs], key=lambda h: -h.score)
+    tuning = TuningSettings()
+    ranked = rank_pages(hits, top_k=3, per_page=1, bonus=tuning.page_bonus, support_ratio=tuning.page_support_ratio)
+    assert [h.page_id for h in ranked] == ["learned/1", "single-vector-search", "index-vector-fields"]
+    summed = rank_pages(hits, top_k=3, per_page=1, bonus=tuning.page_bonus)  # every page lifted by its matches
+    assert [h.page_id for h in summed] == ["single-vector-search", "index-vector-fields", "learned/1"]
+    close = [replace(h, similarity=0.4) for h in docs]  # as close as the answer: a page covering it throughout
+    lifted = rank_pages(
+        sorted([community, *close], key=lambda h: -h.score), top_k=3, per_page=1, bonus=0.6, support_ratio=0.5
+    )
+    assert lifted[0].page_id == "single-vector-search"
 
 
 def test_follow_ups_carry_the_previous_question() -> None:
@@ -210,3 +232,53 @@ async def test_a_source_filter_keeps_other_sources_out(tmp_path: Path, embedder,
     assert {h.url.split("/")[2] for h in both.hits} == {"sdk.example", "server.example"}
     only = await retriever.retrieve("how do I connect?", scope=SearchScope(("server",)))
     assert only.hits and {h.url.split("/")[2] for h in only.hits} == {"server.example"}
+
+
+def _long_page(title: str, topics: list[str]) -> str:
+    """A long page of many sections, each a weak match for a question about a window setting."""
+    sections = [
+        f"## {topic.capitalize()}\n\nSet the {topic} window parameter when you search: the window should be set to "
+        f"the value your workload needs, and a larger {topic} window is slower.\n"
+        for topic in topics
+    ]
+    return f"# {title}\n\n" + "\n".join(sections)
+
+
+@pytest.mark.integration
+async def test_an_approved_community_answer_is_not_outvoted_by_long_pages(tmp_path: Path, embedder, store) -> None:
+    """The issue's run (issue 22): one community answer, the best match in both searches, against long pages whose
+    many sections each match a little. It must be among the pages the model is given, first."""
+    from indexer.community import CommunityDocs
+    from rag.learned import LearnedStore
+    from rag.settings import AnswerSettings
+
+    topics = ["search", "range", "filter", "batch", "query", "segment", "cache", "index", "time", "merge", "load"]
+    await index_pages(
+        tmp_path / "docs",
+        {
+            "single-vector-search.md": _long_page("Single-Vector Search", topics),
+            "index-vector-fields.md": _long_page("Index Vector Fields", topics[:8]),
+            "install.md": DOCS["install.md"],
+        },
+        embedder,
+        store,
+    )
+    learned = LearnedStore(tmp_path / "learned.sqlite3")
+    pair = await learned.capture(
+        platform="discord",
+        space="1",
+        channel="2",
+        thread="3",
+        question="What should zorblax_window be set to?",
+        answer="Set `zorblax_window` to 30 seconds; shorter windows drop late writes.",
+        link="https://discord.com/channels/1/3/4",
+        author="ada",
+        author_id=10,
+        asker_id=11,
+    )
+    await learned.decide(pair, "approved")
+    learned.close()
+    await Indexer(embedder, store).run([CommunityDocs(tmp_path / "learned.sqlite3")])
+    retriever = Retriever(embedder, store, RetrievalSettings(), TuningSettings())
+    result = await retriever.retrieve("What should zorblax_window be set to?")
+    assert result.pages[: AnswerSettings().sources][0] == "learned/1", result.pages
