@@ -248,9 +248,10 @@ def _long_page(title: str, topics: list[str]) -> str:
 async def test_an_approved_community_answer_is_not_outvoted_by_long_pages(tmp_path: Path, embedder, store) -> None:
     """The issue's run (issue 22): one community answer, the best match in both searches, against long pages whose
     many sections each match a little. It must be among the pages the model is given, first."""
-    from indexer.community import CommunityDocs
+    from indexer.community import community_sources
     from rag.learned import LearnedStore
     from rag.settings import AnswerSettings
+    from tests.pairs import capture
 
     topics = ["search", "range", "filter", "batch", "query", "segment", "cache", "index", "time", "merge", "load"]
     await index_pages(
@@ -264,21 +265,15 @@ async def test_an_approved_community_answer_is_not_outvoted_by_long_pages(tmp_pa
         store,
     )
     learned = LearnedStore(tmp_path / "learned.sqlite3")
-    pair = await learned.capture(
-        platform="discord",
-        space="1",
-        channel="2",
-        thread="3",
+    pair = await capture(
+        learned,
         question="What should zorblax_window be set to?",
         answer="Set `zorblax_window` to 30 seconds; shorter windows drop late writes.",
         link="https://discord.com/channels/1/3/4",
-        author="ada",
-        author_id=10,
-        asker_id=11,
     )
     await learned.decide(pair, "approved")
     learned.close()
-    await Indexer(embedder, store).run([CommunityDocs(tmp_path / "learned.sqlite3")])
+    await Indexer(embedder, store).run(community_sources(tmp_path / "learned.sqlite3"))
     retriever = Retriever(embedder, store, RetrievalSettings(), TuningSettings())
     result = await retriever.retrieve("What should zorblax_window be set to?")
     assert result.pages[: AnswerSettings().sources][0] == "learned/1", result.pages
