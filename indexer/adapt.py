@@ -146,6 +146,7 @@ class AdaptReport:
     generated: int
     kept: int
     triplets: int
+    engine_start_s: float
     generation_s: float
     filter_s: float
     training: TrainReport
@@ -411,10 +412,12 @@ async def adapt(
         status(f"Writing {len(picked)} questions ({pages} pages) with {writer.model}…")
         started = time.perf_counter()
         async with open_generator(writer) as generator:
+            engine_start_s = time.perf_counter() - started
+            started = time.perf_counter()
             generated = await generate_questions(
                 generator, picked, project=settings.answer.project, concurrency=writer.max_num_seqs, status=status
             )
-        generation_s = time.perf_counter() - started
+            generation_s = time.perf_counter() - started
         status(f"Filtering {len(generated)} questions by retrieval (own page in the top {config.keep_top})…")
         started = time.perf_counter()
         embedder = await asyncio.to_thread(SentenceTransformerEmbedder, settings.embedding, settings.embedding_cache)
@@ -452,6 +455,7 @@ async def adapt(
         generated=sum(1 for g in generated if g.question is not None),
         kept=mined.kept,
         triplets=len(mined.triplets),
+        engine_start_s=round(engine_start_s, 1),
         generation_s=round(generation_s, 1),
         filter_s=round(filter_s, 1),
         training=training,
@@ -471,9 +475,10 @@ def summary(report: AdaptReport) -> str:
         [
             f"Adapted {report.base_model} into {report.folder}",
             f"  sections {report.chunks}, questions {report.generated}, kept {report.kept}, triplets {report.triplets}",
-            f"  generation {report.generation_s:.0f}s, filtering {report.filter_s:.0f}s, training {t.seconds:.0f}s "
-            f"({t.steps} steps, loss {t.first_loss:.3f} -> {t.last_loss:.3f}), peak RSS {report.peak_rss_mb:.0f} MiB "
-            f"(engine process {report.peak_rss_children_mb:.0f} MiB)",
+            f"  engine start {report.engine_start_s:.0f}s, generation {report.generation_s:.0f}s, "
+            f"filtering {report.filter_s:.0f}s, training {t.seconds:.0f}s ({t.steps} steps, loss {t.first_loss:.3f} "
+            f"-> {t.last_loss:.3f}), peak RSS {report.peak_rss_mb:.0f} MiB (engine process "
+            f"{report.peak_rss_children_mb:.0f} MiB)",
             "To switch, measure it first (DOCENT_EMBEDDING__MODEL=<folder> python -m bench.cv), then set",
             f"  DOCENT_EMBEDDING__MODEL={report.folder}",
             "and re-index (python -m indexer): every page is embedded again with the new model.",

@@ -247,7 +247,7 @@ async def test_adapt_writes_a_model_folder_and_its_report(
     assert saved["chunks"] == 3 and saved["training"]["steps"] == 1
     assert saved["triplets"] == saved["kept"] <= saved["generated"] <= 3
     assert saved["base_model"] == settings.embedding.model and saved["generator_model"] == str(tiny_model_dir)
-    assert saved["peak_rss_mb"] > 100 and saved["training"]["seconds"] > 0
+    assert saved["peak_rss_mb"] > 100 and saved["training"]["seconds"] > 0 and saved["generation_s"] > 0
     records = [json.loads(line) for line in (report.folder / SYNTHETIC_FILE).read_text().splitlines()]
     assert len(records) == 3 and sum(r["kept"] for r in records) == saved["kept"]
     assert read_layout(report.folder) is not None
