@@ -14,14 +14,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from indexer.__main__ import adapt_config, parse_adapt_args
+from indexer.__main__ import adapt_config, main, parse_adapt_args
 from indexer.adapt import (
     REPORT_FILE,
     SYNTHETIC_FILE,
     AdaptConfig,
+    AdaptReport,
     DocChunk,
     Generated,
     TrainConfig,
+    TrainReport,
     Triplet,
     adapt,
     base_name,
@@ -33,6 +35,7 @@ from indexer.adapt import (
     model_folder,
     pick_chunks,
     question_messages,
+    summary,
     train_embedder,
 )
 from rag.encoders import read_layout
@@ -252,3 +255,34 @@ async def test_adapt_writes_a_model_folder_and_its_report(
     assert len(records) == 3 and sum(r["kept"] for r in records) == saved["kept"]
     assert read_layout(report.folder) is not None
     assert not list(report.folder.parent.glob("*.partial"))
+
+
+def test_the_command_reports_a_missing_generator_with_exit_code_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DOCENT_DATA_DIR", str(tmp_path))
+    assert main(["adapt", "--generator", str(tmp_path / "no-model")]) == 2
+    assert "python -m bench.models fetch qwen2.5-coder-0.5b" in capsys.readouterr().err
+    assert not (tmp_path / "embedders").exists()
+
+
+def test_the_summary_says_how_to_switch(tmp_path: Path) -> None:
+    report = AdaptReport(
+        tmp_path / "m",
+        PACKAGED_MINILM,
+        "/q",
+        10,
+        9,
+        8,
+        8,
+        30.0,
+        120.0,
+        2.0,
+        TrainReport(1, 5.0, 2.0, 1.0),
+        900,
+        3000,
+        AdaptConfig(),
+    )
+    text = summary(report)
+    assert f"DOCENT_EMBEDDING__MODEL={tmp_path / 'm'}" in text and "python -m indexer" in text
+    assert "questions 9, kept 8, triplets 8" in text and "generation 120s" in text
