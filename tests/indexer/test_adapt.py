@@ -261,6 +261,8 @@ def test_the_command_reports_a_missing_generator_with_exit_code_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("DOCENT_DATA_DIR", str(tmp_path))
+    # Its handler would write to the captured stderr, closed by the time Milvus Lite says goodbye at exit.
+    monkeypatch.setattr("indexer.__main__.configure_logging", lambda level: None)
     assert main(["adapt", "--generator", str(tmp_path / "no-model")]) == 2
     assert "python -m bench.models fetch qwen2.5-coder-0.5b" in capsys.readouterr().err
     assert not (tmp_path / "embedders").exists()
