@@ -6,11 +6,15 @@ python -m indexer --url URL            # one website
 python -m indexer --watch              # repeat on the configured schedule
 python -m indexer --json               # last line: the run report as JSON
 python -m indexer --no-wait            # exit at once if another indexer is running
+python -m indexer adapt [--per-page 2] [--max-pages N] [--generator PATH] [--keep-top 5] [--epochs 1]
+                        [--max-steps N] [--batch-size 16]     # fine-tune the embedder on the indexed docs
 
 Only one indexer runs at a time across processes (a lock on <data_dir>/indexer.lock); a second one waits for it
 unless --no-wait is given.
 
 Exit codes: 0 done; 1 every source failed; 2 bad settings or no sources; 3 another indexer is running (--no-wait).
+``adapt`` (indexer/adapt.py) writes a new model folder under <data_dir>/embedders/ and changes no setting: 0 done;
+1 no index yet; 2 bad settings or no usable question.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import logging
 import sys
 from pathlib import Path
 
+from indexer.adapt import AdaptConfig, TrainConfig, adapt, summary
 from indexer.build import folder_source_for, http_session, make_indexer, make_source
 from indexer.lock import IndexerBusy
 from indexer.progress import IndexProgress
@@ -109,7 +114,66 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             await asyncio.sleep(settings.indexer.schedule_minutes * 60)
 
 
+def parse_adapt_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m indexer adapt",
+        description="Fine-tune the embedder on synthetic questions about the indexed docs (a new model folder).",
+    )
+    parser.add_argument("--per-page", type=int, default=2, help="sections of each page asked about (default 2)")
+    parser.add_argument("--max-pages", type=int, default=0, help="pages sampled at most (default: all)")
+    parser.add_argument("--generator", default="", help="model folder of the question writer (default: llm.model)")
+    parser.add_argument(
+        "--keep-top", type=int, default=5, help="keep a question if its page is in this many retrieved (default 5)"
+    )
+    parser.add_argument("--epochs", type=int, default=1, help="passes over the triplets (default 1)")
+    parser.add_argument("--max-steps", type=int, default=0, help="training steps at most (default: all)")
+    parser.add_argument("--batch-size", type=int, default=16, help="triplets per step (default 16)")
+    parser.add_argument("--learning-rate", type=float, default=2e-5, help="AdamW learning rate (default 2e-5)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling and shuffling seed (default 0)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON on the last line")
+    args = parser.parse_args(argv)
+    for name in ("per_page", "keep_top", "epochs", "batch_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.batch_size < 2:
+        parser.error("--batch-size must be at least 2 (the other triplets are the in-batch negatives)")
+    return args
+
+
+def adapt_config(args: argparse.Namespace) -> AdaptConfig:
+    return AdaptConfig(
+        per_page=args.per_page,
+        max_pages=args.max_pages,
+        keep_top=args.keep_top,
+        generator=args.generator,
+        seed=args.seed,
+        train=TrainConfig(
+            epochs=args.epochs,
+            max_steps=args.max_steps,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            seed=args.seed,
+        ),
+    )
+
+
+async def run_adapt(args: argparse.Namespace, settings: Settings) -> int:
+    report = await adapt(settings, adapt_config(args), status=lambda msg: print(msg, file=sys.stderr))
+    print(summary(report), file=sys.stderr)
+    if args.json:
+        print(json.dumps(report.as_dict()), flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["adapt"]:
+        adapt_args = parse_adapt_args(arguments[1:])
+        settings = load_settings()
+        if settings is None:
+            return 2
+        configure_logging("WARNING" if adapt_args.json else settings.log_level)
+        return run_command(run_adapt(adapt_args, settings))
     args = parse_args(argv)
     settings = load_settings()
     if settings is None:
