@@ -21,7 +21,7 @@ from typing import Any
 
 from rag.models import Answer
 from rag.private import private_file, user_salt
-from rag.sqlite import SharedConnection
+from rag.sqlite import SharedConnection, add_columns
 
 BUSY_TIMEOUT_S = 5.0  # a locked database fails a write after this long instead of waiting forever
 
@@ -157,7 +157,7 @@ class FeedbackStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA secure_delete = ON")  # what forget deletes is zeroed, not left in free pages
         self._db.executescript(_SCHEMA)
-        self._migrate()
+        add_columns(self._db, _ADDED_COLUMNS)
         self._salt = user_salt(self._db, path)
 
     @staticmethod
@@ -186,13 +186,6 @@ class FeedbackStore:
             detail = problems[0].replace("\n", " ")
             return f"feedback database {path} is corrupt: {detail}; move it aside or restore a backup"
         return None
-
-    def _migrate(self) -> None:
-        for table, columns in _ADDED_COLUMNS.items():
-            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-            for column, declaration in columns.items():
-                if column not in present:
-                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     def hash_user(self, user_id: int | str, platform: str = "discord") -> str:
         """Discord ids hash as they always have (so votes from before Slack still dedupe); other platforms'

@@ -30,7 +30,7 @@ from rag.pipeline import clean_question
 from rag.private import private_file, user_salt
 from rag.scope import COMMUNITY, community_source
 from rag.settings import Settings
-from rag.sqlite import SharedConnection
+from rag.sqlite import SharedConnection, add_columns
 
 FILE = "learned.sqlite3"
 SOURCE_ID = COMMUNITY  # every community source: ``community`` and ``community:<space>`` (``rag.scope``)
@@ -62,7 +62,7 @@ CREATE TABLE IF NOT EXISTS learned (
 CREATE INDEX IF NOT EXISTS learned_thread ON learned(platform, channel, thread);
 """
 _FIELDS = "id, platform, channel, thread, question, answer, link, author, created_at, status, space, private"
-_ADDED_COLUMNS = {"private": "INTEGER"}  # columns newer than the first release: added to older databases on open
+_ADDED_COLUMNS = {"learned": {"private": "INTEGER"}}  # newer than the first release: added to older databases
 
 
 @dataclass(frozen=True)
@@ -158,10 +158,7 @@ class LearnedStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA secure_delete = ON")  # what forget deletes is zeroed, not left in free pages
         self._db.executescript(_SCHEMA)
-        present = {row[1] for row in self._db.execute("PRAGMA table_info(learned)")}
-        for column, declaration in _ADDED_COLUMNS.items():
-            if column not in present:
-                self._db.execute(f"ALTER TABLE learned ADD COLUMN {column} {declaration}")
+        add_columns(self._db, _ADDED_COLUMNS)
         self._salt = user_salt(self._db, path)  # kept apart from the hashes (rag.private)
 
     def hash_user(self, platform: str, user_id: int | str) -> str:
@@ -275,7 +272,7 @@ class LearnedStore:
                 row = db.execute(f"SELECT {_FIELDS} FROM learned WHERE id = ?", (pair_id,)).fetchone()
                 if row is None:
                     return False
-                if version is not None and Learned(*row).version != version:
+                if version is not None and _learned(row).version != version:
                     raise Changed(f"community answer {pair_id} is not version {version}")
                 db.execute(
                     "UPDATE learned SET status = ?, decided_at = ?, answer = COALESCE(?, answer) WHERE id = ?",

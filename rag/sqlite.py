@@ -11,11 +11,20 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+
+def add_columns(db: sqlite3.Connection, added: Mapping[str, Mapping[str, str]]) -> None:
+    """Add to an older database the columns (table -> column -> declaration) newer releases added."""
+    for table, columns in added.items():
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        for column, declaration in columns.items():
+            if column not in present:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
 
 class SharedConnection:
