@@ -9,16 +9,15 @@ listed spaces. Private captures are never shared beyond their space. Answers ind
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 COMMUNITY = "community"
-_PREFIX = COMMUNITY + ":"
+PREFIX = COMMUNITY + ":"  # of every scoped community source
 
 
 def is_community(source_id: str) -> bool:
-    return source_id == COMMUNITY or source_id.startswith(_PREFIX)
+    return source_id == COMMUNITY or source_id.startswith(PREFIX)
 
 
 def space_key(platform: str, space: object) -> str:
@@ -29,7 +28,7 @@ def space_key(platform: str, space: object) -> str:
 def community_source(platform: str, space: object, *, private: bool | None) -> str:
     """The source an answer approved in ``space`` is indexed under. ``private`` None (captured before Docent
     recorded it) counts as private: never shared."""
-    own = f"{_PREFIX}{space_key(platform, space)}"
+    own = f"{PREFIX}{space_key(platform, space)}"
     return own if private is False else own + ":private"
 
 
@@ -40,7 +39,7 @@ def visible_communities(platform: str, space: object | None, shared: Sequence[st
     own = space_key(platform, space)
     ids = [community_source(platform, space, private=False), community_source(platform, space, private=True)]
     if own in shared:
-        ids += [_PREFIX + other for other in dict.fromkeys(shared) if other != own]
+        ids += [PREFIX + other for other in dict.fromkeys(shared) if other != own]
     return tuple(ids)
 
 
@@ -58,26 +57,6 @@ class SearchScope:
             listed = self.communities is None or source_id in self.communities
             return listed and (not self.sources or COMMUNITY in self.sources)
         return not self.sources or source_id in self.sources
-
-    def expression(self) -> str:
-        """The same rule as a Milvus filter ("" when everything is admitted)."""
-        docs = [source for source in self.sources if source != COMMUNITY]
-        communities_in = not self.sources or COMMUNITY in self.sources
-        if self.communities is None:
-            community = f'(source_id == "{COMMUNITY}" or source_id like "{_PREFIX}%")' if communities_in else ""
-        else:
-            community = _in(self.communities) if communities_in and self.communities else ""
-        if not self.sources:
-            if self.communities is None:
-                return ""
-            not_community = f'(source_id != "{COMMUNITY}" and not (source_id like "{_PREFIX}%"))'
-            return f"{not_community} or {community}" if community else not_community
-        parts = [part for part in (_in(docs) if docs else "", community) if part]
-        return " or ".join(parts) if parts else 'source_id == ""'
-
-
-def _in(values: Sequence[str]) -> str:
-    return f"source_id in [{', '.join(json.dumps(v, ensure_ascii=False) for v in values)}]"
 
 
 EVERYTHING = SearchScope()  # the operator's view: every source, every community's answers

@@ -19,7 +19,7 @@ from rag.bm25 import LocalBM25, Row, fuse
 from rag.errors import ConfigError, IndexMissing, StoreInUse, StoreUnavailable
 from rag.lexical import lexical_text
 from rag.models import Chunk, Hit, page_key
-from rag.scope import EVERYTHING, SearchScope
+from rag.scope import COMMUNITY, EVERYTHING, PREFIX, SearchScope
 from rag.settings import MilvusSettings
 
 logger = logging.getLogger(__name__)
@@ -552,7 +552,7 @@ class MilvusStore:
         from pymilvus import AnnSearchRequest, RRFRanker
 
         query = list(vector)
-        expr = scope.expression()
+        expr = scope_filter(scope)
 
         def run(client: Any) -> list[Hit]:
             self._ensure_loaded(client)
@@ -766,6 +766,24 @@ def _batches(
 
 def _bm25_row(row: dict[str, Any], field: str) -> Row:
     return Row(str(row["id"]), str(row["source_id"]), str(row["page_key"]), int(row["ordinal"]), str(row[field] or ""))
+
+
+def scope_filter(scope: SearchScope) -> str:
+    """``scope``'s rule (``SearchScope.admits``) as a Milvus filter; "" when it admits everything."""
+    docs = [source for source in scope.sources if source != COMMUNITY]
+    communities_in = not scope.sources or COMMUNITY in scope.sources
+    if scope.communities is None:
+        community = f"(source_id == {literal(COMMUNITY)} or source_id like {literal(PREFIX + '%')})"
+        community = community if communities_in else ""
+    else:
+        community = f"source_id in {literal_list(scope.communities)}" if communities_in and scope.communities else ""
+    if not scope.sources:
+        if scope.communities is None:
+            return ""
+        not_community = f"(source_id != {literal(COMMUNITY)} and not (source_id like {literal(PREFIX + '%')}))"
+        return f"{not_community} or {community}" if community else not_community
+    parts = [part for part in (f"source_id in {literal_list(docs)}" if docs else "", community) if part]
+    return " or ".join(parts) if parts else 'source_id == ""'
 
 
 def literal_list(values: Sequence[str]) -> str:
