@@ -111,3 +111,25 @@ async def test_an_approval_holds_only_for_the_version_reviewed(tmp_path: Path) -
     assert f"**Question:** {now.question}\n\n{now.answer}\n" in approved.as_page()
     assert not await store.decide(999, "approved", version=now.version)
     store.close()
+
+
+async def test_an_older_database_gains_the_private_column_and_its_pairs_count_as_private(tmp_path: Path) -> None:
+    """Pairs captured before Docent recorded the channel's privacy are never shared beyond their space."""
+    import sqlite3
+
+    path = tmp_path / "learned.sqlite3"
+    store = LearnedStore(path)
+    first = await capture(store, "Start with nprobe = 16.")
+    store.close()
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE learned DROP COLUMN private")  # the layout of the release before
+    db.commit()
+    db.close()
+    store = LearnedStore(path)
+    pair = await store.get(first)
+    assert pair is not None and pair.private is None and pair.source_id == "community:slack:T1:private"
+    assert await capture(store, "Or HNSW.", thread="t2") != first and store.source_ids() == (
+        "community:slack:T1",
+        "community:slack:T1:private",
+    )
+    store.close()
