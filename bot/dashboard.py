@@ -192,6 +192,8 @@ class Dashboard:
     async def _guard(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
+        if request.path == PREFIX:  # the bare prefix: the overview is one slash further
+            raise web.HTTPPermanentRedirect(f"{PREFIX}/")
         if request.method == "POST" and not _same_origin(request):
             return self._render("login", status=403, message="This form must be sent from the dashboard itself.")
         if request.path in (f"{PREFIX}/login", f"{PREFIX}/dashboard.css") or self.access.allowed(request):

@@ -74,7 +74,6 @@ class OpsServer:
         app.router.add_get("/metrics", self._metrics_page)
         if self._dashboard is not None:
             app.add_subapp(PREFIX, self._dashboard.app())
-            app.router.add_get(PREFIX, self._to_dashboard)
         elif self._dashboard_data is not None:
             app.router.add_route("*", PREFIX, self._no_dashboard)
             app.router.add_route("*", PREFIX + "/{rest:.*}", self._no_dashboard)
@@ -121,9 +120,6 @@ class OpsServer:
         status = 200 if state.get("status") == "ok" else 503
         shown = state if self._operator(request) else {"status": state.get("status")}
         return web.Response(status=status, text=json.dumps(shown), content_type="application/json")
-
-    async def _to_dashboard(self, request: web.Request) -> web.Response:
-        raise web.HTTPPermanentRedirect(f"{PREFIX}/")
 
     async def _no_dashboard(self, request: web.Request) -> web.Response:
         if not self._dashboard_asked:
