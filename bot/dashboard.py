@@ -251,7 +251,9 @@ class Dashboard:
 
     async def _overview(self, request: web.Request, scope: stats.Scope) -> dict[str, Any]:
         data = self._data
-        overview = await stats.overview(data.feedback, scope, days=DAYS, now=self._clock(), resolution=data.resolution)
+        overview = await stats.overview(
+            data.feedback, scope, days=DAYS, now=self._clock(), top=5, resolution=data.resolution
+        )
         days = [day.isoformat() for day in overview.days]
         labels = [f"{day:%b} {day.day}" for day in overview.days]
         per_day = stacked_bars(
@@ -265,8 +267,6 @@ class Dashboard:
             (space.platform, space.space): sparkline(_space_name(space.platform, space.space), labels, space.per_day)
             for space in overview.spaces
         }
-        top = await stats.top_questions(data.feedback, scope, limit=5)
-        cited = await stats.citations(data.feedback, scope)
         pages = await self._pages()
         runs = await data.index_record.runs(limit=1) if data.index_record is not None else []
         found = {"spaces": tuple((s.platform, s.space) for s in overview.spaces)} if scope == stats.EVERYTHING else {}
@@ -275,10 +275,10 @@ class Dashboard:
             "overview": overview,
             "per_day": per_day,
             "space_charts": space_charts,
-            "top": top,
+            "top": overview.top,
             "gaps": None if data.gaps is None else list(await data.gaps(scope))[:5],
-            "cited": cited[:5],
-            "never_cited": None if pages is None else len(stats.never_cited(pages, cited)),
+            "cited": overview.cited[:5],
+            "never_cited": None if pages is None else len(stats.never_cited(pages, overview.cited)),
             "pending": await self._pending(),
             "last_run": runs[0] if runs else None,
             "indexed": data.index_record is not None,

@@ -1,9 +1,11 @@
 """The dashboard's figures (issue 24), read from the feedback database in its worker thread.
 
-Each space's totals (answers, refused, votes) come from the report's own query (``FeedbackStore.reports_by_server``)
-and the support channels' from ``FeedbackStore.channel_stats``, so the dashboard and ``python -m bot report`` cannot
-disagree. What the report does not show (questions per day, latency, citations, the lists without private text) is
-read here, over the same scope: a platform, a space id, or both, compared as the report compares them.
+Every figure the report also gives is counted as ``python -m bot report`` counts it, over the same scope (a platform,
+a space id, or both, compared as ``FeedbackStore.reports_by_server`` compares them): each space's answers, refusals and
+votes, and each support channel's questions, answers, hand-offs and solved threads. A test holds the two equal. They
+are read here by grouped queries over the indexes ``rag.tallies`` keeps, in one trip to the worker thread, rather than
+through the report's query per space. What the report does not show (questions per day, latency, cited pages, the
+lists without private words) is read over the same scope.
 
 Private questions are counted everywhere and their text is never returned: a list of questions takes each
 question's words from a public asking only, and one asked only privately is left out of the lists. Askers' hashes
@@ -38,9 +40,10 @@ class Scope:
 
     def condition(self, table: str = "", *, indexed: bool = True) -> tuple[str, dict[str, object]]:
         """An SQL condition on ``answers`` (named ``table`` in the query, if it is) and its parameters; compared as
-        ``reports_by_server`` compares them. ``indexed=False`` keeps SQLite from using an index for it (the unary
-        ``+``), so a query grouped in an index's order is not sorted again."""
-        column = f"{'' if indexed else '+'}{table}{'.' if table else ''}"
+        ``reports_by_server`` compares them. ``indexed=False`` keeps SQLite from using an index for it (each
+        comparison inside a function, which keeps the column's affinity, unlike a unary ``+``), so a query grouped
+        in an index's order is not sorted again."""
+        column = f"{table}." if table else ""
         conditions = ["1"]
         params: dict[str, object] = {}
         if self.platform is not None:
@@ -49,6 +52,8 @@ class Scope:
         if self.space is not None:
             conditions.append(f"{column}guild_id = :space")  # bound as text, like the report: "101" finds server 101
             params["space"] = self.space
+        if not indexed:
+            conditions = [f"coalesce({condition}, 0)" for condition in conditions]
         return " AND ".join(conditions), params
 
 
@@ -143,6 +148,8 @@ class Overview:
     private: int  # questions asked privately (DMs, private /ask), counted in every total
     latency: Latency
     resolution: tuple[Resolution, ...] | None = None  # None: no resolution source
+    top: tuple[AskedQuestion, ...] = ()  # the most asked, when asked for
+    cited: tuple[CitedPage, ...] = ()  # pages cited, most first, with ``top``
 
     @property
     def answers(self) -> int:
@@ -214,54 +221,115 @@ async def overview(
     *,
     days: int = 90,
     now: float | None = None,
+    top: int = 0,
     resolution: ResolutionSource | None = None,
 ) -> Overview:
-    """Totals per space (the report's), support channels (the report's), questions per day over the last ``days``
-    (UTC), the private count and latency percentiles."""
+    """Totals per space and support channel, counted as the report counts them; questions per day over the last
+    ``days`` (UTC); the private count, latency percentiles, and with ``top`` the most asked questions and the cited
+    pages: all in one read (each trip to the worker thread costs, on a busy machine, more than a query)."""
     now = time.time() if now is None else now
-    reports = await store.reports_by_server(limit=0, platform=scope.platform, space=scope.space)
-    channels: list[ChannelFigures] = []
-    for place, guild, _ in reports:
-        if guild is not None:  # the report lists support channels of servers and workspaces
-            for row in await store.channel_stats(place, guild):
-                channels.append(ChannelFigures(place, guild, str(row["channel"]), *_channel_counts(row)))
     first_day = int(now // DAY_S) - days + 1
-    where, params = scope.condition(indexed=False)  # grouped in the index's order, not sorted again
+    where, params = scope.condition()
+    joined, _ = scope.condition("a")
+    unindexed, _ = scope.condition(indexed=False)  # grouped in the index's order, not sorted again
+    day = "CAST(asked_at / 86400 AS INTEGER)"  # as the index on it (rag.tallies) computes it
 
-    def read(db: sqlite3.Connection) -> tuple[list[tuple[Any, ...]], Latency]:
-        day = "CAST(asked_at / 86400 AS INTEGER)"  # as the index on it (rag.tallies) computes it
-        per_day = db.execute(
-            f"SELECT {day}, platform, guild_id, count(*), sum(private) FROM answers INDEXED BY answers_day "
-            f"WHERE {where} GROUP BY {day}, platform, guild_id",
-            params,
-        ).fetchall()
-        return per_day, _latency(db, *scope.condition())
+    def read(db: sqlite3.Connection) -> dict[str, Any]:
+        return {
+            "per_day": db.execute(
+                f"SELECT {day}, platform, guild_id, count(*), sum(refused), sum(private) FROM answers "
+                f"INDEXED BY answers_day WHERE {unindexed} GROUP BY {day}, platform, guild_id",
+                params,
+            ).fetchall(),
+            # The report's votes of a space: every vote on its answers (from the votes: far fewer than answers).
+            "votes": db.execute(
+                "SELECT a.platform, a.guild_id, sum(v.helpful), sum(1 - v.helpful) FROM votes v CROSS JOIN answers a "
+                f"ON a.id = v.answer_id WHERE {joined} GROUP BY a.platform, a.guild_id",
+                params,
+            ).fetchall(),
+            # The report's support channels (FeedbackStore.channel_stats), of every server and workspace at once.
+            "channels": db.execute(
+                "SELECT a.platform, a.guild_id, a.channel, count(*), sum(1 - a.refused), sum(a.refused), "
+                "(SELECT count(*) FROM solved s WHERE s.platform = a.platform AND s.channel = a.channel) "
+                "FROM answers a WHERE a.unasked = 1 AND a.channel IS NOT NULL AND a.guild_id IS NOT NULL "
+                f"AND {joined} GROUP BY a.platform, a.guild_id, a.channel ORDER BY count(*) DESC",
+                params,
+            ).fetchall(),
+            "latency": _latency(db, where, params),
+            "top": _asked(db, where, {**params, "limit": top}, False) if top else (),
+            "cited": _citations(db, where, params) if top else (),
+        }
 
-    per_day, latency = await store.read(read)
+    found = await store.read(read)
+    totals: dict[tuple[str, str | None], list[int]] = {}  # answers, refused
+    names: dict[tuple[str, str | None], tuple[str, int | str | None]] = {}
     counts: dict[tuple[str, str | None], list[int]] = {}
     private = 0
-    for day, platform, guild, n, private_n in per_day:
+    for on, platform, guild, n, refused, private_n in found["per_day"]:
+        key = space_key(platform, guild)
+        names.setdefault(key, (str(platform), _space_id(str(platform), guild)))
+        total = totals.setdefault(key, [0, 0])
+        total[0] += int(n)
+        total[1] += int(refused)
         private += int(private_n)
-        if 0 <= day - first_day < days:  # older, or stamped in the future by a clock set back
-            counts.setdefault(space_key(platform, guild), [0] * days)[day - first_day] += int(n)
+        if 0 <= on - first_day < days:  # older, or stamped in the future by a clock set back
+            counts.setdefault(key, [0] * days)[on - first_day] += int(n)
+    votes = {space_key(platform, guild): (int(up), int(down)) for platform, guild, up, down in found["votes"]}
+    # The report's order: Discord then Slack, a platform's direct messages last, the busiest space first.
+    order = sorted(totals, key=lambda k: (_platform_order(k[0]), k[1] is None, -totals[k][0], _sortable(names[k][1])))
     spaces = tuple(
         SpaceFigures(
-            place,
-            guild,
-            report.answers,
-            report.refused,
-            report.helpful,
-            report.not_helpful,
-            tuple(counts.get(space_key(place, guild), [0] * days)),
+            *names[key],
+            totals[key][0],
+            totals[key][1],
+            *votes.get(key, (0, 0)),
+            tuple(counts.get(key, [0] * days)),
         )
-        for place, guild, report in reports
+        for key in order
+    )
+    rank = {key: i for i, key in enumerate(order)}
+    channels = sorted(
+        (
+            (rank[space_key(platform, guild)], i, ChannelFigures(platform, _space_id(platform, guild) or "", *row))
+            for i, (platform, guild, *row) in enumerate(found["channels"])
+        ),
     )
     resolved = None if resolution is None else tuple(await resolution(scope))
-    return Overview(chart_days(now, days), spaces, tuple(channels), private, latency, resolved)
+    return Overview(
+        chart_days(now, days),
+        spaces,
+        tuple(_channel(figures) for _, _, figures in channels),
+        private,
+        found["latency"],
+        resolved,
+        found["top"],
+        found["cited"],
+    )
 
 
-def _channel_counts(row: dict[str, Any]) -> tuple[int, int, int, int]:
-    return int(row["questions"]), int(row["answered"]), int(row["handed_off"]), int(row["solved"])
+def _channel(figures: ChannelFigures) -> ChannelFigures:
+    return ChannelFigures(
+        figures.platform,
+        figures.space,
+        str(figures.channel),
+        int(figures.questions),
+        int(figures.answered or 0),
+        int(figures.handed_off or 0),
+        int(figures.solved),
+    )
+
+
+def _space_id(platform: str, stored: object) -> int | str | None:
+    """A space id as the report gives it: an int for a Discord server, a str for a Slack workspace."""
+    if stored is None:
+        return None
+    if platform == "slack" or not isinstance(stored, int):
+        return str(stored)
+    return stored
+
+
+def _sortable(space: int | str | None) -> tuple[int, str]:
+    return (0, f"{space:030d}") if isinstance(space, int) else (1, str(space))
 
 
 def _latency(db: sqlite3.Connection, where: str, params: dict[str, object]) -> Latency:
@@ -372,19 +440,20 @@ def _cited(sources: str) -> tuple[CitedPage, ...]:
     return tuple(CitedPage(str(s.get("title", "")), str(s.get("url", ""))) for s in found if isinstance(s, dict))
 
 
+def _citations(db: sqlite3.Connection, where: str, params: dict[str, object]) -> tuple[CitedPage, ...]:
+    rows = db.execute(
+        f"SELECT page, max(title), max(url), sum(answers) AS n FROM cited WHERE {where} GROUP BY page "
+        "ORDER BY n DESC, page",
+        params,
+    ).fetchall()
+    return tuple(CitedPage(str(title), str(url), int(n)) for _, title, url, n in rows)
+
+
 async def citations(store: FeedbackStore, scope: Scope = EVERYTHING) -> tuple[CitedPage, ...]:
     """Every page cited by answers within ``scope``, with how many answers cited it, most cited first (the tally
     ``rag.tallies`` keeps; a refusal's closest pages are not citations)."""
     where, params = scope.condition()
-
-    def read(db: sqlite3.Connection) -> list[tuple[Any, ...]]:
-        return db.execute(
-            f"SELECT page, max(title), max(url), sum(answers) AS n FROM cited WHERE {where} GROUP BY page "
-            "ORDER BY n DESC, page",
-            params,
-        ).fetchall()
-
-    return tuple(CitedPage(str(title), str(url), int(n)) for _, title, url, n in await store.read(read))
+    return await store.read(lambda db: _citations(db, where, params))
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,15 @@
 """What SQLite keeps for the feedback database's reads (issue 24): indexes, and the pages answers cited, tallied.
 
 The dashboard (``rag.stats``) reads 100k questions in well under its 300 ms by scanning small indexes instead of the
-table's rows, whose answers' text is most of the file: questions by day, by space (the report's per-space totals,
-support channels and votes use it too), by latency and by their words. Citations are tallied as answers are written:
-``cited`` holds, per page and space, how many answers cited it, kept by triggers on ``answers``, so counting them
-never parses every answer's JSON. A refusal's "closest pages" are not citations; a page without an address is told
-by its title. Triggers keep the tally through every change: an answer written, replaced (``INSERT OR REPLACE``; with
-SQLite's default ``recursive_triggers = OFF`` the replaced row's delete fires no trigger, so the insert's own
-``BEFORE`` trigger takes its citations off), changed or deleted (``forget``).
+table's rows, whose answers' text is most of the file: questions by day (with each space's totals), by space
+(support channels and votes; the report's per-space queries use it too), by latency and by their words.
+
+Citations are tallied as answers are written: ``cited`` holds, per page and space, how many answers cited it, kept by
+triggers on ``answers``, so counting them never parses every answer's JSON. A refusal's "closest pages" are not
+citations; a page without an address is told by its title. The triggers keep the tally through every change: an
+answer written, replaced (``INSERT OR REPLACE``: with SQLite's default ``recursive_triggers = OFF`` the replaced row's
+delete fires no trigger, so the insert's own ``BEFORE`` trigger takes its citations off), changed or deleted
+(``forget``).
 
 ``prepare`` makes them once the columns they cover exist, in one transaction; a database from before them gets its
 answers' citations tallied then.
@@ -46,7 +48,8 @@ def _take(row: str) -> str:
 
 
 SCHEMA = f"""
-CREATE INDEX IF NOT EXISTS answers_day ON answers(CAST(asked_at / 86400 AS INTEGER), platform, guild_id, private);
+CREATE INDEX IF NOT EXISTS answers_day
+    ON answers(CAST(asked_at / 86400 AS INTEGER), platform, guild_id, refused, private);
 CREATE INDEX IF NOT EXISTS answers_space ON answers(platform, guild_id, unasked, channel, refused, private, id);
 CREATE INDEX IF NOT EXISTS answers_latency ON answers(latency_ms, platform, guild_id);
 CREATE INDEX IF NOT EXISTS answers_words
@@ -85,7 +88,11 @@ INSERT INTO cited (page, title, url, platform, guild_id, answers)
 """
 
 
+CACHE_KIB = 32 * 1024  # the connection's page cache: the indexes a dashboard page reads stay in memory
+
+
 def prepare(db: sqlite3.Connection) -> None:
     """The indexes, the tally and its triggers, in one transaction; an older database's citations tallied."""
     new = not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cited'").fetchone()
     db.executescript(f"BEGIN IMMEDIATE;{SCHEMA}{_BACKFILL if new else ''}COMMIT;")
+    db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
