@@ -368,10 +368,9 @@ class Indexer:
                 if first is None or page_key(first["page_id"]) != stored_key:  # no first chunk, or its id was cut
                     cut.append((source_id, stored_key))
                 else:
+                    url = first["url"].split("#", 1)[0]  # a chunk's address is its section's
                     adopted.append(
-                        PageRecord(
-                            source_id, first["page_id"], first["page_hash"], chunks, first["url"], first["title"]
-                        )
+                        PageRecord(source_id, first["page_id"], first["page_hash"], chunks, url, first["title"])
                     )
             await self._manifest.record(adopted)
             for source_id, keys in _by_source(cut).items():
@@ -379,8 +378,8 @@ class Indexer:
             logger.warning("index record was empty: adopted %d pages from the store", len(adopted))
             return 0
         recorded = {(r.source_id, page_key(r.page_id)): r for r in records}
-        described = [
-            replace(record, url=firsts[key]["url"], title=firsts[key]["title"])
+        described = [  # a chunk's address is its section's: the page's is before the fragment
+            replace(record, url=firsts[key]["url"].split("#", 1)[0], title=firsts[key]["title"])
             for key, record in recorded.items()
             if record.url is None and key in firsts
         ]

@@ -6,7 +6,8 @@ table's rows, whose answers' text is most of the file: questions by day (with ea
 
 Citations are tallied as answers are written: ``cited`` holds, per page and space, how many answers cited it, kept by
 triggers on ``answers``, so counting them never parses every answer's JSON. A refusal's "closest pages" are not
-citations; a page without an address is told by its title. The triggers keep the tally through every change: an
+citations; a page counts once per answer, however many of its sections the answer cited, and one without an address
+is told by its title. The triggers keep the tally through every change: an
 answer written, replaced (``INSERT OR REPLACE``: with SQLite's default ``recursive_triggers = OFF`` the replaced row's
 delete fires no trigger, so the insert's own ``BEFORE`` trigger takes its citations off), changed or deleted
 (``forget``).
@@ -20,8 +21,18 @@ from __future__ import annotations
 import sqlite3
 
 _PAGE = "CASE WHEN {url} <> '' THEN {url} ELSE 'title:' || {title} END"
-_URL = "coalesce(json_extract(value, '$.url'), '')"
-_TITLE = "coalesce(json_extract(value, '$.title'), '')"
+# A citation names a section ("https://docs/page#section", "Page › Section", rag.citations): the page is its address
+# without the fragment, and its title before the heading.
+_CITED_URL = "coalesce(json_extract(value, '$.url'), '')"
+_CITED_TITLE = "coalesce(json_extract(value, '$.title'), '')"
+_URL = (
+    f"CASE WHEN instr({_CITED_URL}, '#') THEN substr({_CITED_URL}, 1, instr({_CITED_URL}, '#') - 1) "
+    f"ELSE {_CITED_URL} END"
+)
+_TITLE = (
+    f"CASE WHEN instr({_CITED_TITLE}, ' › ') THEN substr({_CITED_TITLE}, 1, instr({_CITED_TITLE}, ' › ') - 1) "
+    f"ELSE {_CITED_TITLE} END"
+)
 
 
 def _sources(row: str) -> str:

@@ -30,6 +30,7 @@ SERVER, OTHER_SERVER, WORKSPACE = 111111111111111111, 222222222222222222, "T0SLA
 HOSTILE = "<script>alert('pwned')</script><img src=x onerror=alert(1)> why?"
 PRIVATE_TEXTS = ("Salary bands for the SRE team?", "My private DM about the outage")
 INSTALL = Citation(1, "Install", "https://docs.example.org/install")
+LINUX = Citation(2, "Install › On Linux", "https://docs.example.org/install#on-linux")  # a section of it
 CONFIGURE = Citation(1, "Configure Slack", "https://docs.example.org/slack")
 NEVER = PageRecord("docs", "never.md", "h", 1, "https://docs.example.org/never", "Never cited page")
 
@@ -49,7 +50,7 @@ class Asked:
 
 ASKED = (
     Asked("How do I install?", days_ago=0, latency_ms=1000, cites=(INSTALL,)),
-    Asked("How do I install?", days_ago=1, latency_ms=2000, cites=(INSTALL,)),
+    Asked("How do I install?", days_ago=1, latency_ms=2000, cites=(INSTALL, LINUX)),  # one page, twice
     Asked("how do I install? ", days_ago=1, latency_ms=3000, cites=(INSTALL,)),
     Asked("How do I install?", private=True, days_ago=2, latency_ms=4000, cites=(INSTALL,)),
     Asked(HOSTILE, refused=True, days_ago=3, latency_ms=5000),

@@ -84,7 +84,9 @@ async def test_per_day_latency_and_lists(tmp_path: Path) -> None:
     everything = [q.text for q in (*questions.top, *questions.not_in_docs)] + [d.question for d in questions.disliked]
     assert "Secret plans?" not in everything and questions.private == 18
     assert overview.cited == (stats.CitedPage("Install", "https://docs/install", 33),)
-    assert await stats.citations(store, stats.Scope("slack", "T1")) == (stats.CitedPage("Install", "https://docs/install", 5),)
+    assert await stats.citations(store, stats.Scope("slack", "T1")) == (
+        stats.CitedPage("Install", "https://docs/install", 5),
+    )
     store.close()
 
 

@@ -13,6 +13,7 @@ from rag.models import Answer, Citation
 
 A, B = Citation(1, "Install", "https://docs/install"), Citation(2, "Search", "https://docs/search")
 LOCAL = Citation(3, "Local page", "")  # a folder source without base_url: told by its title
+SECTION = Citation(4, "Install › On Linux", "https://docs/install#on-linux")  # a section of Install
 
 
 def from_json(path: Path) -> collections.Counter[tuple[str, str, object]]:
@@ -21,7 +22,8 @@ def from_json(path: Path) -> collections.Counter[tuple[str, str, object]]:
     with contextlib.closing(sqlite3.connect(path)) as db:
         for sources, refused, platform, guild in db.execute("SELECT sources, refused, platform, guild_id FROM answers"):
             if not refused:
-                pages = {s["url"] or f"title:{s['title']}" for s in json.loads(sources)}
+                cited = [(s["url"].split("#")[0], s["title"].split(" › ")[0]) for s in json.loads(sources)]
+                pages = {url or f"title:{title}" for url, title in cited}
                 counted.update((page, platform, "" if guild is None else guild) for page in pages)
     return counted
 
@@ -40,7 +42,7 @@ async def test_the_tally_follows_answers_written_replaced_and_forgotten(tmp_path
     path = tmp_path / "feedback.sqlite3"
     store = FeedbackStore(path)
     await store.record_answer(answer("r1", A, B), 1, guild_id=10)
-    await store.record_answer(answer("r2", A, A, LOCAL), 2, guild_id=10)  # a page cited twice counts once
+    await store.record_answer(answer("r2", A, SECTION, LOCAL), 2, guild_id=10)  # a page cited twice counts once
     await store.record_answer(answer("r3", A, refused=True), 3, guild_id=10)  # closest pages: not citations
     await store.record_answer(answer("r4", B), 1, platform="slack", guild_id="T1")
     await store.record_answer(answer("r5", B), 4)  # a direct message
