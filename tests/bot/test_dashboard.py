@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from bs4 import BeautifulSoup
+from bs4 import BeautifulSoup, Tag
 
 from bot.dashboard import COOKIE, LOGIN_FAILURES, DashboardData
 from bot.report import print_report
@@ -155,19 +155,34 @@ async def test_private_questions_are_counted_never_shown_and_hostile_text_is_esc
         pages = {path: (await fetch(http, f"{base}/dashboard{path}"))[1] for path in PAGES}
         pages["scoped"] = (await fetch(http, f"{base}/dashboard/questions?scope=discord:{SERVER}"))[1]
     everything = "\n".join(pages.values())
-    for text in (*PRIVATE_TEXTS, "Private community question"):
-        assert text not in everything, text
+    for private in (*PRIVATE_TEXTS, "Private community question"):
+        assert private not in everything, private
     assert not any(user in everything for user in hashes), "askers' hashes are never shown"
     assert "<script>alert" not in everything and "<img src=x" not in everything
     assert "&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt;" in pages["/questions"], "shown, as text"
     soup = BeautifulSoup(pages["/questions"], "html.parser")
     assert HOSTILE in soup.get_text()
-    figure = BeautifulSoup(pages["/"], "html.parser").select_one('[data-figure="private"]')
-    assert figure is not None and figure.get_text() == "3", "counted"
+    assert text(BeautifulSoup(pages["/"], "html.parser"), '[data-figure="private"]') == "3", "counted"
 
 
-def figures(row: BeautifulSoup) -> dict[str, str]:
-    return {cell["data-figure"]: cell.get_text() for cell in row.select("[data-figure]")}
+def one(tag: Tag, selector: str) -> Tag:
+    found = tag.select_one(selector)
+    assert found is not None, selector
+    return found
+
+
+def text(tag: Tag, selector: str) -> str:
+    return one(tag, selector).get_text()
+
+
+def attribute(tag: Tag, name: str) -> str:
+    value = tag.get(name)
+    assert isinstance(value, str), name
+    return value
+
+
+def figures(row: Tag) -> dict[str, str]:
+    return {attribute(cell, "data-figure"): cell.get_text() for cell in row.select("[data-figure]")}
 
 
 def number(text: str) -> int:
@@ -195,7 +210,7 @@ async def test_every_figure_is_the_reports(
     async with serving(data) as base:
         overview = BeautifulSoup((await fetch(http, f"{base}/dashboard/"))[1], "html.parser")
         rows = overview.select("#spaces tr[data-platform]")
-        assert [(r["data-platform"], r["data-space"]) for r in rows] == [
+        assert [(attribute(r, "data-platform"), attribute(r, "data-space")) for r in rows] == [
             (entry["platform"], "" if entry["guild_id"] is None else str(entry["guild_id"])) for entry in reported
         ], "the report's spaces, in its order"
         for row, entry in zip(rows, reported, strict=True):
@@ -209,9 +224,7 @@ async def test_every_figure_is_the_reports(
                 "not-helpful": figures_of["not_helpful"],
             }, entry
         wanted = ("answers", "refused", "helpful", "not-helpful", "handed-off")
-        tiles = {
-            name: number(value) for name, value in figures(overview.select_one(".tiles")).items() if name in wanted
-        }
+        tiles = {name: number(value) for name, value in figures(one(overview, ".tiles")).items() if name in wanted}
 
         def total(key: str) -> int:
             return sum(int(e["report"][key]) for e in reported)
@@ -238,14 +251,14 @@ async def test_every_figure_is_the_reports(
         # One space: its figures, and its lists as the report's without the questions only asked privately.
         (space,) = await report(settings, capsys, platform="discord", space=str(SERVER))
         scoped = BeautifulSoup((await fetch(http, f"{base}/dashboard/?scope=discord:{SERVER}"))[1], "html.parser")
-        assert number(scoped.select_one('.tiles [data-figure="answers"]').get_text()) == space["report"]["answers"]
+        assert number(text(scoped, '.tiles [data-figure="answers"]')) == space["report"]["answers"]
         page = BeautifulSoup(
             (await fetch(http, f"{base}/dashboard/questions?scope=discord:{SERVER}"))[1], "html.parser"
         )
 
         def listed(section: str) -> list[list[object]]:
             return [
-                [row.select_one(".question").get_text(), number(row.select_one('[data-figure="count"]').get_text())]
+                [text(row, ".question"), number(text(row, '[data-figure="count"]'))]
                 for row in page.select(f"#{section} tbody tr")
             ]
 
@@ -261,31 +274,31 @@ async def test_the_charts_and_lists_hold_the_data(data: DashboardData, http: aio
         sources = BeautifulSoup((await fetch(http, f"{base}/dashboard/sources"))[1], "html.parser")
         index = BeautifulSoup((await fetch(http, f"{base}/dashboard/index"))[1], "html.parser")
         community = BeautifulSoup((await fetch(http, f"{base}/dashboard/community"))[1], "html.parser")
-    chart = overview.select_one("#per-day svg")
+    chart = one(overview, "#per-day svg")
     bars = chart.select("rect.bar")
     per_platform: dict[str, float] = {}
     for bar in bars:
-        per_platform[bar["data-series"]] = per_platform.get(bar["data-series"], 0) + float(bar["data-value"])
-        assert bar.select_one("title").get_text(), "each bar has its tooltip"
+        series = attribute(bar, "data-series")
+        per_platform[series] = per_platform.get(series, 0) + float(attribute(bar, "data-value"))
+        assert text(bar, "title"), "each bar has its tooltip"
     # Within the last 90 days: all of Discord's 10, Slack's 2 (the one 100 days ago is older).
     assert per_platform == {"discord": 10, "slack": 2}
-    assert {bar["data-key"] for bar in bars if bar["data-series"] == "slack"} == {"2026-01-01", "2025-11-22"}
+    slack = {attribute(bar, "data-key") for bar in bars if attribute(bar, "data-series") == "slack"}
+    assert slack == {"2026-01-01", "2025-11-22"}
     assert [t.get_text() for t in chart.select("text.axis.y")][-1] != "0", "the y axis is labelled"
-    sparks = {row["data-space"]: row.select("svg rect.bar") for row in overview.select("#spaces tr[data-platform]")}
-    assert sum(float(b["data-value"]) for b in sparks[str(OTHER_SERVER)]) == 1
-    assert overview.select_one('[data-figure="p50"]').get_text() == "6.0 s", "of 12 latencies, 1 to 12 s"
-    assert overview.select_one('[data-figure="p95"]').get_text() == "12.0 s"
-    assert overview.select_one('[data-figure="resolved-rate"]').get_text() == "not available yet"
-    cited = {
-        row.select_one("a").get_text(): number(row.select_one("[data-figure]").get_text())
-        for row in sources.select("#most-cited tbody tr")
-    }
+    rows = overview.select("#spaces tr[data-platform]")
+    sparks = {attribute(row, "data-space"): row.select("svg rect.bar") for row in rows}
+    assert sum(float(attribute(b, "data-value")) for b in sparks[str(OTHER_SERVER)]) == 1
+    assert text(overview, '[data-figure="p50"]') == "6.0 s", "of 12 latencies, 1 to 12 s"
+    assert text(overview, '[data-figure="p95"]') == "12.0 s"
+    assert text(overview, '[data-figure="resolved-rate"]') == "not available yet"
+    cited = {text(row, "a"): number(text(row, "[data-figure]")) for row in sources.select("#most-cited tbody tr")}
     assert cited == {"Install": 7, "Configure Slack": 2}, "refusals' closest pages are not citations"
     assert [a.get_text() for a in sources.select("#never-cited tbody a")] == [NEVER.title]
     assert [cell.get_text() for cell in index.select('#runs [data-figure="failed"]')] == ["1", "0"]
     assert len(index.select("#durations rect.bar")) == 2
-    assert community.select_one('[data-figure="pending"]').get_text() == "2"
-    assert "Community question 0" in community.get_text() and "/learned" in community.select_one("#approve").get_text()
+    assert text(community, '[data-figure="pending"]') == "2"
+    assert "Community question 0" in community.get_text() and "/learned" in text(community, "#approve")
 
 
 async def test_gaps_and_resolution_come_from_their_sources_when_wired(
@@ -308,8 +321,8 @@ async def test_gaps_and_resolution_come_from_their_sources_when_wired(
     assert asked == [stats.Scope("slack", WORKSPACE), stats.EVERYTHING], "each page asks for its scope"
     assert "Can I shard by tenant?" in page and "Sharding" in page and "not available" not in page
     assert "<script>alert" not in page
-    assert overview.select_one('[data-figure="resolved-rate"]').get_text() == "75.0%"
-    assert overview.select_one('[data-figure="handed-off-rate"]').get_text() == "25.0%"
+    assert text(overview, '[data-figure="resolved-rate"]') == "75.0%"
+    assert text(overview, '[data-figure="handed-off-rate"]') == "25.0%"
 
 
 async def test_an_empty_install_says_what_to_do(tmp_path: Path, http: aiohttp.ClientSession) -> None:
