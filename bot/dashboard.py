@@ -211,6 +211,7 @@ class Dashboard:
             self.access.failed()
             logger.warning("dashboard: a wrong token was sent from %s", request.remote)
             return self._render("login", status=401, message="That token is not the dashboard's.")
+        logger.info("dashboard: logged in from %s", request.remote)
         response = web.HTTPSeeOther(f"{PREFIX}/")
         response.set_cookie(
             COOKIE,

@@ -9,6 +9,7 @@ the world only whether the bot is up. The dashboard (``bot.dashboard``) is serve
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import inspect
 import ipaddress
@@ -56,12 +57,9 @@ class OpsServer:
         self._settings = settings
         self._metrics = metrics
         self._health = health
-        self._dashboard = (
-            Dashboard(settings, dashboard, clock=clock)
-            if dashboard is not None and secret_text(settings.dashboard_token)
-            else None
-        )
+        self._dashboard: Dashboard | None = None  # made on entering: its templates are read and compiled then
         self._dashboard_data = dashboard
+        self._clock = clock
         self._dashboard_asked = False  # the hint is logged at the first request for the dashboard while it is off
         self._token = secret_text(settings.token).encode()
         self._loopback = is_loopback(settings.host)
@@ -69,6 +67,10 @@ class OpsServer:
         self.port = 0
 
     async def __aenter__(self) -> OpsServer:
+        if self._dashboard_data is not None and secret_text(self._settings.dashboard_token):
+            self._dashboard = await asyncio.to_thread(
+                Dashboard, self._settings, self._dashboard_data, clock=self._clock
+            )
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics_page)
