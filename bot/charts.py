@@ -129,24 +129,36 @@ def stacked_bars(
     )
 
 
+@dataclass(frozen=True)
+class Sparkline:
+    """A small chart without axes: one bar per column, all drawn as one SVG path (a hundred ``<rect>`` a space
+    would weigh on the page), its tooltip the total and the busiest column."""
+
+    title: str
+    width: int
+    height: int
+    path: str
+    values: tuple[float, ...]
+    tooltip: str
+
+    @property
+    def total(self) -> float:
+        return sum(self.values)
+
+
 def sparkline(
     title: str, columns: Sequence[str], values: Sequence[float], *, width: int = 180, height: int = 28
-) -> BarChart:
-    """A small chart without axes: one bar per column, its value in the tooltip."""
+) -> Sparkline:
     ceiling = max(values, default=0) or 1
     slot = width / max(1, len(columns))
-    bars = tuple(
-        Bar(
-            i * slot,
-            height - v / ceiling * height,
-            max(slot - 0.4, 0.4),
-            v / ceiling * height,
-            0,
-            c,
-            v,
-            f"{c}: {_number(v)}",
-        )
-        for i, (c, v) in enumerate(zip(columns, values, strict=True))
+    bar = max(slot - 0.4, 0.4)
+    path = " ".join(
+        f"M{i * slot:.2f} {height}v{-height * v / ceiling:.2f}h{bar:.2f}v{height * v / ceiling:.2f}z"
+        for i, v in enumerate(values)
         if v > 0
     )
-    return BarChart(title, width, height, 0, 0, width, height, bars, (title,))
+    busiest = max(range(len(values)), key=lambda i: values[i], default=None)
+    tooltip = f"{title}: {_number(sum(values))}"
+    if busiest is not None and values[busiest] > 0:
+        tooltip += f"; busiest {columns[busiest]}, {_number(values[busiest])}"
+    return Sparkline(title, width, height, path, tuple(values), tooltip)

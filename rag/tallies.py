@@ -1,8 +1,8 @@
 """What SQLite keeps for the feedback database's reads (issue 24): indexes, and the pages answers cited, tallied.
 
 The dashboard (``rag.stats``) reads 100k questions in well under its 300 ms by scanning small indexes instead of the
-table's rows, whose answers' text is most of the file: questions by day (with each space's totals), by space
-(support channels and votes; the report's per-space queries use it too), by latency and by their words.
+table's rows, whose answers' text is most of the file: questions by day (with each space's totals), by space (votes;
+the report's per-space queries use it too), support channels', by latency and by their words.
 
 Citations are tallied as answers are written: ``cited`` holds, per page and space, how many answers cited it, kept by
 triggers on ``answers``, so counting them never parses every answer's JSON. A refusal's "closest pages" are not
@@ -62,6 +62,8 @@ SCHEMA = f"""
 CREATE INDEX IF NOT EXISTS answers_day
     ON answers(CAST(asked_at / 86400 AS INTEGER), platform, guild_id, refused, private);
 CREATE INDEX IF NOT EXISTS answers_space ON answers(platform, guild_id, unasked, channel, refused, private, id);
+CREATE INDEX IF NOT EXISTS answers_support ON answers(platform, guild_id, channel, refused)
+    WHERE unasked = 1 AND channel IS NOT NULL;
 CREATE INDEX IF NOT EXISTS answers_latency ON answers(latency_ms, platform, guild_id);
 CREATE INDEX IF NOT EXISTS answers_words
     ON answers(lower(trim(question)), private, refused, asked_at, platform, guild_id, question);

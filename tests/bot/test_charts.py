@@ -35,5 +35,7 @@ def test_stacked_bars_are_in_proportion_and_say_what_they_are() -> None:
 
 def test_a_chart_of_nothing_draws_no_bar_and_a_sparkline_scales_to_its_tallest() -> None:
     assert stacked_bars("Nothing", ["a", "b"], {"x": [0, 0]}).bars == ()
-    line = sparkline("Server 1", ["Jan 1", "Jan 2"], [3, 6], width=100, height=20)
-    assert [b.height for b in line.bars] == [10, 20] and line.bars[1].tooltip == "Jan 2: 6"
+    line = sparkline("Server 1", ["Jan 1", "Jan 2", "Jan 3"], [3, 6, 0], width=90, height=20)
+    assert line.path == "M0.00 20v-10.00h29.60v10.00z M30.00 20v-20.00h29.60v20.00z", "one bar a column, none for 0"
+    assert line.total == 9 and line.tooltip == "Server 1: 9; busiest Jan 2, 6"
+    assert sparkline("Quiet", ["Jan 1"], [0]).path == ""

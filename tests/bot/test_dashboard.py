@@ -287,8 +287,10 @@ async def test_the_charts_and_lists_hold_the_data(data: DashboardData, http: aio
     assert slack == {"2026-01-01", "2025-11-22"}
     assert [t.get_text() for t in chart.select("text.axis.y")][-1] != "0", "the y axis is labelled"
     rows = overview.select("#spaces tr[data-platform]")
-    sparks = {attribute(row, "data-space"): row.select("svg rect.bar") for row in rows}
-    assert sum(float(attribute(b, "data-value")) for b in sparks[str(OTHER_SERVER)]) == 1
+    sparks = {attribute(row, "data-space"): one(row, "svg.spark") for row in rows}
+    assert float(attribute(sparks[str(OTHER_SERVER)], "data-total")) == 1
+    busiest = f"Discord server {SERVER}: 8; busiest Dec 26, 2"  # the first of its busiest days
+    assert text(sparks[str(SERVER)], "title") == busiest
     assert text(overview, '[data-figure="p50"]') == "6.0 s", "of 12 latencies, 1 to 12 s"
     assert text(overview, '[data-figure="p95"]') == "12.0 s"
     assert text(overview, '[data-figure="resolved-rate"]') == "not available yet"
