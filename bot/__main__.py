@@ -29,11 +29,12 @@ import discord
 from bot import community, report
 from bot.cli import ask
 from bot.community import FEEDBACK_FILE
+from bot.dashboard import DashboardData
 from bot.discord import running as discord_running
 from bot.discord.client import sync_now
 from bot.ops import OpsServer
 from bot.services import Services
-from indexer.build import http_session, make_indexer, make_source
+from indexer.build import http_session, index_record, make_indexer, make_source
 from indexer.community import with_community
 from indexer.sources import DocumentSource
 from rag.entry import load_settings, run_command
@@ -170,7 +171,17 @@ async def serve(
                         health = (
                             bot.health if bot is not None and not with_slack else partial(_health, services, checks)
                         )
-                        await stack.enter_async_context(OpsServer(settings.ops, metrics, health))
+                        pages = DashboardData(
+                            feedback,
+                            learned,
+                            await asyncio.to_thread(index_record, settings),
+                            gaps=None,  # issue 24 item 1: a rag.stats.GapsSource
+                            resolution=None,  # issue 24 item 2: a rag.stats.ResolutionSource
+                            learned_command=settings.slack.learned_command,
+                        )
+                        await stack.enter_async_context(OpsServer(settings.ops, metrics, health, dashboard=pages))
+                    elif secret_text(settings.ops.dashboard_token):
+                        logger.warning("ops.dashboard_token is set but ops.metrics_enabled is off: no dashboard")
                     await services.stop.wait()
                 exit_code = services.exit_code
         finally:

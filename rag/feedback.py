@@ -15,14 +15,17 @@ import json
 import secrets
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from rag import tallies
 from rag.models import Answer
 from rag.private import private_file, user_salt
 from rag.sqlite import SharedConnection, add_columns
 
+T = TypeVar("T")
 BUSY_TIMEOUT_S = 5.0  # a locked database fails a write after this long instead of waiting forever
 
 _SCHEMA = """
@@ -158,6 +161,7 @@ class FeedbackStore:
         self._db.execute("PRAGMA secure_delete = ON")  # what forget deletes is zeroed, not left in free pages
         self._db.executescript(_SCHEMA)
         add_columns(self._db, _ADDED_COLUMNS)
+        tallies.prepare(self._db)  # indexes and citation counts for the dashboard's reads
         self._salt = user_salt(self._db, path)
 
     @staticmethod
@@ -391,3 +395,8 @@ class FeedbackStore:
 
     def close(self) -> None:
         self._connection.close()
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn(connection)`` in the worker thread, one call at a time: for figures read elsewhere (``rag.stats``, the
+        dashboard's), never for writes."""
+        return await self._connection.run(fn)

@@ -441,13 +441,25 @@ class LearnedSettings(BaseModel):
 
 
 class OpsSettings(BaseModel):
-    metrics_enabled: bool = Field(True, description="Serve /healthz and Prometheus /metrics while the bot runs.")
-    host: str = Field("127.0.0.1", description="Address the health and metrics server listens on.")
+    metrics_enabled: bool = Field(
+        True,
+        description="Serve /healthz, Prometheus /metrics and (with a dashboard token) /dashboard while the bot runs.",
+    )
+    host: str = Field("127.0.0.1", description="Address the ops server (health, metrics, dashboard) listens on.")
     port: int = Field(9108, ge=0, le=65535, description="Port of the health and metrics server (0: any free port).")
     token: SecretStr | None = Field(
         None,
         description="Bearer token for /metrics and /healthz's details. Unset: served without one only when "
         "listening on loopback; elsewhere /metrics is refused and /healthz says only the status.",
+    )
+    dashboard_token: SecretStr | None = Field(
+        None,
+        description="Admin token of the dashboard on /dashboard (questions, gaps, sources, community answers, index "
+        "runs): typed into its login page, or sent as a bearer token. Unset: no dashboard (404). Keep it apart "
+        "from ops.token: the dashboard shows what people asked, metrics do not.",
+    )
+    dashboard_session_hours: float = Field(
+        8.0, gt=0, le=720, description="A dashboard login lasts this long (and until the bot restarts)."
     )
 
 
