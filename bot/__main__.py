@@ -145,8 +145,9 @@ async def serve(
 
         sources = with_community(configured, learned_path)  # approved community answers, indexed like docs
 
-        await core.store.ensure_collection(core.embedder.dimension)
+        await core.store.ensure_collection(core.embedder.dimension, settings.embedding.model)
         await core.store.warm()  # while the engine starts: the first question doesn't read the BM25 index
+        await core.queries.warm()  # nor load the model that built the index answering, if it isn't the configured
         feedback = await asyncio.to_thread(FeedbackStore, feedback_path)
         learned = await asyncio.to_thread(LearnedStore, learned_path, Limits.of(settings))
         try:

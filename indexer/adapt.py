@@ -12,7 +12,8 @@ questions (issue 23). So the docs teach the model themselves:
    ``MultipleNegativesRankingLoss`` on the CPU (``train_embedder``), into a new, versioned model folder.
 
 Real questions (the benchmark's dev sets) never enter training: only the indexed docs do. Switching to the new
-folder is the operator's choice (``embedding.model``), followed by an index run.
+folder is the operator's choice (``embedding.model``), followed by an index run, which builds the new model's index
+beside the old one: the old one answers (its questions embedded by the old model) until the run is complete.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from rag.retrieval import Retriever
 from rag.scope import SearchScope, is_community
 from rag.settings import PACKAGED_MINILM, LLMSettings, Settings, prepare_process_env, resolve_embedding_model
 from rag.store import MilvusStore, Store
+from rag.switching import AnsweringEmbedder
 
 logger = logging.getLogger(__name__)
 Status = Callable[[str], None]
@@ -421,12 +423,15 @@ async def adapt(
         status(f"Filtering {len(generated)} questions by retrieval (own page in the top {config.keep_top})…")
         started = time.perf_counter()
         embedder = await asyncio.to_thread(SentenceTransformerEmbedder, settings.embedding, settings.embedding_cache)
+        # While a switch of model is re-indexed, the old index answers: its own model embeds the questions.
+        queries = AnsweringEmbedder(embedder, settings.embedding, store, cache_dir=settings.embedding_cache)
         try:
             retrieval = settings.retrieval.model_copy(update={"top_k": max(config.keep_top, 2)})
             mined = await mine_triplets(
-                Retriever(embedder, store, retrieval, settings.tuning), generated, keep_top=config.keep_top
+                Retriever(queries, store, retrieval, settings.tuning), generated, keep_top=config.keep_top
             )
         finally:
+            queries.close()
             embedder.close()
         filter_s = time.perf_counter() - started
     finally:

@@ -139,10 +139,14 @@ class Indexer:
                 if caller:
                     caller(report)
 
-            await self._store.ensure_collection(self._embedder.dimension)
+            # Another model (or layout) behind the alias: the new index is built beside it (rag.store).
+            dropped = await self._store.ensure_collection(self._embedder.dimension, self._model_tag)
             known: set[str] = set()
             if self._manifest is not None:
                 await self._remove_asked()
+                if dropped:  # the record followed a rebuild that is gone: read it again from the index that answers
+                    await self._manifest.forget([record.page_id for record in await self._manifest.pages()])
+                    logger.info("a rebuild beside the index was dropped: its record is read again from the index")
                 known = {record.source_id for record in await self._manifest.pages()}
                 total.pages_repaired = await self.reconcile()
             for source in sources:

@@ -25,11 +25,13 @@ def _quiet(_: str) -> None:
     return None
 
 
-class Embedder(Protocol):
+class QueryEmbedder(Protocol):
+    async def embed_query(self, text: str) -> list[float]: ...
+
+
+class Embedder(QueryEmbedder, Protocol):
     dimension: int
     max_tokens: int
-
-    async def embed_query(self, text: str) -> list[float]: ...
 
     async def embed_passages(self, texts: Sequence[str]) -> list[list[float]]: ...
 
@@ -49,6 +51,8 @@ class SentenceTransformerEmbedder:
         """``cache_dir`` holds exported backends (``<data_dir>/models``); without one, the torch backend runs."""
         self._settings = settings
         name = resolve_embedding_model(settings.model)
+        if _names_a_folder(name) and not Path(name).expanduser().is_dir():  # said now, not after importing torch
+            raise ConfigError(f"Cannot load embedding model {settings.model!r}: there is no such folder")
         started = time.perf_counter()
         self.backend = settings.backend if cache_dir is not None and settings.device == "cpu" else "torch"
         self._model: Any = None
@@ -186,6 +190,11 @@ class SentenceTransformerEmbedder:
         if self._drainer is not None:
             self._drainer.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _names_a_folder(name: str) -> bool:
+    """A model given as a path rather than a hub name (``org/name``): absolute, relative to here or home, or deeper."""
+    return Path(name).is_absolute() or name.startswith((".", "~")) or name.count("/") > 1
 
 
 def _token_counter(tokenizer: Any) -> Callable[[str], int]:

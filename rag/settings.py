@@ -161,7 +161,13 @@ class MilvusSettings(BaseModel):
 
 
 class EmbeddingSettings(BaseModel):
-    model: str = Field(PACKAGED_MINILM, description="Hub name or local directory of a sentence-transformers model.")
+    model: str = Field(
+        PACKAGED_MINILM,
+        description=(
+            "Hub name or local directory of a sentence-transformers model. A change is re-indexed into a new "
+            "collection behind the alias; the old one answers, with its own model, until the index run completes."
+        ),
+    )
     device: str = Field("cpu", description="torch device for the embedding model (cpu, cuda).")
     backend: Literal["torch", "openvino", "onnx", "onnx-int8", "torch-int8"] = Field(
         "openvino",
