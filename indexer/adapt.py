@@ -486,6 +486,8 @@ def summary(report: AdaptReport) -> str:
             f"{report.peak_rss_children_mb:.0f} MiB)",
             "To switch, measure it first (DOCENT_EMBEDDING__MODEL=<folder> python -m bench.cv), then set",
             f"  DOCENT_EMBEDDING__MODEL={report.folder}",
-            "and re-index (python -m indexer): every page is embedded again with the new model.",
+            "and re-index (python -m indexer, or restart the bot: its index runs do it). Every page is embedded again",
+            "into a new collection behind the alias; the old index keeps answering, with questions embedded by the",
+            "old model, until the run is complete, so answering has no gap.",
         ]
     )
