@@ -217,6 +217,8 @@ class MilvusStore:
         # under it fails it midway ("should create connection first"), so ``close`` waits for them.
         self._busy = 0
         self._idle = threading.Condition()
+        self._exclusive = False  # set while the name is briefly unbound (see ``_swap``): new calls wait
+        self._retired: list[Any] = []  # clients dropped by ``_reset`` while other calls still used them
         self._limiter = asyncio.Semaphore(8)
         self._loaded_by: Any = None
         self._built: Built | None = None  # the collection that answers, once loaded
@@ -252,8 +254,13 @@ class MilvusStore:
         ``_connect`` can hold the lock for ``milvus.timeout_s`` and the event loop must never wait for it."""
         with self._lock:
             if self._client is failed:
-                _drop(self._client)
                 self._client = None
+                with self._idle:
+                    alone = self._busy <= 1
+                if alone:
+                    _drop(failed)
+                else:  # closing it would fail the calls still running on it ("should create connection first")
+                    self._retired.append(failed)
 
     async def _call(self, what: str, fn: Callable[[Any], T]) -> T:
         def call() -> T:
@@ -276,6 +283,7 @@ class MilvusStore:
 
         def run() -> T:
             with self._idle:
+                self._idle.wait_for(lambda: not self._exclusive)  # a swap that leaves the name unbound for a moment
                 self._busy += 1
             try:
                 return call()
@@ -370,8 +378,17 @@ class MilvusStore:
         client.load_collection(target)
         old = self._behind_alias(client, client.list_collections())
         if old == self._name:  # a collection from before aliases holds the name
-            client.drop_collection(self._name)
-            client.create_alias(target, self._name)
+            # Dropping it and creating the alias leave the name unbound in between: this process's other calls
+            # finish first and the next ones wait, so no search meets the gap.
+            with self._idle:
+                self._exclusive = True
+                try:
+                    self._idle.wait_for(lambda: self._busy <= 1, timeout=self._settings.timeout_s)
+                    client.drop_collection(self._name)
+                    client.create_alias(target, self._name)
+                finally:
+                    self._exclusive = False
+                    self._idle.notify_all()
         else:
             client.alter_alias(target, self._name)
             if old is not None:
@@ -809,8 +826,10 @@ class MilvusStore:
             with self._idle:  # the calls in flight finish first (each is bounded by milvus.timeout_s)
                 self._idle.wait_for(lambda: self._busy == 0, timeout=self._settings.timeout_s)
             with self._lock:
-                _drop(self._client)
+                for client in [self._client, *self._retired]:
+                    _drop(client)
                 self._client = None
+                self._retired = []
 
         await asyncio.to_thread(run)  # the lock may be held by a slow connect: never wait for it on the loop
 
