@@ -170,7 +170,8 @@ async def serve(
                         health = (
                             bot.health if bot is not None and not with_slack else partial(_health, services, checks)
                         )
-                        await stack.enter_async_context(OpsServer(settings.ops, metrics, health))
+                        ops = OpsServer(settings.ops, metrics, health, refresh=services.refresh_metrics)
+                        await stack.enter_async_context(ops)
                     await services.stop.wait()
                 exit_code = services.exit_code
         finally:

@@ -40,10 +40,18 @@ class OpsServer:
     with the details as JSON for the operator and ``{"status": …}`` alone for anyone else. ``GET /metrics``:
     Prometheus, for the operator only (401 otherwise)."""
 
-    def __init__(self, settings: OpsSettings, metrics: Metrics, health: Health) -> None:
+    def __init__(
+        self,
+        settings: OpsSettings,
+        metrics: Metrics,
+        health: Health,
+        refresh: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """``refresh`` brings the metrics read from a store up to date before each scrape."""
         self._settings = settings
         self._metrics = metrics
         self._health = health
+        self._refresh = refresh
         self._token = secret_text(settings.token).encode()
         self._loopback = is_loopback(settings.host)
         self._runner: web.AppRunner | None = None
@@ -94,4 +102,9 @@ class OpsServer:
                 text="metrics need ops.token, sent as a bearer token\n",
                 headers={"WWW-Authenticate": 'Bearer realm="docent"'},
             )
+        if self._refresh is not None:
+            try:
+                await self._refresh()
+            except Exception as exc:  # the rest of the metrics are still worth a scrape
+                logger.warning("metrics from the feedback store not refreshed: %s", exc)
         return web.Response(body=self._metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4"})

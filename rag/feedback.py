@@ -593,10 +593,13 @@ class FeedbackStore:
         )
         return bool(rows)
 
-    async def due_followups(self, platforms: tuple[str, ...] = PLATFORMS) -> list[DueFollowUp]:
-        """The follow-ups of ``platforms`` due now whose asker has not answered yet. One whose thread was marked
-        solved, whose asker voted on an answer there or asked again in it is settled as not needed instead."""
-        now = self._clock()
+    async def due_followups(
+        self, platforms: tuple[str, ...] = PLATFORMS, *, now: float | None = None
+    ) -> list[DueFollowUp]:
+        """The follow-ups of ``platforms`` due by ``now`` (default: the store's clock) whose asker has not answered
+        yet. One whose thread was marked solved, whose asker voted on an answer there or asked again in it is
+        settled as not needed instead."""
+        now = self._clock() if now is None else now
         places = tuple(_checked(p) for p in platforms)
         marks = ", ".join("?" * len(places))
 

@@ -471,6 +471,13 @@ class ChannelPolicy(BaseModel):
     helper_role: str = Field(
         "", description="With handoff = message: the role (Discord) or user group (Slack) id pinged, the only ping."
     )
+    followup_after_s: float = Field(
+        0.0,
+        ge=0,
+        description="auto/always: this long after an answer to a new question with no word from its asker (a vote, "
+        'a solved mark, a reply or a reaction), ask once in its thread "Did this solve it?" with buttons. '
+        "Never in direct messages, never twice. 0: never.",
+    )
 
 
 class Settings(BaseSettings):
