@@ -440,6 +440,38 @@ class LearnedSettings(BaseModel):
     )
 
 
+class GapSettings(BaseModel):
+    """Knowledge gaps (``python -m bot gaps``, rag.gaps): the questions the docs did not answer well, grouped by
+    meaning."""
+
+    low_confidence: float = Field(
+        0.45,
+        ge=0,
+        le=1,
+        description="An answer whose retrieval confidence is below this is a gap, with refusals, hand-offs, 👎 and "
+        "answers tied to no source (the default is the confidence auto channels answer unasked at).",
+    )
+    cluster_distance: float = Field(
+        0.55,
+        gt=0,
+        le=2,
+        description="Questions join a cluster while their average cosine distance to it is below this (average "
+        "linkage): lower makes more, tighter clusters. The number of clusters follows the questions.",
+    )
+    covered_similarity: float = Field(
+        0.7,
+        ge=0,
+        le=1,
+        description="A cluster is covered by an approved community answer whose question is at least this similar "
+        "(cosine) to the cluster's centre.",
+    )
+    representatives: int = Field(3, ge=1, le=20, description="Questions shown for each cluster.")
+    pages: int = Field(3, ge=0, le=20, description="Nearest docs pages shown for each cluster (0: none).")
+    max_questions: int = Field(
+        5000, ge=1, description="The newest this many gap questions are clustered (clustering grows as its square)."
+    )
+
+
 class OpsSettings(BaseModel):
     metrics_enabled: bool = Field(True, description="Serve /healthz and Prometheus /metrics while the bot runs.")
     host: str = Field("127.0.0.1", description="Address the health and metrics server listens on.")
@@ -507,6 +539,7 @@ class Settings(BaseSettings):
     indexer: IndexerSettings = IndexerSettings()
     bot: BotSettings = BotSettings()
     learned: LearnedSettings = LearnedSettings()
+    gaps: GapSettings = GapSettings()
     ops: OpsSettings = OpsSettings()
     channels: dict[str, ChannelPolicy] = Field(
         default_factory=dict,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from bot.followup import QUESTION
+from rag.feedback import View
 from tests.bot.slack.harness import ADMIN, BOB, MEMBER, Harness
 from tests.scripted import ScriptedGenerator
 
@@ -94,8 +95,6 @@ async def test_not_yet_is_a_thumbs_down_and_makes_the_question_a_gap(slack_harne
     assert "someone can pick it up" in said[-1]["text"]
     report = await h.services.feedback.report(guild_id=h.slack.team_id, platform="slack")
     assert report.not_helpful == 1
-    from rag.feedback import View
-
     [gap] = await h.services.feedback.gap_questions(View.of_space("slack", h.slack.team_id))
     assert gap.question == CONFIDENT and gap.reasons == ("voted_down",)
 
@@ -114,8 +113,13 @@ async def test_no_follow_up_once_the_asker_reacted_or_wrote_in_the_thread(slack_
     await h.slack.wait_acked(said)
     bystander, answer = await answered(h, "Which parameter sets the IVF_FLAT clusters?")
     await h.slack.react(HELP, answer, "eyes", user=BOB)  # not the asker: still asked
-    await h.services.records_written()
     clock.now += DELAY_S
+
+    async def only_one_due() -> bool:
+        await h.services.records_written()
+        return len(await h.services.feedback.due_followups(now=clock.now)) == 1
+
+    await h.until_async(only_one_due)  # the reaction and the reply are heard after the fake sent them
     assert await h.services.followups.tick() == 1
     assert (followups(h, reacted), followups(h, wrote), len(followups(h, bystander))) == ([], [], 1)
 
@@ -131,11 +135,14 @@ async def test_a_refusal_a_person_took_over_counts_as_handed_off(slack_harness) 
     await h.services.records_written()
     [row] = await h.services.feedback.resolution()
     assert (row.handed_off, row.unresolved) == (0, 1)
-    helper = await h.slack.message(HELP, ADMIN, "Try the place on Main Street.", thread_ts=thread)
-    await h.slack.wait_acked(helper)
-    await h.services.records_written()
-    [row] = await h.services.feedback.resolution()
-    assert (row.handed_off, row.unresolved) == (1, 0)
+    await h.slack.message(HELP, ADMIN, "Try the place on Main Street.", thread_ts=thread)
+
+    async def taken_over() -> bool:
+        await h.services.records_written()
+        [row] = await h.services.feedback.resolution()
+        return (row.handed_off, row.unresolved) == (1, 0)
+
+    await h.until_async(taken_over)
     assert followups(h, thread) == [], "a hand-off gets no follow-up"
 
 
