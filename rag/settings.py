@@ -441,8 +441,7 @@ class LearnedSettings(BaseModel):
 
 
 class GapSettings(BaseModel):
-    """Knowledge gaps (``python -m bot gaps``, rag.gaps): the questions the docs did not answer well, grouped by
-    meaning."""
+    """Knowledge gaps (python -m bot gaps): the questions the docs did not answer well, grouped by meaning."""
 
     low_confidence: float = Field(
         0.45,
