@@ -53,7 +53,9 @@ class OpsServer:
         *,
         dashboard: DashboardData | None = None,
         clock: Callable[[], float] = time.time,
+        refresh: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """``refresh`` brings the metrics read from a store up to date before each scrape."""
         self._settings = settings
         self._metrics = metrics
         self._health = health
@@ -61,6 +63,7 @@ class OpsServer:
         self._dashboard_data = dashboard
         self._clock = clock
         self._dashboard_asked = False  # the hint is logged at the first request for the dashboard while it is off
+        self._refresh = refresh
         self._token = secret_text(settings.token).encode()
         self._loopback = is_loopback(settings.host)
         self._runner: web.AppRunner | None = None
@@ -136,4 +139,9 @@ class OpsServer:
                 text="metrics need ops.token, sent as a bearer token\n",
                 headers={"WWW-Authenticate": 'Bearer realm="docent"'},
             )
+        if self._refresh is not None:
+            try:
+                await self._refresh()
+            except Exception as exc:  # the rest of the metrics are still worth a scrape
+                logger.warning("metrics from the feedback store not refreshed: %s", exc)
         return web.Response(body=self._metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4"})

@@ -446,6 +446,39 @@ class LearnedSettings(BaseModel):
     )
 
 
+class GapSettings(BaseModel):
+    """Knowledge gaps (python -m bot gaps): the questions the docs did not answer well, grouped by meaning."""
+
+    low_confidence: float = Field(
+        0.45,
+        ge=0,
+        le=1,
+        description="An answer whose retrieval confidence is below this is a gap, with refusals, hand-offs, 👎 and "
+        "answers tied to no source (the default is the confidence auto channels answer unasked at).",
+    )
+    cluster_distance: float = Field(
+        0.75,
+        gt=0,
+        le=2,
+        description="Clusters are joined while their questions' average cosine distance stays below this (average "
+        "linkage): lower makes more, tighter clusters; the number of clusters follows the questions. Depends on the "
+        "embedder: 0.75 groups the dev set's unanswerable questions by topic with all-MiniLM-L6-v2 (python -m "
+        "bench.gaps).",
+    )
+    covered_similarity: float = Field(
+        0.7,
+        ge=0,
+        le=1,
+        description="A cluster is covered by an approved community answer whose question is at least this similar "
+        "(cosine) to the cluster's centre.",
+    )
+    representatives: int = Field(3, ge=1, le=20, description="Questions shown for each cluster.")
+    pages: int = Field(3, ge=0, le=20, description="Nearest docs pages shown for each cluster (0: none).")
+    max_questions: int = Field(
+        5000, ge=1, description="The newest this many gap questions are clustered (clustering grows as its square)."
+    )
+
+
 class OpsSettings(BaseModel):
     metrics_enabled: bool = Field(
         True,
@@ -489,6 +522,13 @@ class ChannelPolicy(BaseModel):
     helper_role: str = Field(
         "", description="With handoff = message: the role (Discord) or user group (Slack) id pinged, the only ping."
     )
+    followup_after_s: float = Field(
+        0.0,
+        ge=0,
+        description="auto/always: this long after an answer to a new question with no word from its asker (a vote, "
+        'a solved mark, a reply or a reaction), ask once in its thread "Did this solve it?" with buttons. '
+        "Never in direct messages, never twice. 0: never.",
+    )
 
 
 class Settings(BaseSettings):
@@ -518,6 +558,7 @@ class Settings(BaseSettings):
     indexer: IndexerSettings = IndexerSettings()
     bot: BotSettings = BotSettings()
     learned: LearnedSettings = LearnedSettings()
+    gaps: GapSettings = GapSettings()
     ops: OpsSettings = OpsSettings()
     channels: dict[str, ChannelPolicy] = Field(
         default_factory=dict,
