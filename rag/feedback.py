@@ -470,19 +470,22 @@ class FeedbackStore:
 
         params = {**scope, "limit": limit}
         voted = f"FROM votes v JOIN answers a ON a.id = v.answer_id WHERE {answers_in} AND {votes_in}"
-        shown = f"{answers_in} AND a.private = 0"  # private questions are counted, never listed
+        # Private askings are counted with the public askings of the same question, whose words are shown; a question
+        # asked only privately is never listed (the dashboard's lists count the same way: rag.stats).
+        public_words = "min(CASE WHEN a.private = 0 THEN a.question END)"
+        asked_publicly = "HAVING max(a.private = 0)"
         totals = await self._run(
             f"SELECT count(*), coalesce(sum(a.refused), 0) FROM answers a WHERE {answers_in}", params
         )
         votes = await self._run(f"SELECT coalesce(sum(v.helpful), 0), coalesce(sum(1 - v.helpful), 0) {voted}", params)
         top = await self._run(
-            f"SELECT min(a.question), count(*) AS n FROM answers a WHERE {shown} "
-            f"GROUP BY {normalised('a.question')} ORDER BY n DESC, max(a.asked_at) DESC LIMIT :limit",
+            f"SELECT {public_words}, count(*) AS n FROM answers a WHERE {answers_in} "
+            f"GROUP BY {normalised('a.question')} {asked_publicly} ORDER BY n DESC, max(a.asked_at) DESC LIMIT :limit",
             params,
         )
         missing = await self._run(
-            f"SELECT min(a.question), count(*) AS n FROM answers a WHERE a.refused = 1 AND {shown} "
-            f"GROUP BY {normalised('a.question')} ORDER BY n DESC, max(a.asked_at) DESC LIMIT :limit",
+            f"SELECT {public_words}, count(*) AS n FROM answers a WHERE a.refused = 1 AND {answers_in} "
+            f"GROUP BY {normalised('a.question')} {asked_publicly} ORDER BY n DESC, max(a.asked_at) DESC LIMIT :limit",
             params,
         )
         down = await self._run(
