@@ -224,6 +224,14 @@ def _since(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _scope_arguments(parser: argparse.ArgumentParser) -> None:
+    """--platform and --space, which narrow the report and the gap report alike."""
+    parser.add_argument("--platform", choices=("discord", "slack"), help="only this platform")
+    parser.add_argument(
+        "--space", metavar="ID", help="only this Discord server id or Slack workspace id (e.g. T0123ABC)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     started = process_started()
     parser = argparse.ArgumentParser(prog="python -m bot", description="Docent, the docs Q&A bot.")
@@ -236,10 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     report_parser = commands.add_parser(
         "report", help="feedback report per Discord server and Slack workspace: top questions, gaps, disliked answers"
     )
-    report_parser.add_argument("--platform", choices=("discord", "slack"), help="only this platform")
-    report_parser.add_argument(
-        "--space", metavar="ID", help="only this Discord server id or Slack workspace id (e.g. T0123ABC)"
-    )
+    _scope_arguments(report_parser)
     report_parser.add_argument(
         "--json",
         action="store_true",
@@ -248,10 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     gaps_parser = commands.add_parser(
         "gaps", help="knowledge gaps: refused, handed-off, disliked and weak answers' questions, grouped by meaning"
     )
-    gaps_parser.add_argument("--platform", choices=("discord", "slack"), help="only this platform")
-    gaps_parser.add_argument(
-        "--space", metavar="ID", help="only this Discord server id or Slack workspace id (e.g. T0123ABC)"
-    )
+    _scope_arguments(gaps_parser)
     gaps_parser.add_argument(
         "--since", metavar="WHEN", type=_since, help="only questions asked since: 7d, 12h, 2w or a date (2025-01-31)"
     )

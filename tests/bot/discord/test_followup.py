@@ -10,6 +10,7 @@ import pytest
 from bot.followup import QUESTION
 from loopback.discord import MessageRecord
 from tests.bot.discord.harness import ALICE, BOB, SAID, Harness, button
+from tests.clock import Clock
 from tests.scripted import ScriptedGenerator
 
 pytestmark = pytest.mark.integration
@@ -17,14 +18,6 @@ CHANNEL = 222222222222222222  # the fake's default text channel
 CONFIDENT = "How does IVF_FLAT split vectors into nlist clusters?"
 OFF_TOPIC = "Does anyone know a good pizza place near the office for Friday?"
 DELAY_S = 3600.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def followups(h: Harness) -> list[MessageRecord]:

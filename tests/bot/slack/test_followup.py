@@ -9,6 +9,7 @@ import pytest
 from bot.followup import QUESTION
 from rag.feedback import View
 from tests.bot.slack.harness import ADMIN, BOB, MEMBER, Harness
+from tests.clock import Clock
 from tests.scripted import ScriptedGenerator
 
 pytestmark = pytest.mark.integration
@@ -16,14 +17,6 @@ HELP = "C1"
 CONFIDENT = "How does IVF_FLAT split vectors into nlist clusters?"
 OFF_TOPIC = "Does anyone know a good pizza place near the office for Friday?"
 DELAY_S = 3600.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def followups(h: Harness, thread: str) -> list[str]:
