@@ -4,6 +4,8 @@ reply to a hand-off counted as handed off; direct messages kept private. Real sl
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from bot.followup import QUESTION
@@ -17,6 +19,16 @@ HELP = "C1"
 CONFIDENT = "How does IVF_FLAT split vectors into nlist clusters?"
 OFF_TOPIC = "Does anyone know a good pizza place near the office for Friday?"
 DELAY_S = 3600.0
+
+
+async def following_up(slack_harness: Any, clock: Clock) -> Harness:
+    """A support channel that answers every new question and follows up after ``DELAY_S`` on ``clock``."""
+    harness: Harness = await slack_harness(
+        ScriptedGenerator("IVF_FLAT clusters vectors [1]."),
+        channels={HELP: {"mode": "always", "followup_after_s": DELAY_S}},
+        clock=clock,
+    )
+    return harness
 
 
 def followups(h: Harness, thread: str) -> list[str]:
@@ -45,11 +57,7 @@ async def answered(h: Harness, text: str = CONFIDENT) -> tuple[str, str]:
 
 async def test_did_this_solve_it_is_asked_once_after_the_delay_and_marks_it_solved(slack_harness) -> None:
     clock = Clock()
-    h = await slack_harness(
-        ScriptedGenerator("IVF_FLAT clusters vectors [1]."),
-        channels={HELP: {"mode": "always", "followup_after_s": DELAY_S}},
-        clock=clock,
-    )
+    h = await following_up(slack_harness, clock)
     thread, _ = await answered(h)
     clock.now += DELAY_S - 1
     assert await h.services.followups.tick() == 0, "not before the delay"
@@ -74,11 +82,7 @@ async def test_did_this_solve_it_is_asked_once_after_the_delay_and_marks_it_solv
 
 async def test_not_yet_is_a_thumbs_down_and_makes_the_question_a_gap(slack_harness) -> None:
     clock = Clock()
-    h = await slack_harness(
-        ScriptedGenerator("IVF_FLAT clusters vectors [1]."),
-        channels={HELP: {"mode": "always", "followup_after_s": DELAY_S}},
-        clock=clock,
-    )
+    h = await following_up(slack_harness, clock)
     thread, _ = await answered(h)
     clock.now += DELAY_S
     await h.services.followups.tick()
@@ -94,11 +98,7 @@ async def test_not_yet_is_a_thumbs_down_and_makes_the_question_a_gap(slack_harne
 
 async def test_no_follow_up_once_the_asker_reacted_or_wrote_in_the_thread(slack_harness) -> None:
     clock = Clock()
-    h = await slack_harness(
-        ScriptedGenerator("IVF_FLAT clusters vectors [1]."),
-        channels={HELP: {"mode": "always", "followup_after_s": DELAY_S}},
-        clock=clock,
-    )
+    h = await following_up(slack_harness, clock)
     reacted, answer = await answered(h)
     await h.slack.react(HELP, answer, "thumbsup", user=MEMBER)  # on the answer: its thread is found
     wrote, _ = await answered(h, "What does nprobe do in IVF_FLAT?")
