@@ -216,9 +216,9 @@ class EvalIndex:
         backend = () if settings.embedding.backend == "torch" else (settings.embedding.backend,)
         self.root = settings.data_dir / "eval" / index_key(corpus, settings.embedding.model, *backend)
         self.root.mkdir(parents=True, exist_ok=True)
-        self.passages = CachedEmbedder(
-            embedder, self.root / f"vectors-{index_key(settings.embedding.passage_prefix)}.npz"
-        )
+        # What passages are embedded after: a configured prefix, or the model's own document prompt.
+        self.prompt: str = getattr(embedder, "document_prompt", settings.embedding.passage_prefix)
+        self.passages = CachedEmbedder(embedder, self.root / f"vectors-{index_key(self.prompt)}.npz")
         self.uri = str(self.root / "milvus.db")
         self._corpus = corpus
         self._code = code_digest()  # read once per corpus, not once per indexing recipe
@@ -240,7 +240,7 @@ class EvalIndex:
             self.embedder.max_tokens,
             settings.indexer.chunk_overlap_tokens,
             Granularity.from_settings(settings.tuning).tag,
-            settings.embedding.passage_prefix,
+            self.prompt,
         )
         store = self.store(name)
         done = self.root / f"{name}.json"
@@ -257,7 +257,7 @@ class EvalIndex:
 
     async def reference(self) -> MilvusStore:
         """The reference recipe: fixed 512-character windows of each file with 10% overlap, no context."""
-        name = "reference_" + index_key(REFERENCE_CHARS, REFERENCE_OVERLAP, self.settings.embedding.passage_prefix)
+        name = "reference_" + index_key(REFERENCE_CHARS, REFERENCE_OVERLAP, self.prompt)
         store = self.store(name)
         done = self.root / f"{name}.json"
         if not done.exists():

@@ -425,6 +425,7 @@ async def adapt(
         embedder = await asyncio.to_thread(SentenceTransformerEmbedder, settings.embedding, settings.embedding_cache)
         # While a switch of model is re-indexed, the old index answers: its own model embeds the questions.
         queries = AnsweringEmbedder(embedder, settings.embedding, store, cache_dir=settings.embedding_cache)
+        prompts = embedder.query_prompt, embedder.document_prompt  # trained with the prompts it is searched with
         try:
             retrieval = settings.retrieval.model_copy(update={"top_k": max(config.keep_top, 2)})
             mined = await mine_triplets(
@@ -447,8 +448,8 @@ async def adapt(
     partial.parent.mkdir(parents=True, exist_ok=True)
     train = replace(
         config.train,
-        query_prefix=settings.embedding.query_prefix,
-        passage_prefix=settings.embedding.passage_prefix,
+        query_prefix=prompts[0],
+        passage_prefix=prompts[1],
         threads=config.train.threads or settings.embedding.threads,
     )
     training = await asyncio.to_thread(train_embedder, resolve_embedding_model(base), mined.triplets, partial, train)

@@ -182,9 +182,17 @@ class EmbeddingSettings(BaseModel):
     cache_dir: Path | None = Field(
         None, description="Where exported embedding backends are kept; unset means <data_dir>/models."
     )
-    query_prefix: str = Field("", description="Prepended to questions (e5/bge-style models want one).")
-    passage_prefix: str = Field("", description="Prepended to passages when indexing.")
-    max_tokens: int = Field(0, ge=0, description="Chunk token budget; 0 uses the model's max_seq_length.")
+    query_prefix: str = Field(
+        "",
+        description="Prepended to questions (e5/bge-style models want one); empty: the model's own query prompt "
+        "(config_sentence_transformers.json), if it has one.",
+    )
+    passage_prefix: str = Field(
+        "", description="Prepended to passages when indexing; empty: the model's own document prompt, if any."
+    )
+    max_tokens: int = Field(
+        0, ge=0, description="Chunk token budget; 0 uses the model's max_seq_length less its document prompt."
+    )
 
 
 class LLMSettings(_KeysMoved):
