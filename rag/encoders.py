@@ -154,7 +154,9 @@ def read_layout(folder: Path) -> Layout | None:
         return None
     if pooling_config.get("include_prompt") is False:  # prompt tokens left out of the pooling: torch does that
         return None
-    limit = st_config.get("max_seq_length") or model_config.get("max_position_embeddings") or 512
+    limit = (
+        st_config.get("max_seq_length") or _tokenizer_limit(base) or model_config.get("max_position_embeddings") or 512
+    )
     width = int(pooling_config.get("embedding_dimension") or pooling_config.get("word_embedding_dimension") or 0)
     return Layout(
         folder=folder,
@@ -164,6 +166,16 @@ def read_layout(folder: Path) -> Layout | None:
         lowercase=bool(st_config.get("do_lower_case")),
         dimension=width * len(modes),
     )
+
+
+def _tokenizer_limit(base: Path) -> int:
+    """The tokenizer's model_max_length: where sentence-transformers 6 saves max_seq_length (0 when unset, or when
+    it is transformers' huge placeholder for "no limit")."""
+    try:
+        limit = json.loads((base / "tokenizer_config.json").read_text()).get("model_max_length")
+    except (OSError, ValueError, AttributeError):
+        return 0
+    return int(limit) if isinstance(limit, int | float) and 0 < limit < 1_000_000 else 0
 
 
 def files_hash(folder: Path) -> str:

@@ -227,3 +227,21 @@ def test_prompts_are_read_as_sentence_transformers_names_them(
     config: dict[str, object], expected: tuple[str, str]
 ) -> None:
     assert encoders.prompts(config) == expected
+
+
+def test_the_sequence_limit_of_a_folder_saved_by_sentence_transformers_6_is_read_from_its_tokenizer(
+    minilm_dir: str, tmp_path: Path
+) -> None:
+    """sentence-transformers 6 saves max_seq_length as the tokenizer's model_max_length, not in
+    sentence_bert_config.json: read as torch reads it, or the exported backend chunks and truncates at 512."""
+    copy = tmp_path / "model"
+    shutil.copytree(minilm_dir, copy, ignore=shutil.ignore_patterns("*.safetensors"))
+    (copy / "sentence_bert_config.json").write_text(json.dumps({"transformer_task": "feature-extraction"}))
+    tokenizer_config = json.loads((copy / "tokenizer_config.json").read_text())
+    (copy / "tokenizer_config.json").write_text(json.dumps({**tokenizer_config, "model_max_length": 256}))
+    layout = encoders.read_layout(copy)
+    assert layout is not None and layout.max_tokens == 256
+    # A tokenizer without a limit of its own (transformers' huge placeholder) leaves it to the model's positions.
+    (copy / "tokenizer_config.json").write_text(json.dumps({**tokenizer_config, "model_max_length": int(1e30)}))
+    layout = encoders.read_layout(copy)
+    assert layout is not None and layout.max_tokens == 512
