@@ -340,7 +340,13 @@ def latency_questions(questions: dict[str, list[Question]], count: int) -> list[
 
 
 def run_embedder(
-    spec: EmbedderSpec, settings: Any, k: int, windows: bool, latency: int, sample: int = 0
+    spec: EmbedderSpec,
+    settings: Any,
+    k: int,
+    windows: bool,
+    latency: int,
+    sample: int = 0,
+    costs_only: bool = False,
 ) -> EmbedderRun:
     """The child process's work (``spawn``: nothing of the parent's memory): costs first, then quality."""
     from rag.logs import configure_logging
@@ -348,7 +354,7 @@ def run_embedder(
 
     configure_logging("WARNING")
     prepare_process_env(settings)
-    return asyncio.run(_run_embedder(spec, settings, k, windows, latency, sample))
+    return asyncio.run(_run_embedder(spec, settings, k, windows, latency, sample, costs_only))
 
 
 def _settings_for(settings: Any, model: str) -> Any:
@@ -356,7 +362,7 @@ def _settings_for(settings: Any, model: str) -> Any:
 
 
 async def _run_embedder(
-    spec: EmbedderSpec, settings: Any, k: int, windows: bool, latency: int, sample: int
+    spec: EmbedderSpec, settings: Any, k: int, windows: bool, latency: int, sample: int, costs_only: bool = False
 ) -> EmbedderRun:
     from rag.embedder import SentenceTransformerEmbedder
 
@@ -386,6 +392,9 @@ async def _run_embedder(
         runs = {}
         for set_name, model in spec.models.items():
             own = _settings_for(settings, model)
+            if costs_only:
+                runs[set_name] = _unscored(own, loaded[model], costs.pop(set_name))
+                continue
             runs[set_name] = await _score_set(
                 set_name, own, loaded[model], questions[set_name], costs.pop(set_name), k, windows
             )
@@ -393,6 +402,23 @@ async def _run_embedder(
         for embedder in loaded.values():
             embedder.close()
     return EmbedderRun(spec.name, runs, query_ms, query_cpu_ms, round(peak, 1), round(load_s, 1))
+
+
+def _unscored(settings: Any, embedder: Any, cost: SetCost) -> SetRun:
+    """A set's costs alone (``--costs-only``): no question is run."""
+    return SetRun(
+        model=settings.embedding.model,
+        dimension=embedder.dimension,
+        max_tokens=embedder.max_tokens,
+        backend=embedder.backend,
+        chunks=cost.chunks,
+        timed=cost.timed,
+        embed_s=round(cost.embed_s, 2),
+        embed_cpu_s=round(cost.embed_cpu_s, 2),
+        chunking_s=round(cost.chunking_s, 2),
+        configured=[],
+        grid={},
+    )
 
 
 async def _score_set(
@@ -569,7 +595,16 @@ def run_child(spec: EmbedderSpec, settings: Any, args: argparse.Namespace) -> Em
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
         pool.submit(load_models, list(spec.models.values()), settings).result()
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        job = pool.submit(run_embedder, spec, settings, args.k, args.windows, args.latency_questions, args.cost_chunks)
+        job = pool.submit(
+            run_embedder,
+            spec,
+            settings,
+            args.k,
+            args.windows,
+            args.latency_questions,
+            args.cost_chunks,
+            args.costs_only,
+        )
         return job.result()
 
 
@@ -638,6 +673,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0,
         help="chunks per corpus embedded under the clock, spread over it (default 0: all of them)",
     )
+    parser.add_argument("--costs-only", action="store_true", help="measure the costs, score no question")
     parser.add_argument("--latency-questions", type=int, default=LATENCY_QUESTIONS, help="questions timed (50)")
     parser.add_argument(
         "--models-data-dir", type=Path, help="the data dir bench.models fetched into (default: the configured one)"
