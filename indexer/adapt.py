@@ -5,8 +5,9 @@ questions (issue 23). So the docs teach the model themselves:
 
 1. a bounded number of indexed sections per page is picked (docs sources only: community answers are not docs);
 2. a small instruct LLM writes a question per section as a user who hit the problem it solves would post it
-   (``STYLES``: a how-to, an error, an "is it possible", a troubleshooting post or a quick chat question), with
-   seeded sampling; replies without a usable question, or copying the section, are dropped (``read_question``);
+   (``STYLES``: a how-to, an error, an "is it possible", a troubleshooting post or a quick chat question; the
+   styles and sections are seeded, the words sampled); replies without a usable question, copying the section or
+   parroting the prompt's example posts are dropped (``read_question``);
 3. a question is kept only if today's retrieval finds its own page in the top ``keep_top``: a question its passage
    does not answer, or that any page could answer, teaches nothing; the best-ranked chunk of another page in the
    same (hybrid BM25 + dense) search is its hard negative (``mine_triplets``);
@@ -646,14 +647,14 @@ async def start_generator(settings: LLMSettings) -> AsyncIterator[Generator]:
 
 
 def writer_settings(settings: Settings, config: AdaptConfig) -> LLMSettings:
-    """The engine for questions: short replies, sampled with a seed (varied, yet a run repeats), short prompts."""
+    """The engine for questions: short replies, sampled (varied; not repeatable: vLLM's per-request seed fails on
+    the CPU once a prompt's prefill is split, "CPU Generator does not use offset"), short prompts."""
     return settings.llm.model_copy(
         update={
             "model": config.generator or settings.llm.model,
             "max_tokens": config.max_tokens,
             "temperature": config.temperature,
             "top_p": config.top_p,
-            "seed": config.seed,
             "max_model_len": min(settings.llm.max_model_len, 2048),
             # A batch job on a busy CPU: a question may wait behind the others for minutes; no user is waiting.
             "timeout_s": max(settings.llm.timeout_s, WRITER_TIMEOUT_S),

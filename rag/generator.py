@@ -163,7 +163,6 @@ class VLLMGenerator:
             max_tokens=self._settings.max_tokens,
             temperature=self._settings.temperature,
             top_p=self._settings.top_p,
-            seed=self._settings.seed,
             ignore_eos=self._ignore_eos,
         )
         finished = False

@@ -219,9 +219,6 @@ class LLMSettings(_KeysMoved):
     top_p: float = Field(
         1.0, gt=0, le=1, description="Sample among the likeliest tokens holding this share of probability; 1: all."
     )
-    seed: int | None = Field(
-        None, description="Seed of every request's sampling: above temperature 0, a prompt then gets the same reply."
-    )
     timeout_s: float = Field(120.0, gt=0, description="An answer taking longer is abandoned with a message.")
 
 

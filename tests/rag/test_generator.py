@@ -52,18 +52,6 @@ async def test_concurrent_requests_all_complete(generator: VLLMGenerator) -> Non
 
 
 @pytest.mark.slow
-async def test_a_seeded_sample_repeats_and_another_seed_differs(generator: VLLMGenerator) -> None:
-    async def reply(seed: int, request_id: str) -> str:
-        sampled = generator.with_settings(
-            LLMSettings(model="x", max_tokens=16, temperature=1.0, top_p=0.95, seed=seed, max_model_len=4096)
-        )
-        return [text async for text in sampled.stream(MESSAGES, request_id=request_id)][-1]
-
-    first, again = await asyncio.gather(reply(7, "t-seed-a"), reply(7, "t-seed-b"))  # batched together
-    assert first == again != await reply(8, "t-seed-c")
-
-
-@pytest.mark.slow
 async def test_timeout_raises_and_engine_keeps_serving(generator: VLLMGenerator) -> None:
     slow = generator.with_settings(
         LLMSettings(model="x", max_tokens=4000, timeout_s=0.05, max_model_len=4096), ignore_eos=True
