@@ -6,8 +6,9 @@ python -m indexer --url URL            # one website
 python -m indexer --watch              # repeat on the configured schedule
 python -m indexer --json               # last line: the run report as JSON
 python -m indexer --no-wait            # exit at once if another indexer is running
-python -m indexer adapt [--per-page 2] [--max-pages N] [--generator PATH] [--keep-top 5] [--epochs 1]
-                        [--max-steps N] [--batch-size 16]     # fine-tune the embedder on the indexed docs
+python -m indexer adapt [--per-page 2] [--per-section 1] [--max-pages N] [--generator PATH] [--keep-top 5]
+                        [--epochs 1] [--max-steps N] [--batch-size 16] [--questions synthetic.jsonl]
+                                       # fine-tune the embedder on the indexed docs
 
 Only one indexer runs at a time across processes (a lock on <data_dir>/indexer.lock); a second one waits for it
 unless --no-wait is given.
@@ -120,6 +121,9 @@ def parse_adapt_args(argv: list[str]) -> argparse.Namespace:
         description="Fine-tune the embedder on synthetic questions about the indexed docs (a new model folder).",
     )
     parser.add_argument("--per-page", type=int, default=2, help="sections of each page asked about (default 2)")
+    parser.add_argument(
+        "--per-section", type=int, default=1, help="questions per section, each in another style (default 1)"
+    )
     parser.add_argument("--max-pages", type=int, default=0, help="pages sampled at most (default: all)")
     parser.add_argument("--generator", default="", help="model folder of the question writer (default: llm.model)")
     parser.add_argument(
@@ -129,12 +133,26 @@ def parse_adapt_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--max-steps", type=int, default=0, help="training steps at most (default: all)")
     parser.add_argument("--batch-size", type=int, default=16, help="triplets per step (default 16)")
     parser.add_argument("--learning-rate", type=float, default=2e-5, help="AdamW learning rate (default 2e-5)")
+    parser.add_argument(
+        "--mini-batch",
+        type=int,
+        default=0,
+        help="compute a step's gradients this many texts at a time: the same loss, less memory, slower (default: "
+        "all at once)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="sampling and shuffling seed (default 0)")
+    parser.add_argument(
+        "--questions",
+        default="",
+        help="train on an earlier run's synthetic.jsonl instead of writing questions (no --generator needed)",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON on the last line")
     args = parser.parse_args(argv)
-    for name in ("per_page", "keep_top", "epochs", "batch_size"):
+    for name in ("per_page", "per_section", "keep_top", "epochs", "batch_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.mini_batch < 0:
+        parser.error("--mini-batch must be 0 (off) or more")
     if args.batch_size < 2:
         parser.error("--batch-size must be at least 2 (the other triplets are the in-batch negatives)")
     return args
@@ -143,7 +161,9 @@ def parse_adapt_args(argv: list[str]) -> argparse.Namespace:
 def adapt_config(args: argparse.Namespace) -> AdaptConfig:
     return AdaptConfig(
         per_page=args.per_page,
+        per_section=args.per_section,
         max_pages=args.max_pages,
+        questions=args.questions,
         keep_top=args.keep_top,
         generator=args.generator,
         seed=args.seed,
@@ -152,6 +172,7 @@ def adapt_config(args: argparse.Namespace) -> AdaptConfig:
             max_steps=args.max_steps,
             batch_size=args.batch_size,
             learning_rate=args.learning_rate,
+            mini_batch=args.mini_batch,
             seed=args.seed,
         ),
     )

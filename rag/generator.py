@@ -162,6 +162,7 @@ class VLLMGenerator:
         params = SamplingParams(
             max_tokens=self._settings.max_tokens,
             temperature=self._settings.temperature,
+            top_p=self._settings.top_p,
             ignore_eos=self._ignore_eos,
         )
         finished = False

@@ -230,6 +230,9 @@ class LLMSettings(_KeysMoved):
     temperature: float = Field(
         0.0, ge=0, description="Sampling temperature; 0 (greedy) is what bench.answers measures, and repeats."
     )
+    top_p: float = Field(
+        1.0, gt=0, le=1, description="Sample among the likeliest tokens holding this share of probability; 1: all."
+    )
     timeout_s: float = Field(120.0, gt=0, description="An answer taking longer is abandoned with a message.")
 
 
