@@ -260,8 +260,8 @@ class _NullStore:
     def __init__(self) -> None:
         self.chunks = 0
 
-    async def ensure_collection(self, dimension: int) -> None:
-        return None
+    async def ensure_collection(self, dimension: int, model: str = "") -> bool:
+        return False
 
     async def finish_rebuild(self) -> None:
         return None
