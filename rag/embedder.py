@@ -190,14 +190,28 @@ class SentenceTransformerEmbedder:
     async def embed_passages(self, texts: Sequence[str]) -> list[list[float]]:
         """Vectors in input order; encoded shortest first so each batch pads little, one batch per call so a
         question waiting for the embedding thread waits for one batch at most."""
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out: list[list[float]] = [[] for _ in texts]
-        step = self._settings.batch_size
-        for start in range(0, len(order), step):
-            batch = order[start : start + step]
+        for batch in await asyncio.to_thread(self._batches, texts):  # counting tokens is CPU work: off the loop
             for i, vector in zip(batch, await self._run([texts[i] for i in batch]), strict=True):
                 out[i] = vector
         return out
+
+    def _batches(self, texts: Sequence[str]) -> list[list[int]]:
+        """Indexes of ``texts``, shortest first, in batches of at most ``batch_size`` passages and
+        ``batch_tokens`` padded tokens (a batch pads to its longest); a passage over the budget goes alone."""
+        tokens = [min(self._count(text), self.max_tokens) for text in texts]
+        batches: list[list[int]] = []
+        for i in sorted(range(len(texts)), key=lambda i: tokens[i]):
+            batch = batches[-1] if batches else None
+            if (
+                batch is None
+                or len(batch) >= self._settings.batch_size
+                or (len(batch) + 1) * tokens[i] > self._settings.batch_tokens
+            ):
+                batches.append([i])
+            else:
+                batch.append(i)
+        return batches
 
     def close(self) -> None:
         if self._drainer is not None:

@@ -178,6 +178,14 @@ class EmbeddingSettings(BaseModel):
         ),
     )
     batch_size: int = Field(32, ge=1, description="Passages per encode call while indexing.")
+    batch_tokens: int = Field(
+        8192,
+        ge=1,
+        description=(
+            "Padded tokens per encode call while indexing (passages x the longest one's tokens): a long-context "
+            "model encodes its long passages a few at a time, so memory stays bounded."
+        ),
+    )
     threads: int = Field(0, ge=0, description="torch intra-op threads; 0 keeps torch's default.")
     cache_dir: Path | None = Field(
         None, description="Where exported embedding backends are kept; unset means <data_dir>/models."

@@ -83,3 +83,41 @@ def test_a_model_folder_that_is_gone_is_said_at_once(tmp_path, monkeypatch: pyte
         SentenceTransformerEmbedder(EmbeddingSettings(model=str(tmp_path / "embedders" / "gone")), tmp_path)
     assert _names_a_folder("./models/x") and _names_a_folder("~/m") and _names_a_folder("data/embedders/m")
     assert not _names_a_folder("sentence-transformers/all-MiniLM-L6-v2") and not _names_a_folder("all-MiniLM-L6-v2")
+
+
+async def test_long_passages_are_encoded_a_few_at_a_time(
+    minilm_dir: str, embedding_cache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long-context model's 32 passages of 2,000 tokens took over 6 GB in one encode: a batch is bounded by its
+    padded tokens (passages x the longest), and short passages still go many at a time, with the same vectors."""
+    import numpy as np
+
+    from rag.embedder import SentenceTransformerEmbedder
+    from rag.settings import EmbeddingSettings
+
+    model = SentenceTransformerEmbedder(
+        EmbeddingSettings(model=minilm_dir, threads=1, batch_size=8, batch_tokens=200), embedding_cache
+    )
+    try:
+        long = [f"{'index build parameters ' * (30 + n)}number {n}" for n in range(5)]  # about 100+ tokens each
+        short = [f"create collection {n}" for n in range(20)]
+        texts = [text for pair in zip(long, short[:5], strict=True) for text in pair] + short[5:]
+        alone = [(await model.embed_passages([text]))[0] for text in texts]
+        batches: list[list[str]] = []
+        encode = model._run
+
+        async def counted(batch: list[str], *, queries: bool = False) -> list[list[float]]:
+            batches.append(batch)
+            return await encode(batch, queries=queries)
+
+        monkeypatch.setattr(model, "_run", counted)
+        together = await model.embed_passages(texts)
+        assert (np.array(together) * np.array(alone)).sum(axis=1).min() > 0.9999  # input order kept
+        for batch in batches:
+            padded = len(batch) * max(model.count_tokens(text) for text in batch)
+            assert len(batch) == 1 or padded <= 200, [len(b) for b in batches]
+            assert len(batch) <= 8
+        assert [len(b) for b in batches if b[0] in short][:1] == [8]  # short ones fill a batch
+        assert sum(len(b) for b in batches) == len(texts)
+    finally:
+        model.close()
