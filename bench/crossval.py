@@ -365,10 +365,13 @@ def report(
         f"({refusals['false_refusal_rate']:.1%}), out-of-scope refused at the lowest: "
         f"{refusals['out_of_scope_refused_at_lowest']:.0%}"
     )
-    sweep = refusal_sweep(held, out_of_scope)
-    print("threshold  false refusals (real, held-out)  out-of-scope refused")
+    sweep = refusal_sweep(held, out_of_scope, k)
+    print("threshold  false refusals (real, held-out)  out-of-scope refused  answered with a gold page")
     for point in sweep:
-        print(f"{point['threshold']:>9.2f}  {point['false_refusals']:>30}  {point['out_of_scope_refused']:>21.0%}")
+        print(
+            f"{point['threshold']:>9.2f}  {point['false_refusals']:>30}  {point['out_of_scope_refused']:>21.0%}"
+            f"  {point['answered_found']:>25.0%}"
+        )
     result: dict[str, Any] = {
         "k": k,
         "refusal_sweep": sweep,
@@ -389,19 +392,25 @@ def report(
     return result
 
 
-def refusal_sweep(held: dict[str, list[Outcome]], out_of_scope: Sequence[Outcome]) -> list[dict[str, Any]]:
-    """False refusals of the real (answerable) questions and refusals of the out-of-scope set, per threshold."""
-    confidences = [o.confidence for outcomes in held.values() for o in outcomes]
-    return [
-        {
-            "threshold": threshold,
-            "false_refusals": sum(c < threshold for c in confidences),
-            "out_of_scope_refused": round(
-                sum(o.confidence < threshold for o in out_of_scope) / max(1, len(out_of_scope)), 3
-            ),
-        }
-        for threshold in (round(0.20 + 0.02 * step, 2) for step in range(14))
-    ]
+def refusal_sweep(held: dict[str, list[Outcome]], out_of_scope: Sequence[Outcome], k: int = 5) -> list[dict[str, Any]]:
+    """Per threshold: false refusals of the real (answerable) questions, refusals of the out-of-scope set, and of
+    the real questions answered, how many had a gold page in the top ``k`` (what an auto channel's
+    ``min_confidence`` trades: fewer answers, more of them right)."""
+    answerable = [o for outcomes in held.values() for o in outcomes]
+    rows = []
+    for threshold in (round(0.20 + 0.02 * step, 2) for step in range(21)):
+        answered = [o for o in answerable if o.confidence >= threshold]
+        rows.append(
+            {
+                "threshold": threshold,
+                "false_refusals": len(answerable) - len(answered),
+                "out_of_scope_refused": round(
+                    sum(o.confidence < threshold for o in out_of_scope) / max(1, len(out_of_scope)), 3
+                ),
+                "answered_found": round(sum(o.rank(k) is not None for o in answered) / max(1, len(answered)), 3),
+            }
+        )
+    return rows
 
 
 def by_language(per_set: dict[str, list[Outcome]], k: int) -> dict[str, dict[str, float]]:

@@ -52,6 +52,7 @@ from bench.crossval import (
     by_language,
     cross_validate,
     cross_validated_refusals,
+    refusal_sweep,
     summarise,
     tuning_grid,
 )
@@ -499,6 +500,7 @@ def summary(run: EmbedderRun, k: int) -> dict[str, Any]:
         "refusal": {
             "configured": cross_validated_refusals(configured, folds, out_of_scope),
             "tuned": cross_validated_refusals(held, folds, out_of_scope),
+            "sweep": refusal_sweep(configured, out_of_scope, k),
         },
         "costs": {
             "chunks": {name: s.chunks for name, s in run.sets.items()},

@@ -125,3 +125,18 @@ def test_the_study_varies_only_tuning_settings() -> None:
     # model_copy(update=...) does not validate: a key that is no tuning setting would ride along unseen.
     grid = [variant for _, variant in tuning_grid(TuningSettings())]
     assert grid and all(set(variant.__dict__) == set(TuningSettings.model_fields) for variant in grid)
+
+
+def test_the_sweep_says_how_many_answers_above_a_threshold_found_their_page() -> None:
+    """An auto channel's ``min_confidence`` is read from this: above it, fewer answers, more of them right."""
+    from bench.crossval import refusal_sweep
+
+    def outcome(confidence: float, found: bool) -> Outcome:
+        return Outcome(Question("q", frozenset({"g.md"})), ["g.md" if found else "x.md"], confidence, 1.0)
+
+    held = {"docs": [outcome(0.25, False), outcome(0.35, False), outcome(0.45, True), outcome(0.55, True)]}
+    sweep = {row["threshold"]: row for row in refusal_sweep(held, [outcome(0.41, False)], 5)}
+    assert sweep[0.2]["answered_found"] == 0.5 and sweep[0.2]["false_refusals"] == 0
+    assert sweep[0.4]["answered_found"] == 1.0 and sweep[0.4]["false_refusals"] == 2
+    assert sweep[0.4]["out_of_scope_refused"] == 0.0 and sweep[0.42]["out_of_scope_refused"] == 1.0
+    assert sweep[0.6]["answered_found"] == 0.0 and sweep[0.6]["false_refusals"] == 4
