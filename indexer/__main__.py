@@ -136,9 +136,9 @@ def parse_adapt_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--mini-batch",
         type=int,
-        default=0,
-        help="compute a step's gradients this many texts at a time: the same loss, less memory, slower (default: "
-        "all at once)",
+        default=8,
+        help="compute a step's gradients this many texts at a time: the same loss in bounded memory (default 8; "
+        "0: all at once, about twice the memory)",
     )
     parser.add_argument("--seed", type=int, default=0, help="sampling and shuffling seed (default 0)")
     parser.add_argument(
