@@ -14,7 +14,7 @@ DEVSET := bench/devset
 
 MODEL ?= qwen2.5-coder-1.5b
 
-.PHONY: setup run test test-fast lint index ask tiny-model model eval eval-answers bench clean
+.PHONY: setup run test test-fast browser lint index ask tiny-model model eval eval-answers bench bench-dashboard clean
 
 setup: $(STAMP)
 
@@ -31,11 +31,25 @@ $(STAMP): pyproject.toml Makefile
 run: setup
 	$(BIN)/python -m bot
 
-test: setup
+test: setup browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q --durations=25
 
-test-fast: setup
+test-fast: setup browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"
+
+# The dashboard's browser tests drive the system's Chromium through its driver (Debian's chromium and
+# chromium-driver, the same build). Installed here when missing and apt-get can run as root; else it says what to do.
+BROWSER_PACKAGES := chromium chromium-driver
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing $(BROWSER_PACKAGES) for the dashboard's browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null; \
+	else \
+		echo "The dashboard's browser tests need Chromium and its driver at /usr/bin/chromium and /usr/bin/chromedriver:" >&2; \
+		echo "  sudo apt-get install $(BROWSER_PACKAGES)   (Debian, Ubuntu), then make test again." >&2; \
+		exit 1; \
+	fi
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
@@ -73,6 +87,10 @@ eval-answers: model
 # One table, and bench/results/perf.json (about 25 minutes on 2 cores).
 bench: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.perf --docs $(CORPUS)
+
+# The dashboard's load time with 100k stored questions, and a screenshot of its overview (bench/results/).
+bench-dashboard: setup browser
+	$(BIN)/python -m bench.dashboard
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

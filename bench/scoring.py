@@ -18,7 +18,7 @@ import logging
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,7 +176,7 @@ class CachedEmbedder:
                 logger.warning("embedding cache %s is unreadable; starting afresh", path)
 
     @staticmethod
-    def _key(text: str) -> str:
+    def key(text: str) -> str:
         return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
 
     def count_tokens(self, text: str) -> int:
@@ -186,7 +186,7 @@ class CachedEmbedder:
         return await self._inner.embed_query(text)
 
     async def embed_passages(self, texts: Sequence[str]) -> list[list[float]]:
-        keys = [self._key(t) for t in texts]
+        keys = [self.key(t) for t in texts]
         missing = list(dict.fromkeys(k for k in keys if k not in self._vectors))
         if missing:
             first = {k: t for k, t in zip(keys, texts, strict=True)}
@@ -194,6 +194,13 @@ class CachedEmbedder:
             self._vectors.update(zip(missing, fresh, strict=True))
             self._dirty = True
         return [self._vectors[k] for k in keys]
+
+    def remember(self, vectors: Mapping[str, Sequence[float]]) -> None:
+        """Vectors computed elsewhere, by text hash (``key``), for texts this cache does not hold yet."""
+        fresh = {key: [float(x) for x in vector] for key, vector in vectors.items() if key not in self._vectors}
+        if fresh:
+            self._vectors.update(fresh)
+            self._dirty = True
 
     def save(self) -> None:
         if self._dirty:
@@ -216,9 +223,9 @@ class EvalIndex:
         backend = () if settings.embedding.backend == "torch" else (settings.embedding.backend,)
         self.root = settings.data_dir / "eval" / index_key(corpus, settings.embedding.model, *backend)
         self.root.mkdir(parents=True, exist_ok=True)
-        self.passages = CachedEmbedder(
-            embedder, self.root / f"vectors-{index_key(settings.embedding.passage_prefix)}.npz"
-        )
+        # What passages are embedded after: a configured prefix, or the model's own document prompt.
+        self.prompt: str = getattr(embedder, "document_prompt", settings.embedding.passage_prefix)
+        self.passages = CachedEmbedder(embedder, self.root / f"vectors-{index_key(self.prompt)}.npz")
         self.uri = str(self.root / "milvus.db")
         self._corpus = corpus
         self._code = code_digest()  # read once per corpus, not once per indexing recipe
@@ -240,7 +247,7 @@ class EvalIndex:
             self.embedder.max_tokens,
             settings.indexer.chunk_overlap_tokens,
             Granularity.from_settings(settings.tuning).tag,
-            settings.embedding.passage_prefix,
+            self.prompt,
         )
         store = self.store(name)
         done = self.root / f"{name}.json"
@@ -257,7 +264,7 @@ class EvalIndex:
 
     async def reference(self) -> MilvusStore:
         """The reference recipe: fixed 512-character windows of each file with 10% overlap, no context."""
-        name = "reference_" + index_key(REFERENCE_CHARS, REFERENCE_OVERLAP, self.settings.embedding.passage_prefix)
+        name = "reference_" + index_key(REFERENCE_CHARS, REFERENCE_OVERLAP, self.prompt)
         store = self.store(name)
         done = self.root / f"{name}.json"
         if not done.exists():

@@ -7,6 +7,7 @@ python -m bot sync             # push slash commands to Discord now
 python -m bot learned …        # community answers waiting for approval (list, approve, reject, export)
 python -m bot forget USER_ID   # remove a user's stored questions, votes and community answers
 python -m bot report           # feedback report per Discord server and Slack workspace (and direct messages)
+python -m bot gaps             # knowledge gaps: the questions the docs did not answer, grouped by meaning
 """
 
 from __future__ import annotations
@@ -26,18 +27,21 @@ from typing import Any
 
 import discord
 
-from bot import community, report
+from bot import community, gaps, report
 from bot.cli import ask
 from bot.community import FEEDBACK_FILE
+from bot.dashboard import DashboardData
 from bot.discord import running as discord_running
 from bot.discord.client import sync_now
+from bot.insight import Gaps, Resolutions
 from bot.ops import OpsServer
 from bot.services import Services
-from indexer.build import http_session, make_indexer, make_source
+from indexer.build import http_session, index_record, make_indexer, make_source
 from indexer.community import with_community
 from indexer.sources import DocumentSource
 from rag.entry import load_settings, run_command
 from rag.feedback import FeedbackStore
+from rag.gaps import GapFinder
 from rag.learned import FILE as LEARNED_FILE
 from rag.learned import LearnedStore, Limits
 from rag.logs import configure_logging
@@ -144,8 +148,9 @@ async def serve(
 
         sources = with_community(configured, learned_path)  # approved community answers, indexed like docs
 
-        await core.store.ensure_collection(core.embedder.dimension)
+        await core.store.ensure_collection(core.embedder.dimension, settings.embedding.model)
         await core.store.warm()  # while the engine starts: the first question doesn't read the BM25 index
+        await core.queries.warm()  # nor load the model that built the index answering, if it isn't the configured
         feedback = await asyncio.to_thread(FeedbackStore, feedback_path)
         learned = await asyncio.to_thread(LearnedStore, learned_path, Limits.of(settings))
         try:
@@ -170,7 +175,28 @@ async def serve(
                         health = (
                             bot.health if bot is not None and not with_slack else partial(_health, services, checks)
                         )
-                        await stack.enter_async_context(OpsServer(settings.ops, metrics, health))
+                        finder = GapFinder(
+                            feedback,
+                            core.embedder,
+                            settings.gaps,
+                            pages=core.store,
+                            learned=learned,
+                            shared_spaces=settings.learned.shared_spaces,
+                        )
+                        pages = DashboardData(
+                            feedback,
+                            learned,
+                            await asyncio.to_thread(index_record, settings),
+                            gaps=Gaps(finder),
+                            resolution=Resolutions(feedback),
+                            learned_command=settings.slack.learned_command,
+                        )
+                        ops = OpsServer(
+                            settings.ops, metrics, health, dashboard=pages, refresh=services.refresh_metrics
+                        )
+                        await stack.enter_async_context(ops)
+                    elif secret_text(settings.ops.dashboard_token):
+                        logger.warning("ops.dashboard_token is set but ops.metrics_enabled is off: no dashboard")
                     await services.stop.wait()
                 exit_code = services.exit_code
         finally:
@@ -191,6 +217,21 @@ async def _health(services: Services, checks: dict[str, Callable[[], Awaitable[b
     return services.health({name: await check() for name, check in checks.items()})
 
 
+def _since(text: str) -> float:
+    try:
+        return gaps.parse_since(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _scope_arguments(parser: argparse.ArgumentParser) -> None:
+    """--platform and --space, which narrow the report and the gap report alike."""
+    parser.add_argument("--platform", choices=("discord", "slack"), help="only this platform")
+    parser.add_argument(
+        "--space", metavar="ID", help="only this Discord server id or Slack workspace id (e.g. T0123ABC)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     started = process_started()
     parser = argparse.ArgumentParser(prog="python -m bot", description="Docent, the docs Q&A bot.")
@@ -203,15 +244,20 @@ def main(argv: list[str] | None = None) -> int:
     report_parser = commands.add_parser(
         "report", help="feedback report per Discord server and Slack workspace: top questions, gaps, disliked answers"
     )
-    report_parser.add_argument("--platform", choices=("discord", "slack"), help="only this platform")
-    report_parser.add_argument(
-        "--space", metavar="ID", help="only this Discord server id or Slack workspace id (e.g. T0123ABC)"
-    )
+    _scope_arguments(report_parser)
     report_parser.add_argument(
         "--json",
         action="store_true",
         help="print a JSON list of {platform, guild_id, report}, one per server or workspace (guild_id null: DMs)",
     )
+    gaps_parser = commands.add_parser(
+        "gaps", help="knowledge gaps: refused, handed-off, disliked and weak answers' questions, grouped by meaning"
+    )
+    _scope_arguments(gaps_parser)
+    gaps_parser.add_argument(
+        "--since", metavar="WHEN", type=_since, help="only questions asked since: 7d, 12h, 2w or a date (2025-01-31)"
+    )
+    gaps_parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     learned_parser = commands.add_parser("learned", help="community answers: list, approve, reject, export")
     learned_parser.add_argument("action", choices=("list", "approve", "reject", "export"))
     learned_parser.add_argument(
@@ -225,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     if settings is None:
         return 2
-    if args.command == "ask":  # a terminal session: only our own progress lines, no library chatter
+    if args.command == "ask" or (args.command == "gaps" and args.json):
+        # A terminal session, or one JSON object on stdout: only our own lines, no library chatter.
         settings = settings.model_copy(update={"log_level": "ERROR"})
     configure_logging(settings.log_level, settings.log_format)
     if args.command == "ask":
@@ -241,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
         return run_command(community.forget(settings, args.user_id, platforms))
     if args.command == "report":
         return run_command(report.print_report(settings, as_json=args.json, platform=args.platform, space=args.space))
+    if args.command == "gaps":
+        run = gaps.print_gaps(settings, as_json=args.json, platform=args.platform, space=args.space, since=args.since)
+        return run_command(run)
     return run_command(run_bot(settings, sync_only=args.command == "sync", started=started))
 
 

@@ -57,6 +57,11 @@ class Question:
     ``unasked`` is the (channel, thread) of a question nobody asked Docent, in a support channel: it never gets
     the start-up notice, the admission notice or a failure message. ``quiet`` (auto mode) also keeps every step
     invisible until the answer is sure, and a refusal is recorded, not posted.
+
+    ``channel`` (a thread's parent; None in a direct message) and ``conversation`` (the thread, or the message
+    that roots it, that the question belongs to) are recorded with the answer of a question someone asked, so the
+    resolution figures (``rag.resolution``) can link the asker's follow-ups and people's replies to it; a question
+    nobody asked takes both from ``unasked``.
     """
 
     text: str
@@ -68,6 +73,13 @@ class Question:
     policy: ChannelPolicy | None = None
     unasked: tuple[str, str] | None = None
     quiet: bool = False
+    channel: str | None = None
+    conversation: str | None = None
+
+    @property
+    def where(self) -> tuple[str | None, str | None]:
+        """The (channel, thread) recorded with its answer."""
+        return self.unasked or (self.channel, self.conversation)
 
 
 @dataclass(frozen=True)
@@ -120,7 +132,9 @@ class AnswerFlow:
             await self._fail(exc, question, reply, request_id)
             return Outcome()
         if question.quiet and answer.unsure:  # recorded as unanswered, not posted: the caller hands it off
-            services.record(answer, question.asker, question.place, private=False, support=question.unasked)
+            services.record(
+                answer, question.asker, question.place, private=False, support=question.unasked, handed_off=True
+            )
             logger.info("%s request %s unsure; not posted", self.platform, request_id)
             return Outcome(answer)
         async with services.posting(answer.request_id):  # a vote cast at once waits for the record
@@ -130,7 +144,16 @@ class AnswerFlow:
                 await self._fail(exc, question, reply, request_id)
                 return Outcome()
             # Posted first, recorded after: a slow or broken database costs nobody an answer.
-            services.record(answer, question.asker, question.place, private=question.private, support=question.unasked)
+            services.record(
+                answer,
+                question.asker,
+                question.place,
+                private=question.private,
+                support=question.unasked,
+                where=question.where,
+                followup_after_s=followup_after(question, answer),
+                messages=ids,
+            )
         elapsed = time.monotonic() - started
         services.metrics.answered(answer, elapsed)
         logger.info(
@@ -213,6 +236,15 @@ class AnswerFlow:
         else:
             logger.warning("%s request %s failed (error id %s)", self.platform, request_id, error_id, exc_info=exc)
         await _quietly(reply.fail(describe(exc, error_id)))
+
+
+def followup_after(question: Question, answer: Answer) -> float:
+    """The channel's "Did this solve it?" delay for a posted answer to a question nobody asked, in a support
+    channel of a server or workspace (never a direct message, a private question or a refusal); 0: none."""
+    policy = question.policy
+    if policy is None or question.unasked is None or question.place.space is None or question.private:
+        return 0.0
+    return 0.0 if answer.refused else policy.followup_after_s
 
 
 async def _quietly(step: Awaitable[None]) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from bot.admission import Admission, Refusal
 from bot.channels import Channels
+from bot.followup import FollowUps, ThreadWatch
 from bot.tasks import OwnedTasks
 from indexer.lock import IndexerBusy
 from indexer.progress import line
@@ -85,7 +86,9 @@ class Services:
         *,
         metrics: Metrics | None = None,
         learned: LearnedStore | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """``clock``: the time follow-ups are due by (tests move it instead of waiting)."""
         self.settings = settings
         self.pipeline = pipeline
         self.indexer = indexer
@@ -100,6 +103,9 @@ class Services:
             guild_per_minute=bot.guild_questions_per_minute,
         )
         self.channels = Channels(settings)
+        # Who speaks in the threads of recorded questions; what it keeps is written by owned tasks.
+        self.watch = ThreadWatch(feedback, lambda write: self.spawn(write, name="thread-watch", finish_on_close=True))
+        self.followups = FollowUps(feedback, clock=clock)  # "Did this solve it?"; platforms register posters
         # Opened off the loop by __main__; tests and benchmarks may let it open here.
         self._owns_learned = learned is None
         self.learned = learned or LearnedStore(settings.data_dir / LEARNED_FILE, Limits.of(settings))
@@ -122,6 +128,8 @@ class Services:
         if self.settings.indexer.schedule_minutes > 0:
             self.spawn(self._periodic_index(), name="periodic-index")
         self.spawn(self._watch_engine(), name="engine-watchdog")
+        if any(policy.followup_after_s > 0 for policy in self.settings.channels.values()):
+            self.spawn(self.followups.run(), name="follow-ups")
 
     async def __aenter__(self) -> Services:
         self.start()
@@ -303,25 +311,52 @@ class Services:
         )
 
     def record(
-        self, answer: Answer, user: int | str, place: Place, *, private: bool, support: tuple[str, str] | None = None
+        self,
+        answer: Answer,
+        user: int | str,
+        place: Place,
+        *,
+        private: bool,
+        support: tuple[str, str] | None = None,
+        where: tuple[str | None, str | None] = (None, None),
+        handed_off: bool = False,
+        followup_after_s: float = 0.0,
+        messages: tuple[Hashable, ...] = (),
     ) -> None:
-        """Record an answer that reached the user (or, unsure and unasked, was handed off), off the reply path: an
-        owned task that is finished, not cancelled, on close. ``support`` is the (channel, thread) of a question
-        nobody asked Docent, in a support channel."""
+        """Record an answer that reached the user (or, unsure and unasked, was ``handed_off``), off the reply path:
+        an owned task that is finished, not cancelled, on close. ``support`` is the (channel, thread) of a question
+        nobody asked Docent, in a support channel; ``where`` the (channel, thread) of one someone asked (see
+        ``Question.where``). ``followup_after_s``: ask "Did this solve it?" in the thread after that long without
+        a word from the asker. ``messages``: the ids of the messages that carry the answer."""
         task = self.spawn(
-            self._record(answer, user, place, private, support), name="record-answer", finish_on_close=True
+            self._record(answer, user, place, private, support, where, handed_off, followup_after_s, messages),
+            name="record-answer",
+            finish_on_close=True,
         )
         self._recording[answer.request_id] = task
         task.add_done_callback(lambda _: self._recording.pop(answer.request_id, None))
 
     async def _record(
-        self, answer: Answer, user: int | str, place: Place, private: bool, support: tuple[str, str] | None
+        self,
+        answer: Answer,
+        user: int | str,
+        place: Place,
+        private: bool,
+        support: tuple[str, str] | None,
+        where: tuple[str | None, str | None],
+        handed_off: bool,
+        followup_after_s: float,
+        messages: tuple[Hashable, ...],
     ) -> None:
-        channel, thread = support or (None, None)
+        channel, thread = support or where
         if support is not None:
             self.metrics.support.labels(place.platform, "handed_off" if answer.unsure else "answered").inc()
+        if thread is not None:  # before the write: a reply may come while it is written
+            needs_person = answer.refused or handed_off
+            ids = tuple(str(m) for m in messages)
+            self.watch.watch(place.platform, thread, user, needs_person=needs_person, messages=ids)
         try:
-            await self.feedback.record_answer(
+            answer_id = await self.feedback.record_answer(
                 answer,
                 user,
                 guild_id=place.space,
@@ -330,9 +365,17 @@ class Services:
                 channel=channel,
                 thread=thread,
                 unasked=support is not None,
+                handed_off=handed_off,
             )
+            if followup_after_s > 0 and channel is not None and thread is not None:
+                await self.followups.schedule(answer_id, place.platform, channel, thread, followup_after_s)
         except Exception:
             logger.warning("request %s was answered but not recorded for feedback", answer.request_id, exc_info=True)
+
+    async def refresh_metrics(self) -> None:
+        """Read the resolution figures (``rag.resolution``) from the store into /metrics, before a scrape: the
+        metrics then say what the store and ``python -m bot report`` say."""
+        self.metrics.resolution(await self.feedback.resolution())
 
     @contextlib.asynccontextmanager
     async def posting(self, answer_id: str) -> AsyncIterator[None]:
@@ -347,8 +390,9 @@ class Services:
             self._posting.pop(answer_id, None)
 
     async def records_written(self) -> None:
-        """Wait for every pending answer record (reports and tests read after this)."""
+        """Wait for every pending answer record and reply heard (reports and tests read after this)."""
         await asyncio.gather(*list(self._recording.values()), return_exceptions=True)
+        await self.watch.written()
 
     async def recorded(self, answer_id: str) -> None:
         """Let an answer's record land before it is voted on: the buttons are live before the record is written."""

@@ -15,7 +15,8 @@ questions (issue 23). So the docs teach the model themselves:
    ``MultipleNegativesRankingLoss`` on the CPU (``train_embedder``), into a new, versioned model folder.
 
 Real questions (the benchmark's dev sets) never enter training: only the indexed docs do. Switching to the new
-folder is the operator's choice (``embedding.model``), followed by an index run.
+folder is the operator's choice (``embedding.model``), followed by an index run, which builds the new model's index
+beside the old one: the old one answers (its questions embedded by the old model) until the run is complete.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from rag.retrieval import Retriever
 from rag.scope import SearchScope, is_community
 from rag.settings import PACKAGED_MINILM, LLMSettings, Settings, prepare_process_env, resolve_embedding_model
 from rag.store import MilvusStore, Store
+from rag.switching import AnsweringEmbedder
 
 logger = logging.getLogger(__name__)
 Status = Callable[[str], None]
@@ -692,7 +694,7 @@ async def adapt(
     folder = model_folder(settings.data_dir, base, now or datetime.now(UTC))
     prepare_process_env(settings)
     with MemoryWatch() as memory:
-        mined, generated, picked, times = await _mine(settings, config, writer, open_generator, status, memory)
+        mined, generated, picked, times, prompts = await _mine(settings, config, writer, open_generator, status, memory)
         engine_start_s, generation_s, filter_s = times
         if not mined.triplets:
             raise ConfigError(
@@ -706,8 +708,8 @@ async def adapt(
         partial.parent.mkdir(parents=True, exist_ok=True)
         train = replace(
             config.train,
-            query_prefix=settings.embedding.query_prefix,
-            passage_prefix=settings.embedding.passage_prefix,
+            query_prefix=prompts[0],  # trained with the prompts it is searched with
+            passage_prefix=prompts[1],
             threads=config.train.threads or settings.embedding.threads,
         )
         base_path = resolve_embedding_model(base)
@@ -744,9 +746,9 @@ async def _mine(
     open_generator: OpenGenerator,
     status: Status,
     memory: MemoryWatch,
-) -> tuple[Mined, list[Generated], list[DocChunk], tuple[float, float, float]]:
+) -> tuple[Mined, list[Generated], list[DocChunk], tuple[float, float, float], tuple[str, str]]:
     """Pick the sections and write their questions (or read an earlier run's), then filter and mine them; the
-    engine is shut down before the embedder is loaded."""
+    engine is shut down before the embedder is loaded. Also the embedder's query and document prompts."""
     engine_start_s = generation_s = 0.0
     store = MilvusStore(settings.milvus_uri, settings.milvus)
     try:
@@ -791,17 +793,21 @@ async def _mine(
         memory.phase("filtering")
         started = time.perf_counter()
         embedder = await asyncio.to_thread(SentenceTransformerEmbedder, settings.embedding, settings.embedding_cache)
+        # While a switch of model is re-indexed, the old index answers: its own model embeds the questions.
+        queries = AnsweringEmbedder(embedder, settings.embedding, store, cache_dir=settings.embedding_cache)
+        prompts = embedder.query_prompt, embedder.document_prompt
         try:
             retrieval = settings.retrieval.model_copy(update={"top_k": max(config.keep_top, 2)})
             mined = await mine_triplets(
-                Retriever(embedder, store, retrieval, settings.tuning), generated, keep_top=config.keep_top
+                Retriever(queries, store, retrieval, settings.tuning), generated, keep_top=config.keep_top
             )
         finally:
+            queries.close()
             embedder.close()
         filter_s = time.perf_counter() - started
     finally:
         await store.close()
-    return mined, generated, picked, (engine_start_s, generation_s, filter_s)
+    return mined, generated, picked, (engine_start_s, generation_s, filter_s), prompts
 
 
 def summary(report: AdaptReport) -> str:
@@ -821,6 +827,8 @@ def summary(report: AdaptReport) -> str:
             ),
             "To switch, measure it first (DOCENT_EMBEDDING__MODEL=<folder> python -m bench.cv), then set",
             f"  DOCENT_EMBEDDING__MODEL={report.folder}",
-            "and re-index (python -m indexer): every page is embedded again with the new model.",
+            "and re-index (python -m indexer, or restart the bot: its index runs do it). Every page is embedded again",
+            "into a new collection behind the alias; the old index keeps answering, with questions embedded by the",
+            "old model, until the run is complete, so answering has no gap.",
         ]
     )

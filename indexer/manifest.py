@@ -8,12 +8,16 @@ indexed again.
 
 The record is derived data: a corrupt file is moved aside (``<name>.corrupt-<timestamp>``) and an empty
 record started, which ``reconcile`` rebuilds from the store as it does for a new data dir.
+
+It also keeps the last index runs (``index_runs``: when, how long, pages by state, sources failed), for the
+dashboard.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import sqlite3
 import threading
@@ -24,6 +28,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from rag.private import private_file
+from rag.sqlite import add_columns
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -48,7 +53,24 @@ CREATE TABLE IF NOT EXISTS removals (
     asked_at REAL NOT NULL,
     PRIMARY KEY (collection, source_id, page_id)
 );
+CREATE TABLE IF NOT EXISTS index_runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    collection TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    seconds REAL NOT NULL,
+    pages_new INTEGER NOT NULL,
+    pages_changed INTEGER NOT NULL,
+    pages_unchanged INTEGER NOT NULL,
+    pages_removed INTEGER NOT NULL,
+    pages_failed INTEGER NOT NULL,
+    sources_failed TEXT NOT NULL,
+    error TEXT
+);
 """
+# Newer than the first release: a page's address and title, for the dashboard's "never cited" (NULL: recorded
+# before, filled in from the store by the next run's reconcile).
+_ADDED_COLUMNS = {"pages": {"url": "TEXT", "title": "TEXT"}}
+KEPT_RUNS = 500  # index runs kept per collection; older ones are deleted as new ones are recorded
 
 
 @dataclass(frozen=True)
@@ -57,6 +79,23 @@ class PageRecord:
     page_id: str
     page_hash: str
     chunks: int
+    url: str | None = None  # where the page is published ("" for none); None: not known yet (an older record)
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class IndexRun:
+    """One index run as recorded at its end: ``error`` says why a run failed (the store or the embedder)."""
+
+    started_at: float
+    seconds: float
+    pages_new: int = 0
+    pages_changed: int = 0
+    pages_unchanged: int = 0
+    pages_removed: int = 0
+    pages_failed: int = 0
+    sources_failed: tuple[str, ...] = ()
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +121,7 @@ class IndexManifest:
     def _open(self) -> None:
         with self._connect() as db:
             db.executescript(_SCHEMA)
+            add_columns(db, _ADDED_COLUMNS)
             (verdict,) = db.execute("PRAGMA quick_check").fetchone()
         if verdict != "ok":
             raise sqlite3.DatabaseError(f"quick_check: {verdict}")
@@ -124,6 +164,7 @@ class IndexManifest:
             private_file(self.path)
             with self._connect() as db:
                 db.executescript(_SCHEMA)
+                add_columns(db, _ADDED_COLUMNS)
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -135,7 +176,7 @@ class IndexManifest:
             db.close()
 
     def _pages(self, source_id: str | None) -> list[PageRecord]:
-        query = "SELECT source_id, page_id, page_hash, chunks FROM pages WHERE collection = ?"
+        query = "SELECT source_id, page_id, page_hash, chunks, url, title FROM pages WHERE collection = ?"
         args: tuple[str, ...] = (self.collection,)
         if source_id is not None:
             query += " AND source_id = ?"
@@ -147,9 +188,66 @@ class IndexManifest:
         now = time.time()
         with self._connect() as db:
             db.executemany(
-                "INSERT OR REPLACE INTO pages VALUES (?, ?, ?, ?, ?, ?)",
-                [(self.collection, r.source_id, r.page_id, r.page_hash, r.chunks, now) for r in records],
+                "INSERT OR REPLACE INTO pages (collection, source_id, page_id, page_hash, chunks, indexed_at, url, "
+                "title) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (self.collection, r.source_id, r.page_id, r.page_hash, r.chunks, now, r.url, r.title)
+                    for r in records
+                ],
             )
+
+    def _describe(self, records: list[PageRecord]) -> None:
+        with self._connect() as db:
+            db.executemany(
+                "UPDATE pages SET url = ?, title = ? WHERE collection = ? AND source_id = ? AND page_id = ?",
+                [(r.url, r.title, self.collection, r.source_id, r.page_id) for r in records],
+            )
+
+    def _record_run(self, run: IndexRun) -> None:
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO index_runs (collection, started_at, seconds, pages_new, pages_changed, pages_unchanged, "
+                "pages_removed, pages_failed, sources_failed, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    self.collection,
+                    run.started_at,
+                    run.seconds,
+                    run.pages_new,
+                    run.pages_changed,
+                    run.pages_unchanged,
+                    run.pages_removed,
+                    run.pages_failed,
+                    json.dumps(list(run.sources_failed)),
+                    run.error,
+                ),
+            )
+            db.execute(
+                "DELETE FROM index_runs WHERE collection = ? AND id <= (SELECT id FROM index_runs WHERE collection = ? "
+                "ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (self.collection, self.collection, KEPT_RUNS),
+            )
+
+    def _runs(self, limit: int) -> list[IndexRun]:
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT started_at, seconds, pages_new, pages_changed, pages_unchanged, pages_removed, pages_failed, "
+                "sources_failed, error FROM index_runs WHERE collection = ? ORDER BY started_at DESC, id DESC LIMIT ?",
+                (self.collection, limit),
+            ).fetchall()
+        return [
+            IndexRun(
+                started_at=row[0],
+                seconds=row[1],
+                pages_new=row[2],
+                pages_changed=row[3],
+                pages_unchanged=row[4],
+                pages_removed=row[5],
+                pages_failed=row[6],
+                sources_failed=tuple(json.loads(row[7])),
+                error=row[8],
+            )
+            for row in rows
+        ]
 
     def _forget(self, page_ids: list[str], source_id: str | None) -> None:
         with self._connect() as db:
@@ -201,6 +299,19 @@ class IndexManifest:
     async def record(self, records: Iterable[PageRecord]) -> None:
         batch = list(records)
         await asyncio.to_thread(self._guarded, lambda: self._record(batch))
+
+    async def describe(self, records: Iterable[PageRecord]) -> None:
+        """Set the address and title of recorded pages (those recorded before the record kept them)."""
+        batch = list(records)
+        await asyncio.to_thread(self._guarded, lambda: self._describe(batch))
+
+    async def record_run(self, run: IndexRun) -> None:
+        """Keep an index run (the last ``KEPT_RUNS`` of this collection are kept)."""
+        await asyncio.to_thread(self._guarded, lambda: self._record_run(run))
+
+    async def runs(self, limit: int = 100) -> list[IndexRun]:
+        """The last ``limit`` index runs of this collection, newest first."""
+        return await asyncio.to_thread(self._guarded, lambda: self._runs(limit))
 
     async def forget(self, page_ids: Iterable[str], source_id: str | None = None) -> None:
         gone = list(page_ids)

@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from indexer.chunking import Chunker, ChunkingConfig, Granularity, page_hash
 from indexer.extract import extract_html, extract_markdown
 from indexer.lock import IndexerBusy, ProcessLock
-from indexer.manifest import IndexManifest, PageRecord
+from indexer.manifest import IndexManifest, IndexRun, PageRecord
 from indexer.sources import DocumentFailure, DocumentSource, RawDocument, SourceUnavailable
 from rag.embedder import Embedder
 from rag.errors import DocentError
@@ -78,6 +79,7 @@ class Indexer:
 
         Another process's run (the lock file) is waited for, or with ``wait=False`` raises IndexerBusy.
         """
+        started = time.time()
         try:
             report = await self._run(sources, progress, wait)
         except IndexerBusy:
@@ -85,7 +87,20 @@ class Indexer:
         except DocentError as exc:
             if self._metrics is not None:
                 self._metrics.index_failed(exc)
+            await self._record_run(IndexRun(started, time.time() - started, error=str(exc)))
             raise
+        await self._record_run(
+            IndexRun(
+                started,
+                report.seconds,
+                report.pages_new,
+                report.pages_changed,
+                report.pages_unchanged,
+                report.pages_removed,
+                report.pages_failed,
+                tuple(failed["source"] for failed in report.sources_failed),
+            )
+        )
         if self._metrics is not None:
             try:
                 chunks: int | None = await self._store.count()
@@ -93,6 +108,15 @@ class Indexer:
                 chunks = None
             self._metrics.index_run(report, chunks)
         return report
+
+    async def _record_run(self, run: IndexRun) -> None:
+        """Keep the run in the index record (for the dashboard); best effort, never the run's failure."""
+        if self._manifest is None:
+            return
+        try:
+            await self._manifest.record_run(run)
+        except (sqlite3.Error, OSError) as exc:
+            logger.warning("could not record the index run in %s: %s", self._manifest.path, exc)
 
     @contextlib.asynccontextmanager
     async def _exclusive(self, wait: bool) -> AsyncIterator[None]:
@@ -115,10 +139,14 @@ class Indexer:
                 if caller:
                     caller(report)
 
-            await self._store.ensure_collection(self._embedder.dimension)
+            # Another model (or layout) behind the alias: the new index is built beside it (rag.store).
+            dropped = await self._store.ensure_collection(self._embedder.dimension, self._model_tag)
             known: set[str] = set()
             if self._manifest is not None:
                 await self._remove_asked()
+                if dropped:  # the record followed a rebuild that is gone: read it again from the index that answers
+                    await self._manifest.forget([record.page_id for record in await self._manifest.pages()])
+                    logger.info("a rebuild beside the index was dropped: its record is read again from the index")
                 known = {record.source_id for record in await self._manifest.pages()}
                 total.pages_repaired = await self.reconcile()
             for source in sources:
@@ -298,7 +326,10 @@ class Indexer:
                     await self._store.delete_page_tail(page.page_id, len(prepared.chunks), source_id=page.source_id)
             if self._manifest is not None:  # only once the store holds the pages: the record never over-claims
                 await self._manifest.record(
-                    PageRecord(p.page.source_id, p.page.page_id, p.page.content_hash, len(p.chunks)) for p in batch
+                    PageRecord(
+                        p.page.source_id, p.page.page_id, p.page.content_hash, len(p.chunks), p.page.url, p.page.title
+                    )
+                    for p in batch
                 )
         except DocentError as exc:
             for prepared in batch:
@@ -321,7 +352,11 @@ class Indexer:
         trusted blindly. Pages are matched by key: the store's page id field holds a long id cut short.
         """
         assert self._manifest is not None
-        rows = await self._store.scan(["source_id", "page_id", "page_key", "ordinal", "page_hash"])
+        records = await self._manifest.pages()
+        # A page's address and title are read too when the record lacks some (it is new, or older than them).
+        undescribed = not records or any(record.url is None for record in records)
+        fields = ["source_id", "page_id", "page_key", "ordinal", "page_hash"]
+        rows = await self._store.scan([*fields, "url", "title"] if undescribed else fields)
         counts: dict[tuple[str, str], int] = {}
         firsts: dict[tuple[str, str], dict[str, Any]] = {}
         for row in rows:
@@ -329,7 +364,6 @@ class Indexer:
             counts[key] = counts.get(key, 0) + 1
             if row["ordinal"] == 0:
                 firsts[key] = row
-        records = await self._manifest.pages()
         if not records and counts:
             adopted: list[PageRecord] = []
             cut: list[tuple[str, str]] = []
@@ -338,13 +372,23 @@ class Indexer:
                 if first is None or page_key(first["page_id"]) != stored_key:  # no first chunk, or its id was cut
                     cut.append((source_id, stored_key))
                 else:
-                    adopted.append(PageRecord(source_id, first["page_id"], first["page_hash"], chunks))
+                    url = first["url"].split("#", 1)[0]  # a chunk's address is its section's
+                    adopted.append(
+                        PageRecord(source_id, first["page_id"], first["page_hash"], chunks, url, first["title"])
+                    )
             await self._manifest.record(adopted)
             for source_id, keys in _by_source(cut).items():
                 await self._store.delete_keys(keys, source_id=source_id)  # unrecorded: indexed again this run
             logger.warning("index record was empty: adopted %d pages from the store", len(adopted))
             return 0
         recorded = {(r.source_id, page_key(r.page_id)): r for r in records}
+        described = [  # a chunk's address is its section's: the page's is before the fragment
+            replace(record, url=firsts[key]["url"].split("#", 1)[0], title=firsts[key]["title"])
+            for key, record in recorded.items()
+            if record.url is None and key in firsts
+        ]
+        if described:
+            await self._manifest.describe(described)
         broken = [key for key, record in recorded.items() if counts.get(key, 0) != record.chunks]
         orphans = [key for key in counts if key not in recorded]
         for source_id, keys in _by_source(broken + orphans).items():

@@ -25,11 +25,13 @@ def _quiet(_: str) -> None:
     return None
 
 
-class Embedder(Protocol):
+class QueryEmbedder(Protocol):
+    async def embed_query(self, text: str) -> list[float]: ...
+
+
+class Embedder(QueryEmbedder, Protocol):
     dimension: int
     max_tokens: int
-
-    async def embed_query(self, text: str) -> list[float]: ...
 
     async def embed_passages(self, texts: Sequence[str]) -> list[list[float]]: ...
 
@@ -49,6 +51,8 @@ class SentenceTransformerEmbedder:
         """``cache_dir`` holds exported backends (``<data_dir>/models``); without one, the torch backend runs."""
         self._settings = settings
         name = resolve_embedding_model(settings.model)
+        if _names_a_folder(name) and not Path(name).expanduser().is_dir():  # said now, not after importing torch
+            raise ConfigError(f"Cannot load embedding model {settings.model!r}: there is no such folder")
         started = time.perf_counter()
         self.backend = settings.backend if cache_dir is not None and settings.device == "cpu" else "torch"
         self._model: Any = None
@@ -66,8 +70,9 @@ class SentenceTransformerEmbedder:
             )
             self._model = None  # loaded only to export: the torch copy of the weights is no longer needed
             self.dimension = layout.dimension
-            self.max_tokens = settings.max_tokens or layout.max_tokens
+            limit = layout.max_tokens
             self._count = _token_counter(layout.tokenizer)
+            own = encoders.read_prompts(layout.folder)
         else:
             if self.backend in encoders.EXPORTED:
                 logger.warning(
@@ -77,8 +82,15 @@ class SentenceTransformerEmbedder:
             model = self._sentence_transformer(name)
             self._model = encoders.quantise_torch(model) if self.backend == "torch-int8" else model
             self.dimension = int(model.get_embedding_dimension() or 0)
-            self.max_tokens = settings.max_tokens or int(model.max_seq_length or 256)
+            limit = int(model.max_seq_length or 256)
             self._count = _token_counter(model.tokenizer)
+            own = encoders.prompts({"prompts": model.prompts, "default_prompt_name": model.default_prompt_name})
+        # The model's own query and document prompts (config_sentence_transformers.json), on every backend; a
+        # configured prefix replaces them.
+        self.query_prompt = settings.query_prefix or own[0]
+        self.document_prompt = settings.passage_prefix or own[1]
+        # Chunks are embedded after their prompt: the budget is what the model reads less the prompt's tokens.
+        self.max_tokens = settings.max_tokens or limit - self._count(self.document_prompt)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
         # Questions that arrive while one is being encoded wait together and go in one batch (a busy server).
         self._waiting: list[tuple[str, asyncio.Future[list[float]]]] = []
@@ -117,13 +129,19 @@ class SentenceTransformerEmbedder:
         return self._count(text)
 
     def encode(self, texts: list[str], *, queries: bool = False) -> list[list[float]]:
-        """Unit vectors, computed on the calling thread (benchmarks; the async methods use the worker thread)."""
+        """Unit vectors of questions (``queries``) or passages, each after its prompt; computed on the calling
+        thread (benchmarks; the async methods use the worker thread)."""
+        prompt = self.query_prompt if queries else self.document_prompt
         if self._exported is not None:
             batch = self._settings.batch_size
-            rows: list[list[float]] = self._exported.encode(texts, batch, queries=queries).tolist()
+            prompted = [prompt + text for text in texts] if prompt else texts
+            rows: list[list[float]] = self._exported.encode(prompted, batch, queries=queries).tolist()
             return rows
+        # sentence-transformers adds the prompt itself, so a model that pools without it (include_prompt false)
+        # pools as it was trained; an explicit "" keeps its default_prompt_name from being added on top.
         vectors = self._model.encode(
             texts,
+            prompt=prompt,
             batch_size=self._settings.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
@@ -143,7 +161,7 @@ class SentenceTransformerEmbedder:
         if self._drainer is not None and self._drainer.get_loop() is not loop:  # a new event loop (tests): start over
             self._waiting, self._drainer = [], None
         future: asyncio.Future[list[float]] = loop.create_future()
-        self._waiting.append((self._settings.query_prefix + text, future))
+        self._waiting.append((text, future))
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.create_task(self._drain(), name="embed-questions")
         return await future
@@ -172,13 +190,12 @@ class SentenceTransformerEmbedder:
     async def embed_passages(self, texts: Sequence[str]) -> list[list[float]]:
         """Vectors in input order; encoded shortest first so each batch pads little, one batch per call so a
         question waiting for the embedding thread waits for one batch at most."""
-        prefix = self._settings.passage_prefix
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out: list[list[float]] = [[] for _ in texts]
         step = self._settings.batch_size
         for start in range(0, len(order), step):
             batch = order[start : start + step]
-            for i, vector in zip(batch, await self._run([prefix + texts[i] for i in batch]), strict=True):
+            for i, vector in zip(batch, await self._run([texts[i] for i in batch]), strict=True):
                 out[i] = vector
         return out
 
@@ -186,6 +203,11 @@ class SentenceTransformerEmbedder:
         if self._drainer is not None:
             self._drainer.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _names_a_folder(name: str) -> bool:
+    """A model given as a path rather than a hub name (``org/name``): absolute, relative to here or home, or deeper."""
+    return Path(name).is_absolute() or name.startswith((".", "~")) or name.count("/") > 1
 
 
 def _token_counter(tokenizer: Any) -> Callable[[str], int]:

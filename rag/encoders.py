@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -108,6 +108,30 @@ def local_folder(name: str) -> Path | None:
         return None
 
 
+PROMPTS_FILE = "config_sentence_transformers.json"
+_DOCUMENT_PROMPTS = ("document", "passage", "corpus")
+
+
+def prompts(config: Mapping[str, Any]) -> tuple[str, str]:
+    """(query, document) prompts from a model's sentence-transformers config: ``prompts["query"]``, and the first of
+    ``document``, ``passage`` and ``corpus`` that is set (the names ``encode_query`` / ``encode_document`` look
+    for); where none is, the ``default_prompt_name`` prompt, which a plain ``encode`` applies to everything."""
+    named = {str(k): str(v) for k, v in (config.get("prompts") or {}).items() if v is not None}
+    default = named.get(str(config.get("default_prompt_name") or ""), "")
+    query = named.get("query", default)
+    document = next((named[name] for name in _DOCUMENT_PROMPTS if name in named), default)
+    return query, document
+
+
+def read_prompts(folder: Path) -> tuple[str, str]:
+    """The (query, document) prompts of a model folder; none when it names none."""
+    try:
+        config = json.loads((folder / PROMPTS_FILE).read_text())
+    except (OSError, ValueError):
+        return "", ""
+    return prompts(config) if isinstance(config, dict) else ("", "")
+
+
 def read_layout(folder: Path) -> Layout | None:
     """The model's layout when it runs without torch (a transformer, pooling, optional normalisation and a fast
     tokenizer); None for any other shape, which then runs on torch."""
@@ -128,7 +152,11 @@ def read_layout(folder: Path) -> Layout | None:
     modes = (mode,) if isinstance(mode, str) else tuple(mode)
     if not modes or not set(modes) <= set(_POOLING) or not (base / "tokenizer.json").exists():
         return None
-    limit = st_config.get("max_seq_length") or model_config.get("max_position_embeddings") or 512
+    if pooling_config.get("include_prompt") is False:  # prompt tokens left out of the pooling: torch does that
+        return None
+    limit = (
+        st_config.get("max_seq_length") or _tokenizer_limit(base) or model_config.get("max_position_embeddings") or 512
+    )
     width = int(pooling_config.get("embedding_dimension") or pooling_config.get("word_embedding_dimension") or 0)
     return Layout(
         folder=folder,
@@ -138,6 +166,16 @@ def read_layout(folder: Path) -> Layout | None:
         lowercase=bool(st_config.get("do_lower_case")),
         dimension=width * len(modes),
     )
+
+
+def _tokenizer_limit(base: Path) -> int:
+    """The tokenizer's model_max_length: where sentence-transformers 6 saves max_seq_length (0 when unset, or when
+    it is transformers' huge placeholder for "no limit")."""
+    try:
+        limit = json.loads((base / "tokenizer_config.json").read_text()).get("model_max_length")
+    except (OSError, ValueError, AttributeError):
+        return 0
+    return int(limit) if isinstance(limit, int | float) and 0 < limit < 1_000_000 else 0
 
 
 def files_hash(folder: Path) -> str:

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from rag.errors import BadQuestion, DocentError, Overloaded, StartingUp
 from rag.models import Answer, IndexReport
+from rag.resolution import STATES, Resolution
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120)
+# The busiest (platform, space, channel)s get a series of their own; the rest are summed into their space's
+# "other" channel, or, for a space with no series of its own, into the platform's "other" space. So however many
+# servers, workspaces and channels there are, the resolution gauge has at most 2 x MAX_SERIES + 2 label sets per
+# state.
+MAX_SERIES = 50
+DIRECT = "direct"  # the space label of direct messages
+NO_CHANNEL = "none"  # the channel label of questions with no channel (direct messages, rows before channels)
+OTHER = "other"
 
 
 @dataclass
@@ -53,6 +63,14 @@ class Metrics:
             ["platform", "outcome"],
             registry=r,
         )
+        self.resolution_questions = Gauge(
+            "docent_resolution_questions",
+            "Questions by what became of them (state: resolved, handed_off, unresolved; see rag.resolution), per "
+            f"platform, space and channel, read from the feedback store at each scrape. Beyond the {MAX_SERIES} "
+            f"busiest channels, channels are summed as '{OTHER}'; space '{DIRECT}': direct messages.",
+            ["platform", "space", "channel", "state"],
+            registry=r,
+        )
         self.last_index: LastIndexRun | None = None
 
     def answered(self, answer: Answer, seconds: float) -> None:
@@ -93,6 +111,27 @@ class Metrics:
         self.index_last_run.set(time.time())
         self.index_last_ok.set(0)
         self.last_index = LastIndexRun(time.time(), False, f"failed: {exc}")
+
+    def resolution(self, rows: Sequence[Resolution]) -> None:
+        """Set the resolution gauge to ``rows`` (busiest first, as the store gives them), within ``MAX_SERIES``."""
+        counts: dict[tuple[str, str, str], list[int]] = {}
+        spaces: set[tuple[str, str]] = set()
+        for index, row in enumerate(rows):
+            space = DIRECT if row.space is None else str(row.space)
+            channel = row.channel or NO_CHANNEL
+            if index < MAX_SERIES:
+                spaces.add((row.platform, space))
+            elif (row.platform, space) in spaces:
+                channel = OTHER
+            else:
+                space, channel = OTHER, OTHER
+            summed = counts.setdefault((row.platform, space, channel), [0, 0, 0])
+            for i, value in enumerate((row.resolved, row.handed_off, row.unresolved)):
+                summed[i] += value
+        self.resolution_questions.clear()
+        for (platform, space, channel), values in counts.items():
+            for state, value in zip(STATES, values, strict=True):
+                self.resolution_questions.labels(platform, space, channel, state).set(value)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

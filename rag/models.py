@@ -98,6 +98,7 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict, compare=False)
     uncertain: bool = False  # no sentence could be tied to a source: shown with "pages that might help"
     relevance: float | None = None  # the model's probability that the sources hold the answer, when asked
+    confidence: float | None = None  # retrieval's confidence (the best dense cosine), what the refusal compares
 
     @property
     def unsure(self) -> bool:

@@ -195,8 +195,9 @@ class AnswerPipeline:
             retrieval.confidence,
             sum(timings.values()),
         )
-        if not hits or retrieval.confidence < threshold:
-            yield self._refusal(question, hits, request_id, timings, started)
+        confidence = retrieval.confidence
+        if not hits or confidence < threshold:
+            yield self._refusal(question, hits, request_id, timings, started, confidence=confidence)
             return
 
         prompted = _first_pages(hits, self._answer.sources)
@@ -216,7 +217,7 @@ class AnswerPipeline:
             if relevance is not None:
                 logger.info("request %s relevance %.3f", request_id, relevance)
             if relevance is not None and relevance < self._answer.min_relevance:
-                yield self._refusal(question, hits, request_id, timings, started, relevance)
+                yield self._refusal(question, hits, request_id, timings, started, relevance, confidence)
                 return
         yield Update("generating")
         generated = time.perf_counter()
@@ -246,7 +247,7 @@ class AnswerPipeline:
                 revision.dropped,
             )
         if verdict == "not covered":
-            yield self._refusal(question, hits, request_id, timings, started, relevance)
+            yield self._refusal(question, hits, request_id, timings, started, relevance, confidence)
             return
         text, cited = postprocess(raw, sources)
         uncertain = verdict == "uncertain" or (self._answer.grounding != "off" and not _CITED.search(text))
@@ -256,7 +257,16 @@ class AnswerPipeline:
             text = f"{UNCERTAIN}\n\n{text}"
         timings["total_ms"] = (time.perf_counter() - started) * 1000
         answer = Answer(
-            question, text, tuple(cited), False, tuple(hits), request_id, timings, uncertain, relevance=relevance
+            question,
+            text,
+            tuple(cited),
+            False,
+            tuple(hits),
+            request_id,
+            timings,
+            uncertain,
+            relevance=relevance,
+            confidence=confidence,
         )
         logger.info("request %s answered in %.0f ms (%d citations)", request_id, timings["total_ms"], len(cited))
         yield Update("done", answer=answer)
@@ -269,12 +279,23 @@ class AnswerPipeline:
         timings: dict[str, float],
         started: float,
         relevance: float | None = None,
+        confidence: float | None = None,
     ) -> Update:
         """Docent's refusal, with the closest pages: the docs don't hold the answer, by retrieval or by the model."""
         closest = number_sources(_distinct_pages(hits)[:3])
         timings["total_ms"] = (time.perf_counter() - started) * 1000
         text = REFUSAL + (" These pages are the closest I found:" if closest else "")
-        answer = Answer(question, text, tuple(closest), True, tuple(hits), request_id, timings, relevance=relevance)
+        answer = Answer(
+            question,
+            text,
+            tuple(closest),
+            True,
+            tuple(hits),
+            request_id,
+            timings,
+            relevance=relevance,
+            confidence=confidence,
+        )
         return Update("done", answer=answer)
 
     async def ask(self, question: str, *, history: Sequence[Turn] = (), request_id: str | None = None) -> Answer:

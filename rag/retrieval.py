@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from rag.embedder import Embedder
+from rag.embedder import QueryEmbedder
 from rag.lexical import lexical_text
 from rag.models import Hit
 from rag.query import search_text
@@ -89,7 +89,7 @@ class Retriever:
 
     def __init__(
         self,
-        embedder: Embedder,
+        embedder: QueryEmbedder,
         store: Store,
         settings: RetrievalSettings,
         tuning: TuningSettings,

@@ -19,6 +19,7 @@ from rag.retrieval import Retriever
 from rag.settings import Settings, prepare_process_env
 from rag.starting import RECORD_FILE, BackgroundEngine, StartingPipeline
 from rag.store import MilvusStore
+from rag.switching import AnsweringEmbedder
 
 logger = logging.getLogger(__name__)
 Status = Callable[[str], None]
@@ -30,6 +31,7 @@ class Core:
     embedder: SentenceTransformerEmbedder
     store: MilvusStore
     retriever: Retriever
+    queries: AnsweringEmbedder  # the retriever's: the model of the collection that answers (see rag.switching)
     generator: VLLMGenerator | None = None  # None while it starts in the background
     pipeline: Answering | None = None
 
@@ -81,6 +83,8 @@ async def open_core(
 
         store = MilvusStore(settings.milvus_uri, settings.milvus)
         stack.push_async_callback(store.close)
+        queries = AnsweringEmbedder(embedder, settings.embedding, store, cache_dir=settings.embedding_cache)
+        stack.callback(queries.close)
         reranker = None
         if settings.retrieval.rerank_model:
             status("Loading the rerank model…")
@@ -88,9 +92,8 @@ async def open_core(
                 CrossEncoderReranker, settings.retrieval.rerank_model, device=settings.embedding.device
             )
             stack.callback(reranker.close)
-        core = Core(
-            settings, embedder, store, Retriever(embedder, store, settings.retrieval, settings.tuning, reranker)
-        )
+        retriever = Retriever(queries, store, settings.retrieval, settings.tuning, reranker)
+        core = Core(settings, embedder, store, retriever, queries)
         if require_index:
             await store.require_index()
         if with_llm and engine is None:

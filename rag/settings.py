@@ -161,7 +161,13 @@ class MilvusSettings(BaseModel):
 
 
 class EmbeddingSettings(BaseModel):
-    model: str = Field(PACKAGED_MINILM, description="Hub name or local directory of a sentence-transformers model.")
+    model: str = Field(
+        PACKAGED_MINILM,
+        description=(
+            "Hub name or local directory of a sentence-transformers model. A change is re-indexed into a new "
+            "collection behind the alias; the old one answers, with its own model, until the index run completes."
+        ),
+    )
     device: str = Field("cpu", description="torch device for the embedding model (cpu, cuda).")
     backend: Literal["torch", "openvino", "onnx", "onnx-int8", "torch-int8"] = Field(
         "openvino",
@@ -176,9 +182,17 @@ class EmbeddingSettings(BaseModel):
     cache_dir: Path | None = Field(
         None, description="Where exported embedding backends are kept; unset means <data_dir>/models."
     )
-    query_prefix: str = Field("", description="Prepended to questions (e5/bge-style models want one).")
-    passage_prefix: str = Field("", description="Prepended to passages when indexing.")
-    max_tokens: int = Field(0, ge=0, description="Chunk token budget; 0 uses the model's max_seq_length.")
+    query_prefix: str = Field(
+        "",
+        description="Prepended to questions (e5/bge-style models want one); empty: the model's own query prompt "
+        "(config_sentence_transformers.json), if it has one.",
+    )
+    passage_prefix: str = Field(
+        "", description="Prepended to passages when indexing; empty: the model's own document prompt, if any."
+    )
+    max_tokens: int = Field(
+        0, ge=0, description="Chunk token budget; 0 uses the model's max_seq_length less its document prompt."
+    )
 
 
 class LLMSettings(_KeysMoved):
@@ -443,14 +457,59 @@ class LearnedSettings(BaseModel):
     )
 
 
+class GapSettings(BaseModel):
+    """Knowledge gaps (python -m bot gaps): the questions the docs did not answer well, grouped by meaning."""
+
+    low_confidence: float = Field(
+        0.45,
+        ge=0,
+        le=1,
+        description="An answer whose retrieval confidence is below this is a gap, with refusals, hand-offs, 👎 and "
+        "answers tied to no source (the default is the confidence auto channels answer unasked at).",
+    )
+    cluster_distance: float = Field(
+        0.75,
+        gt=0,
+        le=2,
+        description="Clusters are joined while their questions' average cosine distance stays below this (average "
+        "linkage): lower makes more, tighter clusters; the number of clusters follows the questions. Depends on the "
+        "embedder: 0.75 groups the dev set's unanswerable questions by topic with all-MiniLM-L6-v2 (python -m "
+        "bench.gaps).",
+    )
+    covered_similarity: float = Field(
+        0.7,
+        ge=0,
+        le=1,
+        description="A cluster is covered by an approved community answer whose question is at least this similar "
+        "(cosine) to the cluster's centre.",
+    )
+    representatives: int = Field(3, ge=1, le=20, description="Questions shown for each cluster.")
+    pages: int = Field(3, ge=0, le=20, description="Nearest docs pages shown for each cluster (0: none).")
+    max_questions: int = Field(
+        5000, ge=1, description="The newest this many gap questions are clustered (clustering grows as its square)."
+    )
+
+
 class OpsSettings(BaseModel):
-    metrics_enabled: bool = Field(True, description="Serve /healthz and Prometheus /metrics while the bot runs.")
-    host: str = Field("127.0.0.1", description="Address the health and metrics server listens on.")
+    metrics_enabled: bool = Field(
+        True,
+        description="Serve /healthz, Prometheus /metrics and (with a dashboard token) /dashboard while the bot runs.",
+    )
+    host: str = Field("127.0.0.1", description="Address the ops server (health, metrics, dashboard) listens on.")
     port: int = Field(9108, ge=0, le=65535, description="Port of the health and metrics server (0: any free port).")
     token: SecretStr | None = Field(
         None,
         description="Bearer token for /metrics and /healthz's details. Unset: served without one only when "
         "listening on loopback; elsewhere /metrics is refused and /healthz says only the status.",
+    )
+    dashboard_token: SecretStr | None = Field(
+        None,
+        description="Admin token of the dashboard on /dashboard (questions, gaps, sources, community answers, index "
+        "runs): typed into its login page, or sent as a bearer token. Unset: no dashboard (404). Keep it apart "
+        "from ops.token: the dashboard shows what people asked, metrics do not.",
+    )
+    dashboard_session_hours: float = Field(
+        8.0, gt=0, le=720, description="A dashboard login lasts this long (and until the bot restarts)."
     )
 
 
@@ -473,6 +532,13 @@ class ChannelPolicy(BaseModel):
     )
     helper_role: str = Field(
         "", description="With handoff = message: the role (Discord) or user group (Slack) id pinged, the only ping."
+    )
+    followup_after_s: float = Field(
+        0.0,
+        ge=0,
+        description="auto/always: this long after an answer to a new question with no word from its asker (a vote, "
+        'a solved mark, a reply or a reaction), ask once in its thread "Did this solve it?" with buttons. '
+        "Never in direct messages, never twice. 0: never.",
     )
 
 
@@ -503,6 +569,7 @@ class Settings(BaseSettings):
     indexer: IndexerSettings = IndexerSettings()
     bot: BotSettings = BotSettings()
     learned: LearnedSettings = LearnedSettings()
+    gaps: GapSettings = GapSettings()
     ops: OpsSettings = OpsSettings()
     channels: dict[str, ChannelPolicy] = Field(
         default_factory=dict,

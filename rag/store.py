@@ -12,6 +12,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -47,12 +48,31 @@ _OUTPUT = ["id", "page_id", "url", "title", "heading", "text", "vector", "kind",
 # users ask in a page's title words (searched when ``tuning.heading_search`` is on).
 _BM25 = (("lexical_bm25", "lexical", "sparse"), ("headings_bm25", "headings", "heading_sparse"))
 # A collection whose fields differ from these is an older layout and is rebuilt (see ensure_collection).
+_INDEX_POLL_S = 0.05  # how often a new collection's indexes are looked at until built
 # Physical collections are named <alias><_STAMP><time>_<random>; the configured name is their alias.
 _STAMP = "__"
 SCHEMA_FIELDS = frozenset(
     "id source_id page_id page_key ordinal kind section url title heading text lexical headings page_hash "
     "vector sparse heading_sparse".split()
 )
+# The collection property that records which embedding model built a collection (``embedding.model`` as given).
+MODEL_PROPERTY = "docent.embedding_model"
+# How often a process looks again at which collection its alias names: another process may have moved it.
+ALIAS_CHECK_S = 10.0
+
+
+@dataclass(frozen=True)
+class Built:
+    """The collection that answers, as its questions must be embedded: ``model`` is the embedding model recorded on
+    it, "" for a collection from before models were recorded (taken as built by the configured model)."""
+
+    collection: str
+    model: str
+    dimension: int
+    collection_id: int = 0  # a server's id, which tells two collections of one name apart (Lite's is 0)
+
+    def same_collection(self, other: Built) -> bool:
+        return (self.collection, self.collection_id) == (other.collection, other.collection_id)
 
 
 class _LiteNoise(logging.Filter):
@@ -106,7 +126,7 @@ def lite_in_use(uri: str) -> bool:
 
 
 class Store(Protocol):
-    async def ensure_collection(self, dimension: int) -> None: ...
+    async def ensure_collection(self, dimension: int, model: str = "") -> bool: ...
 
     @property
     def rebuilding(self) -> bool: ...
@@ -197,8 +217,12 @@ class MilvusStore:
         # under it fails it midway ("should create connection first"), so ``close`` waits for them.
         self._busy = 0
         self._idle = threading.Condition()
+        self._exclusive = False  # set while the name is briefly unbound (see ``_swap``): new calls wait
+        self._retired: list[Any] = []  # clients dropped by ``_reset`` while other calls still used them
         self._limiter = asyncio.Semaphore(8)
         self._loaded_by: Any = None
+        self._built: Built | None = None  # the collection that answers, once loaded
+        self._check_at = 0.0  # when to look again at which collection the alias names (``ALIAS_CHECK_S``)
         self._output = list(_OUTPUT)
         self._has_headings = True
         self._index_type = _configured_index(settings)  # of the collection that answers, once loaded
@@ -230,8 +254,13 @@ class MilvusStore:
         ``_connect`` can hold the lock for ``milvus.timeout_s`` and the event loop must never wait for it."""
         with self._lock:
             if self._client is failed:
-                _drop(self._client)
                 self._client = None
+                with self._idle:
+                    alone = self._busy <= 1
+                if alone:
+                    _drop(failed)
+                else:  # closing it would fail the calls still running on it ("should create connection first")
+                    self._retired.append(failed)
 
     async def _call(self, what: str, fn: Callable[[Any], T]) -> T:
         def call() -> T:
@@ -254,6 +283,7 @@ class MilvusStore:
 
         def run() -> T:
             with self._idle:
+                self._idle.wait_for(lambda: not self._exclusive)  # a swap that leaves the name unbound for a moment
                 self._busy += 1
             try:
                 return call()
@@ -279,45 +309,59 @@ class MilvusStore:
         """A new collection is being filled beside the one that answers (see ``ensure_collection``)."""
         return self._write != self._name
 
-    async def ensure_collection(self, dimension: int) -> None:
-        """Make sure there is a collection in today's layout to write to, without ever leaving searches without one.
+    async def ensure_collection(self, dimension: int, model: str = "") -> bool:
+        """Make sure there is a collection in today's layout, of ``dimension`` and built by the embedding ``model``,
+        to write to, without ever leaving searches without one.
 
-        The configured name is a Milvus alias of a physical collection ``<name>__<stamp>``. When the collection
-        behind it has an older layout, a new one is created beside it (or the half-built one of an interrupted run
-        is resumed): writes go there while searches keep reading the old one, and ``finish_rebuild`` moves the
-        alias once an index run has filled it. A collection from before aliases is replaced the same way.
+        The configured name is a Milvus alias of a physical collection ``<name>__<stamp>``, which records the model
+        that built it (``MODEL_PROPERTY``). When the collection behind the alias has an older layout, another
+        dimension or another model, a new one is created beside it (or the half-built one of an interrupted run of
+        the same model is resumed; spares of other models are dropped): writes go there while searches keep reading
+        the old one, and ``finish_rebuild`` moves the alias once an index run has filled it. A collection from
+        before aliases is replaced the same way. A collection from before models were recorded is taken as built by
+        ``model`` and the record is written: nothing is rebuilt for an existing install, and its next switch is
+        seen. Without a ``model`` (benchmarks), any model will do.
+
+        True when it dropped a rebuild to write to the collection that answers (a switch of model given up, or a
+        rebuild finished by another process): an index record that followed the rebuild does not describe it.
         """
 
-        def run(client: Any) -> None:
+        def run(client: Any) -> bool:
             names = client.list_collections()
             current = self._behind_alias(client, names)
             spare = [c for c in names if c.startswith(self._name + _STAMP) and c != current]
-            if current is not None and self._layout_ok(client, current, dimension):
-                for name in spare:  # a rebuild made obsolete (another layout change, or one finished elsewhere)
+            why = None if current is None else self._unfit(client, current, dimension, model)
+            if current is not None and why is None:
+                for name in spare:  # a rebuild made obsolete (another change, or one finished elsewhere)
                     client.drop_collection(name)
+                self._record(client, current, model)
                 self._write = self._name
                 client.load_collection(self._name)
-                return
-            resume = next((c for c in spare if self._layout_ok(client, c, dimension)), None)
+                return bool(spare)
+            resume = next((c for c in spare if self._unfit(client, c, dimension, model) is None), None)
             for name in spare:
                 if name != resume:
                     client.drop_collection(name)
-            target = resume or self._create(client, dimension)
+            if resume is not None:
+                self._record(client, resume, model)
+            target = resume or self._create(client, dimension, model=model)
             client.load_collection(target)
             if current is None:
                 client.create_alias(target, self._name)
                 self._write = self._name
-                return
+                return False
             self._write = target
             logger.warning(
-                "collection %s has an older layout: %s the new index in %s beside it; the old one answers until "
-                "an index run completes it",
+                "collection %s %s: %s the new index in %s beside it; the old one answers until an index run "
+                "completes it",
                 self._name,
+                why,
                 "resuming" if resume else "building",
                 target,
             )
+            return False
 
-        await self._call("ensure_collection", run)
+        return await self._call("ensure_collection", run)
 
     async def finish_rebuild(self) -> None:
         """Point the alias at the rebuilt collection (searches move over at once) and drop the old one."""
@@ -334,8 +378,17 @@ class MilvusStore:
         client.load_collection(target)
         old = self._behind_alias(client, client.list_collections())
         if old == self._name:  # a collection from before aliases holds the name
-            client.drop_collection(self._name)
-            client.create_alias(target, self._name)
+            # Dropping it and creating the alias leave the name unbound in between: this process's other calls
+            # finish first and the next ones wait, so no search meets the gap.
+            with self._idle:
+                self._exclusive = True
+                try:
+                    self._idle.wait_for(lambda: self._busy <= 1, timeout=self._settings.timeout_s)
+                    client.drop_collection(self._name)
+                    client.create_alias(target, self._name)
+                finally:
+                    self._exclusive = False
+                    self._idle.notify_all()
         else:
             client.alter_alias(target, self._name)
             if old is not None:
@@ -361,9 +414,10 @@ class MilvusStore:
             if rows < self._settings.auto_index_rows:
                 return None
             started = time.perf_counter()
-            fields = {f["name"]: f for f in client.describe_collection(current)["fields"]}
+            described = client.describe_collection(current)
+            fields = {f["name"]: f for f in described["fields"]}
             dimension = int(fields["vector"]["params"]["dim"])
-            target = self._create(client, dimension, "IVF_FLAT")
+            target = self._create(client, dimension, "IVF_FLAT", model=_recorded_model(described))
             copied = [name for name in fields if name not in ("sparse", "heading_sparse")]  # BM25 makes those
             for batch in _batches(client, current, copied, batch_size=2048):
                 client.insert(target, batch)
@@ -388,25 +442,66 @@ class MilvusStore:
                 return str(name)
         return None
 
-    def _layout_ok(self, client: Any, name: str, dimension: int) -> bool:
-        fields = client.describe_collection(name)["fields"]
-        dims = {f["name"]: f.get("params", {}).get("dim") for f in fields}
+    def _unfit(self, client: Any, name: str, dimension: int, model: str) -> str | None:
+        """Why collection ``name`` cannot take this run's vectors (its layout, dimension or recorded model); None
+        when it can. A collection that records no model fits any."""
+        described = client.describe_collection(name)
+        dims = {f["name"]: f.get("params", {}).get("dim") for f in described["fields"]}
         if set(dims) != SCHEMA_FIELDS:
-            return False
+            return "has an older layout"
         if int(dims.get("vector") or 0) != dimension:
-            raise ConfigError(
-                f"Collection {self._name!r} holds {dims.get('vector')}-d vectors but the embedding model "
-                f"makes {dimension}-d ones: set DOCENT_MILVUS__COLLECTION to a new name to re-index."
-            )
-        return True
+            return f"holds {dims.get('vector')}-d vectors and the embedding model makes {dimension}-d ones"
+        built = _recorded_model(described)
+        if model and built and built != model:
+            return f"was built by the embedding model {built!r}, not {model!r}"
+        return None
 
-    def _create(self, client: Any, dimension: int, index_type: str = "") -> str:
+    def _record(self, client: Any, name: str, model: str) -> None:
+        """Write down that ``model`` built collection ``name`` if it records none (one from before the record)."""
+        if model and not _recorded_model(client.describe_collection(name)):
+            client.alter_collection_properties(name, properties={MODEL_PROPERTY: model})
+            logger.info("collection %s recorded no embedding model: it is taken as built by %s", name, model)
+
+    def _create(self, client: Any, dimension: int, index_type: str = "", *, model: str = "") -> str:
         index_type = index_type or _configured_index(self._settings)
         name = f"{self._name}{_STAMP}{time.strftime('%Y%m%d%H%M%S')}_{secrets.token_hex(2)}"
         indexes = self._indexes(client, index_type)
-        client.create_collection(name, schema=self._schema(client, dimension), index_params=indexes)
-        logger.info("created collection %s (%d-d, %s)", name, dimension, index_type)
+        started = time.perf_counter()
+        # The collection bare, then its indexes without pymilvus' wait (a fixed half-second sleep per index before
+        # its first look: 2.5 s for the five), then one short poll for all of them.
+        properties = {MODEL_PROPERTY: model} if model else {}
+        client.create_collection(name, schema=self._schema(client, dimension), properties=properties)
+        client.create_index(name, indexes, sync=False)
+        self._await_indexes(client, name)
+        logger.info(
+            "created collection %s (%d-d, %s, model %s) in %.2fs",
+            name,
+            dimension,
+            index_type,
+            model or "unrecorded",
+            time.perf_counter() - started,
+        )
         return name
+
+    def _await_indexes(self, client: Any, name: str) -> None:
+        """Wait until every index of ``name`` is built (at once for an empty collection; the copy of
+        ``fit_index`` inserts after this); a failed one raises, so no half-indexed collection is used."""
+        deadline = time.monotonic() + self._settings.timeout_s
+        pending = set(client.list_indexes(name))
+        while pending:
+            for index in sorted(pending):
+                described = client.describe_index(name, index) or {}
+                state = str(described.get("state", "Finished"))
+                if state == "Finished":
+                    pending.discard(index)
+                elif state == "Failed":
+                    raise StoreUnavailable(
+                        f"building index {index} of {name} failed: {described.get('index_state_fail_reason', '')}"
+                    )
+            if pending:
+                if time.monotonic() > deadline:
+                    raise StoreUnavailable(f"the indexes of {name} were not built in {self._settings.timeout_s}s")
+                time.sleep(_INDEX_POLL_S)
 
     def _schema(self, client: Any, dimension: int) -> Any:
         from pymilvus import DataType, Function, FunctionType
@@ -659,21 +754,43 @@ class MilvusStore:
         if await self._count(self._name) == 0:
             raise IndexMissing(f"The collection {self._name!r} is empty: run `python -m indexer`.")
 
+    async def answering(self) -> Built:
+        """The collection that answers, with the model its questions must be embedded by. Cheap: read when the
+        collection is loaded, and looked at again at most every ``ALIAS_CHECK_S``."""
+        if self._built is None or self._loaded_by is not self._client or time.monotonic() >= self._check_at:
+            await self._call("load", self._ensure_loaded)
+        assert self._built is not None
+        return self._built
+
     def _ensure_loaded(self, client: Any) -> None:
-        """A fresh process finds the collection released: load it once (and say so if it doesn't exist)."""
-        if self._loaded_by is client:
+        """A fresh process finds the collection released: load it once (and say so if it doesn't exist). Every
+        ``ALIAS_CHECK_S`` it looks again at which collection the alias names: another process (an indexer beside
+        the bot, on a Milvus server) may have moved it, and then the layout, index, model and local BM25 of the
+        collection that answers now are read again, as after a move in this process (``_swap``)."""
+        now = time.monotonic()
+        if self._loaded_by is client and now < self._check_at:
             return
-        if not client.has_collection(self._name):
+        if self._loaded_by is not client and not client.has_collection(self._name):
             raise IndexMissing(
                 f"No docs are indexed yet (collection {self._name!r} does not exist): run `python -m indexer`."
             )
+        described = client.describe_collection(self._name)
+        built = _built(described)
+        self._check_at = now + ALIAS_CHECK_S
+        if self._loaded_by is client and built == self._built:
+            return
+        if self._built is not None and not built.same_collection(self._built):
+            logger.info("collection %s now answers as %s", built.collection, self._name)
+            with self._bm25_lock:
+                self._bm25 = None  # local BM25 reads the collection that answers now
         client.load_collection(self._name)
         # During a rebuild the collection that answers may have an older layout: ask only for what it has.
-        fields = {f["name"] for f in client.describe_collection(self._name)["fields"]}
+        fields = {f["name"] for f in described["fields"]}
         self._output = [name for name in _OUTPUT if name in fields]
         self._has_headings = "heading_sparse" in fields
         self._index_type = _vector_index(client, self._name)
         self._fields = fields
+        self._built = built
         self._loaded_by = client
 
     def _load_bm25(self, client: Any) -> None:
@@ -709,8 +826,10 @@ class MilvusStore:
             with self._idle:  # the calls in flight finish first (each is bounded by milvus.timeout_s)
                 self._idle.wait_for(lambda: self._busy == 0, timeout=self._settings.timeout_s)
             with self._lock:
-                _drop(self._client)
+                for client in [self._client, *self._retired]:
+                    _drop(client)
                 self._client = None
+                self._retired = []
 
         await asyncio.to_thread(run)  # the lock may be held by a slow connect: never wait for it on the loop
 
@@ -731,6 +850,22 @@ def _hit(row: dict[str, Any], query: list[float], similarity: float | None = Non
         similarity=float(similarity),
         kind=str(entity.get("kind") or "section"),
         section=int(entity["section"]) if entity.get("section") is not None else None,
+    )
+
+
+def _recorded_model(described: dict[str, Any]) -> str:
+    """The embedding model a described collection records; "" for one from before models were recorded."""
+    return str((described.get("properties") or {}).get(MODEL_PROPERTY) or "")
+
+
+def _built(described: dict[str, Any]) -> Built:
+    """What ``describe_collection`` of the alias says answers (Milvus names the collection behind it)."""
+    dims = {f["name"]: f.get("params", {}).get("dim") for f in described["fields"]}
+    return Built(
+        str(described.get("collection_name") or ""),
+        _recorded_model(described),
+        int(dims.get("vector") or 0),
+        int(described.get("collection_id") or 0),
     )
 
 

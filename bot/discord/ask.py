@@ -134,6 +134,10 @@ class Asker:
         if message.guild is not None and not self.state.allows(message.guild.id):
             return
         guild = message.guild is not None
+        if guild:  # a person's word in a thread Docent answered in: for the resolution figures
+            reference = message.reference.message_id if message.reference is not None else None
+            here = message.channel.id if isinstance(message.channel, discord.Thread) else None
+            self.state.services.watch.said("discord", message.author.id, (here, reference))
         policy = await self.channel_policy(message.channel) if guild else ChannelPolicy()
         support = self._support_of(message) if guild else None
         action = classify(self._incoming(message, support), policy, self._rules())
@@ -158,6 +162,13 @@ class Asker:
         thread_id = message.channel.id if isinstance(message.channel, discord.Thread) else None
         reference = message.reference.message_id if message.reference else None
         history = self.state.conversations.history(reference) or self.state.conversations.history(thread_id)
+        # The conversation it belongs to: its thread, the one a reply continues, or its own (a thread Docent opens
+        # under a message has the message's id).
+        conversation = (
+            str(thread_id)
+            if thread_id
+            else self.state.services.watch.thread_of("discord", reference) or str(message.id)
+        )
         said: tuple[str, ...] = ()
         if not history and isinstance(message.channel, discord.Thread):  # asked into a thread it did not start
             said = await read_thread(message.channel, message, settings)
@@ -185,6 +196,8 @@ class Asker:
                 history=history,
                 thread=said,
                 policy=policy,
+                channel=_channel_id(message.channel) if guild_id else None,
+                conversation=conversation if guild_id else None,
             ),
             DiscordReply(LazyReplier(open_reply, tell=tell)),
         )
@@ -249,7 +262,14 @@ class Asker:
             self.state.conversations.remember(keys, (), Turn(outcome.answer.question, outcome.answer.text))
 
     def on_reaction(self, payload: discord.RawReactionActionEvent) -> None:
-        """A moderator's 🚫 on a new question keeps Docent from answering it (if the answer isn't posted yet)."""
+        """A moderator's 🚫 on a new question keeps Docent from answering it (if the answer isn't posted yet); any
+        person's reaction in a thread Docent answered in is heard (the asker's settles the follow-up)."""
+        if payload.guild_id is not None and payload.member is not None and not payload.member.bot:
+            keys = (payload.message_id, payload.channel_id)
+            self.state.services.watch.reacted("discord", payload.user_id, keys)
+        self._skip_mark(payload)
+
+    def _skip_mark(self, payload: discord.RawReactionActionEvent) -> None:
         member = payload.member
         if str(payload.emoji) != SKIP or member is None or member.bot or not self.state.allows(payload.guild_id):
             return
@@ -317,8 +337,9 @@ class Asker:
             await interaction.response.send_message(ONLY_IN_SERVERS, ephemeral=True, allowed_mentions=NO_PINGS)
             return
         policy = None
-        if guild_id is not None and interaction.channel is not None:
-            policy = await self.channel_policy(interaction.channel)
+        channel = interaction.channel
+        if guild_id is not None and channel is not None:
+            policy = await self.channel_policy(channel)
             if policy.mode == "off":
                 await interaction.response.send_message(OFF_HERE, ephemeral=True, allowed_mentions=NO_PINGS)
                 return
@@ -329,6 +350,8 @@ class Asker:
                 Place("discord", guild_id),
                 private=private or guild_id is None,
                 policy=policy,
+                channel=_channel_id(channel) if guild_id is not None and channel is not None else None,
+                conversation=str(channel.id) if isinstance(channel, discord.Thread) else None,
             ),
             DiscordReply(InteractionReplier(interaction, ephemeral=private)),
         )
@@ -349,6 +372,12 @@ async def _delete_later(message: discord.Message, delay: float) -> None:
 
 def _view(view: discord.ui.View | None) -> dict[str, Any]:
     return {"view": view} if view is not None else {}
+
+
+def _channel_id(channel: Any) -> str:
+    """The channel a question counts for: a thread's parent (a forum, a text channel), else the channel."""
+    parent = getattr(channel, "parent_id", None) if isinstance(channel, discord.Thread) else None
+    return str(parent or channel.id)
 
 
 def _forum_post(message: discord.Message) -> discord.Thread | None:

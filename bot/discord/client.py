@@ -22,7 +22,7 @@ from discord import app_commands
 
 from bot.discord import admin, ask, feedback, learned
 from bot.discord.ask import Asker
-from bot.discord.feedback import SolvedButton, VoteButton
+from bot.discord.feedback import DiscordFollowUps, NotYetButton, SolvedButton, VoteButton
 from bot.discord.learned import LearnedButton
 from bot.discord.permissions import PermissionCheck
 from bot.discord.replies import NO_PINGS
@@ -122,7 +122,8 @@ class DocentBot(discord.Client):
         self._closing: asyncio.Task[None] | None = None
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(VoteButton, SolvedButton, LearnedButton)
+        self.add_dynamic_items(VoteButton, SolvedButton, NotYetButton, LearnedButton)
+        self.services.followups.register("discord", DiscordFollowUps(self.state))
         # Synced in the background: a rejected sync (a 400 for the payload, a 5xx, a 429) must not stop the bot
         # from answering mentions.
         self.spawn(self._sync_until_done(), name="command-sync")
@@ -175,6 +176,7 @@ class DocentBot(discord.Client):
         return self.state.spawn(coro, name=name, finish_on_close=finish_on_close)
 
     async def close(self) -> None:
+        self.services.followups.unregister("discord")
         await self.state.tasks.close()
         if self._owns_services:
             await self.services.close()

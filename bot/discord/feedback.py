@@ -18,10 +18,12 @@ from bot.discord import docent
 from bot.discord.permissions import is_moderator, refused_unless_admin, solved_tag
 from bot.discord.render import split_message
 from bot.discord.replies import NO_PINGS
+from bot.discord.state import DiscordState
+from bot.followup import NOT_YET_LABEL, NOT_YET_THANKS, QUESTION, SOLVED_LABEL
 from bot.services import Place
 from bot.text import sendable
 from rag.errors import new_error_id
-from rag.feedback import support_text
+from rag.feedback import DueFollowUp, support_text
 from rag.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -74,7 +76,7 @@ class SolvedButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"do
         self.thread_id = thread_id
         super().__init__(
             discord.ui.Button(
-                label="This solved it",
+                label=SOLVED_LABEL,
                 emoji="✅",
                 style=discord.ButtonStyle.success,
                 custom_id=f"docent:solved:{thread_id}",
@@ -109,6 +111,76 @@ class SolvedButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"do
         tagged = await _apply_solved_tag(interaction, bot.settings.discord.solved_tag)
         await _say(interaction, ("✅ Marked solved" if new else "Already marked solved") + tagged)
         logger.info("support thread %s solved by %s", self.thread_id, interaction.user.id)
+
+
+class NotYetButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"docent:notyet:(?P<id>\w+)"):
+    """ "Not yet", under "Did this solve it?" (``bot.followup``): a 👎 on the answer, down the vote button's path (a
+    helper's answer in the thread is then worth learning)."""
+
+    def __init__(self, answer_id: str) -> None:
+        self.answer_id = answer_id
+        super().__init__(
+            discord.ui.Button(
+                label=NOT_YET_LABEL, style=discord.ButtonStyle.secondary, custom_id=f"docent:notyet:{answer_id}"
+            )
+        )
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        return not await docent(interaction).refuse_unless_allowed(interaction)
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> NotYetButton:
+        return cls(match["id"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _acknowledge(interaction)
+        bot = docent(interaction)
+        try:
+            recorded = await bot.services.vote(
+                self.answer_id, interaction.user.id, False, Place("discord", interaction.guild_id)
+            )
+        except Exception as exc:
+            await _failed(interaction, exc, "not-yet vote")
+            return
+        bot.desk.needs_help(interaction.channel_id)
+        await _say(interaction, NOT_YET_THANKS if recorded else "That answer is too old to rate.")
+
+
+class DiscordFollowUps:
+    """Posts "Did this solve it?" (``bot.followup.Poster``) in a support question's thread, or, where the answer
+    went in a reply, as a reply to the question; it pings no one."""
+
+    def __init__(self, state: DiscordState) -> None:
+        self.state = state
+
+    async def post_followup(self, due: DueFollowUp) -> None:
+        client = self.state.client
+        view = followup_view(due.answer_id, due.thread)
+        thread_id = int(due.thread)
+        thread = client.get_channel(thread_id)
+        if thread is None:
+            try:
+                thread = await client.fetch_channel(thread_id)
+            except discord.NotFound:  # no thread: the question's message id
+                thread = None
+        if isinstance(thread, discord.Thread):
+            await thread.send(QUESTION, view=view, allowed_mentions=NO_PINGS)
+            return
+        channel = client.get_channel(int(due.channel)) or await client.fetch_channel(int(due.channel))
+        if not isinstance(channel, discord.TextChannel):
+            raise RuntimeError(f"channel {due.channel} takes no reply")
+        question = channel.get_partial_message(thread_id)
+        await question.reply(QUESTION, view=view, mention_author=False, allowed_mentions=NO_PINGS)
+
+
+def followup_view(answer_id: str, thread: str) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    if thread.isdigit():
+        view.add_item(SolvedButton(int(thread)))
+    view.add_item(NotYetButton(answer_id))
+    return view
 
 
 async def _acknowledge(interaction: discord.Interaction) -> None:

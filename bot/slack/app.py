@@ -24,7 +24,7 @@ from bot.services import Services
 from bot.slack.admin import SlackChannelModes, SlackReindexer
 from bot.slack.ask import SlackAsker
 from bot.slack.assistant import suggest_prompts
-from bot.slack.feedback import SlackSolved, SlackVotes
+from bot.slack.feedback import SlackFollowUps, SlackSolved, SlackVotes
 from bot.slack.learned import APPROVE, EDIT, EDIT_VIEW, REJECT, TEACH, SlackLearned
 from bot.slack.render import SOLVED, VOTE_DOWN, VOTE_UP
 from rag.errors import ConfigError
@@ -121,6 +121,7 @@ def build_app(services: Services) -> AsyncApp:
     app.action(VOTE_UP)(votes.on_vote)
     app.action(VOTE_DOWN)(votes.on_vote)
     app.action(SOLVED)(SlackSolved(services, asker.asker_of).on_solved)
+    services.followups.register("slack", SlackFollowUps(app.client))
     return app
 
 
@@ -136,4 +137,5 @@ async def running(services: Services) -> AsyncIterator[Callable[[], Awaitable[bo
     try:
         yield handler.client.is_connected
     finally:
+        services.followups.unregister("slack")
         await handler.close_async()

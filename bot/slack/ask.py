@@ -380,11 +380,13 @@ class SlackAsker:
         if not self._first_time(body):
             logger.info("slack: message %s delivered again or edited; answered once", event.get("ts"))
             return
+        root = event.get("thread_ts")
+        if root and event.get("user"):  # a person's word in a thread Docent answered in: for the resolution figures
+            self.services.watch.said("slack", str(event.get("user")), (str(root),))
         policy = await self.services.channels.policy("slack", event.get("channel"))
         incoming = Incoming(text=question_text(str(event.get("text") or "")), mentioned=True)
         if classify(incoming, policy, self._rules()) is not Action.ASK:
             return
-        root = event.get("thread_ts")
         await self._answer(
             client,
             body,
@@ -407,6 +409,8 @@ class SlackAsker:
         if bot_user_id and f"<@{bot_user_id}" in text and not direct:
             return
         channel, root = str(event.get("channel")), event.get("thread_ts")
+        if root and not direct:  # a person's word in a thread Docent answered in: for the resolution figures
+            self.services.watch.said("slack", str(event.get("user")), (str(root),))
         policy = ChannelPolicy() if direct else await self.services.channels.policy("slack", channel)
         support = self.desk.threads.get((channel, str(root))) if root else None
         incoming = Incoming(
@@ -465,6 +469,8 @@ class SlackAsker:
         posted yet)."""
         event = body.get("event") or {}
         item = event.get("item") or {}
+        if item.get("type") == "message" and event.get("user"):  # the asker's reaction settles the follow-up
+            self.services.watch.reacted("slack", str(event.get("user")), (str(item.get("ts")),))
         if event.get("reaction") != SKIP_NAME or item.get("type") != "message":
             return
         if not await is_admin(client, str(event.get("user")), self.settings.slack.admin_user_ids):
@@ -528,6 +534,7 @@ class SlackAsker:
         channel, user = str(event.get("channel")), str(event.get("user"))
         place = _place(body, event)
         history = self.conversations.history(("history", channel, thread))
+        direct = event.get("channel_type") in ("im", "mpim")  # a direct message: private, whatever the workspace
         assistant = event.get("channel_type") == "im" and event.get("thread_ts") is not None
         said: tuple[str, ...] = ()
         asked = str(event.get("ts") or "")
@@ -539,9 +546,12 @@ class SlackAsker:
                 question_text(str(event.get("text") or "")),
                 user,
                 place,
+                private=direct,
                 history=history,
                 thread=said,
                 policy=policy,
+                channel=None if direct else channel,
+                conversation=None if direct else thread,
             ),
             reply,
         )

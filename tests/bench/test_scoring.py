@@ -66,3 +66,18 @@ async def test_cached_embedder_embeds_each_passage_once_across_runs(tmp_path: Pa
     again = CachedEmbedder(inner, tmp_path / "v.npz")
     assert await again.embed_passages(["bb", "ccc"]) == [[2.0, 1.0], [3.0, 1.0]]
     assert inner.calls == 3, "only the new passage is embedded"
+
+
+async def test_vectors_remembered_from_elsewhere_are_not_embedded_again(tmp_path: Path) -> None:
+    class Refusing:
+        dimension, max_tokens = 2, 16
+
+        async def embed_passages(self, texts: Sequence[str]) -> list[list[float]]:
+            raise AssertionError(f"embedded {texts}")
+
+    cache = CachedEmbedder(Refusing(), tmp_path / "v.npz")  # type: ignore[arg-type]
+    cache.remember({CachedEmbedder.key("a"): [1.0, 0.0]})
+    cache.remember({CachedEmbedder.key("a"): [9.0, 9.0]})  # a vector it holds is kept
+    assert await cache.embed_passages(["a"]) == [[1.0, 0.0]]
+    cache.save()
+    assert await CachedEmbedder(Refusing(), tmp_path / "v.npz").embed_passages(["a"]) == [[1.0, 0.0]]  # type: ignore[arg-type]

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 from bot.admission import Admission
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.clock import Clock
 
 
 def test_user_cooldown_then_admitted_again() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     admission = Admission(concurrency=1, max_queue=1, cooldown_s=8, clock=clock)
     assert admission.refusal(1, 10) is None
     refusal = admission.refusal(1, 10)
@@ -25,7 +18,7 @@ def test_user_cooldown_then_admitted_again() -> None:
 
 
 def test_a_busy_server_is_limited_per_minute_without_affecting_others() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     admission = Admission(concurrency=1, max_queue=1, cooldown_s=0, guild_per_minute=3, clock=clock)
     for user in range(3):
         assert admission.refusal(user, 10) is None
@@ -39,7 +32,7 @@ def test_a_busy_server_is_limited_per_minute_without_affecting_others() -> None:
 
 
 def test_a_refused_server_question_does_not_start_the_user_cooldown() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     admission = Admission(concurrency=1, max_queue=1, cooldown_s=8, guild_per_minute=1, clock=clock)
     assert admission.refusal(1, 10) is None
     assert "server" in getattr(admission.refusal(2, 10), "message", "")
@@ -53,7 +46,7 @@ def notices(admission: Admission, user: int, guild: int | None, times: int) -> l
 
 
 def test_a_user_who_keeps_asking_during_the_cooldown_is_told_once() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     admission = Admission(concurrency=1, max_queue=1, cooldown_s=30, clock=clock)
     assert admission.refusal(1, 10) is None
     assert notices(admission, 1, 10, 5) == [True, False, False, False, False]
@@ -68,7 +61,7 @@ def test_a_user_who_keeps_asking_during_the_cooldown_is_told_once() -> None:
 
 
 def test_a_full_server_tells_each_asker_once_per_window() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     admission = Admission(concurrency=1, max_queue=1, cooldown_s=0, guild_per_minute=1, clock=clock)
     assert admission.refusal(1, 10) is None
     assert notices(admission, 2, 10, 3) == [True, False, False]

@@ -75,3 +75,28 @@ async def test_on_loopback_without_a_token_it_serves_everything(http: aiohttp.Cl
         assert status == 200 and "discord_ready" in body
         status, body = await get(http, ops, "/metrics")
         assert status == 200 and "docent_questions_total" in body
+
+
+async def test_metrics_read_the_resolution_from_the_store_at_each_scrape(http: aiohttp.ClientSession, tmp_path) -> None:
+    from rag.feedback import FeedbackStore
+    from rag.models import Answer
+
+    store = FeedbackStore(tmp_path / "feedback.sqlite3")
+    metrics = Metrics()
+
+    async def refresh() -> None:
+        metrics.resolution(await store.resolution())
+
+    line = 'docent_resolution_questions{channel="C1",platform="slack",space="T1",state="%s"} %s'
+    async with OpsServer(OpsSettings(port=0), metrics, Health(), refresh=refresh) as ops:
+        await store.record_answer(
+            Answer("q", "a", (), False, (), "r1"), "U1", guild_id="T1", platform="slack", channel="C1"
+        )
+        _, body = await get(http, ops, "/metrics")
+        assert line % ("unresolved", "1.0") in body and line % ("resolved", "0.0") in body
+        await store.vote("r1", "U1", True, guild_id="T1", platform="slack")
+        _, body = await get(http, ops, "/metrics")
+        assert line % ("resolved", "1.0") in body and line % ("unresolved", "0.0") in body, "as the store says now"
+        store.close()  # a refresh that fails leaves the rest of the metrics served
+        status, body = await get(http, ops, "/metrics")
+        assert status == 200 and "docent_questions_total" in body

@@ -177,7 +177,8 @@ async def test_the_operator_report_lists_each_server_and_direct_messages(
         "Slack workspace T1",
         "Slack direct messages",
     ], sections
-    assert "asked privately in server one" in sections["Discord server 101"], "the operator sees private questions"
+    assert "2 answers" in sections["Discord server 101"], "the operator counts private questions"
+    assert "asked privately" not in sections["Discord server 101"], "and never sees their words"
     server_two = sections["Discord server 202"]
     assert "asked in server two" in server_two and "server one" not in server_two
     assert "asked in a DM" in sections["Discord direct messages"]

@@ -32,4 +32,7 @@ async def test_the_report_shows_no_control_sequences_from_questions(
     assert await print_report(settings, as_json=True) == 0
     out = capsys.readouterr().out
     assert shows_no_control(out), "JSON escapes them"
-    assert json.loads(out)[0]["report"]["top_questions"] == [[f"How?{HOSTILE}", 1]], "and keeps the text"
+    listed = json.loads(out)
+    assert listed[0]["report"]["top_questions"] == [[f"How?{HOSTILE}", 1]], "and keeps the text"
+    [resolution] = listed[0]["report"]["resolution"]
+    assert (resolution["questions"], resolution["unresolved"], resolution["unresolved_rate"]) == (1, 1, 1.0)

@@ -466,5 +466,6 @@ def test_the_summary_says_how_to_switch(tmp_path: Path) -> None:
     )
     text = summary(report)
     assert f"DOCENT_EMBEDDING__MODEL={tmp_path / 'm'}" in text and "python -m indexer" in text
+    assert "old index keeps answering" in text and "no gap" in text
     assert "questions 9, kept 8, triplets 8" in text and "generation 120s" in text
     assert "generation 800 + 4000, training 900 + 60" in text

@@ -212,3 +212,47 @@ async def test_removals_stay_listed_until_a_run_has_done_them_as_asked(tmp_path:
     await record.removed(seen)
     assert [(r.source_id, r.page_id) for r in await record.removals()] == [("community", "learned/2")]
     assert await IndexManifest(tmp_path / "index-record.sqlite3", "other").removals() == [], "per collection"
+
+
+async def test_each_run_is_kept_with_what_it_did(tmp_path: Path, settings, embedder, store) -> None:
+    docs = tmp_path / "docs"
+    write_docs(docs, 3)
+    indexer = make_indexer(settings, embedder, store)
+    await indexer.run([FolderDocs(FolderSource(id="docs", path=docs, base_url="https://docs.example.org/"))])
+    (docs / "page01.md").write_text("# Page 1\n\nChanged.\n")
+    await indexer.run(
+        [FolderDocs(FolderSource(id="docs", path=docs)), FolderDocs(FolderSource(id="gone", path=docs / "x"))]
+    )
+    manifest = IndexManifest(settings.data_dir / "index-record.sqlite3", settings.milvus.collection)
+    second, first = await manifest.runs()
+    assert (first.pages_new, first.pages_changed, first.pages_failed, first.sources_failed) == (3, 0, 0, ())
+    assert second.pages_new == 0 and second.pages_changed == 3, "the base URL changed every page's hash"
+    assert second.sources_failed == ("gone",) and second.error is None
+    assert second.started_at >= first.started_at + first.seconds - 1 and second.seconds > 0
+    pages = {p.page_id: p for p in await manifest.pages()}
+    assert (pages["page00.md"].url, pages["page00.md"].title) == ("", "Page 0"), "addresses and titles are kept"
+
+
+async def test_an_older_record_gains_runs_and_its_pages_addresses(tmp_path: Path, settings, embedder, store) -> None:
+    docs = tmp_path / "docs"
+    write_docs(docs, 2)
+    source = FolderDocs(FolderSource(id="docs", path=docs, base_url="https://docs.example.org/"))
+    await make_indexer(settings, embedder, store).run([source])
+    record = settings.data_dir / "index-record.sqlite3"
+    with contextlib.closing(sqlite3.connect(record)) as db, db:  # as a release before them left it
+        db.execute("DROP TABLE index_runs")
+        db.execute("CREATE TABLE old_pages AS SELECT collection, source_id, page_id, page_hash, chunks, indexed_at "
+                   "FROM pages")  # fmt: skip
+        db.execute("DROP TABLE pages")
+        db.execute("ALTER TABLE old_pages RENAME TO pages")
+    manifest = IndexManifest(record, settings.milvus.collection)
+    assert await manifest.runs() == []
+    assert {(p.url, p.title) for p in await manifest.pages()} == {(None, None)}
+
+    again = await make_indexer(settings, embedder, store).run([source])
+    assert again.pages_unchanged == 2 and again.chunks_written == 0
+    assert {(p.page_id, p.url, p.title) for p in await manifest.pages()} == {
+        ("page00.md", "https://docs.example.org/page00.md", "Page 0"),
+        ("page01.md", "https://docs.example.org/page01.md", "Page 1"),
+    }, "filled in from the store, nothing indexed again"
+    assert len(await manifest.runs()) == 1

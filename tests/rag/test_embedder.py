@@ -66,3 +66,20 @@ async def test_a_failed_batch_fails_its_questions_and_not_the_next(embedder, mon
     assert all(isinstance(r, RuntimeError) for r in results)
     failing = False
     assert len(await embedder.embed_query("and now?")) == embedder.dimension
+
+
+def test_a_model_folder_that_is_gone_is_said_at_once(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deleted model folder (an adapted model removed) is a ConfigError before sentence-transformers (and torch,
+    seconds of imports) is asked to load it; a hub name is left to the hub."""
+    from rag.embedder import SentenceTransformerEmbedder, _names_a_folder
+    from rag.errors import ConfigError
+    from rag.settings import EmbeddingSettings
+
+    def never(self: object, name: str) -> None:
+        raise AssertionError(f"sentence-transformers was asked to load {name}")
+
+    monkeypatch.setattr(SentenceTransformerEmbedder, "_sentence_transformer", never)
+    with pytest.raises(ConfigError, match="no such folder"):
+        SentenceTransformerEmbedder(EmbeddingSettings(model=str(tmp_path / "embedders" / "gone")), tmp_path)
+    assert _names_a_folder("./models/x") and _names_a_folder("~/m") and _names_a_folder("data/embedders/m")
+    assert not _names_a_folder("sentence-transformers/all-MiniLM-L6-v2") and not _names_a_folder("all-MiniLM-L6-v2")

@@ -166,3 +166,82 @@ def test_a_missing_runtime_is_a_clear_configuration_error(
 
 def test_without_a_cache_folder_the_model_runs_on_torch(torch_embedder: SentenceTransformerEmbedder) -> None:
     assert torch_embedder.backend == "torch"
+
+
+PROMPTS = {"query": "search_query: ", "document": "search_document: "}
+QUESTION = "which index uses more memory, HNSW or IVF?"
+
+
+@pytest.fixture(scope="module")
+def prompted_dir(minilm_dir: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """MiniLM with query and document prompts in its sentence-transformers config, as nomic or e5 models ship."""
+    copy = tmp_path_factory.mktemp("prompted") / "model"
+    shutil.copytree(minilm_dir, copy)
+    (copy / "config_sentence_transformers.json").write_text(json.dumps({"prompts": PROMPTS}))
+    return copy
+
+
+@pytest.mark.parametrize("backend", ["torch", "openvino"])
+async def test_the_models_own_query_and_document_prompts_are_honoured_on_every_backend(
+    backend: str, prompted_dir: Path, torch_embedder: SentenceTransformerEmbedder, embedding_cache: Path
+) -> None:
+    settings = EmbeddingSettings(model=str(prompted_dir), backend=backend, threads=1)
+    model = SentenceTransformerEmbedder(settings, embedding_cache)
+    try:
+        assert model.backend == backend
+        query = np.array(await model.embed_query(QUESTION))
+        passages = np.array(await model.embed_passages(TEXTS[:2]))
+        # The prompt's tokens come out of the chunk budget, so a chunk with its prompt still fits the model.
+        assert model.max_tokens == 256 - model.count_tokens(PROMPTS["document"])
+    finally:
+        model.close()
+    expected_query = np.array(await torch_embedder.embed_query(PROMPTS["query"] + QUESTION))
+    expected_passages = np.array(await torch_embedder.embed_passages([PROMPTS["document"] + t for t in TEXTS[:2]]))
+    assert float(query @ expected_query) > 0.999
+    assert (passages * expected_passages).sum(axis=1).min() > 0.999
+
+
+def test_a_configured_prefix_replaces_the_models_prompt(prompted_dir: Path) -> None:
+    settings = EmbeddingSettings(model=str(prompted_dir), backend="torch", threads=1, query_prefix="query: ")
+    model = SentenceTransformerEmbedder(settings)
+    try:
+        assert (model.query_prompt, model.document_prompt) == ("query: ", PROMPTS["document"])
+    finally:
+        model.close()
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({}, ("", "")),
+        ({"prompts": {"query": "", "document": ""}}, ("", "")),
+        ({"prompts": {"query": None, "document": None}}, ("", "")),
+        ({"prompts": PROMPTS}, ("search_query: ", "search_document: ")),
+        ({"prompts": {"query": "query: ", "passage": "passage: "}}, ("query: ", "passage: ")),
+        ({"prompts": {"query": "q: ", "document": None, "corpus": "c: "}}, ("q: ", "c: ")),
+        ({"prompts": {"retrieval": "r: "}, "default_prompt_name": "retrieval"}, ("r: ", "r: ")),
+        ({"prompts": {"query": "q: ", "all": "a: "}, "default_prompt_name": "all"}, ("q: ", "a: ")),
+    ],
+)
+def test_prompts_are_read_as_sentence_transformers_names_them(
+    config: dict[str, object], expected: tuple[str, str]
+) -> None:
+    assert encoders.prompts(config) == expected
+
+
+def test_the_sequence_limit_of_a_folder_saved_by_sentence_transformers_6_is_read_from_its_tokenizer(
+    minilm_dir: str, tmp_path: Path
+) -> None:
+    """sentence-transformers 6 saves max_seq_length as the tokenizer's model_max_length, not in
+    sentence_bert_config.json: read as torch reads it, or the exported backend chunks and truncates at 512."""
+    copy = tmp_path / "model"
+    shutil.copytree(minilm_dir, copy, ignore=shutil.ignore_patterns("*.safetensors"))
+    (copy / "sentence_bert_config.json").write_text(json.dumps({"transformer_task": "feature-extraction"}))
+    tokenizer_config = json.loads((copy / "tokenizer_config.json").read_text())
+    (copy / "tokenizer_config.json").write_text(json.dumps({**tokenizer_config, "model_max_length": 256}))
+    layout = encoders.read_layout(copy)
+    assert layout is not None and layout.max_tokens == 256
+    # A tokenizer without a limit of its own (transformers' huge placeholder) leaves it to the model's positions.
+    (copy / "tokenizer_config.json").write_text(json.dumps({**tokenizer_config, "model_max_length": int(1e30)}))
+    layout = encoders.read_layout(copy)
+    assert layout is not None and layout.max_tokens == 512

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.feedback import FeedbackStore, support_text
+from rag.feedback import FeedbackStore, View, support_text
 from rag.models import Answer, Citation
 
 
@@ -98,8 +98,9 @@ async def test_the_operator_report_lists_every_server_then_direct_messages(tmp_p
         ("discord", None),
     ], "busiest server first, DMs last"
     busiest = reports[0][2]
-    assert (busiest.answers, busiest.helpful) == (2, 1), "private questions are in the operator's view"
-    assert sorted(q for q, _ in busiest.top_questions) == ["private", "public"]
+    assert (busiest.answers, busiest.helpful) == (2, 1), "private questions are counted in the operator's view"
+    assert busiest.top_questions == [("public", 1)], "and never shown, not even to the operator"
+    assert "private" not in busiest.as_text()
     assert reports[2][2].top_questions == [("dm", 1)]
     store.close()
 
@@ -127,8 +128,9 @@ async def test_a_database_from_before_servers_were_recorded_is_migrated_safely(t
     assert (await store.report(guild_id=GUILD)).top_questions == [("new", 1)]
     assert (await store.report(guild_id=GUILD)).not_helpful == 0
     reports = {(platform, guild): report for platform, guild, report in await store.reports_by_server()}
-    assert reports["discord", None].top_questions == [("asked before servers were recorded", 1)]
-    assert reports["discord", None].not_helpful == 1
+    assert reports["discord", None].answers == 1, "counted for the operator"
+    assert reports["discord", None].top_questions == [], "but, maybe private, never shown"
+    assert reports["discord", None].not_helpful == 1 and reports["discord", None].thumbs_down == []
     store.close()
     private = sqlite3.connect(path).execute("SELECT private, platform FROM answers WHERE id = 'old'").fetchone()
     assert private == (1, "discord")
@@ -327,4 +329,74 @@ async def test_support_channel_stats_and_forgetting_a_user(tmp_path: Path) -> No
     assert "#C1: 3 questions, 2 answered, 1 handed off, 1 solved" in support_text(stats)
     assert await store.forget("U1", "slack") == 4, "three questions and one vote"
     assert (await store.report(guild_id="T1", platform="slack")).answers == 1
+    store.close()
+
+
+# The schema just before issue 24: support channels recorded, nothing about confidence, hand-offs or replies.
+SCHEMA_BEFORE_GAPS = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE answers (id TEXT PRIMARY KEY, asked_at REAL NOT NULL, user_hash TEXT NOT NULL, question TEXT NOT NULL,
+    answer TEXT NOT NULL, sources TEXT NOT NULL, refused INTEGER NOT NULL, latency_ms REAL, guild_id INTEGER,
+    private INTEGER NOT NULL DEFAULT 1, platform TEXT NOT NULL DEFAULT 'discord', channel TEXT,
+    unasked INTEGER NOT NULL DEFAULT 0, thread TEXT);
+CREATE TABLE votes (answer_id TEXT NOT NULL REFERENCES answers(id), user_hash TEXT NOT NULL, helpful INTEGER NOT NULL,
+    voted_at REAL NOT NULL, guild_id INTEGER, platform TEXT NOT NULL DEFAULT 'discord',
+    PRIMARY KEY (answer_id, user_hash));
+CREATE TABLE solved (platform TEXT NOT NULL, thread TEXT NOT NULL, channel TEXT, guild_id TEXT,
+    solved_at REAL NOT NULL, PRIMARY KEY (platform, thread));
+INSERT INTO meta VALUES ('salt', 'old-salt');
+INSERT INTO answers VALUES ('refused', 1.0, 'h1', 'old refusal', 'a', '[]', 1, NULL, 101, 0, 'discord', '7', 1, '70');
+INSERT INTO answers VALUES ('solved', 2.0, 'h2', 'old solved', 'a', '[]', 0, NULL, 101, 0, 'discord', '7', 1, '71');
+INSERT INTO solved VALUES ('discord', '71', '7', '101', 3.0);
+"""
+
+
+async def test_a_database_from_before_gaps_gains_their_columns_and_tables(tmp_path: Path) -> None:
+    path = tmp_path / "feedback.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(SCHEMA_BEFORE_GAPS)
+    db.close()
+    store = FeedbackStore(path)
+    report = await store.report(guild_id=101)
+    assert (report.answers, report.not_in_docs) == (2, [("old refusal", 1)]), "old rows read as before"
+    assert [(r.channel, r.resolved, r.handed_off, r.unresolved) for r in report.resolution] == [("7", 1, 0, 1)]
+    gaps = await store.gap_questions(View.of_space("discord", 101), low_confidence=0.45)
+    assert [(g.id, g.reasons) for g in gaps] == [("refused", ("refused",))], "no confidence known: not a low one"
+    confident = Answer("new", "a", (), False, (), "new", {}, confidence=0.9, relevance=0.8)
+    await store.record_answer(confident, 1, guild_id=101, handed_off=True)
+    assert await store.person_replied("discord", "70", 2)
+    store.close()
+    with sqlite3.connect(path) as db:
+        row = db.execute("SELECT confidence, relevance, uncertain, handed_off FROM answers WHERE id = 'new'").fetchone()
+        old = db.execute("SELECT confidence, uncertain, handed_off FROM answers WHERE id = 'refused'").fetchone()
+    db.close()
+    assert row == (0.9, 0.8, 0, 1) and old == (None, 0, 0)
+
+
+async def test_gap_questions_are_refusals_hand_offs_thumbs_down_low_confidence_and_ungrounded(tmp_path: Path) -> None:
+    store = FeedbackStore(tmp_path / "feedback.sqlite3")
+    await store.record_answer(Answer("fine", "a", (), False, (), "ok", {}, confidence=0.8), 1, guild_id=GUILD)
+    await store.record_answer(Answer("refused", "a", (), True, (), "r", {}, confidence=0.2), 1, guild_id=GUILD)
+    await store.record_answer(
+        Answer("unsure", "a", (), False, (), "h", {}, confidence=0.8), 1, guild_id=GUILD, handed_off=True
+    )
+    await store.record_answer(Answer("disliked", "a", (), False, (), "d", {}, confidence=0.8), 1, guild_id=GUILD)
+    await store.record_answer(Answer("weak", "a", (), False, (), "w", {}, confidence=0.4), 1, guild_id=GUILD)
+    await store.record_answer(Answer("loose", "a", (), False, (), "u", {}, True, confidence=0.8), 1, guild_id=GUILD)
+    await store.record_answer(Answer("secret", "a", (), True, (), "p", {}), 1, guild_id=GUILD, private=True)
+    await store.record_answer(Answer("elsewhere", "a", (), True, (), "e", {}), 1, guild_id=OTHER_GUILD)
+    await store.vote("d", 2, False, guild_id=GUILD)
+    await store.vote("ok", 2, True, guild_id=GUILD)
+
+    admins = await store.gap_questions(View.of_space("discord", GUILD), low_confidence=0.45)
+    assert {g.question: g.reasons for g in admins} == {
+        "refused": ("refused", "low_confidence"),
+        "unsure": ("handed_off",),
+        "disliked": ("voted_down",),
+        "weak": ("low_confidence",),
+        "loose": ("uncertain",),
+    }
+    operator = await store.gap_questions(View(space=GUILD), low_confidence=0.45)
+    assert [g.question for g in operator if g.private] == ["secret"], "the operator's view counts private ones"
+    assert len(await store.gap_questions(View())) == 6, 'every space; no low_confidence: "weak" is no gap'
     store.close()

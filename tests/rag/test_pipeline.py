@@ -147,6 +147,7 @@ async def test_below_threshold_refuses_without_generating(embedder, indexed_stor
     assert "generate_ms" not in answer.timings_ms
     assert 0 < len(answer.citations) <= 3
     assert all("#" not in c.url for c in answer.citations), "closest pages link to the page, not a section"
+    assert answer.confidence == max(hit.similarity for hit in answer.hits), "the refusal keeps what it compared"
 
 
 @pytest.mark.integration
@@ -280,6 +281,7 @@ async def test_an_answer_with_no_valid_citation_is_not_presented_as_grounded(emb
     generator = ScriptedGenerator("Postgres replicates with streaming replication [9].")
     answer = await checked(embedder, indexed_store, generator).ask("What is HNSW?")
     assert answer.uncertain and not answer.refused and answer.unsure
+    assert answer.confidence is not None and answer.confidence > 0, "an answer keeps retrieval's confidence"
     assert answer.text.startswith(UNCERTAIN)
     assert answer.sources_heading == "Pages that might help"
     seed = await pipeline(embedder, indexed_store, generator, min_score=-1.0).ask("What is HNSW?")

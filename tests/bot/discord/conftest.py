@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -36,9 +37,9 @@ async def harness_factory(
     ``generator`` is the session's vLLM engine (tests that take the ``generator`` fixture, marked slow) or a
     scripted one; ``pipeline`` builds another answering path over the retriever (an engine still starting).
     ``before_start`` runs after the first index run, before the bot connects. ``feedback`` wraps the real feedback
-    store (``SlowFeedback``). ``fake`` restarts: the new bot connects to the running fake of a harness closed with
-    ``keep_fake=True``, whose members, channels and messages stay (give it its own Milvus Lite path: reopening one in
-    a process restarts Lite's in-process server).
+    store (``SlowFeedback``). ``clock`` is the time follow-ups are due by. ``fake`` restarts: the new bot connects
+    to the running fake of a harness closed with ``keep_fake=True``, whose members, channels and messages stay (give
+    it its own Milvus Lite path: reopening one in a process restarts Lite's in-process server).
     """
     open_harnesses: list[tuple[Harness, Any, MilvusStore, FeedbackStore]] = []
     kept: list[FakeDiscord] = []  # fakes of closed harnesses, for the next bot
@@ -76,6 +77,7 @@ async def harness_factory(
         fake_options: dict[str, Any] | None = None,
         feedback: Callable[[FeedbackStore], Any] | None = None,
         fake: FakeDiscord | None = None,
+        clock: Callable[[], float] = time.time,
         **overrides: Any,
     ) -> Harness:
         if pages:
@@ -110,6 +112,7 @@ async def harness_factory(
             sources,
             feedback(store_of_feedback) if feedback else store_of_feedback,
             metrics=metrics,
+            clock=clock,
         )
         bot = DocentBot(services, own_services=True, guild_ready_timeout=0.1, **(bot_options or {}))
         if fake is not None:

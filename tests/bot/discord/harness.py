@@ -3,6 +3,7 @@ Discord and Milvus Lite; ``harness_factory`` (conftest) builds one per call."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,27 @@ class Harness:
         return await self.fake.wait_for_message(
             lambda m: m.reply_to == message_id and "AI-generated" in m.content, timeout=timeout
         )
+
+    async def stored(self, check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30) -> None:
+        """Until ``check`` (a read of the feedback store) holds, once the records and replies heard so far are
+        written; polled, as the fake's ``wait_for`` polls the bot's state."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            await self.bot.services.records_written()
+            if await check():
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+            await asyncio.sleep(0.02)
+
+    async def recorded(self, answers: int) -> None:
+        """Until the store holds ``answers`` answers: an answer is recorded just after it is posted, so the fake
+        sees it first."""
+
+        async def enough() -> bool:
+            return (await self.bot.services.feedback.report()).answers >= answers
+
+        await self.stored(enough, f"{answers} answers recorded")
 
     async def close(self, *, keep_fake: bool = False) -> None:
         """Stop this bot now (e.g. to start another one on the same data directory); with ``keep_fake`` its fake

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -67,9 +68,11 @@ async def slack_harness(
         *,
         fake: dict[str, Any] | None = None,
         pipeline: Callable[[Retriever, Settings], Answering] | None = None,
+        clock: Callable[[], float] = time.time,
         **overrides: Any,
     ) -> Harness:
-        """``pipeline`` builds another answering path over the retriever (an engine still starting)."""
+        """``pipeline`` builds another answering path over the retriever (an engine still starting); ``clock`` is the
+        time follow-ups are due by."""
         docs = tmp_path / "docs"
         docs.mkdir(exist_ok=True)
         for name, text in DOCS.items():
@@ -107,7 +110,7 @@ async def slack_harness(
 
         sources = with_community(docs_only, settings.data_dir / LEARNED_FILE)
 
-        services = Services(settings, answering, indexer, sources, feedback)
+        services = Services(settings, answering, indexer, sources, feedback, clock=clock)
         harness = Harness(slack, services, store, lambda: running(services))
         await harness.start()
         opened.append((harness, inner, feedback))

@@ -344,7 +344,8 @@ async def test_this_solved_it_is_for_the_asker_and_puts_a_check_on_the_question(
 
 async def test_this_solved_it_still_knows_the_asker_after_a_restart(slack_harness) -> None:
     """The button carries who asked, so a restart (nothing in memory) neither refuses the asker nor lets others in;
-    a button posted before it carried the asker still works for admins and refuses others gracefully."""
+    a button without the asker (posted before it carried one, or under "Did this solve it?") knows the asker by
+    their hashed id in the feedback store, works for admins and refuses others gracefully."""
     h = await slack_harness(ScriptedGenerator("IVF_FLAT clusters vectors [1]."), channels=auto())
     asked = await h.slack.message(HELP, MEMBER, CONFIDENT)
     thread = asked.payload["event"]["ts"]
@@ -358,9 +359,12 @@ async def test_this_solved_it_still_knows_the_asker_after_a_restart(slack_harnes
     assert "Marked solved" in said[-1]["text"] and (HELP, thread, "white_check_mark") in h.slack.reactions
 
     old_value = f"{HELP}|{thread}"  # as buttons were before they carried the asker
+    other = await h.slack.click(answer.ts, "docent_solved", user=BOB, value=old_value)
+    said = await h.until(lambda: h.slack.responses_to(other))
+    assert "Only the person who asked" in said[-1]["text"], "not guessed"
     asker = await h.slack.click(answer.ts, "docent_solved", user=MEMBER, value=old_value)
     said = await h.until(lambda: h.slack.responses_to(asker))
-    assert "Only the person who asked" in said[-1]["text"], "unknown after a restart: not guessed"
+    assert "Already marked solved" in said[-1]["text"], "the asker, known by their hashed id after a restart"
     admin = await h.slack.click(answer.ts, "docent_solved", user=ADMIN, value=old_value)
     said = await h.until(lambda: h.slack.responses_to(admin))
     assert "Already marked solved" in said[-1]["text"]
