@@ -270,7 +270,8 @@ class AdaptReport:
     peak_rss_mb: float  # ru_maxrss of this process over the whole run
     peak_rss_children_mb: float  # ru_maxrss of its biggest ended child: not the engine's worker, a grandchild
     config: AdaptConfig
-    # per phase: the sampled peak of this process ("command") and of its children (the engine, Milvus Lite)
+    # per phase: the sampled peak of this process ("command") and of its children (the engine's processes, which
+    # may linger a few seconds into filtering while they shut down)
     peak_rss_phases_mb: dict[str, dict[str, float]] = field(default_factory=dict)
     styles: dict[str, dict[str, int]] = field(default_factory=dict)  # per style: questions written, kept
 
@@ -820,7 +821,7 @@ def summary(report: AdaptReport) -> str:
             f"  engine start {report.engine_start_s:.0f}s, generation {report.generation_s:.0f}s, "
             f"filtering {report.filter_s:.0f}s, training {t.seconds:.0f}s ({t.steps} steps, loss {t.first_loss:.3f} "
             f"-> {t.last_loss:.3f})",
-            "  peak RSS (MiB, this process + its children: the engine, Milvus Lite): "
+            "  peak RSS (MiB, this process + its children, the engine): "
             + ", ".join(
                 f"{phase} {row['command']:.0f} + {row['children']:.0f}"
                 for phase, row in report.peak_rss_phases_mb.items()
