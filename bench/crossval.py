@@ -454,18 +454,28 @@ def _print_table(rows: Sequence[dict[str, Any]], sets: Sequence[str], k: int) ->
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.cv", description=__doc__.splitlines()[0])
-    parser.add_argument("--sets", default=",".join(SETS), help=f"comma-separated, of {', '.join(SETS)}")
-    parser.add_argument("--k", type=int, default=5, help="pages that count as retrieved (default 5)")
+    add_set_options(parser)
     parser.add_argument("--json-out", type=Path, help="also write the result JSON here")
     parser.add_argument(
         "--no-windows", dest="windows", action="store_false", help="skip the windows index (its build is slow)"
     )
     parser.add_argument("--no-synthetic", action="store_true", help="skip the synthetic regression set")
-    args = parser.parse_args(argv)
-    unknown = [name for name in args.sets.split(",") if name not in SETS]
+    return parser.parse_args(argv)
+
+
+def _set_names(text: str) -> str:
+    unknown = [name for name in text.split(",") if name not in SETS]
     if unknown:
-        parser.error(f"unknown set(s): {', '.join(unknown)}")
-    return args
+        raise argparse.ArgumentTypeError(f"unknown set(s): {', '.join(unknown)}")
+    return text
+
+
+def add_set_options(parser: argparse.ArgumentParser) -> None:
+    """``--sets`` (checked against the dev sets) and ``--k``, as every cross-validated benchmark takes them."""
+    parser.add_argument(
+        "--sets", type=_set_names, default=",".join(SETS), help=f"comma-separated, of {', '.join(SETS)}"
+    )
+    parser.add_argument("--k", type=int, default=5, help="pages that count as retrieved (default 5)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,6 +49,7 @@ from bench.crossval import (
     OUT_OF_SCOPE,
     SETS,
     Runs,
+    add_set_options,
     by_language,
     cross_validate,
     cross_validated_refusals,
@@ -406,7 +407,7 @@ async def _run_embedder(
 
 
 def _unscored(settings: Any, embedder: Any, cost: SetCost) -> SetRun:
-    """A set's costs alone (``--costs-only``): no question is run."""
+    """A set's costs, no question run yet (``--costs-only`` stops here)."""
     return SetRun(
         model=settings.embedding.model,
         dimension=embedder.dimension,
@@ -447,19 +448,8 @@ async def _score_set(
             return production_retrieve(Retriever(memo, stores[indexing], settings.retrieval, tuning))
 
         configured = retriever("sections", settings.tuning)
-        run = SetRun(
-            model=settings.embedding.model,
-            dimension=embedder.dimension,
-            max_tokens=embedder.max_tokens,
-            backend=embedder.backend,
-            chunks=cost.chunks,
-            timed=cost.timed,
-            embed_s=round(cost.embed_s, 2),
-            embed_cpu_s=round(cost.embed_cpu_s, 2),
-            chunking_s=round(cost.chunking_s, 2),
-            configured=(await run_questions("configured", configured, questions)).outcomes,
-            grid={},
-        )
+        run = _unscored(settings, embedder, cost)
+        run.configured = (await run_questions("configured", configured, questions)).outcomes
         for indexing in indexings:
             for name, tuning in tuning_grid(settings.tuning):
                 label = f"{indexing}: {name}"
@@ -666,8 +656,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.embedders", description=__doc__.splitlines()[0])
     parser.add_argument("--embedders", default=DEFAULT_EMBEDDERS, help=f"comma-separated (default {DEFAULT_EMBEDDERS})")
     parser.add_argument("--adapted", default="", help="SET=FOLDER,...: the model adapted to each set's own docs")
-    parser.add_argument("--sets", default=",".join(SETS), help=f"comma-separated, of {', '.join(SETS)}")
-    parser.add_argument("--k", type=int, default=5, help="pages that count as retrieved (default 5)")
+    add_set_options(parser)
     parser.add_argument("--windows", action="store_true", help="tune over the windows index too (slow to build)")
     parser.add_argument(
         "--cost-chunks",
@@ -681,11 +670,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--models-data-dir", type=Path, help="the data dir bench.models fetched into (default: the configured one)"
     )
     parser.add_argument("--json-out", type=Path, default=DEFAULT_OUT, help=f"default {DEFAULT_OUT}")
-    args = parser.parse_args(argv)
-    unknown = [name for name in args.sets.split(",") if name not in SETS]
-    if unknown:
-        parser.error(f"unknown set(s): {', '.join(unknown)}")
-    return args
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
